@@ -1,0 +1,59 @@
+# GridAtlas: `make run` serves the demo city, `make test` runs the test suite.
+# Both install whatever is missing on a Debian 12 machine (as root or with sudo).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+HOST ?= 127.0.0.1
+PORT ?= 5000
+DEMO_CUSTOMERS ?= 20000
+DEMO_SEED ?= 1
+VENDOR := static/vendor
+VENDOR_FILES := \
+	node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css \
+	node_modules/leaflet.markercluster/dist/leaflet.markercluster.js \
+	node_modules/leaflet.markercluster/dist/MarkerCluster.css \
+	node_modules/leaflet.markercluster/dist/MarkerCluster.Default.css \
+	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js \
+	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css \
+	node_modules/leaflet-realtime/dist/leaflet-realtime.js
+
+.PHONY: run test install assets browser stop clean-db lint
+
+run: install assets
+	$(BIN)/flask --app app db upgrade
+	$(BIN)/flask --app app demo --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --if-empty
+	$(BIN)/flask --app app run --host $(HOST) --port $(PORT) --with-threads
+
+test: install assets browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(APT) update -qq && $(APT) install -y -qq python3-venv; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[pandapower,test]'
+	@touch $@
+
+assets: $(VENDOR)/.installed
+
+$(VENDOR)/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { $(APT) update -qq && $(APT) install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(VENDOR)/images
+	cp $(VENDOR_FILES) $(VENDOR)/
+	cp node_modules/leaflet/dist/images/* $(VENDOR)/images/
+	@touch $@
+
+browser:
+	@[ -x /usr/bin/chromium ] || { $(APT) update -qq && $(APT) install -y -qq chromium chromium-driver; }
+
+stop:
+	$(BIN)/python -c 'from geo.cluster import default_cluster; default_cluster().stop()'
+
+clean-db: stop
+	rm -rf var/postgres

@@ -1,0 +1,44 @@
+"""GridAtlas: the outage-and-outlet map service of a power distribution utility.
+
+``flask --app app run`` serves it; ``create_app`` builds it and nothing is built at import time.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify, redirect, url_for
+
+import geo.db
+import geo.errors
+import geo.maps
+import geo.migrate
+from geo.config import from_environment
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application; ``config`` overrides the settings read from the environment."""
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.config.from_mapping(from_environment())
+    if config:
+        app.config.from_mapping(config)
+
+    geo.errors.init_app(app)
+    geo.db.init_app(app)
+    geo.migrate.init_app(app)
+    geo.maps.init_app(app)
+
+    import topology
+
+    topology.init_app(app)
+
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    app.add_url_rule("/", "index", lambda: redirect(url_for("topology_views.network_map")))
+    return app
+
+
+def _healthz():
+    """Database reachability, PostGIS version, migration head and network counts."""
+    from geo.health import health_report
+
+    report = health_report()
+    return jsonify(report), (200 if report["database"]["reachable"] else 503)

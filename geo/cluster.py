@@ -1,0 +1,234 @@
+"""The embedded PostGIS cluster: a private PostgreSQL 15 + PostGIS 3 under ``var/``.
+
+Used when no ``DATABASE_URL`` is configured, so that a fresh Debian machine needs no
+database set up by hand. PostgreSQL refuses to run as root, so as root the cluster runs as
+the ``postgres`` system user (created by Debian's package) and its directories belong to it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["ClusterError", "Cluster", "default_cluster"]
+
+PG_VERSION = "15"
+PG_BIN = Path(f"/usr/lib/postgresql/{PG_VERSION}/bin")
+POSTGIS_PACKAGE = f"postgresql-{PG_VERSION}-postgis-3"
+POSTGIS_CONTROL = Path(f"/usr/share/postgresql/{PG_VERSION}/extension/postgis.control")
+# A unix socket path may not exceed 107 bytes; ".s.PGSQL.5432" takes 14 of them.
+_SOCKET_DIR_MAX = 90
+
+
+class ClusterError(RuntimeError):
+    """The embedded cluster cannot be installed, created or started."""
+
+
+def _log(message: str) -> None:
+    print(f"[gridatlas] {message}", file=sys.stderr, flush=True)
+
+
+class Cluster:
+    """A PostgreSQL cluster whose data and socket live in one project folder.
+
+    Parameters
+    ----------
+    root : Path
+        The folder that holds ``data/``, ``run/`` and ``log``.
+    database : str
+        The database ``url()`` points at; created with the postgis extension.
+    """
+
+    port = 5432  # only names the socket file: the cluster listens on no TCP address
+
+    def __init__(self, root: Path, database: str = "gridatlas"):
+        self.root = Path(root).resolve()
+        self.database = database
+        self.user = self._run_user()
+
+    # -- where things are -------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        """The socket folder; moved under /tmp when the project path is too long for a socket."""
+        wanted = self.root / "run"
+        if len(str(wanted)) <= _SOCKET_DIR_MAX:
+            return wanted
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:12]
+        return Path("/tmp") / f"gridatlas-{digest}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+    def url(self, database: str | None = None) -> str:
+        """The SQLAlchemy URL of ``database`` (default: the cluster's own) over the socket."""
+        return (
+            f"postgresql+psycopg://{self.user}@/{database or self.database}"
+            f"?host={self.socket_dir}&port={self.port}"
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def ensure(self) -> str:
+        """Install, create and start the cluster as needed; return the database URL. Idempotent."""
+        self._ensure_postgis_installed()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        if not self.is_running():
+            self.start()
+        self.create_database(self.database)
+        return self.url()
+
+    def is_running(self) -> bool:
+        """Whether the server accepts connections on its socket."""
+        if not (self.data_dir / "PG_VERSION").exists():
+            return False
+        result = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-q", "-h", str(self.socket_dir), "-p", str(self.port)],
+            capture_output=True,
+        )
+        return result.returncode == 0
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        self._prepare_socket_dir()
+        _log(f"starting PostgreSQL in {self.data_dir}")
+        self._as_owner(
+            [
+                str(PG_BIN / "pg_ctl"), "start", "-w", "-t", "60",
+                "-D", str(self.data_dir), "-l", str(self.log_file),
+                "-o", f"-k {self.socket_dir} -p {self.port}",
+            ]
+        )
+        for _ in range(100):
+            if self.is_running():
+                return
+            time.sleep(0.1)
+        raise ClusterError(f"PostgreSQL did not start; see {self.log_file}")
+
+    def stop(self) -> None:
+        """Stop the server if it runs (fast shutdown: open sessions are ended)."""
+        if (self.data_dir / "postmaster.pid").exists():
+            self._as_owner([str(PG_BIN / "pg_ctl"), "stop", "-m", "fast", "-D", str(self.data_dir)])
+
+    def create_database(self, name: str, *, drop_first: bool = False) -> None:
+        """Create database ``name`` with the postgis and pg_trgm extensions, if it is missing."""
+        psql = [str(PG_BIN.parent / "bin" / "psql"), "-h", str(self.socket_dir), "-p", str(self.port),
+                "-U", self.user, "-v", "ON_ERROR_STOP=1", "-qAt"]
+        if not Path(psql[0]).exists():
+            psql[0] = shutil.which("psql") or "psql"
+        if drop_first:
+            self._as_owner(psql + ["-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'])
+        exists = self._as_owner(
+            psql + ["-d", "postgres", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"]
+        ).stdout.strip()
+        if not exists:
+            self._as_owner(psql + ["-d", "postgres", "-c", f'CREATE DATABASE "{name}"'])
+        self._as_owner(
+            psql + ["-d", name, "-c",
+                    "CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS pg_trgm"]
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _run_user() -> str:
+        """The account that owns the cluster: ourselves, or ``postgres`` when we are root."""
+        if os.geteuid() != 0:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        return "postgres"
+
+    def _as_owner(self, argv: list[str]) -> subprocess.CompletedProcess:
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", self.user, "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ClusterError(f"{' '.join(argv)} failed:\n{result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    def _ensure_postgis_installed(self) -> None:
+        if (PG_BIN / "initdb").exists() and POSTGIS_CONTROL.exists():
+            if os.geteuid() == 0:
+                self._ensure_root_user()
+            return
+        if not shutil.which("apt-get"):
+            raise ClusterError(
+                f"PostgreSQL {PG_VERSION} with PostGIS 3 is not installed and this system has no apt-get. "
+                "Install PostgreSQL 15 and PostGIS 3, or set DATABASE_URL to a PostGIS database."
+            )
+        _log(f"installing {POSTGIS_PACKAGE} with apt-get (once)")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", POSTGIS_PACKAGE]):
+            if subprocess.run(sudo + argv, env=env).returncode != 0:
+                raise ClusterError(
+                    f"could not install {POSTGIS_PACKAGE}; install it yourself or set DATABASE_URL"
+                )
+        # Debian's package starts its own cluster on port 5432; ours does not need it.
+        if os.geteuid() == 0:
+            self._ensure_root_user()
+
+    def _ensure_root_user(self) -> None:
+        try:
+            pwd.getpwnam(self.user)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", self.user], check=True)
+
+    def _owner_can_reach(self, path: Path) -> bool:
+        if os.geteuid() != 0:
+            return True
+        probe = subprocess.run(["runuser", "-u", self.user, "--", "test", "-x", str(path)])
+        return probe.returncode == 0
+
+    def _initdb(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, self.user)
+        if not self._owner_can_reach(self.root):
+            raise ClusterError(
+                f"the user {self.user!r} cannot reach {self.root}: a parent folder is private. "
+                "Clone the project into a folder other users can traverse, or set DATABASE_URL."
+            )
+        _log(f"creating a PostgreSQL {PG_VERSION} cluster in {self.data_dir}")
+        self._as_owner(
+            [str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", self.user, "-A", "trust",
+             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+        )
+        settings = {
+            "listen_addresses": "''",
+            "max_connections": "200",
+            "shared_buffers": "'512MB'",
+            "work_mem": "'32MB'",
+            "maintenance_work_mem": "'512MB'",
+            "max_wal_size": "'4GB'",
+            "synchronous_commit": "off",
+            "unix_socket_permissions": "0777",
+        }
+        with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write("\n# GridAtlas embedded cluster\n")
+            for key, value in settings.items():
+                conf.write(f"{key} = {value}\n")
+
+    def _prepare_socket_dir(self) -> None:
+        sockets = self.socket_dir
+        sockets.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(sockets, self.user)
+        sockets.chmod(0o755)
+        log = self.log_file
+        if os.geteuid() == 0 and log.exists():
+            shutil.chown(log, self.user)
+
+
+def default_cluster(project_root: Path | None = None) -> Cluster:
+    """The cluster under ``<project>/var/postgres`` (``GRIDATLAS_VAR`` moves ``var/``)."""
+    root = project_root or Path(__file__).resolve().parent.parent
+    var = Path(os.environ.get("GRIDATLAS_VAR", root / "var"))
+    return Cluster(var / "postgres")

@@ -1,0 +1,85 @@
+"""One error hierarchy for the whole service, rendered as RFC 9457 ``application/problem+json``."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+__all__ = [
+    "ProblemError", "BadRequest", "NotFound", "Conflict", "UnprocessableEntity",
+    "ImportFailed", "problem_response", "init_app",
+]
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """Base of every error the API reports; subclasses fix the status and the title."""
+
+    status = 500
+    title = "Internal server error"
+    type = "about:blank"
+
+    def __init__(self, detail: str | None = None, **extra: Any):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        body = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ProblemError):
+    status = 400
+    title = "Bad request"
+
+
+class NotFound(ProblemError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    title = "Conflict"
+
+
+class UnprocessableEntity(ProblemError):
+    status = 422
+    title = "Unprocessable entity"
+
+
+class ImportFailed(UnprocessableEntity):
+    """A network file was refused; ``layer``, ``row`` and ``reason`` say where and why."""
+
+    title = "Import refused"
+
+    def __init__(self, layer: str, row: Any, reason: str):
+        super().__init__(f"layer {layer!r}, row {row}: {reason}", layer=layer, row=row, reason=reason)
+        self.layer, self.row, self.reason = layer, row, reason
+
+
+def problem_response(status: int, title: str, detail: str, **extra: Any) -> Response:
+    """A ``problem+json`` response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return Response(json.dumps(body, default=str), status=status, mimetype=PROBLEM_JSON)
+
+
+def init_app(app: Flask) -> None:
+    """Render every error, ours or Flask's, as ``problem+json``."""
+
+    @app.errorhandler(ProblemError)
+    def _problem(error: ProblemError):
+        return problem_response(**{k: v for k, v in error.to_dict().items() if k != "type"})
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        return problem_response(error.code or 500, error.name, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        app.logger.exception("unhandled error")
+        return problem_response(500, "Internal server error", "An unexpected error occurred.")

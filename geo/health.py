@@ -1,0 +1,49 @@
+"""What ``GET /healthz`` reports."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from geo.migrate import current_revision, head_revision
+
+__all__ = ["health_report", "COUNTED_TABLES"]
+
+# Tables whose row counts describe the loaded data; a package adds its own with register_counted.
+COUNTED_TABLES: list[str] = []
+
+
+def register_counted(*tables: str) -> None:
+    """Have /healthz report the row count of ``tables``."""
+    for table in tables:
+        if table not in COUNTED_TABLES:
+            COUNTED_TABLES.append(table)
+
+
+def health_report() -> dict[str, Any]:
+    """Reachability, versions and counts; never raises for an unreachable database."""
+    engine = current_app.extensions["engine"]
+    report: dict[str, Any] = {"status": "ok", "database": {"reachable": False}}
+    try:
+        with engine.connect() as connection:
+            postgis = connection.execute(text("SELECT postgis_lib_version()")).scalar_one()
+            server = connection.execute(text("SHOW server_version")).scalar_one()
+            existing = set(connection.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars())
+            counts = {
+                table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+                for table in COUNTED_TABLES if table in existing
+            }
+        current, head = current_revision(engine), head_revision(engine)
+    except SQLAlchemyError as error:
+        report.update(status="unavailable")
+        report["database"]["error"] = str(error.orig if hasattr(error, "orig") else error).strip()
+        return report
+    report["database"] = {"reachable": True, "server_version": server, "postgis_version": postgis}
+    report["migrations"] = {"current": current, "head": head, "up_to_date": current == head}
+    report["network"] = counts
+    if current != head:
+        report["status"] = "migrations pending"
+    return report

@@ -1,0 +1,90 @@
+"""Fixtures: a real PostGIS database migrated from empty, and a rolled-back transaction per test.
+
+The database is ``TEST_DATABASE_URL`` when set; otherwise a fresh ``gridatlas_test`` database in
+the project's embedded cluster (started on demand), dropped and recreated at every session.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app import create_app
+from geo.db import make_engine
+from geo.migrate import upgrade
+
+
+def _test_database_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    from geo.cluster import default_cluster
+
+    cluster = default_cluster()
+    cluster.ensure()
+    name = "gridatlas_test"
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        name += "_" + os.environ["PYTEST_XDIST_WORKER"]
+    cluster.create_database(name, drop_first=True)
+    return cluster.url(name)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """The URL of an empty test database brought to the migration head."""
+    url = _test_database_url()
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    """The engine of the test database."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def connection(engine):
+    """A connection inside a transaction rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
+@pytest.fixture()
+def session(connection):
+    """An ORM session bound to the rolled-back connection; commits become savepoints."""
+    with Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture()
+def app(engine, connection, monkeypatch):
+    """The app on the test database; every request shares the test's rolled-back connection."""
+    application = create_app({"TESTING": True, "DATABASE_URL": str(engine.url.render_as_string(False)),
+                              "ENGINE": engine, "BASEMAP_URL": "none"})
+    from sqlalchemy.orm import sessionmaker
+
+    application.extensions["sessionmaker"] = sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    application.extensions["test_connection"] = connection
+    return application
+
+
+@pytest.fixture()
+def client(app):
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture()
+def runner(app):
+    """A CLI runner of ``app``."""
+    return app.test_cli_runner()

@@ -1,0 +1,16 @@
+"""The electrical network: model, importers, demo generator, graph, traces and switching."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the network's blueprints, CLI commands and health counts."""
+    from geo.health import register_counted
+    from topology import api, cli, views
+
+    register_counted("substations", "feeders", "nodes", "segments", "devices", "sources",
+                     "transformer_areas", "service_points")
+    app.register_blueprint(api.bp)
+    app.register_blueprint(views.bp)
+    cli.init_app(app)

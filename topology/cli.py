@@ -1,0 +1,114 @@
+"""``flask --app app network ...`` (import, export) and ``flask --app app demo``."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import text
+from tqdm import tqdm
+
+from geo import demo as demo_registry
+from geo.errors import ImportFailed
+from topology.loader import NetworkFrames, load_network
+
+network_cli = AppGroup("network", help="Import and export the electrical network.")
+
+
+def _load_with_progress(frames: NetworkFrames) -> dict[str, int]:
+    """Load ``frames`` in one transaction with a progress bar per layer."""
+    engine = current_app.extensions["engine"]
+    total = sum(frames.counts().values())
+    with tqdm(total=total, unit="row", desc="loading", disable=None) as bar:
+        def progress(layer: str, rows: int) -> None:
+            bar.set_postfix_str(layer)
+            bar.update(rows)
+
+        with engine.begin() as connection:
+            return load_network(connection, frames, progress)
+
+
+def _report(counts: dict[str, int], started: float) -> None:
+    summary = ", ".join(f"{rows} {layer}" for layer, rows in counts.items() if rows)
+    click.echo(f"imported {summary} in {time.perf_counter() - started:.1f} s")
+
+
+@network_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_command(path: Path) -> None:
+    """Import a network from a GeoPackage or GeoJSON file (docs/data-format.md)."""
+    from topology.importers import read_network_file
+
+    started = time.perf_counter()
+    try:
+        counts = _load_with_progress(read_network_file(path))
+    except ImportFailed as error:
+        raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
+    _report(counts, started)
+
+
+@network_cli.command("import-pandapower")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_pandapower_command(path: Path) -> None:
+    """Import a pandapower net saved with ``pandapower.to_json``."""
+    from topology.importers import read_pandapower_json
+
+    started = time.perf_counter()
+    try:
+        counts = _load_with_progress(read_pandapower_json(path))
+    except ImportFailed as error:
+        raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
+    _report(counts, started)
+
+
+@network_cli.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def export_command(path: Path) -> None:
+    """Export the whole network to a GeoPackage (the import layout)."""
+    from topology.importers import export_network
+
+    started = time.perf_counter()
+    with current_app.extensions["engine"].connect() as connection:
+        counts = export_network(connection, path)
+    summary = ", ".join(f"{rows} {layer}" for layer, rows in counts.items() if rows)
+    click.echo(f"exported {summary} to {path} in {time.perf_counter() - started:.1f} s")
+
+
+@click.command("demo")
+@click.option("--customers", default=20000, show_default=True, type=click.IntRange(1000, 1_000_000),
+              help="How many customers the demo city has.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generator.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when a network is already loaded.")
+def demo_command(customers: int, seed: int, if_empty: bool) -> None:
+    """Generate and load the demo city (deterministic for a given size and seed)."""
+    from topology.demo import CITY, generate_city
+
+    engine = current_app.extensions["engine"]
+    if if_empty:
+        with engine.connect() as connection:
+            if connection.execute(text("SELECT EXISTS (SELECT 1 FROM nodes)")).scalar_one():
+                click.echo("a network is already loaded; keeping it")
+                return
+    started = time.perf_counter()
+    frames = generate_city(customers=customers, seed=seed, progress=True)
+    total = sum(frames.counts().values())
+    with tqdm(total=total, unit="row", desc="loading", disable=None) as bar, engine.begin() as connection:
+        def progress(layer: str, rows: int) -> None:
+            bar.set_postfix_str(layer)
+            bar.update(rows)
+
+        counts = load_network(connection, frames, progress)
+        context = demo_registry.DemoContext(connection=connection, customers=customers, seed=seed,
+                                            bbox=CITY.bbox, city=CITY.name, progress=click.echo)
+        for name, extension in demo_registry.extensions():
+            click.echo(f"demo: adding {name}")
+            extension(context)
+    _report(counts, started)
+
+
+def init_app(app: Flask) -> None:
+    """Register the CLI commands."""
+    app.cli.add_command(network_cli)
+    app.cli.add_command(demo_command)

@@ -1,0 +1,216 @@
+"""The electrical network in PostGIS (SRID 4326).
+
+Nodes are connection points; segments (conductors) and devices (breakers, reclosers,
+switches, fuses, transformers) are the edges between them. Sources are the nodes fed by a
+substation or an external grid; service points (customers) hang on LV nodes. Every element
+has a unique external ``code`` (``pp:<table>:<index>`` for pandapower imports).
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, DateTime, Enum, Float, ForeignKey, Integer, String, Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from geo.db import Base
+
+__all__ = [
+    "NodeKind", "DeviceKind", "SwitchState", "SourceKind",
+    "Substation", "Feeder", "Node", "Segment", "Device", "Source", "TransformerArea",
+    "ServicePoint", "TopologyState", "SwitchingEvent", "NETWORK_TABLES",
+]
+
+SRID = 4326
+
+
+class NodeKind(str, enum.Enum):
+    busbar = "busbar"
+    pole = "pole"
+    junction = "junction"
+    lv = "lv"
+
+
+class DeviceKind(str, enum.Enum):
+    breaker = "breaker"
+    recloser = "recloser"
+    switch = "switch"
+    fuse = "fuse"
+    transformer = "transformer"
+
+
+class SwitchState(str, enum.Enum):
+    open = "open"
+    closed = "closed"
+
+
+class SourceKind(str, enum.Enum):
+    substation = "substation"
+    ext_grid = "ext_grid"
+    generator = "generator"
+
+
+def _enum(kind: type[enum.Enum], name: str) -> Enum:
+    return Enum(kind, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+def _geometry(kind: str) -> Geometry:
+    return Geometry(kind, srid=SRID, spatial_index=True)
+
+
+class Substation(Base):
+    __tablename__ = "substations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+
+    feeders: Mapped[list["Feeder"]] = relationship(back_populates="substation")
+
+
+class Feeder(Base):
+    __tablename__ = "feeders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    substation_id: Mapped[int | None] = mapped_column(ForeignKey("substations.id", ondelete="RESTRICT"), index=True)
+    voltage_kv: Mapped[float | None] = mapped_column(Float)
+
+    substation: Mapped[Substation | None] = relationship(back_populates="feeders")
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[NodeKind] = mapped_column(_enum(NodeKind, "node_kind"), default=NodeKind.junction)
+    voltage_kv: Mapped[float | None] = mapped_column(Float)
+    feeder_id: Mapped[int | None] = mapped_column(ForeignKey("feeders.id", ondelete="RESTRICT"), index=True)
+    in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+
+
+class Segment(Base):
+    """A conductor between two nodes."""
+
+    __tablename__ = "segments"
+    __table_args__ = (
+        CheckConstraint("from_node_id <> to_node_id", name="segment_not_a_loop"),
+        CheckConstraint("length_m >= 0", name="segment_length_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    from_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="RESTRICT"), index=True)
+    to_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="RESTRICT"), index=True)
+    feeder_id: Mapped[int | None] = mapped_column(ForeignKey("feeders.id", ondelete="RESTRICT"), index=True)
+    length_m: Mapped[float] = mapped_column(Float)
+    conductor: Mapped[str | None] = mapped_column(String(120))
+    in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    geom: Mapped[WKBElement] = mapped_column(_geometry("LINESTRING"))
+
+
+class Device(Base):
+    """A two-terminal device: it conducts only when in service and (for switchgear) closed."""
+
+    __tablename__ = "devices"
+    __table_args__ = (CheckConstraint("from_node_id <> to_node_id", name="device_not_a_loop"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[DeviceKind] = mapped_column(_enum(DeviceKind, "device_kind"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    from_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="RESTRICT"), index=True)
+    to_node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="RESTRICT"), index=True)
+    feeder_id: Mapped[int | None] = mapped_column(ForeignKey("feeders.id", ondelete="RESTRICT"), index=True)
+    normal_state: Mapped[SwitchState] = mapped_column(_enum(SwitchState, "switch_state"), default=SwitchState.closed)
+    current_state: Mapped[SwitchState] = mapped_column(_enum(SwitchState, "switch_state"), default=SwitchState.closed)
+    in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    rated_kva: Mapped[float | None] = mapped_column(Float)
+    geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+
+
+class Source(Base):
+    """A node fed from outside the modelled network (substation transformer, external grid)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[SourceKind] = mapped_column(_enum(SourceKind, "source_kind"), default=SourceKind.substation)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="RESTRICT"), index=True)
+    substation_id: Mapped[int | None] = mapped_column(ForeignKey("substations.id", ondelete="RESTRICT"))
+    in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+
+
+class TransformerArea(Base):
+    """The LV area a distribution transformer feeds."""
+
+    __tablename__ = "transformer_areas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    transformer_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"), unique=True)
+    geom: Mapped[WKBElement | None] = mapped_column(_geometry("POLYGON"), nullable=True)
+
+
+class ServicePoint(Base):
+    """A customer's connection: an account at an address, hanging on an LV node."""
+
+    __tablename__ = "service_points"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    account_number: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(Text)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="RESTRICT"), index=True)
+    transformer_area_id: Mapped[int | None] = mapped_column(
+        ForeignKey("transformer_areas.id", ondelete="RESTRICT"), index=True
+    )
+    in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+
+
+class TopologyState(Base):
+    """One row: the topology version every import or switching operation bumps."""
+
+    __tablename__ = "topology_state"
+    __table_args__ = (CheckConstraint("id = 1", name="topology_state_single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SwitchingEvent(Base):
+    """One device operated (append-only): what changed, who did it, when and why.
+
+    The devices of one atomic operation share an ``operation_id``.
+    """
+
+    __tablename__ = "switching_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    operation_id: Mapped[str] = mapped_column(String(36), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(120))
+    topology_version: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+# In dependency order: a table's references point only at tables before it.
+NETWORK_TABLES = (Substation, Feeder, Node, Segment, Device, Source, TransformerArea, ServicePoint)
