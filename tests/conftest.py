@@ -24,7 +24,8 @@ def _test_database_url() -> str:
 
     cluster = default_cluster()
     cluster.ensure()
-    name = "gridatlas_test"
+    # Several checkouts may share one cluster; TEST_DB_NAME keeps their test databases apart.
+    name = os.environ.get("TEST_DB_NAME", "gridatlas_test")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         name += "_" + os.environ["PYTEST_XDIST_WORKER"]
     cluster.create_database(name, drop_first=True)

@@ -17,8 +17,8 @@ from topology.loader import NetworkFrames, load_network
 network_cli = AppGroup("network", help="Import and export the electrical network.")
 
 
-def _load_with_progress(frames: NetworkFrames) -> dict[str, int]:
-    """Load ``frames`` in one transaction with a progress bar per layer."""
+def _load_with_progress(frames: NetworkFrames, then=None) -> dict[str, int]:
+    """Load ``frames`` in one transaction with a progress bar; ``then(connection)`` runs in it too."""
     engine = current_app.extensions["engine"]
     total = sum(frames.counts().values())
     with tqdm(total=total, unit="row", desc="loading", disable=None) as bar:
@@ -27,7 +27,10 @@ def _load_with_progress(frames: NetworkFrames) -> dict[str, int]:
             bar.update(rows)
 
         with engine.begin() as connection:
-            return load_network(connection, frames, progress)
+            counts = load_network(connection, frames, progress)
+            if then is not None:
+                then(connection)
+            return counts
 
 
 def _report(counts: dict[str, int], started: float) -> None:
@@ -93,18 +96,15 @@ def demo_command(customers: int, seed: int, if_empty: bool) -> None:
                 return
     started = time.perf_counter()
     frames = generate_city(customers=customers, seed=seed, progress=True)
-    total = sum(frames.counts().values())
-    with tqdm(total=total, unit="row", desc="loading", disable=None) as bar, engine.begin() as connection:
-        def progress(layer: str, rows: int) -> None:
-            bar.set_postfix_str(layer)
-            bar.update(rows)
 
-        counts = load_network(connection, frames, progress)
+    def add_extensions(connection) -> None:
         context = demo_registry.DemoContext(connection=connection, customers=customers, seed=seed,
                                             bbox=CITY.bbox, city=CITY.name, progress=click.echo)
         for name, extension in demo_registry.extensions():
             click.echo(f"demo: adding {name}")
             extension(context)
+
+    counts = _load_with_progress(frames, then=add_extensions)
     _report(counts, started)
 
 
