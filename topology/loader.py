@@ -168,7 +168,8 @@ Progress = Callable[[str, int], None]
 def load_network(connection: Connection, frames: NetworkFrames, progress: Progress | None = None) -> dict[str, int]:
     """Validate and insert ``frames`` into the database behind ``connection``; return row counts.
 
-    Raises ``ImportFailed`` naming the layer, the row (its position in the layer, from 0) and the
+    Raises ``ImportFailed`` naming the layer, the row (its position in the layer, from 1, as a
+    GeoPackage's fid and a spreadsheet count) and the
     reason. Runs in the caller's transaction, so a refusal leaves the database unchanged
     provided the caller rolls back (``with engine.begin()`` does).
 
@@ -229,14 +230,14 @@ def _prepare(layer: Layer, frame: pd.DataFrame) -> pd.DataFrame:
         if column.choices is not None:
             unknown = values.notna() & ~values.isin(column.choices)
             if unknown.any():
-                row = int(np.flatnonzero(unknown.to_numpy())[0])
-                raise ImportFailed(layer.table, row, f"unknown {column.name} {values.iloc[row]!r}; "
+                row = _first(unknown)
+                raise ImportFailed(layer.table, row + 1, f"unknown {column.name} {values.iloc[row]!r}; "
                                    f"expected one of {', '.join(column.choices)}")
         out[column.name] = values
     duplicated = out["code"].duplicated()
     if duplicated.any():
-        row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise ImportFailed(layer.table, row, f"code {out['code'].iloc[row]!r} appears twice")
+        row = _first(duplicated)
+        raise ImportFailed(layer.table, row + 1, f"code {out['code'].iloc[row]!r} appears twice")
     if layer.table == "devices":
         out["current_state"] = out["current_state"].where(out["current_state"].notna(), out["normal_state"])
     if layer.geometry:
@@ -251,21 +252,20 @@ def _geometry_hex(layer: Layer, frame: pd.DataFrame) -> pd.Series:
         _refuse(layer, ~present, "geometry is missing")
     valid_types = shapely.get_type_id(geoms) == _TYPE_IDS[layer.geometry]
     if (present & ~valid_types).any():
-        row = int(np.flatnonzero(present & ~valid_types)[0])
-        raise ImportFailed(layer.table, row, f"geometry must be a {layer.geometry}, not a {geoms[row].geom_type}")
+        row = _first(present & ~valid_types)
+        raise ImportFailed(layer.table, row + 1, f"geometry must be a {layer.geometry}, not a {geoms[row].geom_type}")
     problems = present & ~(shapely.is_valid(geoms) & ~shapely.is_empty(geoms))
     if layer.geometry == "LineString":
         problems |= present & (shapely.get_num_points(geoms) < 2)
     if problems.any():
-        row = int(np.flatnonzero(problems)[0])
-        raise ImportFailed(layer.table, row, f"invalid geometry: {shapely.is_valid_reason(geoms[row])}")
+        row = _first(problems)
+        raise ImportFailed(layer.table, row + 1, f"invalid geometry: {shapely.is_valid_reason(geoms[row])}")
     coords_ok = np.ones(len(geoms), dtype=bool)
     bounds = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
         coords_ok &= ~(present & ((bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)))
     if not coords_ok.all():
-        row = int(np.flatnonzero(~coords_ok)[0])
-        raise ImportFailed(layer.table, row, "coordinates are outside longitude/latitude range (SRID 4326 expected)")
+        raise ImportFailed(layer.table, _first(~coords_ok) + 1, "coordinates are outside longitude/latitude range (SRID 4326 expected)")
     hexes = shapely.to_wkb(geoms, hex=True, output_dimension=2, include_srid=False)
     return pd.Series(hexes, index=frame.index, dtype=object)
 
@@ -290,8 +290,11 @@ def _as_text(value) -> str:
 
 
 def _refuse(layer: Layer, mask: pd.Series, reason: str) -> None:
-    row = int(np.flatnonzero(np.asarray(mask))[0])
-    raise ImportFailed(layer.table, row, reason)
+    raise ImportFailed(layer.table, _first(mask) + 1, reason)
+
+
+def _first(mask) -> int:
+    return int(np.flatnonzero(np.asarray(mask))[0])
 
 
 # -- staging and insertion -----------------------------------------------------------------------
@@ -307,7 +310,7 @@ def _stage(connection: Connection, layer: Layer, prepared: pd.DataFrame) -> None
     columns.append("row_number bigint")
     connection.execute(text(f"DROP TABLE IF EXISTS {stage}"))
     connection.execute(text(f"CREATE TEMP TABLE {stage} ({', '.join(columns)}) ON COMMIT DROP"))
-    prepared = prepared.assign(row_number=np.arange(len(prepared)))
+    prepared = prepared.assign(row_number=np.arange(1, len(prepared) + 1))
     buffer = io.StringIO()
     prepared.to_csv(buffer, sep="\t", header=False, index=False, na_rep="", quoting=3, escapechar="\\",
                     lineterminator="\n")
