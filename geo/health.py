@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+
+from geo.db import get_session
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,16 +29,16 @@ def health_report() -> dict[str, Any]:
     engine = current_app.extensions["engine"]
     report: dict[str, Any] = {"status": "ok", "database": {"reachable": False}}
     try:
-        with engine.connect() as connection:
-            postgis = connection.execute(text("SELECT postgis_lib_version()")).scalar_one()
-            server = connection.execute(text("SHOW server_version")).scalar_one()
-            existing = set(connection.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars())
-            counts = {
-                table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
-                for table in COUNTED_TABLES if table in existing
-            }
-        current, head = current_revision(engine), head_revision(engine)
+        connection = get_session().connection()
+        postgis = connection.execute(text("SELECT postgis_lib_version()")).scalar_one()
+        server = connection.execute(text("SHOW server_version")).scalar_one()
+        existing = set(connection.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars())
+        counts = {
+            table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+            for table in COUNTED_TABLES if table in existing
+        }
+        current, head = current_revision(connection), head_revision(engine)
     except SQLAlchemyError as error:
         report.update(status="unavailable")
         report["database"]["error"] = str(error.orig if hasattr(error, "orig") else error).strip()

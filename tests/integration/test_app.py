@@ -1,0 +1,48 @@
+"""The application shell: health report, problem+json errors, configuration."""
+from __future__ import annotations
+
+from geo.config import from_environment
+from tests.networks import feeder_with_tie
+from topology.loader import load_network
+
+
+def test_healthz_reports_database_postgis_migrations_and_counts(client, connection):
+    load_network(connection, feeder_with_tie())
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    report = response.get_json()
+    assert report["database"]["reachable"] is True
+    assert report["database"]["postgis_version"].startswith("3.")
+    assert report["migrations"]["up_to_date"] is True
+    assert report["migrations"]["current"] == report["migrations"]["head"]
+    assert report["network"]["nodes"] == 8
+    assert report["network"]["service_points"] == 3
+
+
+def test_healthz_says_when_the_database_is_unreachable(engine):
+    from app import create_app
+
+    unreachable = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BASEMAP_URL": "none"})
+    response = unreachable.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["database"]["reachable"] is False and body["database"]["error"]
+
+
+def test_unknown_route_is_problem_json(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["status"] == 404
+
+
+def test_wrong_method_is_problem_json(client):
+    response = client.delete("/healthz")
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+
+
+def test_configuration_from_environment():
+    config = from_environment({"DATABASE_URL": "postgresql://u@h/db", "BASEMAP_URL": "none"})
+    assert config["DATABASE_URL"] == "postgresql://u@h/db" and config["BASEMAP_URL"] == "none"
+    assert from_environment({})["DATABASE_URL"] is None
