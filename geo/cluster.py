@@ -10,6 +10,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -227,8 +228,24 @@ class Cluster:
             shutil.chown(log, self.user)
 
 
+def _others_can_traverse(path: Path) -> bool:
+    """Whether every existing ancestor of ``path`` lets other users through (mode o+x)."""
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return False
+    return True
+
+
 def default_cluster(project_root: Path | None = None) -> Cluster:
-    """The cluster under ``<project>/var/postgres`` (``GRIDATLAS_VAR`` moves ``var/``)."""
-    root = project_root or Path(__file__).resolve().parent.parent
+    """The cluster under ``<project>/var/postgres`` (``GRIDATLAS_VAR`` moves ``var/``).
+
+    As root, the cluster runs as ``postgres``, which cannot enter a private folder such as
+    /root; a project there keeps its cluster under /var/tmp instead, one per project path.
+    """
+    root = (project_root or Path(__file__).resolve().parent.parent).resolve()
     var = Path(os.environ.get("GRIDATLAS_VAR", root / "var"))
+    if os.geteuid() == 0 and not _others_can_traverse(var):
+        digest = hashlib.sha1(str(var.resolve()).encode()).hexdigest()[:12]
+        var = Path("/var/tmp") / f"gridatlas-{digest}"
     return Cluster(var / "postgres")

@@ -22,3 +22,19 @@ def test_socket_moves_to_tmp_when_the_path_is_too_long_for_a_unix_socket():
 def test_plain_postgresql_urls_use_psycopg3():
     assert normalise_url("postgresql://u:p@h:5/db").startswith("postgresql+psycopg://u:p@h:5/db")
     assert normalise_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_a_project_in_a_private_folder_keeps_its_cluster_where_postgres_can_reach(tmp_path, monkeypatch):
+    import os
+
+    from geo.cluster import default_cluster
+
+    private = tmp_path / "private"
+    (private / "project").mkdir(parents=True)
+    private.chmod(0o700)
+    monkeypatch.delenv("GRIDATLAS_VAR", raising=False)
+    cluster = default_cluster(private / "project")
+    if os.geteuid() == 0:
+        assert str(cluster.root).startswith("/var/tmp/gridatlas-")
+    else:
+        assert cluster.root == private / "project" / "var" / "postgres"
