@@ -1,0 +1,391 @@
+"""Opening hours: a weekly schedule in the outlet's wall-clock time, dated exceptions, slots.
+
+An interval belongs to the day it *starts* on and is kept as minutes after that day's local
+midnight; an interval that closes at or before it opens runs overnight (``22:00-02:00`` is
+``(1320, 1560)``). An exception replaces the intervals that start on its date (an empty one
+closes the day); the tail of the previous night still runs into it.
+
+Wall-clock times become instants in the outlet's IANA zone: a start inside a spring-forward
+gap moves forward with the clock (02:30 becomes 03:30), a start in the repeated hour of a
+fall-back night takes its first occurrence and an end its second, so an overnight interval on
+that night lasts an hour longer, as the staff's shift does. Slots step through real time, so
+their local labels follow the offset change.
+
+The text form is a subset of OpenStreetMap's ``opening_hours``:
+
+>>> hours = parse_weekly("Mo-Fr 08:00-12:00,13:00-17:00; Sa 22:00-02:00")
+>>> format_weekly(hours)
+'Mo-Fr 08:00-12:00,13:00-17:00; Sa 22:00-02:00'
+>>> hours[5]
+(Interval(start=1320, end=1560),)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+__all__ = [
+    "DAYS", "HoursError", "Interval", "DayException", "Schedule", "Slot",
+    "parse_interval", "parse_intervals", "parse_weekly", "format_weekly", "weekly_to_json",
+    "weekly_from_json", "parse_exceptions", "format_intervals", "zone",
+]
+
+DAYS = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
+DAY_MINUTES = 24 * 60
+UTC = timezone.utc
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_CLOSED_WORDS = {"off", "closed"}
+
+WeeklyHours = tuple[tuple["Interval", ...], ...]
+
+
+class HoursError(ValueError):
+    """Opening hours that cannot be understood; the message says which part and why."""
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    """Minutes after the local midnight of the day it starts on; ``end`` > 1440 runs overnight."""
+
+    start: int
+    end: int
+
+    @property
+    def overnight(self) -> bool:
+        """Whether it closes on the next day."""
+        return self.end > DAY_MINUTES
+
+    def __str__(self) -> str:
+        return f"{_clock(self.start)}-{_clock(self.end % DAY_MINUTES if self.end != DAY_MINUTES else self.end)}"
+
+
+@dataclass(frozen=True)
+class DayException:
+    """A dated change: the intervals that start on that date (empty: closed) and why."""
+
+    intervals: tuple[Interval, ...]
+    note: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Slot:
+    """A bookable visit from ``start`` to ``end``, both in UTC (``Schedule.local`` shows them)."""
+
+    start: datetime
+    end: datetime
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _minutes(text: str, *, allow_24: bool) -> int:
+    match = _TIME.match(text.strip())
+    if not match:
+        raise HoursError(f"{text.strip()!r} is not a time of day (write HH:MM, e.g. 08:30)")
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if minutes > 59 or hours > 24 or (hours == 24 and (minutes or not allow_24)):
+        raise HoursError(f"{text.strip()!r} is not a time of day (00:00 to 23:59, or 24:00 as a closing time)")
+    return hours * 60 + minutes
+
+
+def parse_interval(text: str) -> Interval:
+    """``"08:00-12:00"`` -> Interval; a closing time at or before the opening runs overnight.
+
+    >>> parse_interval("22:00-02:00")
+    Interval(start=1320, end=1560)
+    >>> parse_interval("00:00-24:00")
+    Interval(start=0, end=1440)
+    """
+    parts = text.strip().replace("\u2013", "-").split("-")
+    if len(parts) != 2:
+        raise HoursError(f"{text.strip()!r} is not an interval (write HH:MM-HH:MM, e.g. 08:00-12:00)")
+    start, end = _minutes(parts[0], allow_24=False), _minutes(parts[1], allow_24=True)
+    if end == start:
+        raise HoursError(f"{text.strip()!r} opens and closes at the same time")
+    if end < start:
+        end += DAY_MINUTES
+    return Interval(start, end)
+
+
+def _checked_day(intervals: Iterable[Interval], where: str) -> tuple[Interval, ...]:
+    ordered = tuple(sorted(intervals))
+    for before, after in zip(ordered, ordered[1:]):
+        if after.start < before.end:
+            raise HoursError(f"{where}: {before} overlaps {after}")
+    return ordered
+
+
+def parse_intervals(text: str | Iterable[str], where: str = "hours") -> tuple[Interval, ...]:
+    """``"08:00-12:00,13:00-17:00"`` (or a list of such strings; ``off`` or empty: closed)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    items = [item.strip() for item in items if item and item.strip()]
+    if len(items) == 1 and items[0].lower() in _CLOSED_WORDS:
+        return ()
+    try:
+        return _checked_day((parse_interval(item) for item in items), where)
+    except HoursError as error:
+        raise HoursError(str(error) if str(error).startswith(where) else f"{where}: {error}") from None
+
+
+def _days(selector: str) -> list[int]:
+    """``"Mo-Fr"``, ``"Sa,Su"``, ``"Fr-Mo"`` (wrapping) -> weekday numbers (Monday = 0)."""
+    days: list[int] = []
+    for part in selector.split(","):
+        ends = part.strip().split("-")
+        if len(ends) > 2 or not all(end in DAYS for end in ends):
+            raise HoursError(f"{part.strip()!r} is not a day or a range of days (use {' '.join(DAYS)}, e.g. Mo-Fr)")
+        first, last = DAYS.index(ends[0]), DAYS.index(ends[-1])
+        days.extend((first + step) % 7 for step in range((last - first) % 7 + 1))
+    return days
+
+
+def parse_weekly(text: str | None) -> WeeklyHours | None:
+    """The OSM-style text form -> seven tuples of intervals; None or ``unknown`` -> None.
+
+    Later rules replace earlier ones for the days they name (``Mo-Sa 08:00-18:00; Sa 09:00-12:00``).
+
+    >>> parse_weekly("24/7")[6]
+    (Interval(start=0, end=1440),)
+    >>> parse_weekly("Mo-Fx 08:00-12:00")
+    Traceback (most recent call last):
+    ...
+    outlets.hours.HoursError: rule 'Mo-Fx 08:00-12:00': 'Mo-Fx' is not a day or a range of days (use Mo Tu We Th Fr Sa Su, e.g. Mo-Fr)
+    """
+    if text is None or not text.strip() or text.strip().lower() == "unknown":
+        return None
+    text = text.strip()
+    if text == "24/7":
+        return tuple((Interval(0, DAY_MINUTES),) for _ in DAYS)
+    if text.lower() in _CLOSED_WORDS:
+        return tuple(() for _ in DAYS)
+    week: list[tuple[Interval, ...]] = [() for _ in DAYS]
+    for rule in filter(None, (part.strip() for part in text.split(";"))):
+        selector, _, hours = rule.partition(" ")
+        try:
+            days = _days(selector)
+            if not hours.strip():
+                raise HoursError("names no hours (write e.g. 'Mo-Fr 08:00-17:00' or 'Su off')")
+            intervals = parse_intervals(hours.replace(" ", ""), where=selector)
+        except HoursError as error:
+            raise HoursError(f"rule {rule!r}: {error}") from None
+        for day in days:
+            week[day] = intervals
+    return tuple(week)
+
+
+def format_intervals(intervals: Iterable[Interval]) -> str:
+    """``(Interval(480, 720),)`` -> ``"08:00-12:00"``; none -> ``"off"``."""
+    return ",".join(str(interval) for interval in intervals) or "off"
+
+
+def format_weekly(week: WeeklyHours | None) -> str:
+    """The canonical text form: runs of days with equal hours, closed days left out."""
+    if week is None:
+        return "unknown"
+    if all(day == (Interval(0, DAY_MINUTES),) for day in week):
+        return "24/7"
+    rules, day = [], 0
+    while day < 7:
+        last = day
+        while last + 1 < 7 and week[last + 1] == week[day]:
+            last += 1
+        if week[day]:
+            selector = DAYS[day] if last == day else f"{DAYS[day]}{',' if last == day + 1 else '-'}{DAYS[last]}"
+            rules.append(f"{selector} {format_intervals(week[day])}")
+        day = last + 1
+    return "; ".join(rules) or "off"
+
+
+def weekly_to_json(week: WeeklyHours | None) -> dict[str, list[str]] | None:
+    """The stored form: ``{"mo": ["08:00-12:00"], ...}`` (closed days left out); None = unknown."""
+    if week is None:
+        return None
+    return {DAYS[day].lower(): [str(i) for i in intervals] for day, intervals in enumerate(week) if intervals}
+
+
+def weekly_from_json(value: Mapping[str, Iterable[str]] | str | None) -> WeeklyHours | None:
+    """The stored or posted form (a mapping by day, or the text form) -> WeeklyHours."""
+    if value is None or isinstance(value, str):
+        return parse_weekly(value)
+    if not isinstance(value, Mapping):
+        raise HoursError("hours must be a text such as 'Mo-Fr 08:00-17:00' or an object by day")
+    names = {name.lower(): index for index, name in enumerate(DAYS)}
+    week: list[tuple[Interval, ...]] = [() for _ in DAYS]
+    for key, intervals in value.items():
+        if str(key).lower()[:2] not in names:
+            raise HoursError(f"{key!r} is not a day (use {', '.join(n.lower() for n in DAYS)})")
+        if isinstance(intervals, str):
+            intervals = [intervals]
+        week[names[str(key).lower()[:2]]] = parse_intervals(intervals, where=str(key))
+    return tuple(week)
+
+
+def parse_exceptions(value: str | Iterable[Mapping] | None) -> dict[date, DayException]:
+    """Dated exceptions from text (``"2026-12-25 off Christmas Day; 2026-12-24 08:00-12:00"``)
+    or from a list of ``{"date", "hours", "note"}`` objects."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    items: list[tuple[str, object, str | None]] = []
+    if isinstance(value, str):
+        for part in filter(None, (p.strip() for p in value.split(";"))):
+            day, _, rest = part.partition(" ")
+            hours, _, note = rest.strip().partition(" ")
+            items.append((day, hours, note.strip() or None))
+    else:
+        for entry in value:
+            if not isinstance(entry, Mapping) or "date" not in entry:
+                raise HoursError("each exception needs a date, e.g. {\"date\": \"2026-12-25\", \"hours\": \"off\"}")
+            items.append((str(entry["date"]), entry.get("hours", "off"), entry.get("note") or None))
+    exceptions: dict[date, DayException] = {}
+    for day_text, hours, note in items:
+        try:
+            day = date.fromisoformat(day_text)
+        except ValueError:
+            raise HoursError(f"exception {day_text!r}: not a date (write YYYY-MM-DD)") from None
+        if day in exceptions:
+            raise HoursError(f"exception {day}: given twice")
+        if hours is None or (isinstance(hours, str) and not hours.strip()):
+            raise HoursError(f"exception {day}: give its hours, or 'off' when closed")
+        exceptions[day] = DayException(parse_intervals(hours, where=f"exception {day}"), note)
+    return exceptions
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` or an HoursError naming it."""
+    if not isinstance(name, str) or name not in _zone_names():
+        raise HoursError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HoursError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+
+
+_ZONES: set[str] = set()
+
+
+def _zone_names() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+    return _ZONES
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An outlet's hours in its zone: the week (None when unknown) and dated exceptions."""
+
+    weekly: WeeklyHours | None
+    tz: ZoneInfo
+    exceptions: Mapping[date, DayException] = field(default_factory=dict)
+
+    @property
+    def known(self) -> bool:
+        """Whether the outlet's hours are known at all."""
+        return self.weekly is not None
+
+    def intervals_starting(self, day: date) -> tuple[Interval, ...]:
+        """The intervals that start on ``day``: its exception's or its weekday's."""
+        if day in self.exceptions:
+            return self.exceptions[day].intervals
+        return self.weekly[day.weekday()] if self.weekly is not None else ()
+
+    def note(self, day: date) -> str | None:
+        """Why ``day`` differs from the week, if it does."""
+        exception = self.exceptions.get(day)
+        return exception.note if exception else None
+
+    def local(self, at: datetime) -> datetime:
+        """Instant ``at`` on the outlet's wall clock (with its offset)."""
+        return at.astimezone(self.tz)
+
+    def _instant(self, day: date, minutes: int, *, closing: bool) -> datetime:
+        """The UTC instant of a wall-clock time: a closing in the repeated hour takes its second
+        occurrence; a time in a spring-forward gap moves forward with the clock."""
+        wall = datetime.combine(day, time()) + timedelta(minutes=minutes)
+        first, second = wall.replace(tzinfo=self.tz, fold=0), wall.replace(tzinfo=self.tz, fold=1)
+        repeated = first.utcoffset() != second.utcoffset() and \
+            first.astimezone(UTC).astimezone(self.tz).replace(tzinfo=None) == wall
+        # Instants stay in UTC: Python compares two datetimes of one zone by their wall clocks.
+        return (second if repeated and closing else first).astimezone(UTC)
+
+    def periods(self, first: date, last: date) -> list[tuple[date, datetime, datetime]]:
+        """The (day it starts on, opens, closes) of the intervals starting on ``first``..``last`` (UTC)."""
+        periods = []
+        day = first
+        while day <= last:
+            for interval in self.intervals_starting(day):
+                opens = self._instant(day, interval.start, closing=False)
+                closes = self._instant(day, interval.end, closing=True)
+                if closes > opens:
+                    periods.append((day, opens, closes))
+            day += timedelta(days=1)
+        return periods
+
+    def local_date(self, at: datetime) -> date:
+        """The outlet's calendar date at instant ``at``."""
+        return at.astimezone(self.tz).date()
+
+    def _merged(self, first: date, last: date) -> list[tuple[datetime, datetime]]:
+        merged: list[list[datetime]] = []
+        for _, opens, closes in sorted(self.periods(first, last), key=lambda p: p[1]):
+            if merged and opens <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], closes)
+            else:
+                merged.append([opens, closes])
+        return [(opens, closes) for opens, closes in merged]
+
+    def is_open(self, at: datetime) -> bool | None:
+        """Whether the outlet is open at instant ``at``; None when its hours are unknown."""
+        if not self.known:
+            return None
+        at = at.astimezone(UTC)
+        today = self.local_date(at)
+        return any(opens <= at < closes for _, opens, closes in self.periods(today - timedelta(days=1), today))
+
+    def closes_at(self, at: datetime) -> datetime | None:
+        """When the opening that ``at`` falls in ends, in UTC (None when closed or unknown)."""
+        at = at.astimezone(UTC)
+        today = self.local_date(at)
+        for opens, closes in self._merged(today - timedelta(days=1), today + timedelta(days=8)):
+            if opens <= at < closes:
+                return closes
+        return None
+
+    def next_opening(self, at: datetime, horizon_days: int = 31) -> datetime | None:
+        """The first opening after ``at`` within ``horizon_days``, in UTC (None: none or unknown)."""
+        if not self.known:
+            return None
+        at = at.astimezone(UTC)
+        today = self.local_date(at)
+        for opens, _ in self._merged(today - timedelta(days=1), today + timedelta(days=horizon_days)):
+            if opens > at:
+                return opens
+        return None
+
+    def day_hours(self, day: date) -> dict:
+        """What a customer reads for ``day``: its intervals in local time, whether closed, and why."""
+        if not self.known:
+            return {"date": day.isoformat(), "known": False, "hours": [], "closed": None, "note": None}
+        intervals = self.intervals_starting(day)
+        return {
+            "date": day.isoformat(),
+            "known": True,
+            "hours": [{"opens": _clock(i.start), "closes": _clock(i.end % DAY_MINUTES) if i.end != DAY_MINUTES
+                       else "24:00", "overnight": i.overnight} for i in intervals],
+            "closed": not intervals,
+            "note": self.note(day),
+        }
+
+    def slots(self, day: date, minutes: int) -> list[Slot]:
+        """The slots of ``minutes`` whose start falls on local date ``day`` (overnight tails included)."""
+        step = timedelta(minutes=minutes)
+        starts: set[datetime] = set()
+        for _, start, closes in self.periods(day - timedelta(days=1), day):
+            while start + step <= closes:
+                if self.local_date(start) == day:
+                    starts.add(start)
+                start += step
+        return [Slot(start, start + step) for start in sorted(starts)]

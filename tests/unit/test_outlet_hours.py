@@ -1,0 +1,236 @@
+"""Opening hours as pure functions: parsing, overnight intervals, exceptions, DST, slots."""
+from __future__ import annotations
+
+import doctest
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import outlets.demo
+import outlets.hours
+import outlets.search
+from outlets.hours import (
+    DayException, HoursError, Interval, Schedule, format_weekly, parse_exceptions, parse_weekly, weekly_from_json,
+    weekly_to_json,
+)
+
+UTC = timezone.utc
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize("module", [outlets.hours, outlets.search, outlets.demo])
+def test_doctests(module):
+    assert doctest.testmod(module).failed == 0
+
+
+def berlin(*args) -> datetime:
+    return datetime(*args, tzinfo=BERLIN)
+
+
+def schedule(text: str, exceptions: str | None = None, tz: str = "Europe/Berlin") -> Schedule:
+    return Schedule(parse_weekly(text), ZoneInfo(tz), parse_exceptions(exceptions))
+
+
+@pytest.mark.parametrize("text, canonical", [
+    ("Mo-Fr 08:00-12:00,13:00-17:00", "Mo-Fr 08:00-12:00,13:00-17:00"),
+    ("Mo,Tu,We,Th,Fr 08:00-17:00; Sa 09:00-12:00", "Mo-Fr 08:00-17:00; Sa 09:00-12:00"),
+    ("Mo-Sa 08:00-18:00; Sa 09:00-12:00", "Mo-Fr 08:00-18:00; Sa 09:00-12:00"),
+    ("Fr-Mo 10:00-14:00", "Mo 10:00-14:00; Fr-Su 10:00-14:00"),
+    ("Mo-Su 22:00-02:00", "Mo-Su 22:00-02:00"),
+    ("Mo 22:00-00:00", "Mo 22:00-24:00"),
+    ("Mo-Su 00:00-24:00", "24/7"),
+    ("24/7", "24/7"),
+    ("Mo-Fr 9:30-17:00; Su off", "Mo-Fr 09:30-17:00"),
+    ("Mo 08:00\u201312:00", "Mo 08:00-12:00"),
+    ("off", "off"),
+])
+def test_parses_and_formats_the_text_form(text, canonical):
+    assert format_weekly(parse_weekly(text)) == canonical
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Mo-Fx 08:00-12:00", "'Mo-Fx' is not a day"),
+    ("Mo 8-12", "'8' is not a time of day"),
+    ("Mo 08:00-25:00", "'25:00' is not a time of day"),
+    ("Mo 24:00-02:00", "'24:00' is not a time of day"),
+    ("Mo 08:60-09:00", "'08:60' is not a time of day"),
+    ("Mo 08:00-08:00", "opens and closes at the same time"),
+    ("Mo 08:00-12:00,11:00-13:00", "08:00-12:00 overlaps 11:00-13:00"),
+    ("Mo", "names no hours"),
+    ("Mo 08:00", "is not an interval"),
+])
+def test_refuses_bad_hours_saying_why(text, message):
+    with pytest.raises(HoursError, match=message):
+        parse_weekly(text)
+
+
+def test_unknown_hours_are_none():
+    assert parse_weekly(None) is None and parse_weekly("") is None and parse_weekly("unknown") is None
+    assert format_weekly(None) == "unknown"
+    assert Schedule(None, BERLIN).is_open(berlin(2026, 12, 1, 10)) is None
+
+
+def test_json_form_round_trips_and_accepts_the_text_form():
+    week = parse_weekly("Mo-Fr 08:00-12:00,13:00-17:00; Sa 22:00-02:00")
+    stored = weekly_to_json(week)
+    assert stored["sa"] == ["22:00-02:00"] and "su" not in stored
+    assert weekly_from_json(stored) == week
+    assert weekly_from_json("Mo-Fr 08:00-12:00,13:00-17:00; Sa 22:00-02:00") == week
+    with pytest.raises(HoursError, match="'xx' is not a day"):
+        weekly_from_json({"xx": ["08:00-12:00"]})
+
+
+def test_an_overnight_interval_belongs_to_the_day_it_starts():
+    hours = schedule("Mo 22:00-02:00")  # 2026-11-30 is a Monday
+    assert hours.is_open(berlin(2026, 11, 30, 21, 59)) is False
+    assert hours.is_open(berlin(2026, 11, 30, 22, 0)) is True
+    assert hours.is_open(berlin(2026, 12, 1, 1, 59)) is True
+    assert hours.is_open(berlin(2026, 12, 1, 2, 0)) is False
+    assert hours.closes_at(berlin(2026, 11, 30, 23)) == berlin(2026, 12, 1, 2)
+    assert hours.day_hours(date(2026, 11, 30))["hours"] == [{"opens": "22:00", "closes": "02:00", "overnight": True}]
+    assert hours.day_hours(date(2026, 12, 1))["closed"] is True
+
+
+def test_adjoining_intervals_close_at_the_end_of_the_run():
+    hours = schedule("Mo 18:00-24:00; Tu 00:00-06:00")
+    assert hours.closes_at(berlin(2026, 11, 30, 19)) == berlin(2026, 12, 1, 6)
+
+
+def test_an_exception_closes_a_day_but_not_the_night_before():
+    hours = schedule("Mo-Su 20:00-02:00", "2026-12-25 off Christmas Day")
+    assert hours.is_open(berlin(2026, 12, 25, 1)) is True   # the 24th's night runs on
+    assert hours.is_open(berlin(2026, 12, 25, 21)) is False
+    assert hours.day_hours(date(2026, 12, 25)) == {
+        "date": "2026-12-25", "known": True, "hours": [], "closed": True, "note": "Christmas Day"}
+    assert hours.next_opening(berlin(2026, 12, 25, 3)) == berlin(2026, 12, 26, 20)
+
+
+def test_special_hours_replace_the_week():
+    hours = schedule("Mo-Fr 08:00-17:00", "2026-12-24 08:00-12:00 Christmas Eve")
+    assert hours.is_open(berlin(2026, 12, 24, 13)) is False
+    assert hours.note(date(2026, 12, 24)) == "Christmas Eve"
+    assert [hours.local(s.start).strftime("%H:%M") for s in hours.slots(date(2026, 12, 24), 60)] == \
+        ["08:00", "09:00", "10:00", "11:00"]
+
+
+def test_next_opening_skips_closed_days_and_gives_up_after_the_horizon():
+    hours = schedule("Mo 09:00-10:00")
+    assert hours.next_opening(berlin(2026, 12, 1, 12)) == berlin(2026, 12, 7, 9)  # Tuesday -> next Monday
+    assert schedule("off").next_opening(berlin(2026, 12, 1, 12)) is None
+
+
+@pytest.mark.parametrize("exceptions", [None, "2026-12-01 off"])
+def test_next_opening_is_after_the_given_instant(exceptions):
+    hours = schedule("Mo-Fr 08:00-12:00", exceptions)
+    assert hours.next_opening(berlin(2026, 11, 30, 8)) == berlin(2026, 12, 1 if not exceptions else 2, 8)
+
+
+def _labels(hours: Schedule, day: date, minutes: int) -> list[str]:
+    return [hours.local(s.start).strftime("%H:%M%z") for s in hours.slots(day, minutes)]
+
+
+def test_slots_on_the_spring_forward_night_skip_the_missing_hour():
+    hours = schedule("Mo-Su 01:00-04:00")  # 2027-03-28: 02:00 CET becomes 03:00 CEST
+    assert _labels(hours, date(2027, 3, 28), 30) == ["01:00+0100", "01:30+0100", "03:00+0200", "03:30+0200"]
+
+
+def test_slots_on_the_fall_back_night_repeat_the_hour_with_its_offset():
+    hours = schedule("Mo-Su 01:00-04:00")  # 2026-10-25: 03:00 CEST becomes 02:00 CET
+    assert _labels(hours, date(2026, 10, 25), 30) == [
+        "01:00+0200", "01:30+0200", "02:00+0200", "02:30+0200", "02:00+0100", "02:30+0100", "03:00+0100",
+        "03:30+0100"]
+
+
+def test_an_opening_time_in_the_gap_moves_forward_with_the_clock():
+    assert _labels(schedule("Su 02:30-04:00"), date(2027, 3, 28), 30) == ["03:30+0200"]
+
+
+def test_overnight_slots_are_listed_under_the_date_they_start_on():
+    hours = schedule("Mo 22:00-02:00")
+    assert _labels(hours, date(2026, 11, 30), 60) == ["22:00+0100", "23:00+0100"]
+    assert _labels(hours, date(2026, 12, 1), 60) == ["00:00+0100", "01:00+0100"]
+
+
+def test_a_slot_must_end_before_closing():
+    assert _labels(schedule("Mo 08:00-09:10"), date(2026, 11, 30), 20) == ["08:00+0100", "08:20+0100", "08:40+0100"]
+
+
+def test_slots_in_a_half_hour_dst_zone_follow_real_time():
+    # Lord Howe Island moves its clocks by 30 minutes (2026-10-04 02:00 -> 02:30).
+    hours = schedule("Mo-Su 01:00-04:00", tz="Australia/Lord_Howe")
+    # 2.5 hours of real time: room for two 60-minute slots.
+    assert _labels(hours, date(2026, 10, 4), 60) == ["01:00+1030", "02:30+1100"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2026-02-30 off", "not a date"),
+    ("2026-12-25", "give its hours"),
+    ("2026-12-25 off; 2026-12-25 09:00-10:00", "given twice"),
+    ("2026-12-25 9-10", "not a time of day"),
+])
+def test_refuses_bad_exceptions(text, message):
+    with pytest.raises(HoursError, match=message):
+        parse_exceptions(text)
+
+
+def test_exceptions_from_objects():
+    parsed = parse_exceptions([{"date": "2026-12-24", "hours": ["08:00-12:00"], "note": "Eve"},
+                               {"date": "2026-12-25", "hours": "off"}])
+    assert parsed[date(2026, 12, 24)] == DayException((Interval(480, 720),), "Eve")
+    assert parsed[date(2026, 12, 25)].intervals == ()
+
+
+# -- properties ------------------------------------------------------------------------------------
+_times = st.integers(0, 47).map(lambda half_hours: half_hours * 30)
+_interval = st.tuples(_times, _times).filter(lambda pair: pair[0] != pair[1]).map(
+    lambda pair: f"{pair[0] // 60:02d}:{pair[0] % 60:02d}-{pair[1] // 60:02d}:{pair[1] % 60:02d}")
+_week = st.lists(st.tuples(st.sampled_from(outlets.hours.DAYS), _interval), min_size=1, max_size=6)
+_zones = st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC"])
+_instants = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)).map(
+    lambda d: d.replace(tzinfo=UTC))
+
+
+def _schedule(rules, zone) -> Schedule | None:
+    try:
+        return Schedule(parse_weekly("; ".join(f"{d} {i}" for d, i in rules)), ZoneInfo(zone))
+    except HoursError:
+        return None  # overlapping rules: refused, which other tests cover
+
+
+@settings(max_examples=150, deadline=None)
+@given(_week, _zones, _instants)
+def test_the_next_opening_is_open_and_the_moment_before_it_is_not(rules, zone, at):
+    hours = _schedule(rules, zone)
+    if hours is None:
+        return
+    opening = hours.next_opening(at)
+    if opening is not None:
+        assert opening > at
+        assert hours.is_open(opening) is True
+        assert hours.is_open(opening - timedelta(seconds=1)) is False
+
+
+@settings(max_examples=150, deadline=None)
+@given(_week, _zones, st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
+       st.sampled_from([15, 20, 30, 45]))
+def test_every_slot_lies_within_opening_hours_and_on_its_date(rules, zone, day, minutes):
+    hours = _schedule(rules, zone)
+    if hours is None:
+        return
+    slots = hours.slots(day, minutes)
+    assert slots == sorted(set(slots))
+    for slot in slots:
+        assert hours.local_date(slot.start) == day
+        assert slot.end - slot.start == timedelta(minutes=minutes)
+        assert hours.is_open(slot.start) and hours.is_open(slot.end - timedelta(seconds=1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_week)
+def test_the_canonical_text_parses_back_to_the_same_week(rules):
+    hours = _schedule(rules, "UTC")
+    if hours is None:
+        return
+    assert parse_weekly(format_weekly(hours.weekly)) == hours.weekly
