@@ -1,4 +1,35 @@
-"""JSON API of the network."""
-from flask import Blueprint
+"""JSON API of the network: its map layers by bbox, its extent and its feeders."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from geo.db import get_session
+from geo.geojson import geojson_response, parse_bbox, parse_limit
+from topology.layers import feeder_list, network_extent, network_layer, parse_kinds
 
 bp = Blueprint("topology_api", __name__, url_prefix="/api")
+
+
+@bp.get("/network/<layer>")
+def layer_features(layer: str):
+    """``?bbox=west,south,east,north&limit=N`` (devices also ``&kind=``): a GeoJSON FeatureCollection."""
+    collection = network_layer(
+        get_session().connection(), layer,
+        bbox=parse_bbox(request.args.get("bbox")),
+        limit=parse_limit(request.args.get("limit"), current_app.config["API_MAX_FEATURES"]),
+        kinds=parse_kinds(request.args.get("kind")),
+    )
+    return geojson_response(collection)
+
+
+@bp.get("/network/extent")
+def extent():
+    """``{"bbox": [west, south, east, north]}`` around the whole network (null when empty)."""
+    box = network_extent(get_session().connection())
+    return jsonify({"bbox": list(box) if box else None})
+
+
+@bp.get("/network/feeders")
+def feeders():
+    """``{"feeders": [...]}``: code, name, substation, voltage and map colour of every feeder."""
+    return jsonify({"feeders": feeder_list(get_session().connection())})

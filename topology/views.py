@@ -1,10 +1,42 @@
 """Map pages of the network."""
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, current_app, url_for
+from folium.elements import JSCSSMixin
+from folium.plugins import MarkerCluster
+
+from geo.db import get_session
+from geo.maps import base_map, render_map
+from topology.layers import network_extent, network_summary
 
 bp = Blueprint("topology_views", __name__)
+
+# Below this zoom a city view would hold tens of thousands of customers: the map asks for none.
+CUSTOMER_MIN_ZOOM = 15
+
+
+class _ClusterAssets(JSCSSMixin):
+    """Leaflet.markercluster's script and styles; the page's own script builds the cluster group."""
+
+    default_js = MarkerCluster.default_js
+    default_css = MarkerCluster.default_css
 
 
 @bp.get("/map/network")
 def network_map():
-    """The network map."""
-    return "network map"
+    """The network map: feeders, switchgear and their states, transformers and customers by bbox."""
+    connection = get_session().connection()
+    extent = network_extent(connection)
+    centre = ((extent.south + extent.north) / 2, (extent.west + extent.east) / 2) if extent else (20.0, 0.0)
+    # Leaflet needs a maxZoom for clustering even when no base layer provides one.
+    fmap = base_map(centre, zoom_start=13 if extent else 2, maxZoom=19)
+    if extent:
+        fmap.fit_bounds([[extent.south, extent.west], [extent.north, extent.east]], max_zoom=17)
+    _ClusterAssets().add_to(fmap)
+    config = {
+        "layerUrl": url_for("topology_api.layer_features", layer="__layer__"),
+        "limit": current_app.config["API_MAX_FEATURES"],
+        "customerMinZoom": CUSTOMER_MIN_ZOOM,
+        "extent": list(extent) if extent else None,
+    }
+    return render_map(fmap, "network_map.html", summary=network_summary(connection), config=config)

@@ -1,0 +1,178 @@
+"""GeoJSON out of PostGIS: bbox and limit parameters, the bbox filter, FeatureCollections built in SQL.
+
+Every package's layer endpoints share these pieces::
+
+    bbox = parse_bbox(request.args.get("bbox"))            # BadRequest on a bad value
+    limit = parse_limit(request.args.get("limit"), app.config["API_MAX_FEATURES"])
+    query = select(t.c.code.label("id"), t.c.geom, t.c.code, t.c.name).where(in_bbox(t.c.geom, bbox))
+    return geojson_response(feature_collection(connection, query, limit))
+
+``feature_collection`` has PostgreSQL write each feature (``json_build_object`` and
+``ST_AsGeoJSON``) and join them into one string, so Python never sees a row: a layer of
+20,000 features costs one query and no per-row object.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from flask import Response
+from sqlalchemy import JSON, Text, cast, func, literal, select, true
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement, Select
+
+from geo.errors import BadRequest
+
+__all__ = [
+    "GEOJSON", "SRID", "COORDINATE_DECIMALS", "BBox", "parse_bbox", "parse_limit", "envelope", "in_bbox",
+    "FeatureCollection", "feature_collection", "geojson_response",
+]
+
+GEOJSON = "application/geo+json"
+SRID = 4326
+# 6 decimals of a degree is about 0.1 m: finer digits only make the responses bigger.
+COORDINATE_DECIMALS = 6
+
+
+class BBox(NamedTuple):
+    """A longitude/latitude box in degrees (SRID 4326), in the order of RFC 7946 and OGC API."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+def parse_bbox(value: str | None) -> BBox | None:
+    """``"west,south,east,north"`` as a ``BBox``; ``None`` for a missing or empty value.
+
+    Raises ``BadRequest`` saying what is wrong: not four numbers, a longitude outside
+    [-180, 180] or a latitude outside [-90, 90], west greater than east or south greater
+    than north (boxes across the antimeridian are not supported).
+
+    >>> parse_bbox("7.9,48.4,8.0,48.5")
+    BBox(west=7.9, south=48.4, east=8.0, north=48.5)
+    >>> parse_bbox(None) is None
+    True
+    """
+    if value is None or not value.strip():
+        return None
+    parts = value.split(",")
+    if len(parts) != 4:
+        raise BadRequest(f"bbox must be four numbers west,south,east,north; got {len(parts)} value(s)",
+                         parameter="bbox")
+    try:
+        numbers = [float(part) for part in parts]
+    except ValueError:
+        raise BadRequest(f"bbox must be four numbers west,south,east,north; got {value!r}",
+                         parameter="bbox") from None
+    if not all(math.isfinite(number) for number in numbers):
+        raise BadRequest("bbox values must be finite numbers", parameter="bbox")
+    bbox = BBox(*numbers)
+    if not (-180 <= bbox.west <= 180 and -180 <= bbox.east <= 180):
+        raise BadRequest("bbox longitudes must lie within [-180, 180]", parameter="bbox")
+    if not (-90 <= bbox.south <= 90 and -90 <= bbox.north <= 90):
+        raise BadRequest("bbox latitudes must lie within [-90, 90]", parameter="bbox")
+    if bbox.west > bbox.east:
+        raise BadRequest("bbox west is greater than east (boxes across the antimeridian are not supported)",
+                         parameter="bbox")
+    if bbox.south > bbox.north:
+        raise BadRequest("bbox south is greater than north", parameter="bbox")
+    return bbox
+
+
+def parse_limit(value: str | None, maximum: int) -> int:
+    """The ``limit`` parameter: ``maximum`` when missing, at most ``maximum``, at least 1.
+
+    >>> parse_limit(None, 500), parse_limit("20", 500), parse_limit("9999", 500)
+    (500, 20, 500)
+    """
+    if value is None or not value.strip():
+        return maximum
+    try:
+        limit = int(value)
+    except ValueError:
+        raise BadRequest(f"limit must be a whole number; got {value!r}", parameter="limit") from None
+    if limit < 1:
+        raise BadRequest(f"limit must be at least 1; got {limit}", parameter="limit")
+    return min(limit, maximum)
+
+
+def envelope(bbox: BBox) -> ColumnElement:
+    """``ST_MakeEnvelope(west, south, east, north, 4326)`` with bound parameters."""
+    return func.ST_MakeEnvelope(bbox.west, bbox.south, bbox.east, bbox.north, SRID)
+
+
+def in_bbox(geom: ColumnElement, bbox: BBox | None) -> ColumnElement:
+    """``ST_Intersects(geom, envelope)`` (answered from the GiST index); always true without a bbox."""
+    if bbox is None:
+        return true()
+    return func.ST_Intersects(geom, envelope(bbox))
+
+
+@dataclass(frozen=True)
+class FeatureCollection:
+    """A FeatureCollection whose features are already JSON text, ready to send.
+
+    ``truncated`` says the limit cut the result short; ``number_matched`` then counts every
+    feature the query matched, and equals ``number_returned`` otherwise.
+    """
+
+    features_json: str
+    number_returned: int
+    number_matched: int
+    truncated: bool
+
+    def to_json(self) -> str:
+        """The RFC 7946 document, with OGC API's numberMatched/numberReturned and ``truncated``."""
+        return (
+            '{"type":"FeatureCollection",'
+            f'"numberMatched":{self.number_matched},"numberReturned":{self.number_returned},'
+            f'"truncated":{"true" if self.truncated else "false"},'
+            f'"features":[{self.features_json}]}}'
+        )
+
+
+def feature_collection(connection: Connection, query: Select, limit: int) -> FeatureCollection:
+    """Run ``query`` and return at most ``limit`` of its rows as GeoJSON features.
+
+    ``query`` selects a column labelled ``id`` (the feature's id), a geometry column labelled
+    ``geom`` (SRID 4326), and any further columns, which become the feature's properties in
+    their order. Rows come in the query's order (no order: whatever the index scan yields).
+
+    Notes
+    -----
+    One query fetches ``limit + 1`` rows to learn whether the result is truncated; only then
+    does a second query count every match (it reads the same index, not the geometries).
+    """
+    rows = query.limit(limit + 1).cte("rows")  # read twice below, so PostgreSQL materialises it once
+    kept = select(rows).limit(limit).subquery("kept")
+    properties = [column for column in kept.c if column.key not in ("id", "geom")]
+    feature = func.json_build_object(
+        literal("type"), literal("Feature"),
+        literal("id"), kept.c.id,
+        literal("geometry"), cast(func.ST_AsGeoJSON(kept.c.geom, COORDINATE_DECIMALS), JSON),
+        literal("properties"), func.json_build_object(*_pairs(properties)),
+    )
+    count, features = connection.execute(select(
+        select(func.count()).select_from(rows).scalar_subquery(),
+        select(func.string_agg(cast(feature, Text), literal(","))).scalar_subquery(),
+    )).one()
+    if count <= limit:
+        return FeatureCollection(features or "", count, count, truncated=False)
+    matched = connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    return FeatureCollection(features or "", limit, matched, truncated=True)
+
+
+def _pairs(columns) -> list:
+    """``name, value, name, value, ...`` for ``json_build_object``."""
+    pairs: list = []
+    for column in columns:
+        pairs.extend((literal(column.key), column))
+    return pairs
+
+
+def geojson_response(collection: FeatureCollection) -> Response:
+    """An ``application/geo+json`` response of ``collection``."""
+    return Response(collection.to_json(), mimetype=GEOJSON)

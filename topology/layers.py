@@ -1,0 +1,190 @@
+"""The network's map layers: each a query over PostGIS whose features in a bbox come back as GeoJSON.
+
+A layer is a function ``(bbox, kinds) -> Select`` whose columns are the feature's ``id`` (the
+element's external code), its ``geom`` and its properties, in the form ``geo.geojson`` turns
+into a FeatureCollection in SQL. Only what a public map may show is selected: service points
+carry their code, account number and address, never a customer's name or phone.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from sqlalchemy import Numeric, case, cast, func, literal, select, union_all
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement, Select
+
+from geo.errors import BadRequest, NotFound
+from geo.geojson import BBox, FeatureCollection, feature_collection, in_bbox
+from topology.models import (
+    Device, DeviceKind, Feeder, Node, Segment, ServicePoint, Source, Substation, SwitchState, TransformerArea,
+)
+
+__all__ = [
+    "FEEDER_COLOURS", "SWITCHGEAR", "LAYERS", "parse_kinds", "network_layer", "network_extent",
+    "feeder_list", "network_summary",
+]
+
+# Distinct colours for neighbouring feeders; red and grey are left out because the map uses
+# them for open devices and for de-energised elements.
+FEEDER_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b",
+    "#e377c2", "#bcbd22", "#393b79", "#637939", "#0b7a75", "#7b4173",
+)
+NO_FEEDER_COLOUR = "#555555"
+SWITCHGEAR = tuple(kind.value for kind in DeviceKind if kind is not DeviceKind.transformer)
+
+_substations, _feeders, _nodes = Substation.__table__, Feeder.__table__, Node.__table__
+_segments, _devices, _sources = Segment.__table__, Device.__table__, Source.__table__
+_areas, _service_points = TransformerArea.__table__, ServicePoint.__table__
+
+
+def _feeder_colour(feeder_id: ColumnElement) -> ColumnElement:
+    """The feeder's colour: its id picks a palette entry, so a feeder keeps its colour everywhere."""
+    palette = array([literal(colour) for colour in FEEDER_COLOURS])
+    return func.coalesce(palette[func.mod(feeder_id, len(FEEDER_COLOURS)) + 1], NO_FEEDER_COLOUR)
+
+
+def _substations_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+    s = _substations
+    return select(s.c.code.label("id"), s.c.geom, s.c.code, s.c.name).where(in_bbox(s.c.geom, bbox))
+
+
+def _segments_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+    s, f = _segments, _feeders
+    return (
+        select(s.c.code.label("id"), s.c.geom, s.c.code, f.c.code.label("feeder"),
+               _feeder_colour(s.c.feeder_id).label("colour"), s.c.conductor,
+               func.round(cast(s.c.length_m, Numeric), 1).label("length_m"), s.c.in_service)
+        .select_from(s.outerjoin(f, f.c.id == s.c.feeder_id))
+        .where(in_bbox(s.c.geom, bbox))
+    )
+
+
+def _devices_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+    d, f = _devices, _feeders
+    query = (
+        select(d.c.code.label("id"), d.c.geom, d.c.code, d.c.kind, d.c.name, f.c.code.label("feeder"),
+               d.c.normal_state, d.c.current_state, d.c.in_service, d.c.rated_kva)
+        .select_from(d.outerjoin(f, f.c.id == d.c.feeder_id))
+        .where(in_bbox(d.c.geom, bbox))
+    )
+    return query.where(d.c.kind.in_(kinds)) if kinds else query
+
+
+def _transformers_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+    d, f, a, sp = _devices, _feeders, _areas, _service_points
+    # Customers of the transformer's area; none known when it has no area.
+    customers = select(func.count()).where(sp.c.transformer_area_id == a.c.id).scalar_subquery()
+    return (
+        select(d.c.code.label("id"), d.c.geom, d.c.code, d.c.name, f.c.code.label("feeder"), d.c.rated_kva,
+               d.c.current_state, d.c.in_service, a.c.code.label("area"),
+               case((a.c.id.is_(None), None), else_=customers).label("customers"))
+        .select_from(d.outerjoin(f, f.c.id == d.c.feeder_id).outerjoin(a, a.c.transformer_id == d.c.id))
+        .where(d.c.kind == DeviceKind.transformer, in_bbox(d.c.geom, bbox))
+    )
+
+
+def _sources_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+    s, n, sub = _sources, _nodes, _substations
+    return (
+        select(s.c.code.label("id"), n.c.geom, s.c.code, s.c.kind, sub.c.code.label("substation"), s.c.in_service)
+        .select_from(s.join(n, n.c.id == s.c.node_id).outerjoin(sub, sub.c.id == s.c.substation_id))
+        .where(in_bbox(n.c.geom, bbox))
+    )
+
+
+def _service_points_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+    sp, a = _service_points, _areas
+    return (
+        select(sp.c.code.label("id"), sp.c.geom, sp.c.code, sp.c.account_number, sp.c.address,
+               a.c.code.label("transformer_area"), sp.c.in_service)
+        .select_from(sp.outerjoin(a, a.c.id == sp.c.transformer_area_id))
+        .where(in_bbox(sp.c.geom, bbox))
+    )
+
+
+def _transformer_areas_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+    a, d = _areas, _devices
+    return (
+        select(a.c.code.label("id"), a.c.geom, a.c.code, a.c.name, d.c.code.label("transformer"))
+        .select_from(a.join(d, d.c.id == a.c.transformer_id))
+        .where(a.c.geom.is_not(None), in_bbox(a.c.geom, bbox))
+    )
+
+
+LayerQuery = Callable[[BBox | None, Sequence[str] | None], Select]
+LAYERS: dict[str, LayerQuery] = {
+    "substations": _substations_layer,
+    "segments": _segments_layer,
+    "devices": _devices_layer,
+    "transformers": _transformers_layer,
+    "sources": _sources_layer,
+    "service_points": _service_points_layer,
+    "transformer_areas": _transformer_areas_layer,
+}
+
+
+def parse_kinds(value: str | None) -> list[str] | None:
+    """The devices layer's ``kind`` filter, ``"breaker,switch"``: the kinds, or None for all.
+
+    >>> parse_kinds("switch, fuse")
+    ['switch', 'fuse']
+    """
+    if value is None or not value.strip():
+        return None
+    kinds = [kind.strip() for kind in value.split(",") if kind.strip()]
+    known = {kind.value for kind in DeviceKind}
+    unknown = [kind for kind in kinds if kind not in known]
+    if unknown:
+        raise BadRequest(f"unknown device kind {', '.join(map(repr, unknown))}; expected some of "
+                         f"{', '.join(sorted(known))}", parameter="kind")
+    return kinds
+
+
+def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: int,
+                  kinds: Sequence[str] | None = None) -> FeatureCollection:
+    """The features of ``layer`` intersecting ``bbox`` (everywhere when None), at most ``limit``.
+
+    ``kinds`` filters the devices layer by device kind. Raises ``NotFound`` for an unknown layer
+    and ``BadRequest`` for ``kinds`` on another layer.
+    """
+    query = LAYERS.get(layer)
+    if query is None:
+        raise NotFound(f"no network layer {layer!r}; the layers are {', '.join(LAYERS)}", layer=layer)
+    if kinds and layer != "devices":
+        raise BadRequest(f"kind filters the devices layer only, not {layer!r}", parameter="kind")
+    return feature_collection(connection, query(bbox, kinds), limit)
+
+
+def network_extent(connection: Connection) -> BBox | None:
+    """The box around every node, service point and substation; None for an empty network."""
+    geoms = union_all(select(_nodes.c.geom), select(_service_points.c.geom), select(_substations.c.geom)).subquery()
+    extent = select(func.ST_Extent(geoms.c.geom).label("box")).subquery()
+    box = connection.execute(select(func.ST_XMin(extent.c.box), func.ST_YMin(extent.c.box),
+                                    func.ST_XMax(extent.c.box), func.ST_YMax(extent.c.box))).one()
+    return None if box[0] is None else BBox(*box)
+
+
+def feeder_list(connection: Connection) -> list[dict]:
+    """Every feeder with its substation, voltage and the colour its segments have on the map."""
+    f, s = _feeders, _substations
+    rows = connection.execute(
+        select(f.c.code, f.c.name, s.c.code.label("substation"), f.c.voltage_kv, _feeder_colour(f.c.id).label("colour"))
+        .select_from(f.outerjoin(s, s.c.id == f.c.substation_id)).order_by(f.c.code)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def network_summary(connection: Connection) -> dict[str, int]:
+    """Counts for a map's title bar: substations, feeders, customers and open switchgear."""
+    d = _devices
+    open_switchgear = (select(func.count()).select_from(d)
+                       .where(d.c.kind.in_(SWITCHGEAR), d.c.current_state == SwitchState.open).scalar_subquery())
+    counts = connection.execute(select(
+        select(func.count()).select_from(_substations).scalar_subquery().label("substations"),
+        select(func.count()).select_from(_feeders).scalar_subquery().label("feeders"),
+        select(func.count()).select_from(_service_points).scalar_subquery().label("customers"),
+        open_switchgear.label("open_switchgear"),
+    )).one()
+    return dict(counts._mapping)
