@@ -16,8 +16,9 @@ from geo.db import make_engine
 from geo.migrate import upgrade
 
 
-def _test_database_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
+def _test_database_url(url_variable: str = "TEST_DATABASE_URL", suffix: str = "") -> str:
+    """``$url_variable``, or a fresh ``<TEST_DB_NAME><suffix>`` database in the embedded cluster."""
+    url = os.environ.get(url_variable)
     if url:
         return url
     from geo.cluster import default_cluster
@@ -25,7 +26,7 @@ def _test_database_url() -> str:
     cluster = default_cluster()
     cluster.ensure()
     # Several checkouts may share one cluster; TEST_DB_NAME keeps their test databases apart.
-    name = os.environ.get("TEST_DB_NAME", "gridatlas_test")
+    name = os.environ.get("TEST_DB_NAME", "gridatlas_test") + suffix
     if os.environ.get("PYTEST_XDIST_WORKER"):
         name += "_" + os.environ["PYTEST_XDIST_WORKER"]
     cluster.create_database(name, drop_first=True)

@@ -1,0 +1,449 @@
+/*
+ * GridAtlas network map (/map/network): draws the network's layers, fetched from
+ * /api/network/<layer>?bbox=...&limit=... whenever the view changes, never embedded in the page.
+ *
+ * The page calls GridAtlas.start(map, config) once folium has built the Leaflet map. Tools that
+ * build on this map (the trace tool, live switching) use window.GridAtlas:
+ *
+ *   GridAtlas.map                 the Leaflet map.
+ *   GridAtlas.layers[name]        the Leaflet layer of each network layer; names: "areas",
+ *                                 "segments", "transformers", "switchgear", "substations",
+ *                                 "customers" (a marker-cluster group). Every drawn feature's
+ *                                 Leaflet layer has .feature (the GeoJSON feature; id = element code).
+ *   GridAtlas.features[name]      the GeoJSON features last loaded for that layer.
+ *   GridAtlas.state               {loading, loads, bbox, counts, matched, truncated, hidden, errors};
+ *                                 loads counts completed reloads (tests wait on it).
+ *   GridAtlas.onFeatureClick(fn)  fn(feature, layerName, leafletEvent) on a click on any feature;
+ *                                 return false to suppress the default popup. Returns an unsubscribe.
+ *   GridAtlas.onLoad(fn)          fn(state) after every completed reload. Returns an unsubscribe.
+ *   GridAtlas.refresh()           reload the visible layers now (after a switching operation);
+ *                                 returns a Promise resolved when they are drawn.
+ *   GridAtlas.styleHooks[name]    optional fn(feature) -> Leaflet path options drawn over the
+ *                                 default style (e.g. grey for de-energised elements);
+ *                                 GridAtlas.restyle() redraws with them.
+ *   GridAtlas.findFeature(code)   {feature, layerName, layer} of a drawn element, or null.
+ *   GridAtlas.renderer            the one canvas every network layer draws on (a tool's clickable
+ *                                 layers should use it too: only the topmost canvas gets clicks);
+ *                                 GridAtlas.restack() restores the drawing order after adding to it.
+ *   GridAtlas.control             the Leaflet layer control (addOverlay(layer, label) for a tool's layers).
+ *   GridAtlas.legend              the legend's element; a tool may append its own section.
+ *   GridAtlas.symbol(kind, open)  an inline SVG of a device symbol, as drawn on the map.
+ *   GridAtlas.colours             the colours the map uses (open, deenergised, ...).
+ * Event: document "gridatlas:load" (event.detail = GridAtlas.state) after each reload.
+ */
+(function () {
+  "use strict";
+
+  var COLOURS = {
+    open: "#d62728",          // open switchgear: a hollow red symbol
+    deenergised: "#9e9e9e",   // reserved for de-energised elements (trace tool)
+    halo: "#ffffff",
+    customer: "#2f4858",
+    substation: "#111111",
+    area: "#5b7083",
+  };
+  // Each device kind has its own shape and fill; open ones are drawn hollow with a red ring.
+  var DEVICE_SYMBOLS = {
+    breaker: {shape: "square", fill: "#1d3557", radius: 7, label: "Breaker"},
+    recloser: {shape: "diamond", fill: "#6a3d9a", radius: 8, label: "Recloser"},
+    "switch": {shape: "circle", fill: "#0b7a75", radius: 6, label: "Switch"},
+    fuse: {shape: "bar", fill: "#c77700", radius: 7, label: "Fuse"},
+    transformer: {shape: "triangle", fill: "#8d5a2b", radius: 7, label: "Transformer"},
+    substation: {shape: "square", fill: COLOURS.substation, radius: 10, label: "Substation"},
+  };
+  var SWITCHGEAR = "breaker,recloser,switch,fuse";
+  // Drawn bottom to top (see restack).
+  var LAYERS = [
+    {name: "areas", label: "Transformer areas", unit: "areas", api: "transformer_areas", visible: false, minZoom: 13},
+    {name: "segments", label: "Feeders", unit: "segments", api: "segments", visible: true},
+    {name: "customers", label: "Customers", unit: "customers", api: "service_points", visible: true, cluster: true},
+    {name: "transformers", label: "Transformers", unit: "transformers", api: "transformers", visible: true, minZoom: 13},
+    {name: "switchgear", label: "Switchgear", unit: "switching devices", api: "devices", params: {kind: SWITCHGEAR},
+     visible: true},
+    {name: "substations", label: "Substations", unit: "substations", api: "substations", visible: true},
+  ];
+
+  var GridAtlas = window.GridAtlas = {
+    map: null, layers: {}, features: {}, control: null, legend: null, styleHooks: {},
+    colours: COLOURS, deviceSymbols: DEVICE_SYMBOLS,
+    state: {loading: 0, loads: 0, bbox: null, counts: {}, matched: {}, truncated: {}, hidden: {}, errors: []},
+  };
+  var clickHandlers = [], loadHandlers = [], config = {}, fetched = {}, controllers = {}, moveTimer = null;
+
+  // ---- symbols: circle markers drawn as squares, diamonds, triangles or bars (canvas and SVG) ----
+  function shapePoints(shape, x, y, r) {
+    switch (shape) {
+      case "square": return [[x - r, y - r], [x + r, y - r], [x + r, y + r], [x - r, y + r]];
+      case "diamond": return [[x, y - r], [x + r, y], [x, y + r], [x - r, y]];
+      case "triangle": return [[x, y - r], [x + r, y + r * 0.8], [x - r, y + r * 0.8]];
+      case "bar": return [[x - r, y - r * 0.45], [x + r, y - r * 0.45], [x + r, y + r * 0.45], [x - r, y + r * 0.45]];
+      default: return null;
+    }
+  }
+
+  var ShapeMarker = L.CircleMarker.extend({
+    options: {shape: "circle"},
+    _updatePath: function () {
+      var renderer = this._renderer, points = shapePoints(this.options.shape, this._point.x, this._point.y, this._radius);
+      if (!points) { return L.CircleMarker.prototype._updatePath.call(this); }
+      if (renderer instanceof L.Canvas) {
+        if (!renderer._drawing || this._empty()) { return; }
+        var ctx = renderer._ctx;
+        ctx.beginPath();
+        points.forEach(function (p, i) { if (i) { ctx.lineTo(p[0], p[1]); } else { ctx.moveTo(p[0], p[1]); } });
+        ctx.closePath();
+        renderer._fillStroke(ctx, this);
+      } else {
+        renderer._setPath(this, "M" + points.map(function (p) { return p[0] + "," + p[1]; }).join("L") + "z");
+      }
+    },
+  });
+
+  function symbolSvg(kind, open, size) {
+    var symbol = DEVICE_SYMBOLS[kind] || DEVICE_SYMBOLS["switch"], s = size || 20, c = s / 2, r = s / 2 - 3;
+    var fill = open ? COLOURS.halo : symbol.fill, stroke = open ? COLOURS.open : "#ffffff", width = open ? 2.5 : 1.5;
+    var points = shapePoints(symbol.shape, c, c, r), body = points
+      ? '<polygon points="' + points.map(function (p) { return p.join(","); }).join(" ") + '"'
+      : '<circle cx="' + c + '" cy="' + c + '" r="' + r + '"';
+    return '<svg class="ga-symbol" width="' + s + '" height="' + s + '" viewBox="0 0 ' + s + " " + s + '" aria-hidden="true">' +
+      body + ' fill="' + fill + '" stroke="' + stroke + '" stroke-width="' + width + '"/></svg>';
+  }
+  GridAtlas.symbol = symbolSvg;
+
+  // ---- styles ----
+  function withHook(name, feature, options) {
+    var hook = GridAtlas.styleHooks[name];
+    return hook ? L.extend(options, hook(feature) || {}) : options;
+  }
+
+  function segmentStyle(feature) {
+    var p = feature.properties, zoom = GridAtlas.map.getZoom();
+    return withHook("segments", feature, {
+      color: p.colour, weight: zoom >= 16 ? 4 : zoom >= 14 ? 3 : 2, opacity: p.in_service ? 0.9 : 0.5,
+      dashArray: p.in_service ? null : "4 4", lineCap: "round",
+    });
+  }
+
+  function deviceStyle(name, kind, feature) {
+    var p = feature.properties, symbol = DEVICE_SYMBOLS[kind] || DEVICE_SYMBOLS["switch"];
+    var open = p.current_state === "open" && kind !== "transformer" && kind !== "substation";
+    return withHook(name, feature, {
+      shape: symbol.shape, radius: symbol.radius,       fillColor: open ? COLOURS.halo : symbol.fill, fillOpacity: p.in_service === false ? 0.4 : 1,
+      color: open ? COLOURS.open : COLOURS.halo, weight: open ? 3 : 1.5, opacity: 1,
+      dashArray: p.in_service === false ? "2 2" : null,
+    });
+  }
+
+  function customerStyle(feature) {
+    return withHook("customers", feature, {
+      radius: 4, fillColor: COLOURS.customer, fillOpacity: 0.9,
+      color: COLOURS.halo, weight: 1,
+    });
+  }
+
+  function areaStyle(feature) {
+    return withHook("areas", feature, {color: COLOURS.area, weight: 1, dashArray: "3 3", fillOpacity: 0.06});
+  }
+
+  var STYLE = {
+    segments: segmentStyle,
+    areas: areaStyle,
+    customers: customerStyle,
+    transformers: function (f) { return deviceStyle("transformers", "transformer", f); },
+    switchgear: function (f) { return deviceStyle("switchgear", f.properties.kind, f); },
+    substations: function (f) { return deviceStyle("substations", "substation", f); },
+  };
+
+  // ---- popups and the click hook ----
+  function escapeHtml(value) {
+    return String(value).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+
+  var TITLES = {segments: "Segment", transformers: "Transformer", substations: "Substation",
+                customers: "Customer", areas: "Transformer area"};
+
+  function popupHtml(feature, name) {
+    var p = feature.properties, title = name === "switchgear" ? (DEVICE_SYMBOLS[p.kind] || {}).label : TITLES[name];
+    var state = "";
+    if (name === "switchgear") {
+      state = '<div class="ga-state ga-state-' + escapeHtml(p.current_state) + '">' + escapeHtml(p.current_state) +
+        (p.current_state !== p.normal_state ? " (normally " + escapeHtml(p.normal_state) + ")" : "") + "</div>";
+    }
+    var rows = Object.keys(p).filter(function (k) {
+      return k !== "code" && k !== "colour" && p[k] !== null && p[k] !== "";
+    }).map(function (k) {
+      return "<tr><th>" + escapeHtml(k.replace(/_/g, " ")) + "</th><td>" + escapeHtml(p[k]) + "</td></tr>";
+    });
+    return '<div class="ga-popup"><h3>' + escapeHtml(title || name) + " " + escapeHtml(feature.id) + "</h3>" + state +
+      '<table class="ga-props">' + rows.join("") + "</table></div>";
+  }
+
+  function onFeatureClick(name) {
+    return function (feature, layer) {
+      layer.on("click", function (event) {
+        L.DomEvent.stopPropagation(event);
+        var showPopup = true;
+        clickHandlers.slice().forEach(function (fn) {
+          if (fn(feature, name, event) === false) { showPopup = false; }
+        });
+        if (showPopup) {
+          L.popup({maxWidth: 320}).setLatLng(event.latlng).setContent(popupHtml(feature, name)).openOn(GridAtlas.map);
+        }
+      });
+    };
+  }
+
+  function subscribe(list, fn) {
+    list.push(fn);
+    return function () { var i = list.indexOf(fn); if (i >= 0) { list.splice(i, 1); } };
+  }
+  GridAtlas.onFeatureClick = function (fn) { return subscribe(clickHandlers, fn); };
+  GridAtlas.onLoad = function (fn) { return subscribe(loadHandlers, fn); };
+
+  // ---- layers ----
+  // One canvas for every layer: Leaflet hands a click only to the topmost canvas, so layers on
+  // canvases of their own could not all be clicked. The drawing order is kept by restack().
+  function makeLayer(spec, renderer) {
+    var geojson = {
+      renderer: renderer, style: STYLE[spec.name], onEachFeature: onFeatureClick(spec.name),
+      pointToLayer: function (feature, latlng) {
+        var style = L.extend({renderer: renderer}, STYLE[spec.name](feature));
+        return spec.name === "customers" ? L.circleMarker(latlng, style) : new ShapeMarker(latlng, style);
+      },
+    };
+    if (spec.cluster) {
+      var group = L.markerClusterGroup({
+        chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 45, disableClusteringAtZoom: 18,
+        spiderfyOnMaxZoom: false,
+      });
+      group.geojsonOptions = geojson;
+      return group;
+    }
+    return L.geoJSON(null, geojson);
+  }
+
+  // Bring the layers above LAYERS[index] back in front of whatever was just drawn, in order.
+  function restack(index) {
+    LAYERS.slice(index + 1).forEach(function (spec) {
+      var layer = GridAtlas.layers[spec.name];
+      if (!spec.cluster && GridAtlas.map.hasLayer(layer)) { layer.bringToFront(); }
+    });
+  }
+  GridAtlas.restack = function () { restack(-1); };
+
+  function draw(spec, collection) {
+    var layer = GridAtlas.layers[spec.name];
+    GridAtlas.features[spec.name] = collection ? collection.features : [];
+    layer.clearLayers();
+    if (!collection) { return; }
+    if (spec.cluster) {
+      layer.addLayers(L.geoJSON(collection, layer.geojsonOptions).getLayers());
+    } else {
+      layer.addData(collection);
+    }
+    restack(LAYERS.indexOf(spec));
+  }
+
+  GridAtlas.restyle = function () {
+    LAYERS.forEach(function (spec) {
+      var layer = GridAtlas.layers[spec.name];
+      var each = function (item) { if (item.feature && item.setStyle) { item.setStyle(STYLE[spec.name](item.feature)); } };
+      if (layer.eachLayer) { layer.eachLayer(each); }
+    });
+  };
+
+  GridAtlas.findFeature = function (code) {
+    for (var i = 0; i < LAYERS.length; i++) {
+      var name = LAYERS[i].name, found = null;
+      GridAtlas.layers[name].eachLayer(function (item) { if (item.feature && item.feature.id === code) { found = item; } });
+      if (found) { return {feature: found.feature, layerName: name, layer: found}; }
+    }
+    return null;
+  };
+
+  // ---- loading by bbox ----
+  function clampedBounds(bounds) {
+    var clamp = function (v, lo, hi) { return Math.min(hi, Math.max(lo, v)); };
+    return [clamp(bounds.getWest(), -180, 180), clamp(bounds.getSouth(), -90, 90),
+            clamp(bounds.getEast(), -180, 180), clamp(bounds.getNorth(), -90, 90)];
+  }
+
+  function covers(outer, inner) {
+    return outer && outer[0] <= inner[0] && outer[1] <= inner[1] && outer[2] >= inner[2] && outer[3] >= inner[3];
+  }
+
+  function layerUrl(spec, bbox) {
+    var params = L.extend({bbox: bbox.map(function (v) { return v.toFixed(6); }).join(","), limit: config.limit},
+                          spec.params || {});
+    return config.layerUrl.replace("__layer__", spec.api) + L.Util.getParamString(params);
+  }
+
+  function load(spec, bbox, force) {
+    var zoom = GridAtlas.map.getZoom(), state = GridAtlas.state, previous = fetched[spec.name];
+    state.hidden[spec.name] = Boolean(spec.minZoom && zoom < spec.minZoom);
+    if (state.hidden[spec.name]) {
+      if (controllers[spec.name]) { controllers[spec.name].abort(); }
+      fetched[spec.name] = null;
+      draw(spec, null);
+      state.counts[spec.name] = 0;
+      return Promise.resolve();
+    }
+    // A view inside the last complete answer needs no new request (the request was padded).
+    if (!force && previous && !previous.truncated && covers(previous.bbox, clampedBounds(GridAtlas.map.getBounds()))) {
+      return Promise.resolve();
+    }
+    if (controllers[spec.name]) { controllers[spec.name].abort(); }
+    var controller = controllers[spec.name] = new AbortController();
+    state.loading += 1;
+    return fetch(layerUrl(spec, bbox), {signal: controller.signal, headers: {Accept: "application/geo+json"}})
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) { throw new Error(body.detail || response.statusText); }
+          return body;
+        });
+      })
+      .then(function (collection) {
+        fetched[spec.name] = {bbox: bbox, truncated: collection.truncated};
+        draw(spec, collection);
+        state.counts[spec.name] = collection.numberReturned;
+        state.matched[spec.name] = collection.numberMatched;
+        state.truncated[spec.name] = collection.truncated;
+      })
+      .catch(function (error) {
+        if (error.name !== "AbortError") { state.errors.push(spec.label + ": " + error.message); }
+      })
+      .then(function () { state.loading -= 1; });
+  }
+
+  GridAtlas.refresh = function (force) {
+    var map = GridAtlas.map, bbox = clampedBounds(map.getBounds().pad(0.25));
+    if (force === undefined) { force = true; }
+    GridAtlas.state.bbox = bbox;
+    GridAtlas.state.errors = [];
+    updateStatus();
+    var visible = LAYERS.filter(function (spec) { return map.hasLayer(GridAtlas.layers[spec.name]); });
+    return Promise.all(visible.map(function (spec) { return load(spec, bbox, force); })).then(function () {
+      GridAtlas.state.loads += 1;
+      updateStatus();
+      updateFeederLegend();
+      loadHandlers.slice().forEach(function (fn) { fn(GridAtlas.state); });
+      document.dispatchEvent(new CustomEvent("gridatlas:load", {detail: GridAtlas.state}));
+    });
+  };
+
+  function scheduleRefresh() {
+    clearTimeout(moveTimer);
+    moveTimer = setTimeout(function () { GridAtlas.refresh(false); }, 150);
+  }
+
+  // ---- controls: status, legend ----
+  function number(n) { return (n || 0).toLocaleString("en"); }
+
+  function updateStatus() {
+    var state = GridAtlas.state, parts = [], notes = [], el = GridAtlas.statusElement;
+    if (!el) { return; }
+    var openCount = (GridAtlas.features.switchgear || []).filter(function (f) {
+      return f.properties.current_state === "open";
+    }).length;
+    LAYERS.forEach(function (spec) {
+      if (!GridAtlas.map.hasLayer(GridAtlas.layers[spec.name]) || state.hidden[spec.name]) { return; }
+      var text = "<strong>" + number(state.counts[spec.name]) + "</strong> " + spec.unit;
+      if (spec.name === "switchgear" && openCount) { text += ' (<span class="ga-open">' + number(openCount) + " open</span>)"; }
+      parts.push("<span>" + text + "</span>");
+      if (state.truncated[spec.name]) {
+        notes.push("Showing " + number(state.counts[spec.name]) + " of " + number(state.matched[spec.name]) + " " +
+                   spec.unit + ": zoom in to see all.");
+      }
+    });
+    if (state.hidden.customers && GridAtlas.map.hasLayer(GridAtlas.layers.customers)) {
+      notes.push("Zoom in to see customers.");
+    }
+    state.errors.forEach(function (e) { notes.push('<span class="ga-error">Could not load ' + escapeHtml(e) + "</span>"); });
+    el.innerHTML = '<div class="ga-status-counts">' + (state.loading ? '<span class="ga-spinner" title="Loading"></span>' : "") +
+      "In view: " + (parts.join(" · ") || "nothing") + "</div>" +
+      notes.map(function (n) { return '<div class="ga-hint">' + n + "</div>"; }).join("");
+  }
+
+  function updateFeederLegend() {
+    var el = GridAtlas.feederLegendElement, seen = {}, list = [];
+    if (!el) { return; }
+    (GridAtlas.features.segments || []).forEach(function (f) {
+      var code = f.properties.feeder || "no feeder";
+      if (!seen[code]) { seen[code] = true; list.push([code, f.properties.colour]); }
+    });
+    list.sort(function (a, b) { return a[0].localeCompare(b[0], "en", {numeric: true}); });
+    var shown = list.slice(0, 8).map(function (item) {
+      return '<li><span class="ga-line" style="background:' + escapeHtml(item[1]) + '"></span>' + escapeHtml(item[0]) + "</li>";
+    });
+    if (list.length > 8) { shown.push('<li class="ga-more">+ ' + (list.length - 8) + " more feeders in view</li>"); }
+    el.innerHTML = shown.join("") || '<li class="ga-more">no feeders in view</li>';
+  }
+
+  function legendControl() {
+    var control = L.control({position: "bottomright"});
+    control.onAdd = function () {
+      var div = L.DomUtil.create("div", "ga-panel ga-legend");
+      var devices = ["breaker", "recloser", "switch", "fuse"].map(function (kind) {
+        return "<li>" + symbolSvg(kind, false) + DEVICE_SYMBOLS[kind].label + "</li>";
+      }).join("");
+      div.innerHTML =
+        "<h2>Legend</h2>" +
+        "<h3>Feeders</h3><ul class=\"ga-feeders\"></ul>" +
+        "<h3>Switchgear</h3><ul>" + devices + "</ul>" +
+        '<ul class="ga-states"><li>' + symbolSvg("switch", false) + "closed</li><li>" + symbolSvg("switch", true) +
+        '<span class="ga-open">open</span></li></ul>' +
+        "<h3>Other</h3><ul>" +
+        "<li>" + symbolSvg("transformer", false) + "Transformer</li>" +
+        "<li>" + symbolSvg("substation", false) + "Substation</li>" +
+        '<li><span class="ga-dot"></span>Customer</li>' +
+        '<li><span class="ga-cluster-sample">12</span>Customers (cluster)</li></ul>';
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      GridAtlas.feederLegendElement = div.querySelector(".ga-feeders");
+      return div;
+    };
+    return control;
+  }
+
+  function statusControl() {
+    var control = L.control({position: "bottomleft"});
+    control.onAdd = function () {
+      var div = L.DomUtil.create("div", "ga-panel ga-status");
+      div.setAttribute("role", "status");
+      GridAtlas.statusElement = div;
+      return div;
+    };
+    return control;
+  }
+
+  // ---- start ----
+  GridAtlas.start = function (map, options) {
+    config = options || {};
+    GridAtlas.map = map;
+    var renderer = GridAtlas.renderer = L.canvas({padding: 0.25});
+    LAYERS.forEach(function (spec) {
+      if (spec.name === "customers") { spec.minZoom = config.customerMinZoom; }
+      var layer = GridAtlas.layers[spec.name] = makeLayer(spec, renderer);
+      if (spec.visible) { layer.addTo(map); }
+    });
+    // The cluster group adds customers as the view changes: keep them under the devices.
+    var afterCustomers = function () { restack(LAYERS.findIndex(function (spec) { return spec.cluster; })); };
+    GridAtlas.layers.customers.on("animationend", afterCustomers);
+    map.on("moveend", afterCustomers);
+    var overlays = {};
+    LAYERS.slice().reverse().forEach(function (spec) { overlays[spec.label] = GridAtlas.layers[spec.name]; });
+    GridAtlas.control = L.control.layers(null, overlays, {collapsed: false, position: "topright"}).addTo(map);
+    legendControl().addTo(map);
+    statusControl().addTo(map);
+    GridAtlas.legend = map.getContainer().querySelector(".ga-legend");
+    map.on("moveend", scheduleRefresh);
+    map.on("zoomend", function () { GridAtlas.restyle(); });
+    map.on("overlayadd", function () { GridAtlas.restack(); GridAtlas.refresh(false); });
+    map.on("overlayremove", function () { updateStatus(); });
+    if (!config.extent) { GridAtlas.state.errors.push("the network: no network is loaded"); }
+    GridAtlas.ready = GridAtlas.refresh(true);
+    return GridAtlas;
+  };
+})();
