@@ -443,23 +443,25 @@ def generate_city(customers: int, seed: int = 1, progress: bool = False) -> Netw
     city = city_for(customers)
     tables = _Tables(city)
     with tqdm(total=len(STAGES), desc="demo city", unit="stage", disable=not progress) as bar:
-        def advance(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update()
+        def begin(stage: str) -> None:
+            if bar.postfix:
+                bar.update()
+            bar.set_postfix_str(stage)
 
+        begin("layout")
         blocks = _blocks(city, seed)
-        advance("layout")
+        begin("streets")
         streets = _street_grid(city)
         _name_streets(city, streets, seed)
-        advance("streets")
+        begin("medium voltage")
         stations = _medium_voltage(city, blocks, streets, tables)
-        advance("medium voltage")
+        begin("low voltage")
         houses = _low_voltage(city, blocks, stations, streets, tables)
-        advance("low voltage")
+        begin("customers")
         _customers(blocks, stations, houses, tables, seed)
-        advance("customers")
+        begin("frames")
         frames = tables.frames()
-        advance("frames")
+        bar.update()
     return frames
 
 

@@ -25,6 +25,12 @@ def frames():
     return generate_city(CUSTOMERS, seed=7)
 
 
+@pytest.fixture(scope="module", params=[CUSTOMERS, 45_000], ids=["one district", "2x2 districts"])
+def network(request, frames):
+    """The small city, and one of several districts whose feeders tie across district boundaries."""
+    return frames if request.param == CUSTOMERS else generate_city(request.param, seed=7)
+
+
 def normal_state_graph(frames) -> nx.Graph:
     """The network in its normal state: in-service segments and closed, in-service devices."""
     graph = nx.Graph()
@@ -78,50 +84,50 @@ def test_references_resolve(frames):
     assert set(frames.service_points["transformer_area"]) <= set(frames.transformer_areas["code"])
 
 
-def test_radial_and_fully_energised_in_the_normal_state(frames):
-    graph = normal_state_graph(frames)
-    sources = set(frames.sources["node"])
+def test_radial_and_fully_energised_in_the_normal_state(network):
+    graph = normal_state_graph(network)
+    sources = set(network.sources["node"])
     for component in nx.connected_components(graph):
         assert len(component & sources) == 1, "every island has exactly one source"
     assert nx.is_forest(graph), "no loops in the normal state"
     energised = nx.node_connected_component(graph, next(iter(sources)))
     for source in sources:
         energised |= nx.node_connected_component(graph, source)
-    assert set(frames.nodes["code"]) == energised
-    assert set(frames.service_points["node"]) <= energised
+    assert set(network.nodes["code"]) == energised
+    assert set(network.service_points["node"]) <= energised
 
 
-def test_every_feeder_is_one_tree_from_its_breaker(frames):
-    graph = normal_state_graph(frames)
-    busbars = set(frames.nodes.loc[frames.nodes["kind"] == "busbar", "code"])
+def test_every_feeder_is_one_tree_from_its_breaker(network):
+    graph = normal_state_graph(network)
+    busbars = set(network.nodes.loc[network.nodes["kind"] == "busbar", "code"])
     graph.remove_nodes_from(busbars)
-    feeder_of = dict(zip(frames.nodes["code"], frames.nodes["feeder"]))
+    feeder_of = dict(zip(network.nodes["code"], network.nodes["feeder"]))
     components = list(nx.connected_components(graph))
-    assert len(components) == len(frames.feeders)
+    assert len(components) == len(network.feeders)
     for component in components:
         assert len({feeder_of[node] for node in component}) == 1
-    breakers = frames.devices[frames.devices["kind"] == "breaker"]
-    assert sorted(breakers["feeder"]) == sorted(frames.feeders["code"])
+    breakers = network.devices[network.devices["kind"] == "breaker"]
+    assert sorted(breakers["feeder"]) == sorted(network.feeders["code"])
     assert set(breakers["from_node"]) <= busbars
 
 
-def test_ties_are_open_and_join_two_feeders(frames):
-    devices = frames.devices
-    feeder_of = dict(zip(frames.nodes["code"], frames.nodes["feeder"]))
+def test_ties_are_open_and_join_two_feeders(network):
+    devices = network.devices
+    feeder_of = dict(zip(network.nodes["code"], network.nodes["feeder"]))
     ties = devices[devices["normal_state"] == "open"]
     assert len(ties) > 0 and (ties["kind"] == "switch").all()
     for tie in ties.itertuples():
         assert feeder_of[tie.from_node] != feeder_of[tie.to_node], tie.code
     tied = {feeder_of[n] for n in ties["from_node"]} | {feeder_of[n] for n in ties["to_node"]}
-    assert tied == set(frames.feeders["code"]), "every feeder can be re-fed through a tie"
+    assert tied == set(network.feeders["code"]), "every feeder can be re-fed through a tie"
     # Closing all ties makes loops (ties join energised feeders).
-    graph = normal_state_graph(frames)
+    graph = normal_state_graph(network)
     graph.add_edges_from(zip(ties["from_node"], ties["to_node"]))
     assert not nx.is_forest(graph)
 
 
-def test_protection_and_switchgear_on_every_feeder(frames):
-    devices = frames.devices[frames.devices["normal_state"] == "closed"]
+def test_protection_and_switchgear_on_every_feeder(network):
+    devices = network.devices[network.devices["normal_state"] == "closed"]
     per_feeder = devices.groupby(["feeder", "kind"]).size().unstack(fill_value=0)
     assert (per_feeder["breaker"] == 1).all()
     assert (per_feeder["recloser"] >= 1).all()
@@ -129,13 +135,13 @@ def test_protection_and_switchgear_on_every_feeder(frames):
     assert (per_feeder["fuse"] > per_feeder["transformer"]).all()  # laterals and LV outlets
 
 
-def test_every_element_is_in_one_feeder_except_the_busbars(frames):
-    nodes = frames.nodes
+def test_every_element_is_in_one_feeder_except_the_busbars(network):
+    nodes = network.nodes
     assert nodes.loc[nodes["feeder"].isna(), "kind"].eq("busbar").all()
     assert nodes.loc[nodes["kind"] == "busbar", "feeder"].isna().all()
-    assert frames.segments["feeder"].notna().all() and frames.devices["feeder"].notna().all()
-    assert len(frames.sources) == 2 * len(frames.substations)
-    assert set(frames.sources["node"]) == set(nodes.loc[nodes["kind"] == "busbar", "code"])
+    assert network.segments["feeder"].notna().all() and network.devices["feeder"].notna().all()
+    assert len(network.sources) == 2 * len(network.substations)
+    assert set(network.sources["node"]) == set(nodes.loc[nodes["kind"] == "busbar", "code"])
 
 
 def test_transformers_serve_5_to_60_customers_with_a_rating(frames):
