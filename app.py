@@ -30,6 +30,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import topology
 
     topology.init_app(app)
+    import outlets
+
+    outlets.init_app(app)
 
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/", "index", lambda: redirect(url_for("topology_views.network_map")))

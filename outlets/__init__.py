@@ -1,0 +1,23 @@
+"""Service outlets: opening hours, the nearest open outlet, race-free bookings, the outlet finder map."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the outlets' blueprints, CLI, demo extension and health counts."""
+    from geo import demo
+    from geo.health import register_counted
+    from outlets import api, cli, views
+    from outlets.demo import add_demo_outlets
+
+    # The admin API is off until a token is configured (the config or the environment).
+    app.config.setdefault("ADMIN_TOKEN", os.environ.get("ADMIN_TOKEN") or None)
+    register_counted("outlets", "bookings")
+    demo.register("outlets", add_demo_outlets)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(api.admin_bp)
+    app.register_blueprint(views.bp)
+    cli.init_app(app)

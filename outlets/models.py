@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.db import Base
 
 __all__ = [
-    "SERVICES", "Outlet", "OutletService", "OutletException", "SlotCounter", "Booking",
+    "SERVICES", "address_key", "Outlet", "OutletService", "OutletException", "SlotCounter", "Booking",
     "NotificationOutbox", "BOOKING_STATUSES", "OUTBOX_STATUSES",
 ]
 
@@ -33,6 +33,12 @@ SERVICES = {
 }
 BOOKING_STATUSES = ("confirmed", "cancelled")
 OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
+
+
+def address_key(address):
+    """An address as the trigram search compares it: ß as ss, umlauts without their dots
+    (pg_trgm ignores case itself). Immutable, so an index can hold it."""
+    return func.translate(func.replace(address, "ß", "ss"), "ÄÖÜäöü", "AOUaou").label("address_key")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -48,8 +54,8 @@ class Outlet(Base):
         CheckConstraint("country ~ '^[A-Z]{2}$'", name="outlet_country_iso"),
         # The nearest search orders by sphere distance on this index (KNN on geography).
         Index("ix_outlets_geog", text("(geom::geography)"), postgresql_using="gist"),
-        Index("ix_outlets_address_trgm", "address", postgresql_using="gin",
-              postgresql_ops={"address": "gin_trgm_ops"}),
+        Index("ix_outlets_address_trgm", address_key(text("address")), postgresql_using="gin",
+              postgresql_ops={"address_key": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -161,5 +167,5 @@ class NotificationOutbox(Base):
 # (outlets never imports topology), so its trigram index is declared here on the table as the
 # metadata already knows it, which keeps Alembic's autogenerate from dropping it.
 if "service_points" in Base.metadata.tables:
-    Index("ix_service_points_address_trgm", Base.metadata.tables["service_points"].c.address,
-          postgresql_using="gin", postgresql_ops={"address": "gin_trgm_ops"})
+    Index("ix_service_points_address_trgm", address_key(Base.metadata.tables["service_points"].c.address),
+          postgresql_using="gin", postgresql_ops={"address_key": "gin_trgm_ops"})

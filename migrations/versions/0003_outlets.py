@@ -15,6 +15,9 @@ down_revision = '0002'
 branch_labels = None
 depends_on = None
 
+# outlets.models.address_key: what the trigram address search compares (ß as ss, no umlaut dots).
+ADDRESS_KEY = "translate(replace(%s, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
+
 
 def upgrade() -> None:
     # The address search (outlets/search.py) needs pg_trgm for its GIN indexes.
@@ -57,7 +60,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('code')
     )
     op.create_geospatial_index('idx_outlets_geom', 'outlets', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
-    op.create_index('ix_outlets_address_trgm', 'outlets', ['address'], unique=False, postgresql_using='gin', postgresql_ops={'address': 'gin_trgm_ops'})
+    op.execute(f"CREATE INDEX ix_outlets_address_trgm ON outlets USING gin ({ADDRESS_KEY % 'address'} gin_trgm_ops)")
     op.create_index('ix_outlets_geog', 'outlets', [sa.literal_column('(geom::geography)')], unique=False, postgresql_using='gist')
     op.create_table('bookings',
     sa.Column('id', sa.BigInteger(), nullable=False),
@@ -109,18 +112,19 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['outlet_id'], ['outlets.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('outlet_id', 'slot_start', 'service')
     )
-    op.create_index('ix_service_points_address_trgm', 'service_points', ['address'], unique=False, postgresql_using='gin', postgresql_ops={'address': 'gin_trgm_ops'})
+    op.execute(f"CREATE INDEX ix_service_points_address_trgm ON service_points "
+               f"USING gin ({ADDRESS_KEY % 'address'} gin_trgm_ops)")
 
 
 def downgrade() -> None:
-    op.drop_index('ix_service_points_address_trgm', table_name='service_points', postgresql_using='gin', postgresql_ops={'address': 'gin_trgm_ops'})
+    op.drop_index('ix_service_points_address_trgm', table_name='service_points')
     op.drop_table('slot_bookings')
     op.drop_table('outlet_services')
     op.drop_table('outlet_exceptions')
     op.drop_index('ix_bookings_outlet_slot', table_name='bookings')
     op.drop_table('bookings')
     op.drop_index('ix_outlets_geog', table_name='outlets', postgresql_using='gist')
-    op.drop_index('ix_outlets_address_trgm', table_name='outlets', postgresql_using='gin', postgresql_ops={'address': 'gin_trgm_ops'})
+    op.drop_index('ix_outlets_address_trgm', table_name='outlets')
     op.drop_geospatial_index('idx_outlets_geom', table_name='outlets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('outlets')
     op.drop_index(op.f('ix_notification_outbox_reference'), table_name='notification_outbox')

@@ -1,0 +1,72 @@
+"""What the admin API does, each in one transaction: create, replace, retire, dated exceptions."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from geo.errors import BadRequest, Conflict
+from outlets import store
+from outlets.hours import DayException, HoursError, parse_intervals
+from outlets.records import parse_outlet
+
+__all__ = ["create_outlet", "replace_outlet", "retire_outlet", "set_exception", "delete_exception"]
+
+
+def create_outlet(session: Session, body: Any) -> str:
+    """Create an outlet from a JSON body; Conflict when its code exists. Returns the code."""
+    record = parse_outlet(_object(body))
+    with session.begin():
+        connection = session.connection()
+        if store.outlet_exists(connection, record.code):
+            raise Conflict(f"outlet {record.code!r} already exists; PUT /api/admin/outlets/{record.code} replaces it")
+        store.save_outlet(connection, record)
+    return record.code
+
+
+def replace_outlet(session: Session, code: str, body: Any) -> bool:
+    """Create or replace outlet ``code`` (a retired one comes back); True when created."""
+    body = dict(_object(body))
+    if body.setdefault("code", code) != code:
+        raise BadRequest(f"the body's code {body['code']!r} differs from the URL's {code!r}")
+    record = parse_outlet(body)
+    with session.begin():
+        return store.save_outlet(session.connection(), record)
+
+
+def retire_outlet(session: Session, code: str, now: datetime) -> None:
+    """Retire outlet ``code``; Conflict while it has visits to come."""
+    with session.begin():
+        store.retire_outlet(session.connection(), code, now)
+
+
+def set_exception(session: Session, code: str, day: date, body: Any) -> None:
+    """Special hours on ``day`` from ``{"hours": "off" | "08:00-12:00,...", "note": "..."}``."""
+    body = _object(body)
+    if "hours" not in body:
+        raise BadRequest('send {"hours": "off"} or {"hours": "08:00-12:00", "note": "..."}')
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 200):
+        raise BadRequest("note must be a text of up to 200 characters")
+    hours = body["hours"]
+    if not isinstance(hours, (str, list)) or not all(isinstance(h, str) for h in (hours if isinstance(hours, list) else [])):
+        raise BadRequest('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals')
+    try:
+        intervals = parse_intervals(hours, where=f"exception {day}")
+    except HoursError as error:
+        raise BadRequest(str(error)) from None
+    with session.begin():
+        store.set_exception(session.connection(), code, day, DayException(intervals, note.strip() if note else None))
+
+
+def delete_exception(session: Session, code: str, day: date) -> None:
+    """Return outlet ``code`` to its weekly hours on ``day``."""
+    with session.begin():
+        store.delete_exception(session.connection(), code, day)
+
+
+def _object(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object")
+    return body

@@ -1,0 +1,288 @@
+"""JSON API of outlets and bookings (public), and the admin API that manages outlets.
+
+Each route parses the request, calls one function of outlets.search / outlets.booking /
+outlets.store, and renders its result; errors are geo.errors classes (problem+json).
+"""
+from __future__ import annotations
+
+import hmac
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from geo.db import get_session
+from geo.errors import BadRequest, ProblemError
+from outlets import admin, booking, importers, search, store
+from outlets.models import SERVICES
+
+bp = Blueprint("outlets_api", __name__, url_prefix="/api")
+admin_bp = Blueprint("outlets_admin", __name__, url_prefix="/api/admin")
+
+UTC = timezone.utc
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+PRIVATE = {"Cache-Control": "no-store"}
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload too large"
+
+
+def now() -> datetime:
+    """The current instant (UTC)."""
+    return datetime.now(UTC)
+
+
+# -- parameters ----------------------------------------------------------------------------------
+def _number(name: str, low: float, high: float) -> float | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number, not {value!r}") from None
+    if not low <= number <= high:
+        raise BadRequest(f"{name} must be between {low:g} and {high:g}")
+    return number
+
+
+def _date(value: str | None, name: str = "date") -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _open_at(value: str | None, current: datetime) -> datetime | None:
+    """``now``, an ISO time with an offset (an instant), or without (each outlet's local time)."""
+    if value is None or value == "":
+        return None
+    if value.lower() == "now":
+        return current
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not {value!r}") from None
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("send a JSON body (Content-Type: application/json)")
+    return body
+
+
+# -- public: outlets -----------------------------------------------------------------------------
+@bp.get("/outlets/services")
+def services():
+    """The services outlets offer: code -> label."""
+    return jsonify({"services": SERVICES})
+
+
+@bp.get("/outlets/nearest")
+def nearest():
+    """The nearest outlets to ``lon``/``lat`` or to the address ``q``; see docs/outlets.md."""
+    current = now()
+    lon, lat = _number("lon", -180, 180), _number("lat", -90, 90)
+    q = request.args.get("q", "").strip()
+    if (lon is None) != (lat is None):
+        raise BadRequest("give both lon and lat")
+    if (lon is None) == (not q):
+        raise BadRequest("give lon and lat, or an address q (not both)")
+    n = request.args.get("n", "5")
+    if not n.isdigit():
+        raise BadRequest(f"n must be a whole number 1..{search.MAX_RESULTS}")
+    connection = get_session().connection()
+    if q:
+        origin, did_you_mean = search.resolve_address(connection, q)
+        if origin is None:
+            return jsonify({"origin": None, "outlets": [], "did_you_mean": did_you_mean, "at": current.isoformat()})
+    else:
+        origin = search.Origin(lon, lat)
+    found = search.nearest(connection, origin, current, n=int(n), service=request.args.get("service") or None,
+                           open_at=_open_at(request.args.get("open"), current))
+    return jsonify({"origin": vars(origin), "outlets": found, "at": current.isoformat()})
+
+
+@bp.get("/outlets/addresses")
+def addresses():
+    """Address suggestions for ``q`` from our own outlet and customer addresses."""
+    return jsonify({"addresses": search.suggest_addresses(get_session().connection(), request.args.get("q", ""))})
+
+
+@bp.get("/outlets")
+def outlet_collection():
+    """Active outlets as a GeoJSON FeatureCollection, optionally within ``bbox=w,s,e,n``."""
+    where = [store.outlets.c.active]
+    bbox = request.args.get("bbox")
+    if bbox:
+        try:
+            west, south, east, north = (float(part) for part in bbox.split(","))
+        except ValueError:
+            raise BadRequest("bbox must be west,south,east,north in degrees") from None
+        where.append(store.within_bbox(west, south, east, north))
+    limit = current_app.config.get("API_MAX_FEATURES", 20000)
+    current = now()
+    today = current.date()
+    found = store.load_outlets(get_session().connection(), today - timedelta(days=1), today + timedelta(days=366),
+                               where)
+    return jsonify({"type": "FeatureCollection", "features": [store.outlet_feature(o, current) for o in found[:limit]],
+                    "truncated": len(found) > limit})
+
+
+@bp.get("/outlets/<code>")
+def outlet_detail(code: str):
+    """One outlet: where, services, weekly hours, coming exceptions, its opening state now."""
+    current = now()
+    today = current.date()
+    outlet = store.load_outlet(get_session().connection(), code, today - timedelta(days=1), today + timedelta(days=366))
+    return jsonify({**store.outlet_summary(outlet, current), **search.opening_state(outlet, current)})
+
+
+@bp.get("/outlets/<code>/slots")
+def slots(code: str):
+    """The slots of one outlet on ``date`` (default: its today), per service, with places left."""
+    current = now()
+    connection = get_session().connection()
+    day = _date(request.args.get("date"))
+    if day is None:
+        outlet = store.load_outlet(connection, code, current.date(), current.date())
+        day = outlet.schedule.local_date(current)
+    return jsonify(booking.day_slots(connection, code, day, request.args.get("service") or None, current))
+
+
+# -- public: bookings ----------------------------------------------------------------------------
+@bp.post("/bookings")
+def create_booking():
+    """Book a slot; 201 with the booking (200 for a replayed idempotency key), 409 when full."""
+    parsed = booking.parse_booking_request(_json_body(), request.headers.get("Idempotency-Key"))
+    result, created = booking.book(get_session(), parsed, now())
+    headers = dict(PRIVATE)
+    if created:
+        headers["Location"] = url_for("outlets_api.booking_detail", code=result["code"])
+    else:
+        headers["Idempotent-Replayed"] = "true"
+    return jsonify(result), 201 if created else 200, headers
+
+
+@bp.get("/bookings/<code>")
+def booking_detail(code: str):
+    """The booking with this confirmation code (``<code>.ics``: as a calendar file)."""
+    if code.lower().endswith(".ics"):
+        return booking_calendar(code[:-4])
+    return jsonify(booking.get_booking(get_session().connection(), code)), 200, PRIVATE
+
+
+@bp.delete("/bookings/<code>")
+def booking_cancel(code: str):
+    """Cancel the booking (its place is freed)."""
+    return jsonify(booking.cancel_booking(get_session(), code, now())), 200, PRIVATE
+
+
+@bp.patch("/bookings/<code>")
+def booking_reschedule(code: str):
+    """Move the booking to another slot: ``{"start": ..., "service": ...}``; atomic."""
+    return jsonify(booking.reschedule_booking(get_session(), code, _json_body(), now())), 200, PRIVATE
+
+
+def booking_calendar(code: str):
+    """The booking as an iCalendar file (RFC 5545) in the outlet's time zone."""
+    body = booking.booking_ics(get_session().connection(), code, now())
+    filename = f"booking-{booking.normalise_code(code)}.ics"
+    return Response(body, mimetype="text/calendar", headers={
+        **PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# -- admin ---------------------------------------------------------------------------------------
+@admin_bp.before_request
+def _require_admin():
+    """Every admin route needs ``Authorization: Bearer <ADMIN_TOKEN>``."""
+    token = current_app.config.get("ADMIN_TOKEN")
+    if not token:
+        raise Forbidden("the admin API is switched off: set ADMIN_TOKEN in the server's environment")
+    given = request.headers.get("Authorization", "")
+    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), token.encode()):
+        raise Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+
+
+def _saved(code: str, created: bool):
+    current = now()
+    outlet = store.load_outlet(get_session().connection(), code, current.date() - timedelta(days=1),
+                               current.date() + timedelta(days=366))
+    return jsonify(store.outlet_summary(outlet, current)), 201 if created else 200
+
+
+@admin_bp.post("/outlets")
+def admin_create():
+    """Create an outlet from a JSON body (fields: docs/outlets.md); 409 if its code exists."""
+    return _saved(admin.create_outlet(get_session(), _json_body()), True)
+
+
+@admin_bp.put("/outlets/<code>")
+def admin_replace(code: str):
+    """Create or replace the outlet ``code`` (retired outlets come back)."""
+    return _saved(code, admin.replace_outlet(get_session(), code, _json_body()))
+
+
+@admin_bp.delete("/outlets/<code>")
+def admin_retire(code: str):
+    """Retire an outlet (hidden from search and booking); 409 while visits are booked."""
+    admin.retire_outlet(get_session(), code, now())
+    return "", 204
+
+
+@admin_bp.put("/outlets/<code>/exceptions/<day>")
+def admin_set_exception(code: str, day: str):
+    """Special hours on one date: ``{"hours": "off" | "08:00-12:00,...", "note": "..."}``."""
+    admin.set_exception(get_session(), code, _date(day), _json_body())
+    return _saved(code, False)
+
+
+@admin_bp.delete("/outlets/<code>/exceptions/<day>")
+def admin_delete_exception(code: str, day: str):
+    """Return the outlet to its weekly hours on that date."""
+    admin.delete_exception(get_session(), code, _date(day))
+    return "", 204
+
+
+@admin_bp.post("/outlets/import")
+def admin_import():
+    """Import outlets from a GeoJSON or CSV upload (``file`` field, or the raw body): all or nothing.
+
+    ``?format=geojson|csv`` (default: from the file name); ``?mode=create`` refuses existing codes.
+    """
+    if (request.content_length or 0) > MAX_IMPORT_BYTES:
+        raise PayloadTooLarge(f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB")
+    upload = request.files.get("file")
+    data, filename = (upload.read(), upload.filename) if upload else (request.get_data(), None)
+    if not data:
+        raise BadRequest("send the file as the request body or as the multipart field 'file'")
+    mode = request.args.get("mode", "replace")
+    if mode not in ("replace", "create"):
+        raise BadRequest("mode must be replace or create")
+    rows = importers.read_outlets(data, importers.format_of(filename, request.args.get("format")))
+    return jsonify(importers.import_outlets(get_session(), rows, replace=mode == "replace"))
+
+
+@admin_bp.get("/outlets/export")
+def admin_export():
+    """Every active outlet in the import layout: ``?format=geojson`` (default) or ``csv``."""
+    file_format = importers.format_of(None, request.args.get("format", "geojson"))
+    body = importers.export_outlets(get_session(), file_format, now().date())
+    mimetype = "application/geo+json" if file_format == "geojson" else "text/csv"
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="outlets.{file_format}"'})

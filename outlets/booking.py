@@ -1,0 +1,473 @@
+"""Slots and bookings: capacity enforced by the database, idempotent requests, atomic changes.
+
+A booking takes a place in its slot's counter row with one statement,
+
+    INSERT INTO slot_bookings ... VALUES (..., booked = 1)
+    ON CONFLICT (outlet_id, slot_start, service) DO UPDATE SET booked = slot_bookings.booked + 1
+    WHERE slot_bookings.booked < EXCLUDED.capacity RETURNING booked
+
+which locks the row: concurrent requests queue on it and each sees the count the previous one
+committed, so no two can take the last place (the CHECK ``booked <= capacity`` backs it up).
+No row back means the slot is full: the transaction, with the booking row it inserted, is
+rolled back. A reschedule takes the new place before it gives back the old one, in one
+transaction; two reschedules crossing each other may deadlock, and are retried.
+
+The confirmation code is the only key to a booking and its personal data (name, phone).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import wraps
+from typing import Any, Callable, Mapping, TypeVar
+
+from sqlalchemy import and_, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from geo.errors import BadRequest, Conflict, NotFound, UnprocessableEntity
+from outlets.hours import Slot, format_intervals
+from outlets.models import SERVICES, Booking, NotificationOutbox, SlotCounter
+from outlets.records import parse_phone
+from outlets.store import OutletView, load_outlet, outlets, phone_fields
+
+__all__ = [
+    "BOOKING_HORIZON_DAYS", "BookingRequest", "parse_booking_request", "parse_start", "day_slots", "check_slot",
+    "book", "get_booking", "cancel_booking", "reschedule_booking", "booking_ics", "format_code", "normalise_code",
+]
+
+UTC = timezone.utc
+BOOKING_HORIZON_DAYS = 90
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: codes are read over the phone
+CODE_LENGTH = 12  # 30^12 ≈ 2^59: not guessable
+REMINDER_BEFORE = (timedelta(hours=24), timedelta(hours=2))
+
+bookings = Booking.__table__
+counters = SlotCounter.__table__
+outbox = NotificationOutbox.__table__
+T = TypeVar("T")
+
+
+# -- codes ---------------------------------------------------------------------------------------
+def new_code() -> str:
+    """A random confirmation code (stored without dashes)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def format_code(code: str) -> str:
+    """``ABCDEFGHJKMN`` -> ``ABCD-EFGH-JKMN``, as a customer reads it."""
+    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+
+
+def normalise_code(text: str) -> str:
+    """What the customer typed -> the stored code; NotFound for anything that cannot be one."""
+    code = re.sub(r"[\s-]", "", text or "").upper()
+    if len(code) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
+        raise NotFound("there is no booking with this code")
+    return code
+
+
+# -- requests ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BookingRequest:
+    """A booking as posted, fields checked for shape (the slot is checked against the outlet)."""
+
+    outlet: str
+    service: str
+    start: str
+    name: str
+    phone: str
+    idempotency_key: str
+
+
+_REQUIRED = ("outlet", "service", "start", "name", "phone", "idempotency_key")
+
+
+def _clean_text(value: Any, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{field} is required")
+    value = " ".join(value.split())
+    if len(value) > limit:
+        raise BadRequest(f"{field} is longer than {limit} characters")
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        raise BadRequest(f"{field} holds control characters")
+    return value
+
+
+def parse_booking_request(body: Any, idempotency_header: str | None = None) -> BookingRequest:
+    """A JSON body -> BookingRequest; BadRequest says which field is missing or malformed."""
+    if not isinstance(body, Mapping):
+        raise BadRequest("send a JSON object with " + ", ".join(_REQUIRED))
+    unknown = sorted(set(body) - set(_REQUIRED))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(unknown)} (send {', '.join(_REQUIRED)})")
+    key = body.get("idempotency_key") or idempotency_header
+    if body.get("idempotency_key") and idempotency_header and body["idempotency_key"] != idempotency_header:
+        raise BadRequest("the Idempotency-Key header and idempotency_key differ")
+    return BookingRequest(
+        outlet=_clean_text(body.get("outlet"), "outlet", 60),
+        service=_clean_text(body.get("service"), "service", 40),
+        start=_clean_text(body.get("start"), "start", 40),
+        name=_clean_text(body.get("name"), "name", 120),
+        phone=_clean_text(body.get("phone"), "phone", 40),
+        idempotency_key=_clean_text(key, "idempotency_key (or the Idempotency-Key header)", 200),
+    )
+
+
+def parse_start(value: str, outlet: OutletView) -> datetime:
+    """An ISO 8601 start -> a UTC instant; without an offset it is the outlet's wall-clock time."""
+    try:
+        start = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        raise BadRequest(f"start {value!r} is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)") from None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=outlet.schedule.tz)
+    return start.astimezone(UTC)
+
+
+def _when(outlet: OutletView, at: datetime) -> str:
+    return outlet.schedule.local(at).strftime("%a %Y-%m-%d %H:%M (UTC%z)")
+
+
+def _check_service(outlet: OutletView, service: str) -> int:
+    if service not in SERVICES:
+        raise UnprocessableEntity(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
+    if service not in outlet.services:
+        raise UnprocessableEntity(f"outlet {outlet.code} does not offer {service!r} "
+                                  f"(it offers: {', '.join(outlet.services)})")
+    return outlet.services[service]
+
+
+def check_slot(outlet: OutletView, service: str, start: datetime, now: datetime) -> Slot:
+    """The slot of ``service`` starting at ``start``, or UnprocessableEntity saying why there is none."""
+    _check_service(outlet, service)
+    schedule = outlet.schedule
+    if start <= now:
+        raise UnprocessableEntity(f"{_when(outlet, start)} is in the past")
+    if start > now + timedelta(days=BOOKING_HORIZON_DAYS):
+        raise UnprocessableEntity(f"bookings open {BOOKING_HORIZON_DAYS} days ahead; {_when(outlet, start)} is later")
+    if not schedule.known:
+        raise UnprocessableEntity(f"the opening hours of outlet {outlet.code} are unknown, so it takes no bookings")
+    day = schedule.local_date(start)
+    slots = schedule.slots(day, outlet.slot_minutes)
+    if any(slot.start == start for slot in slots):
+        return next(slot for slot in slots if slot.start == start)
+    note = schedule.note(day)
+    if not schedule.is_open(start):
+        if not schedule.intervals_starting(day):
+            raise UnprocessableEntity(f"outlet {outlet.code} is closed on {day:%a %Y-%m-%d}{f' ({note})' if note else ''}")
+        hours = format_intervals(schedule.intervals_starting(day))
+        raise UnprocessableEntity(f"{_when(outlet, start)} is outside the opening hours of outlet {outlet.code} "
+                                  f"(that day: {hours}{'; ' + note if note else ''})")
+    before = [s for s in slots if s.start < start][-1:]
+    after = [s for s in slots if s.start > start][:1]
+    nearest = " or ".join(schedule.local(s.start).strftime("%H:%M") for s in before + after)
+    raise UnprocessableEntity(f"{_when(outlet, start)} is not a slot start: slots last {outlet.slot_minutes} "
+                              f"minutes{'; the nearest start at ' + nearest if nearest else ''}")
+
+
+# -- slots ---------------------------------------------------------------------------------------
+def _booked(connection: Connection, outlet_id: int, first: datetime, last: datetime) -> dict[tuple, int]:
+    rows = connection.execute(select(counters.c.slot_start, counters.c.service, counters.c.booked).where(
+        counters.c.outlet_id == outlet_id, counters.c.slot_start.between(first, last)))
+    return {(row.slot_start, row.service): row.booked for row in rows}
+
+
+def day_slots(connection: Connection, code: str, day: date, service: str | None, now: datetime) -> dict[str, Any]:
+    """The bookable slots of outlet ``code`` starting on local ``day``, with the places left."""
+    outlet = load_outlet(connection, code, day - timedelta(days=1), day)
+    wanted = list(outlet.services) if service is None else [service]
+    if service is not None:
+        _check_service(outlet, service)
+    schedule = outlet.schedule
+    last_day = schedule.local_date(now + timedelta(days=BOOKING_HORIZON_DAYS))
+    result = {"outlet": outlet.code, "date": day.isoformat(), "timezone": outlet.timezone,
+              "slot_minutes": outlet.slot_minutes, "hours": schedule.day_hours(day), "slots": [], "note": None}
+    if day < schedule.local_date(now):
+        result["note"] = "this date is in the past"
+    elif day > last_day:
+        result["note"] = f"bookings open {BOOKING_HORIZON_DAYS} days ahead (until {last_day})"
+    elif not schedule.known:
+        result["note"] = "the opening hours of this outlet are unknown, so it takes no bookings"
+    slots = [s for s in schedule.slots(day, outlet.slot_minutes) if s.start > now] if result["note"] is None else []
+    booked = _booked(connection, outlet.id, slots[0].start, slots[-1].start) if slots else {}
+    result["slots"] = [
+        {"start": schedule.local(slot.start).isoformat(), "end": schedule.local(slot.end).isoformat(),
+         "service": name, "capacity": outlet.services[name],
+         "remaining": max(0, outlet.services[name] - booked.get((slot.start, name), 0))}
+        for slot in slots for name in wanted
+    ]
+    return result
+
+
+# -- transactions --------------------------------------------------------------------------------
+_RETRIED_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def _retrying(function: Callable[..., T]) -> Callable[..., T]:
+    """Run a transaction again (up to three times) when PostgreSQL broke a deadlock with it."""
+
+    @wraps(function)
+    def run(*args, **kwargs):
+        for attempt in range(3):
+            try:
+                return function(*args, **kwargs)
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) not in _RETRIED_STATES or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    return run
+
+
+def _take_place(connection: Connection, outlet: OutletView, service: str, start: datetime) -> bool:
+    """Take one place in the slot's counter; False when it is full (decided by the database)."""
+    statement = insert(counters).values(outlet_id=outlet.id, slot_start=start, service=service, booked=1,
+                                        capacity=outlet.services[service])
+    statement = statement.on_conflict_do_update(
+        index_elements=[counters.c.outlet_id, counters.c.slot_start, counters.c.service],
+        set_={"booked": counters.c.booked + 1, "capacity": statement.excluded.capacity},
+        where=counters.c.booked < statement.excluded.capacity,
+    )
+    try:
+        return connection.execute(statement.returning(counters.c.booked)).first() is not None
+    except IntegrityError as error:
+        # The CHECK is the last guard; reaching it is still "full", never a 500.
+        if "slot_within_capacity" in str(error.orig):
+            return False
+        raise
+
+
+def _give_back_place(connection: Connection, outlet_id: int, service: str, start: datetime) -> None:
+    connection.execute(update(counters).where(
+        counters.c.outlet_id == outlet_id, counters.c.slot_start == start, counters.c.service == service,
+    ).values(booked=counters.c.booked - 1))
+
+
+def _request_hash(outlet: str, service: str, start: datetime, name: str, phone: str) -> str:
+    canonical = json.dumps([outlet, service, start.isoformat(), name, phone], ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# -- notifications -------------------------------------------------------------------------------
+def _message(kind: str, booking: Mapping, outlet: OutletView) -> str:
+    when = outlet.schedule.local(booking["slot_start"]).strftime("%a %d %b %Y at %H:%M")
+    what = SERVICES.get(booking["service"], booking["service"])
+    place = f"{outlet.name}, {outlet.address}"
+    code = format_code(booking["code"])
+    return {
+        "booking_confirmation": f"Your visit is booked: {what} at {place}, {when}. Code {code}.",
+        "booking_reminder": f"Reminder: your visit for {what} at {place} is on {when}. Code {code}.",
+        "booking_rescheduled": f"Your visit has moved: {what} at {place}, now {when}. Code {code}.",
+        "booking_cancelled": f"Your visit for {what} at {place} on {when} is cancelled. Code {code}.",
+    }[kind]
+
+
+def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: datetime, *kinds: str) -> None:
+    """Write the messages ``kinds`` (due now) and, for a live booking, its reminder to the outbox."""
+    reference = f"booking:{booking['id']}"
+    connection.execute(update(outbox).where(
+        outbox.c.reference == reference, outbox.c.kind == "booking_reminder", outbox.c.status == "pending",
+    ).values(status="cancelled"))
+    rows = [{"kind": kind, "due_at": now} for kind in kinds]
+    if booking["status"] == "confirmed":
+        due = next((booking["slot_start"] - before for before in REMINDER_BEFORE
+                    if booking["slot_start"] - before > now + timedelta(minutes=30)), None)
+        if due is not None:
+            rows.append({"kind": "booking_reminder", "due_at": due})
+    for row in rows:
+        row.update(channel="sms", recipient=booking["phone"], reference=reference, subject=None,
+                   body=_message(row["kind"], booking, outlet))
+    if rows:
+        connection.execute(outbox.insert(), rows)
+
+
+# -- bookings ------------------------------------------------------------------------------------
+def _booking_json(booking: Mapping, outlet: OutletView) -> dict[str, Any]:
+    code = format_code(booking["code"])
+    return {
+        "code": code,
+        "status": booking["status"],
+        "outlet": {"code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),
+                   "lon": round(outlet.lon, 7), "lat": round(outlet.lat, 7), "timezone": outlet.timezone},
+        "service": booking["service"],
+        "service_label": SERVICES.get(booking["service"], booking["service"]),
+        "start": outlet.schedule.local(booking["slot_start"]).isoformat(),
+        "end": outlet.schedule.local(booking["slot_end"]).isoformat(),
+        "name": booking["name"],
+        "phone": booking["phone"],
+        "ics_url": f"/api/bookings/{code}.ics",
+        "sequence": booking["sequence"],
+    }
+
+
+def _booking_row(connection: Connection, where, lock: bool = False) -> Mapping | None:
+    query = select(bookings, outlets.c.code.label("outlet_code")).join(outlets, outlets.c.id == bookings.c.outlet_id) \
+        .where(where)
+    if lock:
+        query = query.with_for_update(of=bookings)
+    row = connection.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def _outlet_of(connection: Connection, booking: Mapping) -> OutletView:
+    day = booking["slot_start"].date()
+    return load_outlet(connection, booking["outlet_code"], day - timedelta(days=2), day + timedelta(days=2),
+                       active_only=False)
+
+
+@_retrying
+def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict[str, Any], bool]:
+    """Book ``request``; returns the booking and whether it is new (False: an idempotent replay).
+
+    Conflict when the slot is full; UnprocessableEntity when the slot is not bookable or the
+    idempotency key was used for another request.
+    """
+    with session.begin():
+        connection = session.connection()
+        outlet_day = now.astimezone(UTC).date()
+        outlet = load_outlet(connection, request.outlet, outlet_day - timedelta(days=1),
+                             outlet_day + timedelta(days=BOOKING_HORIZON_DAYS + 1))
+        start = parse_start(request.start, outlet)
+        phone = parse_phone(request.phone, outlet.country)
+        fingerprint = _request_hash(outlet.code, request.service, start, request.name, phone)
+        replayed = _replay(connection, request.idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed, False
+        slot = check_slot(outlet, request.service, start, now)
+        values = {"code": new_code(), "outlet_id": outlet.id, "service": request.service, "slot_start": slot.start,
+                  "slot_end": slot.end, "name": request.name, "phone": phone, "status": "confirmed",
+                  "idempotency_key": request.idempotency_key, "request_hash": fingerprint, "sequence": 0}
+        # A concurrent request with the same key waits here on the unique index, then inserts nothing.
+        inserted = connection.execute(insert(bookings).values(values).on_conflict_do_nothing(
+            index_elements=[bookings.c.idempotency_key]).returning(bookings.c.id)).scalar_one_or_none()
+        if inserted is None:
+            return _replay(connection, request.idempotency_key, fingerprint), False
+        if not _take_place(connection, outlet, request.service, slot.start):
+            raise Conflict(f"the {outlet.schedule.local(slot.start):%H:%M} slot for {request.service} at outlet "
+                           f"{outlet.code} on {outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; "
+                           "pick another slot", reason="slot_full")
+        values["id"] = inserted
+        _notify(connection, values, outlet, now, "booking_confirmation")
+        return _booking_json(values, outlet), True
+
+
+def _replay(connection: Connection, key: str, fingerprint: str) -> dict[str, Any] | None:
+    row = _booking_row(connection, bookings.c.idempotency_key == key)
+    if row is None:
+        return None
+    if row["request_hash"] != fingerprint:
+        raise UnprocessableEntity("this idempotency_key was already used for a different booking request; "
+                                  "send a new key for a new booking", reason="idempotency_key_reused")
+    return _booking_json(row, _outlet_of(connection, row))
+
+
+def get_booking(connection: Connection, code: str) -> dict[str, Any]:
+    """The booking with confirmation code ``code`` (NotFound otherwise)."""
+    row = _booking_row(connection, bookings.c.code == normalise_code(code))
+    if row is None:
+        raise NotFound("there is no booking with this code")
+    return _booking_json(row, _outlet_of(connection, row))
+
+
+def _locked_booking(connection: Connection, code: str) -> Mapping:
+    row = _booking_row(connection, bookings.c.code == normalise_code(code), lock=True)
+    if row is None:
+        raise NotFound("there is no booking with this code")
+    return row
+
+
+@_retrying
+def cancel_booking(session: Session, code: str, now: datetime) -> dict[str, Any]:
+    """Cancel a booking and free its place; cancelling twice is harmless. Conflict once it began."""
+    with session.begin():
+        connection = session.connection()
+        row = _locked_booking(connection, code)
+        outlet = _outlet_of(connection, row)
+        if row["status"] == "cancelled":
+            return _booking_json(row, outlet)
+        if row["slot_start"] <= now:
+            raise Conflict("this visit has already begun or passed; it can no longer be cancelled")
+        row.update(status="cancelled", sequence=row["sequence"] + 1)
+        connection.execute(update(bookings).where(bookings.c.id == row["id"]).values(
+            status="cancelled", cancelled_at=now, updated_at=now, sequence=row["sequence"]))
+        _give_back_place(connection, row["outlet_id"], row["service"], row["slot_start"])
+        _notify(connection, row, outlet, now, "booking_cancelled")
+        return _booking_json(row, outlet)
+
+
+@_retrying
+def reschedule_booking(session: Session, code: str, changes: Any, now: datetime) -> dict[str, Any]:
+    """Move a booking to another slot (and service): the new place is taken before the old one is
+    given back, in one transaction, so a full slot leaves the booking as it was."""
+    if not isinstance(changes, Mapping) or "start" not in changes or set(changes) - {"start", "service"}:
+        raise BadRequest("send a JSON object with start (and optionally service)")
+    with session.begin():
+        connection = session.connection()
+        row = _locked_booking(connection, code)
+        if row["status"] == "cancelled":
+            raise Conflict("this booking is cancelled; book a new visit instead")
+        if row["slot_start"] <= now:
+            raise Conflict("this visit has already begun or passed; it can no longer be moved")
+        today = now.astimezone(UTC).date()
+        outlet = load_outlet(connection, row["outlet_code"], today - timedelta(days=1),
+                             today + timedelta(days=BOOKING_HORIZON_DAYS + 1))
+        service = _clean_text(changes.get("service", row["service"]), "service", 40)
+        start = parse_start(_clean_text(changes["start"], "start", 40), outlet)
+        if (start, service) == (row["slot_start"], row["service"]):
+            return _booking_json(row, outlet)
+        slot = check_slot(outlet, service, start, now)
+        if not _take_place(connection, outlet, service, slot.start):
+            raise Conflict(f"the {outlet.schedule.local(slot.start):%H:%M} slot for {service} on "
+                           f"{outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; your booking is unchanged",
+                           reason="slot_full")
+        _give_back_place(connection, row["outlet_id"], row["service"], row["slot_start"])
+        row.update(service=service, slot_start=slot.start, slot_end=slot.end, sequence=row["sequence"] + 1)
+        connection.execute(update(bookings).where(bookings.c.id == row["id"]).values(
+            service=service, slot_start=slot.start, slot_end=slot.end, sequence=row["sequence"], updated_at=now))
+        _notify(connection, row, outlet, now, "booking_rescheduled")
+        return _booking_json(row, outlet)
+
+
+def booking_ics(connection: Connection, code: str, now: datetime) -> bytes:
+    """The booking as an RFC 5545 calendar: one event in the outlet's zone, with its VTIMEZONE."""
+    from icalendar import Alarm, Calendar, Event, vGeo
+
+    row = _booking_row(connection, bookings.c.code == normalise_code(code))
+    if row is None:
+        raise NotFound("there is no booking with this code")
+    outlet = _outlet_of(connection, row)
+    calendar = Calendar()
+    calendar.add("prodid", "-//GridAtlas//Outlet bookings//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"booking-{row['code']}@gridatlas")
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", outlet.schedule.local(row["slot_start"]))
+    event.add("dtend", outlet.schedule.local(row["slot_end"]))
+    event.add("summary", f"{SERVICES.get(row['service'], row['service'])} at {outlet.name}")
+    event.add("location", f"{outlet.name}, {outlet.address}")
+    event.add("geo", vGeo((outlet.lat, outlet.lon)))
+    event.add("description", f"Booking code {format_code(row['code'])}. "
+                             f"To cancel or move it, use this code on the outlet finder.")
+    event.add("status", "CANCELLED" if row["status"] == "cancelled" else "CONFIRMED")
+    event.add("sequence", row["sequence"])
+    if row["status"] == "confirmed":
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", f"Visit at {outlet.name}")
+        alarm.add("trigger", timedelta(hours=-1))
+        event.add_component(alarm)
+    calendar.add_component(event)
+    # The zone's rules from the year before the visit to the year after it, not since 1970.
+    year = outlet.schedule.local(row["slot_start"]).year
+    calendar.add_missing_timezones(first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1))
+    return calendar.to_ical()

@@ -1,0 +1,227 @@
+"""The nearest outlets to a point, and addresses resolved against our own address data.
+
+Nearest: PostGIS KNN (``<->`` on the ``(geom::geography)`` GiST index) streams candidates
+nearest first; each gets its geodesic distance in metres and its opening state in its own
+zone. With an "open at" filter the candidates come in growing batches until enough are open.
+
+Addresses: pg_trgm word similarity over outlet and service-point addresses (GIN indexes); a
+clear best match resolves, near-equal ones come back as a "did you mean" list.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import exists, func, literal, select, text
+from sqlalchemy.engine import Connection
+
+from geo.errors import BadRequest, NotFound
+from outlets.hours import format_weekly
+from outlets.models import SERVICES
+from outlets.store import (
+    EXCEPTIONS_AHEAD_DAYS, OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
+    point, services_table, view_from_row,
+)
+
+__all__ = ["nearest", "resolve_address", "suggest_addresses", "travel_minutes", "directions",
+           "MAX_RESULTS", "MAX_SCANNED"]
+
+UTC = timezone.utc
+MAX_RESULTS = 50
+# An "open at" search looks at no more than this many nearest outlets before it gives up.
+MAX_SCANNED = 5000
+# Rough travel: straight-line distance times a detour factor, at a typical town speed.
+WALK_M_PER_MIN, WALK_DETOUR = 80.0, 1.25      # 4.8 km/h
+DRIVE_M_PER_MIN, DRIVE_DETOUR = 400.0, 1.35   # 24 km/h through town
+DRIVE_PARKING_MIN = 3
+
+
+def travel_minutes(distance_m: float) -> dict[str, int]:
+    """Rough walking and driving times for a straight-line distance.
+
+    >>> travel_minutes(800)
+    {'walking_min': 13, 'driving_min': 6}
+    """
+    return {
+        "walking_min": max(1, math.ceil(distance_m * WALK_DETOUR / WALK_M_PER_MIN)),
+        "driving_min": max(1, math.ceil(distance_m * DRIVE_DETOUR / DRIVE_M_PER_MIN) + DRIVE_PARKING_MIN),
+    }
+
+
+def directions(outlet: OutletView, origin: tuple[float, float] | None, walking: bool) -> dict[str, str]:
+    """Links that open directions in the user's map app (Google's universal link works on every
+    platform; Apple Maps on iPhones; ``geo:`` on Android)."""
+    destination = f"{outlet.lat:.6f},{outlet.lon:.6f}"
+    google = {"api": "1", "destination": destination, "travelmode": "walking" if walking else "driving"}
+    apple = {"daddr": destination, "dirflg": "w" if walking else "d"}
+    if origin is not None:
+        google["origin"] = apple["saddr"] = f"{origin[1]:.6f},{origin[0]:.6f}"
+    return {
+        "url": "https://www.google.com/maps/dir/?" + urlencode(google),
+        "apple": "https://maps.apple.com/?" + urlencode(apple),
+        "geo": f"geo:{destination}?" + urlencode({"q": f"{destination}({outlet.name})"}),
+    }
+
+
+def _iso(at: datetime | None, outlet: OutletView) -> str | None:
+    return outlet.schedule.local(at).isoformat() if at is not None else None
+
+
+def opening_state(outlet: OutletView, now: datetime) -> dict[str, Any]:
+    """Open now or not, until when, the next opening and today's hours, in the outlet's local time."""
+    schedule = outlet.schedule
+    is_open = schedule.is_open(now)
+    return {
+        "hours_known": schedule.known,
+        "open_now": is_open,
+        "closes_at": _iso(schedule.closes_at(now), outlet) if is_open else None,
+        "next_opening": _iso(schedule.next_opening(now), outlet) if not is_open else None,
+        "today": schedule.day_hours(schedule.local_date(now)),
+        "hours": format_weekly(schedule.weekly),
+    }
+
+
+def _open_at(outlet: OutletView, at: datetime) -> bool | None:
+    """``at`` as an instant, or (naive) as a wall-clock time in the outlet's own zone."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=outlet.schedule.tz)
+    return outlet.schedule.is_open(at)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the customer is: a point, and the address it was found from, if any."""
+
+    lon: float
+    lat: float
+    address: str | None = None
+    source: str | None = None
+
+
+def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, service: str | None = None,
+            open_at: datetime | None = None) -> list[dict[str, Any]]:
+    """The ``n`` nearest active outlets to ``origin``, nearest first (geodesic metres).
+
+    ``service`` keeps outlets offering it; ``open_at`` keeps those open then, and those whose
+    hours are unknown (shown as such). Complexity: O(log N + k) index work for k candidates.
+    """
+    if not 1 <= n <= MAX_RESULTS:
+        raise BadRequest(f"n must be 1..{MAX_RESULTS}")
+    if service is not None and service not in SERVICES:
+        raise BadRequest(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
+    here = point(origin.lon, origin.lat)
+    today = now.astimezone(UTC).date()
+    query = (select(*outlet_columns(today - timedelta(days=2), today + timedelta(days=EXCEPTIONS_AHEAD_DAYS + 1)),
+                    geodesic_distance_m(outlets.c.geom, here).label("distance_m"))
+             .where(outlets.c.active)
+             .order_by(knn_order(outlets.c.geom, here)))
+    if service is not None:
+        query = query.where(exists().where(services_table.c.outlet_id == outlets.c.id,
+                                           services_table.c.service == service))
+    found: list[tuple[OutletView, float]] = []
+    batch, seen = (n if open_at is None else max(4 * n, 32)), 0
+    while True:
+        rows = connection.execute(query.limit(batch).offset(seen)).all()
+        for row in rows:
+            outlet = view_from_row(row)
+            if open_at is None or _open_at(outlet, open_at) is not False:
+                found.append((outlet, row.distance_m))
+                if len(found) == n:
+                    break
+        seen += len(rows)
+        if len(found) == n or len(rows) < batch or seen >= MAX_SCANNED:
+            break
+        batch = min(batch * 4, MAX_SCANNED - seen)
+    # KNN ranks by sphere distance; the reported spheroid distances can swap near-ties.
+    found.sort(key=lambda item: item[1])
+    return [_result(outlet, distance, origin, now, open_at) for outlet, distance in found]
+
+
+def _result(outlet: OutletView, distance_m: float, origin: Origin, now: datetime,
+            open_at: datetime | None) -> dict[str, Any]:
+    travel = travel_minutes(distance_m)
+    result = {
+        "code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),
+        "lon": round(outlet.lon, 7), "lat": round(outlet.lat, 7), "timezone": outlet.timezone,
+        "services": list(outlet.services),
+        "distance_m": round(distance_m, 1),
+        **opening_state(outlet, now),
+        "travel": travel,
+        "directions": directions(outlet, (origin.lon, origin.lat), walking=travel["walking_min"] <= 25),
+    }
+    result["directions_url"] = result["directions"]["url"]
+    if open_at is not None:
+        result["open_at"] = _open_at(outlet, open_at)
+    return result
+
+
+# -- addresses ------------------------------------------------------------------------------------
+# A best match this close to the query resolves alone; one this far ahead of the next does too.
+RESOLVED_SCORE, RESOLVED_LEAD = 0.95, 0.15
+MIN_QUERY, MAX_QUERY = 3, 200
+# The same expression as the GIN indexes (outlets.models.address_key), so that they serve it.
+_KEY = "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
+_ADDRESSES = text(f"""
+    SELECT address, source, lon, lat, score FROM (
+        SELECT DISTINCT ON (lower(address)) address, source, lon, lat, score FROM (
+            SELECT address, 'outlet' AS source, ST_X(geom) AS lon, ST_Y(geom) AS lat,
+                   word_similarity(:q, {_KEY}) AS score
+              FROM outlets WHERE active AND :q <% {_KEY}
+            UNION ALL
+            SELECT address, 'service_point', ST_X(geom), ST_Y(geom), word_similarity(:q, {_KEY})
+              FROM service_points WHERE address IS NOT NULL AND :q <% {_KEY}
+        ) AS candidates
+        ORDER BY lower(address), score DESC
+    ) AS distinct_addresses
+    ORDER BY score DESC, length(address), address
+    LIMIT :limit
+""")
+_STREET_ABBREVIATION = re.compile(r"(str)\.?(?=\s|,|$)", re.IGNORECASE)
+
+
+def address_query(q: str) -> str:
+    """What a customer typed, spelled as the index spells addresses.
+
+    >>> address_query("  Kaiserstr. 12 ")
+    'kaiserstrasse 12'
+    >>> address_query("Südendstraße 5")
+    'sudendstrasse 5'
+    """
+    q = " ".join(q.split()).lower().replace("ß", "ss").translate(str.maketrans("äöü", "aou"))
+    return _STREET_ABBREVIATION.sub("strasse", q)
+
+
+def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[dict[str, Any]]:
+    """Addresses like ``q`` (outlets' and customers' own), best first, with a point each."""
+    q = " ".join((q or "").split())
+    if not MIN_QUERY <= len(q) <= MAX_QUERY:
+        raise BadRequest(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
+    # word_similarity: how well q matches some run of words in the address (0..1).
+    connection.execute(select(func.set_config("pg_trgm.word_similarity_threshold", "0.45", literal(True))))
+    rows = connection.execute(_ADDRESSES, {"q": address_query(q), "limit": limit}).all()
+    return [{"address": r.address, "source": r.source, "lon": round(r.lon, 7), "lat": round(r.lat, 7),
+             "score": round(float(r.score), 3)} for r in rows]
+
+
+def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list[dict[str, Any]]]:
+    """The point ``q`` names, or None and a "did you mean" list when it is ambiguous.
+
+    ``q`` resolves when it spells one address (whole, or its part before the first comma), or
+    when the best match is near-perfect or well ahead of the next. NotFound when nothing is like it.
+    """
+    matches = suggest_addresses(connection, q)
+    if not matches:
+        raise NotFound(f"no address like {q.strip()!r} is known; try a street name and number")
+    wanted = address_query(q)
+    exact = [m for m in matches if wanted in (address_query(m["address"]), address_query(m["address"].split(",")[0]))]
+    if len(exact) > 1:
+        return None, exact
+    best, runner_up = matches[0], (matches[1]["score"] if len(matches) > 1 else 0.0)
+    if exact or best["score"] >= RESOLVED_SCORE > runner_up or best["score"] - runner_up >= RESOLVED_LEAD:
+        chosen = exact[0] if exact else best
+        return Origin(chosen["lon"], chosen["lat"], chosen["address"], chosen["source"]), []
+    return None, matches

@@ -1,0 +1,284 @@
+"""Reading and writing outlets, their services and their exceptions (Core SQL on a Connection).
+
+Spatial SQL comes from the small clause builders at the top; everything a user sends is a
+bind parameter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable
+
+import phonenumbers
+from sqlalchemy import Boolean, Float, cast, delete, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+from geoalchemy2 import Geography
+
+from geo.errors import Conflict, NotFound
+from outlets.hours import DayException, Schedule, format_intervals, format_weekly, parse_intervals, \
+    weekly_from_json, weekly_to_json, zone
+from outlets.models import SERVICES, Booking, Outlet, OutletException, OutletService
+from outlets.records import OutletRecord
+
+__all__ = [
+    "point", "geography", "geodesic_distance_m", "knn_order", "OutletView", "save_outlet", "load_outlet",
+    "load_outlets", "outlets_extent", "outlet_exists", "within_bbox", "retire_outlet", "set_exception", "delete_exception", "outlet_summary", "outlet_feature",
+    "export_records", "EXCEPTIONS_AHEAD_DAYS",
+]
+
+outlets = Outlet.__table__
+services_table = OutletService.__table__
+exceptions_table = OutletException.__table__
+bookings = Booking.__table__
+
+# How far ahead a loaded schedule knows its exceptions (and how far "next opening" looks).
+EXCEPTIONS_AHEAD_DAYS = 31
+
+
+# -- spatial clause builders -------------------------------------------------------------------
+def point(lon: float, lat: float) -> ColumnElement:
+    """A bound WGS 84 point."""
+    return func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+
+
+def geography(geom: ColumnElement) -> ColumnElement:
+    """``geom::geography``: distances in metres on the WGS 84 spheroid."""
+    return cast(geom, Geography)
+
+
+def geodesic_distance_m(geom: ColumnElement, other: ColumnElement) -> ColumnElement:
+    """The geodesic (spheroidal) distance in metres between two WGS 84 geometries."""
+    return func.ST_Distance(geography(geom), geography(other), True, type_=Float)
+
+
+def knn_order(geom: ColumnElement, other: ColumnElement) -> ColumnElement:
+    """KNN ordering on the ``(geom::geography)`` GiST index: nearest first by sphere distance."""
+    return geography(geom).op("<->", return_type=Float)(geography(other))
+
+
+# -- loading -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutletView:
+    """An outlet as read: its fields, its services with their capacities, and its schedule."""
+
+    id: int
+    code: str
+    name: str
+    address: str
+    phone: str | None
+    country: str
+    timezone: str
+    slot_minutes: int
+    lon: float
+    lat: float
+    active: bool
+    services: dict[str, int]
+    schedule: Schedule
+
+
+def services_column() -> ColumnElement:
+    """Per outlet row: ``{service: capacity}`` as JSON (a correlated subquery)."""
+    return (select(func.coalesce(func.jsonb_object_agg(services_table.c.service, services_table.c.capacity),
+                                 func.jsonb_build_object()))
+            .where(services_table.c.outlet_id == outlets.c.id).scalar_subquery())
+
+
+def exceptions_column(first: date, last: date) -> ColumnElement:
+    """Per outlet row: its exceptions from ``first`` to ``last`` as ``{day: [hours, note]}`` JSON."""
+    return (select(func.jsonb_object_agg(
+        exceptions_table.c.day, func.jsonb_build_array(exceptions_table.c.hours, exceptions_table.c.note)))
+        .where(exceptions_table.c.outlet_id == outlets.c.id,
+               exceptions_table.c.day.between(first, last)).scalar_subquery())
+
+
+def outlet_columns(first: date, last: date) -> list[ColumnElement]:
+    """The columns ``view_from_row`` reads, exceptions limited to ``first``..``last``."""
+    return [
+        outlets.c.id, outlets.c.code, outlets.c.name, outlets.c.address, outlets.c.phone, outlets.c.country,
+        outlets.c.timezone, outlets.c.slot_minutes, outlets.c.weekly_hours, outlets.c.active,
+        func.ST_X(outlets.c.geom).label("lon"), func.ST_Y(outlets.c.geom).label("lat"),
+        services_column().label("services"), exceptions_column(first, last).label("exceptions"),
+    ]
+
+
+def view_from_row(row: Any) -> OutletView:
+    """An OutletView from a row selected with ``outlet_columns``."""
+    exceptions = {
+        date.fromisoformat(day): DayException(parse_intervals(hours), note)
+        for day, (hours, note) in (row.exceptions or {}).items()
+    }
+    schedule = Schedule(weekly_from_json(row.weekly_hours), zone(row.timezone), exceptions)
+    return OutletView(
+        id=row.id, code=row.code, name=row.name, address=row.address, phone=row.phone, country=row.country,
+        timezone=row.timezone, slot_minutes=row.slot_minutes, lon=row.lon, lat=row.lat, active=row.active,
+        services=dict(sorted(row.services.items(), key=lambda item: list(SERVICES).index(item[0])
+                             if item[0] in SERVICES else len(SERVICES))),
+        schedule=schedule,
+    )
+
+
+def load_outlet(connection: Connection, code: str, first: date, last: date, *, active_only: bool = True) -> OutletView:
+    """The outlet ``code`` with its exceptions from ``first`` to ``last``; NotFound if there is none."""
+    query = select(*outlet_columns(first, last)).where(outlets.c.code == code)
+    if active_only:
+        query = query.where(outlets.c.active)
+    row = connection.execute(query).one_or_none()
+    if row is None:
+        raise NotFound(f"there is no outlet {code!r}")
+    return view_from_row(row)
+
+
+def load_outlets(connection: Connection, first: date, last: date, where: Iterable[ColumnElement] = ()) -> list[OutletView]:
+    """Every outlet matching ``where``, ordered by code."""
+    query = select(*outlet_columns(first, last)).where(*where).order_by(outlets.c.code)
+    return [view_from_row(row) for row in connection.execute(query)]
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _exception_rows(outlet_id: int, exceptions: dict[date, DayException]) -> list[dict]:
+    return [{"outlet_id": outlet_id, "day": day, "hours": [str(i) for i in exception.intervals],
+             "note": exception.note} for day, exception in exceptions.items()]
+
+
+def save_outlet(connection: Connection, record: OutletRecord) -> bool:
+    """Insert or replace the outlet ``record.code`` with its services and exceptions; True if new.
+
+    Bookings already made stay valid whatever changes: a customer keeps the visit they booked.
+    """
+    values = {
+        "code": record.code, "name": record.name, "address": record.address, "phone": record.phone,
+        "country": record.country, "timezone": record.timezone, "slot_minutes": record.slot_minutes,
+        "weekly_hours": weekly_to_json(record.weekly), "active": record.active,
+        "geom": point(record.lon, record.lat), "updated_at": func.now(),
+    }
+    statement = insert(outlets).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[outlets.c.code], set_={k: statement.excluded[k] for k in values if k != "code"})
+    # xmax is 0 for a row this statement inserted, and set for one it updated.
+    outlet_id, created = connection.execute(
+        statement.returning(outlets.c.id, literal_column("xmax = 0", Boolean))).one()
+    connection.execute(delete(services_table).where(services_table.c.outlet_id == outlet_id))
+    connection.execute(insert(services_table), [
+        {"outlet_id": outlet_id, "service": service, "capacity": capacity}
+        for service, capacity in record.services.items()])
+    connection.execute(delete(exceptions_table).where(exceptions_table.c.outlet_id == outlet_id))
+    if record.exceptions:
+        connection.execute(insert(exceptions_table), _exception_rows(outlet_id, record.exceptions))
+    return created
+
+
+def retire_outlet(connection: Connection, code: str, now: datetime) -> None:
+    """Take outlet ``code`` out of search and booking; refused while it has visits to come.
+
+    The row stays so that past bookings keep their outlet; saving the code again brings it back.
+    """
+    outlet_id = connection.execute(select(outlets.c.id).where(outlets.c.code == code, outlets.c.active)
+                                   .with_for_update()).scalar_one_or_none()
+    if outlet_id is None:
+        raise NotFound(f"there is no outlet {code!r}")
+    coming = connection.execute(select(func.count()).select_from(bookings).where(
+        bookings.c.outlet_id == outlet_id, bookings.c.status == "confirmed", bookings.c.slot_start > now)).scalar_one()
+    if coming:
+        raise Conflict(f"outlet {code!r} has {coming} booked visit(s) to come; cancel or move them first",
+                       bookings=coming)
+    connection.execute(update(outlets).where(outlets.c.id == outlet_id).values(active=False, updated_at=func.now()))
+
+
+def outlets_extent(connection: Connection) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of the active outlets, or None when there are none."""
+    box = connection.execute(select(func.ST_XMin(func.ST_Extent(outlets.c.geom)), func.ST_YMin(func.ST_Extent(outlets.c.geom)),
+                                    func.ST_XMax(func.ST_Extent(outlets.c.geom)), func.ST_YMax(func.ST_Extent(outlets.c.geom)))
+                             .where(outlets.c.active)).one()
+    return None if box[0] is None else tuple(box)
+
+
+def outlet_exists(connection: Connection, code: str) -> bool:
+    """Whether an outlet (active or retired) has ``code``."""
+    return connection.execute(select(outlets.c.id).where(outlets.c.code == code)).first() is not None
+
+
+def within_bbox(west: float, south: float, east: float, north: float) -> ColumnElement:
+    """Outlets inside a WGS 84 box (on the geometry GiST index)."""
+    return func.ST_Intersects(outlets.c.geom, func.ST_MakeEnvelope(west, south, east, north, 4326))
+
+
+def _outlet_id(connection: Connection, code: str) -> int:
+    outlet_id = connection.execute(select(outlets.c.id).where(outlets.c.code == code, outlets.c.active)).scalar_one_or_none()
+    if outlet_id is None:
+        raise NotFound(f"there is no outlet {code!r}")
+    return outlet_id
+
+
+def set_exception(connection: Connection, code: str, day: date, exception: DayException) -> None:
+    """Give outlet ``code`` special hours (none: closed) on ``day``, replacing any it had."""
+    outlet_id = _outlet_id(connection, code)
+    statement = insert(exceptions_table).values(_exception_rows(outlet_id, {day: exception}))
+    connection.execute(statement.on_conflict_do_update(
+        index_elements=[exceptions_table.c.outlet_id, exceptions_table.c.day],
+        set_={"hours": statement.excluded.hours, "note": statement.excluded.note}))
+
+
+def delete_exception(connection: Connection, code: str, day: date) -> None:
+    """Return outlet ``code`` to its weekly hours on ``day``."""
+    outlet_id = _outlet_id(connection, code)
+    deleted = connection.execute(delete(exceptions_table).where(
+        exceptions_table.c.outlet_id == outlet_id, exceptions_table.c.day == day)).rowcount
+    if not deleted:
+        raise NotFound(f"outlet {code!r} has no exception on {day}")
+
+
+# -- presenting ----------------------------------------------------------------------------------
+def phone_fields(phone: str | None) -> dict[str, str | None]:
+    """``phone`` (E.164, for tel: links) and ``phone_display`` (international format, for reading)."""
+    if not phone:
+        return {"phone": None, "phone_display": None}
+    number = phonenumbers.parse(phone, None)
+    return {"phone": phone,
+            "phone_display": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)}
+
+
+def outlet_summary(outlet: OutletView, now: datetime) -> dict[str, Any]:
+    """What anyone may read about an outlet: where, what, when (no personal data)."""
+    schedule = outlet.schedule
+    today = schedule.local_date(now)
+    return {
+        "code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),
+        "lon": round(outlet.lon, 7), "lat": round(outlet.lat, 7), "timezone": outlet.timezone,
+        "services": list(outlet.services),
+        "service_labels": {service: SERVICES.get(service, service) for service in outlet.services},
+        "capacity": outlet.services, "slot_minutes": outlet.slot_minutes,
+        "hours_known": schedule.known,
+        "hours": format_weekly(schedule.weekly),
+        "week": weekly_to_json(schedule.weekly),
+        "exceptions": [
+            {"date": day.isoformat(), "hours": format_intervals(exception.intervals), "note": exception.note}
+            for day, exception in sorted(schedule.exceptions.items()) if day >= today
+        ],
+    }
+
+
+def outlet_feature(outlet: OutletView, now: datetime) -> dict[str, Any]:
+    """The outlet as an RFC 7946 Feature."""
+    properties = outlet_summary(outlet, now)
+    return {"type": "Feature", "id": outlet.code,
+            "geometry": {"type": "Point", "coordinates": [properties.pop("lon"), properties.pop("lat")]},
+            "properties": properties}
+
+
+def export_records(connection: Connection, today: date) -> list[dict[str, Any]]:
+    """Every active outlet in the import layout (docs/outlets.md), future exceptions included."""
+    rows = []
+    for outlet in load_outlets(connection, today, today + timedelta(days=3660), [outlets.c.active]):
+        rows.append({
+            "code": outlet.code, "name": outlet.name, "address": outlet.address, "lon": outlet.lon,
+            "lat": outlet.lat, "phone": outlet.phone or "", "timezone": outlet.timezone,
+            "country": outlet.country, "slot_minutes": outlet.slot_minutes,
+            "services": "; ".join(f"{s}:{c}" for s, c in outlet.services.items()),
+            "hours": format_weekly(outlet.schedule.weekly),
+            "exceptions": "; ".join(
+                " ".join(filter(None, (day.isoformat(), format_intervals(e.intervals), e.note)))
+                for day, e in sorted(outlet.schedule.exceptions.items())),
+        })
+    return rows

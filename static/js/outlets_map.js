@@ -1,0 +1,470 @@
+/*
+ * GridAtlas outlet finder (/map/outlets): "locate me" or an address search, the nearest outlets
+ * listed and drawn (open, closed, hours unknown), an outlet's hours and services, and a booking
+ * form that books through the API and shows the confirmation code.
+ *
+ * The page calls OutletFinder.start(map, config) once folium has built the Leaflet map.
+ * OutletFinder.state holds {searches, outlets, origin, selected, booking, slotLoads, busy};
+ * searches and slotLoads count completed loads (tests wait on them).
+ * Everything the server sends is put on the page as text, never as HTML.
+ */
+(function () {
+  "use strict";
+
+  var COLOURS = {open: "#1e8e3e", closed: "#c5221f", unknown: "#b06000", origin: "#1a73e8"};
+  var DAY_KEYS = ["mo", "tu", "we", "th", "fr", "sa", "su"];
+  var DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+  var RESULTS = 8;
+
+  var state = {searches: 0, outlets: [], origin: null, selected: null, booking: null, slotLoads: 0, busy: false};
+  var map, config, markers, originMarker, chosenSlot = null, bookingKey = null, suggestTimer = null;
+
+  function $(id) { return document.getElementById(id); }
+
+  /* el("li", {className: "x", onclick: fn}, ["text", childNode]) — text children become text nodes. */
+  function el(tag, props, children) {
+    var node = document.createElement(tag);
+    Object.keys(props || {}).forEach(function (key) {
+      if (key === "dataset") { Object.assign(node.dataset, props[key]); }
+      else if (key.indexOf("aria-") === 0 || key === "role") { node.setAttribute(key, props[key]); }
+      else { node[key] = props[key]; }
+    });
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined || child === false) { return; }
+      node.appendChild(typeof child === "string" || typeof child === "number" ? document.createTextNode(String(child)) : child);
+    });
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } return node; }
+
+  function fill(url, code) { return url.replace("__code__", encodeURIComponent(code)); }
+
+  /* fetch JSON; a non-2xx answer rejects with {status, detail, body} (problem+json's detail). */
+  function api(url, options) {
+    return fetch(url, Object.assign({headers: {"Accept": "application/json"}}, options || {}))
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          if (!response.ok) {
+            throw {status: response.status, detail: body.detail || response.statusText, body: body};
+          }
+          return {status: response.status, body: body};
+        });
+      }, function () { throw {status: 0, detail: "The server cannot be reached; check your connection."}; });
+  }
+
+  function status(text, isError) {
+    var node = $("of-status");
+    node.textContent = text || "";
+    node.classList.toggle("of-error", !!isError);
+  }
+
+  function randomKey() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  /* Times are shown on the outlet's own clock, whatever the phone's zone. */
+  function formatTime(iso, zone, withDate) {
+    var options = {hour: "2-digit", minute: "2-digit", hour12: false, timeZone: zone};
+    if (withDate) { Object.assign(options, {weekday: "short", day: "numeric", month: "short"}); }
+    try { return new Intl.DateTimeFormat("en-GB", options).format(new Date(iso)); }
+    catch (e) { return iso.slice(withDate ? 0 : 11, 16).replace("T", " "); }
+  }
+
+  function localDate(zone, date) {
+    return new Intl.DateTimeFormat("en-CA", {timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit"})
+      .format(date || new Date());
+  }
+
+  function addDays(isoDate, days) {
+    var d = new Date(isoDate + "T12:00:00Z");
+    d.setUTCDate(d.getUTCDate() + days);
+    return d.toISOString().slice(0, 10);
+  }
+
+  function distance(metres) {
+    return metres < 1000 ? Math.round(metres) + " m" : (metres / 1000).toFixed(metres < 10000 ? 1 : 0) + " km";
+  }
+
+  function openState(outlet) {
+    if (!outlet.hours_known) { return {key: "unknown", text: "Hours unknown"}; }
+    if (outlet.open_now) {
+      return {key: "open", text: "Open" + (outlet.closes_at ? " until " + formatTime(outlet.closes_at, outlet.timezone) : "")};
+    }
+    return {key: "closed", text: "Closed" + (outlet.next_opening ? " · opens " + formatTime(outlet.next_opening, outlet.timezone, true) : "")};
+  }
+
+  function todayText(outlet) {
+    var today = outlet.today;
+    if (!today || !today.known) { return "Opening hours unknown: please call ahead"; }
+    if (today.closed) { return "Today: closed" + (today.note ? " (" + today.note + ")" : ""); }
+    return "Today: " + today.hours.map(function (h) { return h.opens + "–" + h.closes; }).join(", ")
+      + (today.note ? " (" + today.note + ")" : "");
+  }
+
+  function serviceLabel(code) { return config.services[code] || code; }
+
+  // ---- searching -------------------------------------------------------------------------------
+  function search(params, label) {
+    var query = new URLSearchParams(params);
+    query.set("n", RESULTS);
+    if ($("of-service").value) { query.set("service", $("of-service").value); }
+    if ($("of-open-now").checked) { query.set("open", "now"); }
+    state.busy = true;
+    status("Searching…");
+    clear($("of-did-you-mean"));
+    return api(config.nearest + "?" + query.toString()).then(function (answer) {
+      var body = answer.body;
+      state.busy = false;
+      if (body.did_you_mean && body.did_you_mean.length) {
+        status("Several addresses match. Did you mean:");
+        body.did_you_mean.forEach(function (match) {
+          $("of-did-you-mean").appendChild(el("li", {}, [el("button", {
+            type: "button", className: "of-link",
+            onclick: function () { $("of-q").value = match.address; search({lon: match.lon, lat: match.lat}, match.address); },
+          }, [match.address])]));
+        });
+        showResults([], null);
+      } else {
+        var origin = body.origin;
+        var where = label || origin.address || "your location";
+        showResults(body.outlets, origin);
+        status(body.outlets.length
+          ? body.outlets.length + " outlet" + (body.outlets.length > 1 ? "s" : "") + " nearest to " + where
+          : "No outlet " + ($("of-open-now").checked ? "is open now " : "") + "near " + where
+            + ($("of-service").value ? " offers " + serviceLabel($("of-service").value) : ""));
+      }
+      state.searches += 1;
+    }).catch(function (error) {
+      state.busy = false;
+      state.searches += 1;
+      status(error.detail, true);
+    });
+  }
+
+  function highlight(code) {
+    markers.eachLayer(function (layer) {
+      var chosen = layer.outletCode === code;
+      layer.setRadius(chosen ? 14 : 10);
+      layer.setStyle({weight: chosen ? 4 : 2, color: chosen ? "#14213d" : "#ffffff"});
+      if (chosen) { layer.bringToFront(); }
+    });
+  }
+
+  function marker(outlet) {
+    var key = openState(outlet).key;
+    var circle = L.circleMarker([outlet.lat, outlet.lon], {
+      radius: 10, color: "#ffffff", weight: 2, fillColor: COLOURS[key], fillOpacity: 0.95,
+    });
+    circle.outletCode = outlet.code;
+    circle.bindTooltip(outlet.name + " — " + openState(outlet).text);
+    circle.on("click", function () { select(outlet.code); });
+    return circle;
+  }
+
+  function showResults(outlets, origin) {
+    state.outlets = outlets;
+    state.origin = origin;
+    markers.clearLayers();
+    if (originMarker) { map.removeLayer(originMarker); originMarker = null; }
+    var list = clear($("of-results"));
+    outlets.forEach(function (outlet) {
+      var open = openState(outlet);
+      marker(outlet).addTo(markers);
+      list.appendChild(el("li", {}, [el("button", {
+        type: "button", className: "of-result", dataset: {code: outlet.code},
+        onclick: function () { select(outlet.code); },
+      }, [
+        el("span", {className: "of-result-head"}, [
+          el("strong", {}, [outlet.name]),
+          el("span", {className: "of-distance"}, [distance(outlet.distance_m)]),
+        ]),
+        el("span", {className: "of-badge of-" + open.key}, [open.text]),
+        el("span", {className: "of-muted"}, [outlet.address]),
+        el("span", {className: "of-muted"}, [todayText(outlet)]),
+        el("span", {className: "of-muted"}, ["Walk " + outlet.travel.walking_min + " min · drive "
+          + outlet.travel.driving_min + " min · " + outlet.services.map(serviceLabel).join(", ")]),
+      ])]));
+    });
+    var bounds = markers.getLayers().length ? markers.getBounds() : null;
+    if (origin && origin.lon !== undefined) {
+      originMarker = L.circleMarker([origin.lat, origin.lon], {
+        radius: 7, color: "#ffffff", weight: 3, fillColor: COLOURS.origin, fillOpacity: 1,
+      }).bindTooltip(origin.address || "You are here").addTo(map);
+      bounds = bounds ? bounds.extend([origin.lat, origin.lon]) : L.latLngBounds([[origin.lat, origin.lon]]);
+    }
+    if (bounds) { map.fitBounds(bounds, Object.assign({maxZoom: 16}, padding())); }
+  }
+
+  /* Keep the drawn outlets out from under the panel: beside it on a desk, above it on a phone. */
+  function padding() {
+    var panel = $("of-panel");
+    if (window.matchMedia("(max-width: 700px)").matches) {
+      return {paddingTopLeft: [20, 20], paddingBottomRight: [20, panel.offsetHeight + 20]};
+    }
+    return {paddingTopLeft: [panel.offsetWidth + 40, 20], paddingBottomRight: [20, 20]};
+  }
+
+  function locate() {
+    if (!navigator.geolocation) { status("This browser cannot tell where you are; search an address instead.", true); return; }
+    status("Finding where you are…");
+    navigator.geolocation.getCurrentPosition(function (position) {
+      search({lon: position.coords.longitude.toFixed(6), lat: position.coords.latitude.toFixed(6)}, "your location");
+    }, function (error) {
+      status(error.code === 1 ? "Location access was refused; search an address instead."
+        : "Your location is not available right now; search an address instead.", true);
+    }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});
+  }
+
+  function suggest() {
+    var q = $("of-q").value.trim();
+    clearTimeout(suggestTimer);
+    if (q.length < 3) { return; }
+    suggestTimer = setTimeout(function () {
+      api(config.addresses + "?" + new URLSearchParams({q: q})).then(function (answer) {
+        var list = clear($("of-suggestions"));
+        answer.body.addresses.forEach(function (match) { list.appendChild(el("option", {value: match.address})); });
+      }).catch(function () { /* suggestions are a convenience; the search reports errors */ });
+    }, 250);
+  }
+
+  // ---- one outlet ------------------------------------------------------------------------------
+  function showView(detail) {
+    $("of-search-view").hidden = detail;
+    $("of-detail-view").hidden = !detail;
+    $("of-panel").classList.toggle("of-expanded", detail);
+    $("of-panel").scrollTop = 0;
+  }
+
+  function select(code) {
+    var listed = state.outlets.filter(function (o) { return o.code === code; })[0];
+    status("");
+    return api(fill(config.outlet, code)).then(function (answer) {
+      var outlet = Object.assign({}, listed || {}, answer.body);
+      state.selected = outlet;
+      renderDetail(outlet);
+      showView(true);
+      prepareBooking(outlet);
+      highlight(code);
+      // Centre the outlet in the part of the map the panel leaves visible.
+      var pad = padding(), size = map.getSize();
+      var x = (pad.paddingTopLeft[0] + size.x - pad.paddingBottomRight[0]) / 2;
+      var y = (pad.paddingTopLeft[1] + size.y - pad.paddingBottomRight[1]) / 2;
+      var target = map.containerPointToLatLng(map.latLngToContainerPoint([outlet.lat, outlet.lon])
+        .add(L.point(size.x / 2 - x, size.y / 2 - y)));
+      map.panTo(target);
+    }).catch(function (error) { status(error.detail, true); });
+  }
+
+  function renderDetail(outlet) {
+    var open = openState(outlet);
+    var today = localDate(outlet.timezone);
+    var todayIndex = (new Date(today + "T12:00:00Z").getUTCDay() + 6) % 7;
+    var rows = DAY_KEYS.map(function (key, index) {
+      var hours = outlet.week && outlet.week[key];
+      return el("tr", {className: index === todayIndex ? "of-today" : ""}, [
+        el("th", {}, [DAY_NAMES[index]]),
+        el("td", {}, [hours ? hours.join(", ").replace(/-/g, "–") : "closed"]),
+      ]);
+    });
+    var directions = outlet.directions_url || ("https://www.google.com/maps/dir/?api=1&destination=" + outlet.lat + "," + outlet.lon);
+    if (outlet.directions && /iPhone|iPad|Macintosh/.test(navigator.userAgent)) { directions = outlet.directions.apple; }
+    var detail = clear($("of-detail"));
+    detail.appendChild(el("h2", {}, [outlet.name]));
+    detail.appendChild(el("span", {className: "of-badge of-" + open.key}, [open.text]));
+    detail.appendChild(el("p", {}, [outlet.address]));
+    detail.appendChild(el("p", {className: "of-actions"}, [
+      el("a", {href: directions, target: "_blank", rel: "noopener", className: "of-button"}, ["Directions"]),
+      outlet.phone ? el("a", {href: "tel:" + outlet.phone, className: "of-button"}, ["Call " + (outlet.phone_display || outlet.phone)]) : null,
+      outlet.distance_m !== undefined ? el("span", {className: "of-muted"}, [distance(outlet.distance_m) + " · walk "
+        + outlet.travel.walking_min + " min · drive " + outlet.travel.driving_min + " min"]) : null,
+    ]));
+    detail.appendChild(el("h3", {}, ["Opening hours"]));
+    if (!outlet.hours_known) {
+      detail.appendChild(el("p", {className: "of-warning"}, ["This outlet's opening hours are not known. Please call before you go."]));
+    } else {
+      detail.appendChild(el("table", {className: "of-hours"}, [el("tbody", {}, rows)]));
+      if (outlet.exceptions && outlet.exceptions.length) {
+        detail.appendChild(el("ul", {className: "of-exceptions"}, outlet.exceptions.slice(0, 4).map(function (e) {
+          return el("li", {}, [new Date(e.date + "T12:00:00Z").toLocaleDateString("en-GB", {weekday: "short", day: "numeric", month: "short", timeZone: "UTC"})
+            + ": " + (e.hours === "off" ? "closed" : e.hours.replace(/-/g, "–")) + (e.note ? " (" + e.note + ")" : "")]);
+        })));
+      }
+      detail.appendChild(el("p", {className: "of-muted"}, ["Times are local time (" + outlet.timezone + ")."]));
+    }
+    detail.appendChild(el("h3", {}, ["Services"]));
+    detail.appendChild(el("ul", {className: "of-services"}, outlet.services.map(function (s) { return el("li", {}, [serviceLabel(s)]); })));
+  }
+
+  function prepareBooking(outlet) {
+    var form = $("of-book");
+    $("of-confirmation").hidden = true;
+    form.hidden = !outlet.hours_known;
+    var select = clear($("of-book-service"));
+    outlet.services.forEach(function (s) { select.appendChild(el("option", {value: s}, [serviceLabel(s)])); });
+    if ($("of-service").value && outlet.services.indexOf($("of-service").value) >= 0) { select.value = $("of-service").value; }
+    var today = localDate(outlet.timezone);
+    var dateInput = $("of-book-date");
+    dateInput.min = today;
+    dateInput.max = addDays(today, config.horizonDays);
+    dateInput.value = outlet.open_now || !outlet.next_opening ? today : outlet.next_opening.slice(0, 10);
+    $("of-book-error").textContent = "";
+    if (outlet.hours_known) { loadSlots(); }
+  }
+
+  function chooseSlot(slot, button) {
+    chosenSlot = slot;
+    bookingKey = randomKey();  // one key per chosen time: a retried submission cannot book twice
+    Array.prototype.forEach.call($("of-slots").querySelectorAll("button"), function (b) {
+      b.setAttribute("aria-pressed", b === button ? "true" : "false");
+    });
+    $("of-book-submit").disabled = false;
+    $("of-book-submit").textContent = "Book " + formatTime(slot.start, state.selected.timezone, true);
+  }
+
+  function loadSlots() {
+    var outlet = state.selected;
+    var box = clear($("of-slots"));
+    chosenSlot = null;
+    $("of-book-submit").disabled = true;
+    $("of-book-submit").textContent = "Book this time";
+    box.appendChild(el("p", {className: "of-muted"}, ["Loading times…"]));
+    var query = new URLSearchParams({date: $("of-book-date").value, service: $("of-book-service").value});
+    return api(fill(config.slots, outlet.code) + "?" + query).then(function (answer) {
+      var body = answer.body;
+      clear(box);
+      var free = body.slots.filter(function (s) { return s.remaining > 0; });
+      if (!body.slots.length || !free.length) {
+        var why = body.note || (body.hours.closed ? "Closed on this day" + (body.hours.note ? " (" + body.hours.note + ")" : "")
+          : body.slots.length ? "Every time on this day is booked" : "No times left on this day");
+        box.appendChild(el("p", {className: "of-muted"}, [why + ". "]));
+        box.appendChild(el("button", {type: "button", className: "of-button", onclick: function () {
+          $("of-book-date").value = addDays($("of-book-date").value, 1);
+          loadSlots();
+        }}, ["Next day →"]));
+      }
+      // On the night the clocks go back a time occurs twice: show its offset to tell them apart.
+      var labels = body.slots.map(function (s) { return s.start.slice(11, 16); });
+      body.slots.forEach(function (slot, index) {
+        var label = labels[index];
+        if (labels.indexOf(label) !== labels.lastIndexOf(label)) { label += " (UTC" + slot.start.slice(19) + ")"; }
+        var button = el("button", {
+          type: "button", className: "of-slot", disabled: slot.remaining <= 0, dataset: {start: slot.start},
+          "aria-pressed": "false",
+          title: slot.remaining > 0 ? slot.remaining + " place" + (slot.remaining > 1 ? "s" : "") + " left" : "Fully booked",
+        }, [label]);
+        button.addEventListener("click", function () { chooseSlot(slot, button); });
+        box.appendChild(button);
+      });
+      state.slotLoads += 1;
+    }).catch(function (error) {
+      clear(box).appendChild(el("p", {className: "of-error"}, [error.detail]));
+      state.slotLoads += 1;
+    });
+  }
+
+  function book(event) {
+    event.preventDefault();
+    var error = $("of-book-error");
+    error.textContent = "";
+    if (!chosenSlot) { error.textContent = "Pick a time first."; return; }
+    var name = $("of-book-name").value.trim(), phone = $("of-book-phone").value.trim();
+    if (!name) { error.textContent = "Please give your name."; $("of-book-name").focus(); return; }
+    if (!phone) { error.textContent = "Please give a phone number for the reminder."; $("of-book-phone").focus(); return; }
+    var submit = $("of-book-submit");
+    submit.disabled = true;
+    api(config.bookings, {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "Accept": "application/json"},
+      body: JSON.stringify({outlet: state.selected.code, service: chosenSlot.service, start: chosenSlot.start,
+                            name: name, phone: phone, idempotency_key: bookingKey}),
+    }).then(function (answer) {
+      state.booking = answer.body;
+      bookingKey = null;
+      $("of-book").hidden = true;
+      showConfirmation($("of-confirmation"), answer.body);
+    }).catch(function (failure) {
+      submit.disabled = false;
+      error.textContent = failure.detail;
+      if (failure.status === 409) { loadSlots(); }
+    });
+  }
+
+  function showConfirmation(box, booking) {
+    var zone = booking.outlet.timezone;
+    clear(box).hidden = false;
+    var cancelled = booking.status === "cancelled";
+    box.appendChild(el("h3", {}, [cancelled ? "Booking cancelled" : "You are booked"]));
+    box.appendChild(el("p", {className: "of-code-label"}, ["Confirmation code"]));
+    box.appendChild(el("p", {className: "of-code", id: box.id + "-code"}, [booking.code]));
+    box.appendChild(el("p", {}, [booking.service_label + " at " + booking.outlet.name]));
+    box.appendChild(el("p", {}, [formatTime(booking.start, zone, true) + "–" + formatTime(booking.end, zone)
+      + " (" + zone + ")"]));
+    box.appendChild(el("p", {className: "of-muted"}, [booking.outlet.address]));
+    if (!cancelled) {
+      box.appendChild(el("p", {className: "of-muted"}, ["Keep this code: you need it to see, move or cancel the visit. "
+        + "We send a reminder to " + booking.phone + "."]));
+      box.appendChild(el("p", {className: "of-actions"}, [
+        el("a", {href: booking.ics_url, className: "of-button", download: ""}, ["Add to calendar"]),
+        el("button", {type: "button", className: "of-button of-danger", onclick: function () { cancel(box, booking); }},
+          ["Cancel booking"]),
+      ]));
+    }
+  }
+
+  function cancel(box, booking) {
+    if (!window.confirm("Cancel your visit on " + formatTime(booking.start, booking.outlet.timezone, true) + "?")) { return; }
+    api(fill(config.booking, booking.code), {method: "DELETE"}).then(function (answer) {
+      state.booking = answer.body;
+      showConfirmation(box, answer.body);
+      if (state.selected && box.id === "of-confirmation") { $("of-book").hidden = false; loadSlots(); }
+    }).catch(function (error) { box.appendChild(el("p", {className: "of-error"}, [error.detail])); });
+  }
+
+  function manage(event) {
+    event.preventDefault();
+    var box = $("of-manage-result");
+    var code = $("of-manage-code").value.trim();
+    if (!code) { return; }
+    api(fill(config.booking, code)).then(function (answer) {
+      box.id = "of-manage-result";
+      showConfirmation(box, answer.body);
+    }).catch(function (error) { clear(box).appendChild(el("p", {className: "of-error"}, [error.detail])); });
+  }
+
+  // ---- start -----------------------------------------------------------------------------------
+  function start(leafletMap, pageConfig) {
+    map = leafletMap;
+    config = pageConfig;
+    L.control.zoom({position: "topright"}).addTo(map);
+    markers = L.featureGroup().addTo(map);
+    $("of-search").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var q = $("of-q").value.trim();
+      if (q.length < 3) { status("Type at least three letters of a street, or use Locate me.", true); return; }
+      search({q: q});
+    });
+    $("of-q").addEventListener("input", suggest);
+    $("of-locate").addEventListener("click", locate);
+    $("of-back").addEventListener("click", function () { showView(false); });
+    $("of-grip").addEventListener("click", function () { $("of-panel").classList.toggle("of-expanded"); });
+    $("of-book-service").addEventListener("change", loadSlots);
+    $("of-book-date").addEventListener("change", loadSlots);
+    $("of-book").addEventListener("submit", book);
+    $("of-manage-form").addEventListener("submit", manage);
+    ["of-service", "of-open-now"].forEach(function (id) {
+      $(id).addEventListener("change", function () { if (state.origin) { search({lon: state.origin.lon, lat: state.origin.lat}, state.origin.address || "your location"); } });
+    });
+    if (config.hasOutlets) {
+      search({lon: config.centre[0].toFixed(6), lat: config.centre[1].toFixed(6)}, "the map centre");
+    } else {
+      status("No outlets have been set up yet.");
+      state.searches += 1;
+    }
+  }
+
+  window.OutletFinder = {start: start, state: state, search: search, select: select};
+})();

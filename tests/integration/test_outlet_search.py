@@ -1,0 +1,196 @@
+"""Nearest outlets (KNN + geodesic metres + opening state) and address search on a real PostGIS."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pyproj import Geod
+from sqlalchemy import text
+
+from outlets.search import Origin, nearest
+from tests.networks import feeder_with_tie
+from tests.outlet_data import BERLIN, CENTRE, add_outlet, days_ahead, local
+from topology.loader import load_network
+
+UTC = timezone.utc
+GEOD = Geod(ellps="WGS84")
+# (code, metres east, metres north, hours, services)
+LAYOUT = [
+    ("NEAR", 150, 0, "Mo-Su 08:00-20:00", {"billing": 1}),
+    ("NIGHT", 0, 600, "Mo-Su 22:00-06:00", {"billing": 1, "meter": 1}),
+    ("UNKNOWN", -900, -900, None, {"meter": 1}),
+    ("FAR", 4000, 3000, "Mo-Fr 09:00-17:00", {"complaints": 2}),
+]
+
+
+def _place(east_m: float, north_m: float) -> tuple[float, float]:
+    lon, lat, _ = GEOD.fwd(CENTRE[0], CENTRE[1], 90, east_m)
+    lon, lat, _ = GEOD.fwd(lon, lat, 0, north_m)
+    return lon, lat
+
+
+@pytest.fixture()
+def town(connection):
+    """Four outlets around the centre; returns {code: (lon, lat)}."""
+    places = {}
+    for code, east, north, hours, services in LAYOUT:
+        places[code] = _place(east, north)
+        add_outlet(connection, code, lon=places[code][0], lat=places[code][1], hours=hours, services=services)
+    return places
+
+
+def test_nearest_first_with_geodesic_metres(connection, town):
+    found = nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=4)
+    assert [o["code"] for o in found] == ["NEAR", "NIGHT", "UNKNOWN", "FAR"]
+    for outlet in found:
+        _, _, metres = GEOD.inv(CENTRE[0], CENTRE[1], *town[outlet["code"]])
+        assert outlet["distance_m"] == pytest.approx(metres, abs=0.2)
+    assert found[0]["travel"] == {"walking_min": 3, "driving_min": 4}
+    assert "destination=" in found[0]["directions_url"] and "origin=" in found[0]["directions_url"]
+
+
+def test_the_ranking_holds_at_high_latitude_where_degrees_mislead(connection):
+    # At 70 N a degree of longitude is a third of a degree of latitude: planar KNN on degrees
+    # would pick WEST (0.010 deg away) over NORTH (0.006 deg), which is three times as far.
+    add_outlet(connection, "WEST", lon=20.0 - 0.010, lat=70.0, timezone="Europe/Oslo", phone=None)
+    add_outlet(connection, "NORTH", lon=20.0, lat=70.006, timezone="Europe/Oslo", phone=None)
+    found = nearest(connection, Origin(20.0, 70.0), datetime.now(UTC), n=1)
+    assert found[0]["code"] == "WEST" and found[0]["distance_m"] == pytest.approx(381, abs=2)
+
+
+def test_filters_by_service(connection, town):
+    found = nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=5, service="meter")
+    assert [o["code"] for o in found] == ["NIGHT", "UNKNOWN"]
+
+
+def test_open_filter_keeps_open_and_unknown_outlets(connection, town):
+    evening = local(days_ahead(2), 23)  # the night counter is open, the day ones closed
+    found = nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=5, open_at=evening)
+    assert [(o["code"], o["open_at"]) for o in found] == [("NIGHT", True), ("UNKNOWN", None)]
+    unknown = found[1]
+    assert unknown["hours_known"] is False and unknown["open_now"] is None and unknown["today"]["known"] is False
+
+
+def test_a_time_without_offset_is_each_outlets_wall_clock(connection, town):
+    add_outlet(connection, "NEWYORK", lon=CENTRE[0] + 0.001, lat=CENTRE[1], timezone="America/New_York",
+               hours="Mo-Su 08:00-20:00", phone=None)
+    day = days_ahead(2)
+    weekday = {"FAR"} if day.weekday() < 5 else set()
+
+    def open_codes(at):
+        return {o["code"] for o in nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=10, open_at=at)}
+
+    # Noon on each outlet's own clock: New York's desk is open too.
+    assert open_codes(datetime.combine(day, datetime.min.time()).replace(hour=12)) == \
+        {"NEAR", "NEWYORK", "UNKNOWN"} | weekday
+    # Noon in Berlin is 06:00 in New York.
+    assert open_codes(local(day, 12)) == {"NEAR", "UNKNOWN"} | weekday
+
+
+def test_opening_state_in_local_time(connection, town):
+    monday_noon = local(days_ahead(7 - days_ahead(0).weekday()), 12)
+    near, night = nearest(connection, Origin(*CENTRE), monday_noon, n=2)
+    assert near["open_now"] is True and near["closes_at"] == local(monday_noon.date(), 20).isoformat()
+    assert night["open_now"] is False and night["next_opening"] == local(monday_noon.date(), 22).isoformat()
+    assert near["today"]["hours"] == [{"opens": "08:00", "closes": "20:00", "overnight": False}]
+    assert night["today"]["hours"][0]["overnight"] is True
+
+
+def test_retired_outlets_are_not_found(client, connection, town):
+    connection.execute(text("UPDATE outlets SET active = false WHERE code = 'NEAR'"))
+    assert client.get(f"/api/outlets/nearest?lon={CENTRE[0]}&lat={CENTRE[1]}&n=1").json["outlets"][0]["code"] == "NIGHT"
+
+
+def test_nearest_over_http(client, town):
+    answer = client.get(f"/api/outlets/nearest?lon={CENTRE[0]}&lat={CENTRE[1]}&n=2&service=billing&open=now")
+    assert answer.status_code == 200
+    body = answer.json
+    assert body["origin"]["lon"] == CENTRE[0] and len(body["outlets"]) <= 2
+    assert all("billing" in o["services"] and o["open_at"] is not False for o in body["outlets"])
+    assert all({"code", "services", "distance_m", "open_now", "next_opening", "today", "travel",
+                "directions_url"} <= set(o) for o in body["outlets"])
+
+
+@pytest.mark.parametrize("query, detail", [
+    ("lon=8.4", "give both lon and lat"),
+    ("", "give lon and lat, or an address q"),
+    ("lon=8.4&lat=49&q=Kaiserstraße", "not both"),
+    ("lon=east&lat=49", "lon must be a number"),
+    ("lon=8.4&lat=91", "lat must be between -90 and 90"),
+    ("lon=8.4&lat=49&n=0", "n must be 1..50"),
+    ("lon=8.4&lat=49&n=500", "n must be 1..50"),
+    ("lon=8.4&lat=49&n=two", "n must be a whole number"),
+    ("lon=8.4&lat=49&service=plumbing", "unknown service"),
+    ("lon=8.4&lat=49&open=soon", "open must be 'now' or an ISO 8601 time"),
+    ("q=ab", "q must be 3 to 200 characters"),
+])
+def test_bad_queries_are_400(client, query, detail):
+    answer = client.get(f"/api/outlets/nearest?{query}")
+    assert answer.status_code == 400 and detail in answer.json["detail"]
+    assert answer.content_type == "application/problem+json"
+
+
+def test_the_knn_query_uses_the_geography_index(connection, town):
+    # A handful of rows would be read sequentially; the point is that the index can serve the order.
+    connection.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(connection.execute(text(
+        "EXPLAIN SELECT code FROM outlets ORDER BY geom::geography <-> "
+        "ST_SetSRID(ST_MakePoint(8.4, 49.0), 4326)::geography LIMIT 5")).scalars())
+    assert "ix_outlets_geog" in plan
+
+
+# -- addresses -------------------------------------------------------------------------------------
+ADDRESSES = {"C3": "Kaiserstraße 120, 76133 Karlsruhe", "C4": "Kaiserallee 12, 76185 Karlsruhe",
+             "C6": "Karlstraße 7, 76133 Karlsruhe"}
+
+
+@pytest.fixture()
+def addresses(connection, town):
+    """Customers' addresses (service points) next to the outlets' own."""
+    load_network(connection, feeder_with_tie())
+    for code, address in ADDRESSES.items():
+        connection.execute(text("UPDATE service_points SET address = :a WHERE code = :c"), {"a": address, "c": code})
+    return {code: connection.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM service_points WHERE code = :c"),
+                                     {"c": code}).one() for code in ADDRESSES}
+
+
+@pytest.mark.parametrize("q", ["Karlstraße 7", "karlstr. 7", "KARLSTRASSE 7", "Karlstrasse 7, 76133 Karlsruhe"])
+def test_an_address_resolves_to_a_customers_point(client, addresses, q):
+    body = client.get("/api/outlets/nearest", query_string={"q": q, "n": 2}).json
+    assert body["origin"]["address"] == ADDRESSES["C6"] and body["origin"]["source"] == "service_point"
+    assert (body["origin"]["lon"], body["origin"]["lat"]) == pytest.approx(tuple(addresses["C6"]))
+    assert len(body["outlets"]) == 2 and body["outlets"][0]["distance_m"] > 0
+
+
+def test_an_outlets_own_address_resolves(client, addresses):
+    body = client.get("/api/outlets/nearest", query_string={"q": "Kaiserstraße 12"}).json
+    assert body["origin"]["source"] == "outlet" and body["origin"]["address"] == "Kaiserstraße 12, 76133 Karlsruhe"
+
+
+def test_an_ambiguous_address_offers_did_you_mean(client, addresses):
+    body = client.get("/api/outlets/nearest", query_string={"q": "Kaiser 12"}).json
+    assert body["outlets"] == [] and body["origin"] is None
+    offered = [m["address"] for m in body["did_you_mean"]]
+    assert {"Kaiserstraße 12, 76133 Karlsruhe", ADDRESSES["C3"], ADDRESSES["C4"]} <= set(offered)
+    assert len(offered) == len(set(offered))  # one entry per address, though four outlets share one
+    assert all({"lon", "lat", "source"} <= set(m) for m in body["did_you_mean"])
+
+
+def test_an_unknown_address_is_404(client, addresses):
+    answer = client.get("/api/outlets/nearest", query_string={"q": "Qwertzuiopgasse 99"})
+    assert answer.status_code == 404 and "no address like" in answer.json["detail"]
+
+
+def test_suggestions(client, addresses):
+    answer = client.get("/api/outlets/addresses", query_string={"q": "kaiserstr"})
+    assert answer.status_code == 200
+    assert [m["address"] for m in answer.json["addresses"]][:2] == [
+        "Kaiserstraße 12, 76133 Karlsruhe", ADDRESSES["C3"]]
+
+
+def test_the_address_search_uses_the_trigram_indexes(connection, addresses):
+    connection.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(connection.execute(text(
+        "EXPLAIN SELECT address FROM service_points WHERE 'karlstrasse' <% "
+        "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')")).scalars())
+    assert "ix_service_points_address_trgm" in plan
