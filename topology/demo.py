@@ -444,7 +444,7 @@ def generate_city(customers: int, seed: int = 1, progress: bool = False) -> Netw
     tables = _Tables(city)
     with tqdm(total=len(STAGES), desc="demo city", unit="stage", disable=not progress) as bar:
         def begin(stage: str) -> None:
-            if bar.postfix:
+            if stage != STAGES[0]:
                 bar.update()
             bar.set_postfix_str(stage)
 
