@@ -12,6 +12,11 @@ from sqlalchemy.orm import Session
 from geo.errors import BadRequest
 from outlets.importers import ImportRefused, export_outlets, format_of, import_outlets, read_outlets
 
+def _session() -> Session:
+    """A session from the app's sessionmaker (the tests bind it to their rolled-back connection)."""
+    return current_app.extensions["sessionmaker"]()
+
+
 outlets_cli = AppGroup("outlets", help="Import and export service outlets.")
 
 
@@ -23,7 +28,7 @@ def import_command(path: Path, file_format: str | None, create_only: bool) -> No
     """Import outlets from a GeoJSON or CSV file (docs/outlets.md), all or nothing."""
     try:
         rows = read_outlets(path.read_bytes(), format_of(path.name, file_format))
-        with Session(current_app.extensions["engine"]) as session:
+        with _session() as session:
             report = import_outlets(session, rows, replace=not create_only)
     except ImportRefused as refused:
         lines = [f"  row {e['row']}{' (' + e['code'] + ')' if e['code'] else ''}, {e['field']}: {e['reason']}"
@@ -43,7 +48,7 @@ def export_command(path: Path) -> None:
         file_format = format_of(path.name)
     except BadRequest as error:
         raise click.ClickException(error.detail) from None
-    with Session(current_app.extensions["engine"]) as session:
+    with _session() as session:
         path.write_text(export_outlets(session, file_format, date.today()), encoding="utf-8")
     click.echo(f"exported the outlets to {path}")
 

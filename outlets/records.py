@@ -187,7 +187,8 @@ def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
         if country is None:
             errors.append({"field": "country", "reason": f"is required: {timezone} belongs to no one country"})
     phone = _text(values, "phone", 40, errors, required=False)
-    if phone:
+    # Without a country a national number cannot be read; the zone's or country's error says why.
+    if phone and country:
         try:
             phone = parse_phone(phone, country)
         except BadRequest as error:

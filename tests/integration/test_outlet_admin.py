@@ -1,0 +1,241 @@
+"""The admin API and the GeoJSON/CSV import: all or nothing, every bad row reported."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from sqlalchemy import text
+
+from tests.outlet_data import add_outlet, days_ahead, local, outlet_values
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture()
+def admin(app, client):
+    """The test client with the admin API switched on."""
+    app.config["ADMIN_TOKEN"] = TOKEN
+    return client
+
+
+def _count(connection, table: str = "outlets") -> int:
+    return connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+
+
+# -- access ----------------------------------------------------------------------------------------
+def test_the_admin_api_is_off_without_a_token(client):
+    answer = client.post("/api/admin/outlets", json=outlet_values())
+    assert answer.status_code == 403 and "ADMIN_TOKEN" in answer.json["detail"]
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic czNjcmV0", f"bearer {TOKEN}x"])
+def test_the_admin_api_needs_the_token(admin, header):
+    answer = admin.post("/api/admin/outlets", json=outlet_values(), headers={"Authorization": header} if header else {})
+    assert answer.status_code == 401 and answer.content_type == "application/problem+json"
+
+
+# -- one outlet ------------------------------------------------------------------------------------
+def test_create_read_replace_retire(admin, connection):
+    created = admin.post("/api/admin/outlets", json=outlet_values(), headers=AUTH)
+    assert created.status_code == 201, created.json
+    assert created.json["phone"] == "+497211334455" and created.json["phone_display"] == "+49 721 1334455"
+    assert created.json["hours"] == "Mo-Su 08:00-20:00" and created.json["capacity"] == {"billing": 2, "meter": 1}
+    assert admin.post("/api/admin/outlets", json=outlet_values(), headers=AUTH).status_code == 409
+    public = admin.get("/api/outlets/OUT-T1")
+    assert public.status_code == 200 and public.json["open_now"] in (True, False)
+    replaced = admin.put("/api/admin/outlets/OUT-T1", headers=AUTH,
+                         json=outlet_values(hours="Mo-Fr 09:00-12:00", services="complaints:3"))
+    assert replaced.status_code == 200 and replaced.json["services"] == ["complaints"]
+    assert _count(connection, "outlet_services") == 1
+    assert admin.delete("/api/admin/outlets/OUT-T1", headers=AUTH).status_code == 204
+    assert admin.get("/api/outlets/OUT-T1").status_code == 404
+    assert admin.delete("/api/admin/outlets/OUT-T1", headers=AUTH).status_code == 404
+    back = admin.put("/api/admin/outlets/OUT-T1", headers=AUTH, json=outlet_values())
+    assert back.status_code == 200 and admin.get("/api/outlets/OUT-T1").status_code == 200
+
+
+def test_put_creates_and_refuses_a_different_code(admin):
+    assert admin.put("/api/admin/outlets/NEW-1", json=outlet_values("NEW-1"), headers=AUTH).status_code == 201
+    answer = admin.put("/api/admin/outlets/NEW-1", json=outlet_values("OTHER"), headers=AUTH)
+    assert answer.status_code == 400 and "differs" in answer.json["detail"]
+
+
+def test_an_invalid_outlet_lists_every_bad_field(admin, connection):
+    body = outlet_values(lon="east", timezone="Mars/Olympus", services={"plumbing": 1}, hours="Mo 9-17",
+                         slot_minutes=2)
+    answer = admin.post("/api/admin/outlets", json=body, headers=AUTH)
+    assert answer.status_code == 422
+    assert {e["field"] for e in answer.json["errors"]} == {"lon", "timezone", "services", "hours", "slot_minutes"}
+    assert _count(connection) == 0
+
+
+def test_an_outlet_with_visits_to_come_cannot_be_retired(admin, connection):
+    add_outlet(connection)
+    day = days_ahead(2)
+    admin.post("/api/bookings", json={"outlet": "OUT-T1", "service": "billing", "start": local(day, 10).isoformat(),
+                                      "name": "A B", "phone": "0721 1234567", "idempotency_key": "r1"})
+    answer = admin.delete("/api/admin/outlets/OUT-T1", headers=AUTH)
+    assert answer.status_code == 409 and answer.json["bookings"] == 1
+
+
+def test_dated_exceptions(admin, connection):
+    add_outlet(connection)
+    day = days_ahead(5)
+    answer = admin.put(f"/api/admin/outlets/OUT-T1/exceptions/{day}", headers=AUTH,
+                       json={"hours": "off", "note": "Staff training"})
+    assert answer.status_code == 200
+    assert answer.json["exceptions"] == [{"date": str(day), "hours": "off", "note": "Staff training"}]
+    slots = admin.get(f"/api/outlets/OUT-T1/slots?date={day}").json
+    assert slots["slots"] == [] and slots["hours"]["note"] == "Staff training"
+    admin.put(f"/api/admin/outlets/OUT-T1/exceptions/{day}", headers=AUTH, json={"hours": "10:00-11:00"})
+    assert len(admin.get(f"/api/outlets/OUT-T1/slots?date={day}&service=meter").json["slots"]) == 2
+    assert admin.delete(f"/api/admin/outlets/OUT-T1/exceptions/{day}", headers=AUTH).status_code == 204
+    assert admin.delete(f"/api/admin/outlets/OUT-T1/exceptions/{day}", headers=AUTH).status_code == 404
+    bad = admin.put(f"/api/admin/outlets/OUT-T1/exceptions/{day}", headers=AUTH, json={"hours": "10-11"})
+    assert bad.status_code == 400 and "not a time of day" in bad.json["detail"]
+    assert admin.put("/api/admin/outlets/OUT-T1/exceptions/someday", headers=AUTH,
+                     json={"hours": "off"}).status_code == 400
+    assert admin.put(f"/api/admin/outlets/NOPE/exceptions/{day}", headers=AUTH,
+                     json={"hours": "off"}).status_code == 404
+
+
+# -- files -----------------------------------------------------------------------------------------
+def _feature(values: dict) -> dict:
+    properties = {k: v for k, v in values.items() if k not in ("lon", "lat")}
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [values["lon"], values["lat"]]},
+            "properties": properties}
+
+
+def _geojson(*records: dict) -> bytes:
+    return json.dumps({"type": "FeatureCollection", "features": [_feature(r) for r in records]}).encode()
+
+
+CSV = (
+    "code,name,address,lon,lat,phone,timezone,slot_minutes,services,hours,exceptions\n"
+    'C-1,Centre Süd,"Ettlinger Straße 5, 76137 Karlsruhe",8.401,49.0,0721 1334455,Europe/Berlin,20,'
+    '"billing:2; meter:1","Mo-Fr 08:00-12:00,13:00-17:00; Sa 22:00-02:00","2026-12-25 off Christmas Day"\n'
+    'C-2,Centre Nord,"Kaiserstraße 1, 76133 Karlsruhe",8.41,49.01,,Europe/Berlin,,complaints,unknown,\n'
+)
+
+
+def test_imports_geojson(admin, connection):
+    data = _geojson(outlet_values("G-1"), outlet_values("G-2", services=["meter"], hours="24/7"))
+    answer = admin.post("/api/admin/outlets/import?format=geojson", data=data, headers=AUTH)
+    assert answer.status_code == 200, answer.json
+    assert answer.json == {"rows": 2, "created": 2, "updated": 0}
+    again = admin.post("/api/admin/outlets/import", headers=AUTH,
+                       data={"file": (io.BytesIO(data), "outlets.geojson")}, content_type="multipart/form-data")
+    assert again.json == {"rows": 2, "created": 0, "updated": 2}
+    assert admin.get("/api/outlets/G-2").json["hours"] == "24/7"
+
+
+def test_imports_csv_with_overnight_hours_and_holidays(admin, connection):
+    answer = admin.post("/api/admin/outlets/import?format=csv", data=CSV.encode(), headers=AUTH)
+    assert answer.status_code == 200, answer.json
+    centre = admin.get("/api/outlets/C-1").json
+    assert centre["week"]["sa"] == ["22:00-02:00"] and centre["slot_minutes"] == 20
+    nord = admin.get("/api/outlets/C-2").json
+    assert nord["hours_known"] is False and nord["phone"] is None
+
+
+def test_imports_semicolon_separated_csv_from_a_spreadsheet(admin):
+    rows = 'code;name;address;lon;lat;timezone;services\nS-1;Centre;"Karlstraße 7, Karlsruhe";8.4;49.0;Europe/Berlin;billing\n'
+    answer = admin.post("/api/admin/outlets/import?format=csv", data=("\ufeff" + rows).encode(), headers=AUTH)
+    assert answer.status_code == 200, answer.json
+
+
+def test_a_bad_file_is_refused_row_by_row_and_changes_nothing(admin, connection):
+    add_outlet(connection, "KEEP", name="Unchanged")
+    before = connection.execute(text("SELECT code, name, weekly_hours FROM outlets ORDER BY code")).all()
+    data = _geojson(
+        outlet_values("KEEP", name="Changed"),                     # 1: valid (would replace KEEP)
+        outlet_values("B-2", timezone="Europe/Karlsruhe"),         # 2: bad zone
+        outlet_values("B-3", hours="Mo-Fr 08:00-12:00,11:00-13:00", phone="12"),  # 3: two bad fields
+        outlet_values("KEEP"),                                     # 4: the same code again
+    )
+    answer = admin.post("/api/admin/outlets/import?format=geojson", data=data, headers=AUTH)
+    assert answer.status_code == 422
+    errors = answer.json["errors"]
+    assert [(e["row"], e["field"]) for e in errors] == [(2, "timezone"), (3, "phone"), (3, "hours"), (4, "code")]
+    assert errors[0]["code"] == "B-2" and "not an IANA time zone" in errors[0]["reason"]
+    assert "appears again (first at row 1)" in errors[3]["reason"]
+    assert "nothing was imported" in answer.json["detail"]
+    assert connection.execute(text("SELECT code, name, weekly_hours FROM outlets ORDER BY code")).all() == before
+
+
+def test_a_bad_csv_row_names_its_row(admin, connection):
+    rows = CSV + "C-3,No place,Somewhere,,49.0,,Europe/Berlin,,billing,,\n"
+    answer = admin.post("/api/admin/outlets/import?format=csv", data=rows.encode(), headers=AUTH)
+    assert answer.status_code == 422
+    assert [(e["row"], e["field"], e["reason"]) for e in answer.json["errors"]] == [(3, "lon", "is required")]
+    assert _count(connection) == 0
+
+
+def test_create_mode_refuses_existing_codes(admin, connection):
+    add_outlet(connection, "G-1")
+    answer = admin.post("/api/admin/outlets/import?format=geojson&mode=create", headers=AUTH,
+                        data=_geojson(outlet_values("G-0"), outlet_values("G-1")))
+    assert answer.status_code == 422 and answer.json["errors"][0]["reason"] == "outlet 'G-1' already exists"
+    assert _count(connection) == 1
+
+
+@pytest.mark.parametrize("query, data, detail", [
+    ("format=geojson", b"{not json", "not JSON"),
+    ("format=geojson", b'{"type": "Feature"}', "FeatureCollection"),
+    ("format=geojson", b'{"type": "FeatureCollection", "features": []}', "holds no outlets"),
+    ("format=csv", b"name,lon\nx,1\n", "header row"),
+    ("format=csv", b"code,name\n\xff\xfe,x\n", "not UTF-8"),
+    ("format=shp", b"x", "format 'shp'"),
+    ("", b"x", "say which format"),
+    ("format=csv&mode=merge", b"code\nx\n", "mode must be"),
+    ("format=csv", b"", "send the file"),
+])
+def test_unreadable_files_are_400(admin, query, data, detail):
+    answer = admin.post(f"/api/admin/outlets/import?{query}", data=data, headers=AUTH)
+    assert answer.status_code == 400 and detail in answer.json["detail"], answer.json
+
+
+def test_a_feature_that_is_not_a_point_is_a_row_error(admin):
+    feature = _feature(outlet_values("L-1"))
+    feature["geometry"] = {"type": "LineString", "coordinates": [[8.4, 49.0], [8.5, 49.1]]}
+    answer = admin.post("/api/admin/outlets/import?format=geojson", headers=AUTH,
+                        data=json.dumps({"type": "FeatureCollection", "features": [feature]}).encode())
+    assert answer.status_code == 422 and answer.json["errors"][0]["field"] == "geometry"
+
+
+@pytest.mark.parametrize("file_format", ["geojson", "csv"])
+def test_export_round_trips_through_import(admin, connection, file_format):
+    admin.post("/api/admin/outlets/import?format=csv", data=CSV.encode(), headers=AUTH)
+    exported = admin.get(f"/api/admin/outlets/export?format={file_format}", headers=AUTH)
+    assert exported.status_code == 200
+    before = admin.get("/api/outlets").json["features"]
+    answer = admin.post(f"/api/admin/outlets/import?format={file_format}", data=exported.data, headers=AUTH)
+    assert answer.json == {"rows": 2, "created": 0, "updated": 2}
+    assert admin.get("/api/outlets").json["features"] == before
+
+
+def test_the_outlet_collection_is_geojson_by_bbox(client, connection):
+    add_outlet(connection, "IN", lon=8.40, lat=49.00)
+    add_outlet(connection, "OUT", lon=9.40, lat=49.00)
+    body = client.get("/api/outlets?bbox=8.3,48.9,8.5,49.1").json
+    assert body["type"] == "FeatureCollection" and [f["id"] for f in body["features"]] == ["IN"]
+    assert body["features"][0]["geometry"] == {"type": "Point", "coordinates": [8.4, 49.0]}
+    assert client.get("/api/outlets?bbox=1,2,3").status_code == 400
+
+
+def test_cli_import_and_export(runner, connection, tmp_path):
+    path = tmp_path / "outlets.csv"
+    path.write_text(CSV + "C-3,Bad,Somewhere,8.4,49.0,,Mars/Base,,billing,,\n", encoding="utf-8")
+    refused = runner.invoke(args=["outlets", "import", str(path)])
+    assert refused.exit_code != 0
+    assert "nothing was imported" in refused.output and "row 3 (C-3), timezone" in refused.output
+    assert _count(connection) == 0
+    path.write_text(CSV, encoding="utf-8")
+    imported = runner.invoke(args=["outlets", "import", str(path)])
+    assert imported.exit_code == 0 and "2 new, 0 replaced" in imported.output
+    exported = tmp_path / "copy.geojson"
+    assert runner.invoke(args=["outlets", "export", str(exported)]).exit_code == 0
+    assert [f["properties"]["code"] for f in json.loads(exported.read_text())["features"]] == ["C-1", "C-2"]
+    assert runner.invoke(args=["outlets", "export", str(tmp_path / "x.shp")]).exit_code != 0
