@@ -1,0 +1,523 @@
+"""A pandapower net as ``NetworkFrames``: buses, lines, switches, transformers, sources and loads.
+
+The mapping keeps pandapower's meaning (docs/data-format.md, section "pandapower"):
+
+- every element keeps the code ``pp:<table>:<index>``; elements the mapping derives carry the
+  code of the element they come from plus a suffix (``pp:switch:99:node``, ``pp:trafo:0:area``,
+  ``pp:line:3:feeder``, ``pp:bus:39:substation``);
+- a switch is a device in series at the end of the element it belongs to, so an open line
+  switch cuts its line and an open transformer switch its transformer, as in pandapower's graph;
+- only ext_grids and slack gens are sources; out-of-service elements stay out of service.
+
+Errors name the pandapower table and the element's index (``ImportFailed("switch", 99, ...)``).
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import LineString, Point
+from shapely.ops import substring
+
+from geo.errors import ImportFailed
+from topology.loader import LAYERS, NetworkFrames
+
+__all__ = ["frames_from_net", "code", "SWITCH_OFFSET_DEG"]
+
+# A line switch sits this far (degrees, ~10 m) along its line from the bus, so that the
+# switches of a station are separate points on the map; at most a tenth of a short line.
+SWITCH_OFFSET_DEG = 1e-4
+# Lines whose two ends are at the same place get this much length so that they stay valid.
+_MIN_LENGTH_DEG = 1e-6
+# Branch tables pandapower's graph treats as plain connections; imported as segments.
+_CONNECTION_TABLES = ("impedance", "tcsc", "dcline")
+# Tables pandapower's graph knows that have no counterpart here.
+_UNSUPPORTED_TABLES = ("vsc", "line_dc", "bus_dc")
+
+
+def code(table: str, index: Any, *suffix: str) -> str:
+    """The external code of a pandapower element (``pp:switch:99``) or of what derives from it.
+
+    >>> code("switch", np.int64(99), "node")
+    'pp:switch:99:node'
+    """
+    return ":".join(("pp", table, str(int(index)), *suffix))
+
+
+def frames_from_net(net) -> NetworkFrames:
+    """Map a pandapower net onto ``NetworkFrames`` (no database involved).
+
+    Notes
+    -----
+    Linear in the number of elements, plus two breadth-first searches for feeders and
+    transformer areas.
+    """
+    _refuse_unsupported(net)
+    _check_bus_references(net)
+    points = _bus_points(net)
+    rows = _Rows()
+    switches = _switch_table(net)
+    terminals = _add_switches(net, switches, points, rows)
+    _add_buses(net, points, rows)
+    _add_lines(net, points, terminals, rows)
+    _add_connections(net, points, rows)
+    _add_transformers(net, points, terminals, rows)
+    _add_sources(net, rows)
+    _add_loads(net, points, rows)
+    _derive_feeders_and_areas(net, switches, points, rows)
+    return rows.frames()
+
+
+# -- collecting rows -----------------------------------------------------------------------------
+@dataclass
+class _Rows:
+    """Rows per layer as dicts, plus what the derivation step needs to know about them."""
+
+    layers: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    # code -> (pandapower table, index) of the element each derived node or device belongs to
+    owner: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def add(self, layer: str, **row) -> None:
+        self.layers[layer].append(row)
+
+    def frames(self) -> NetworkFrames:
+        frames = NetworkFrames()
+        for name, layer in LAYERS.items():
+            columns = layer.column_names + (["geometry"] if layer.geometry else [])
+            setattr(frames, name, pd.DataFrame(self.layers.get(name, []), columns=columns))
+        return frames
+
+
+def _table(net, name: str) -> pd.DataFrame:
+    """A table of the net, empty when the net has none (older nets miss newer tables)."""
+    table = net[name] if name in net else None
+    return table if isinstance(table, pd.DataFrame) else pd.DataFrame()
+
+
+def _rows(table: pd.DataFrame) -> Iterable[tuple[int, Any]]:
+    """(index as int, row) pairs: pandapower indices are not contiguous, so never use positions."""
+    for index, row in zip(table.index, table.itertuples(index=False)):
+        yield int(index), row
+
+
+def _in_service(row) -> bool:
+    value = getattr(row, "in_service", True)
+    return bool(value) if pd.notna(value) else True
+
+
+def _name(row) -> str | None:
+    """A row's ``name`` column (from ``itertuples``), None when blank."""
+    return _text(getattr(row, "name", None))
+
+
+def _text(value) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _number(value) -> float | None:
+    return float(value) if value is not None and pd.notna(value) and np.isfinite(float(value)) else None
+
+
+# -- checks --------------------------------------------------------------------------------------
+def _refuse_unsupported(net) -> None:
+    for name in _UNSUPPORTED_TABLES:
+        table = _table(net, name)
+        if len(table):
+            raise ImportFailed(name, int(table.index[0]), f"pandapower {name} elements are not supported")
+
+
+_BUS_COLUMNS = {
+    "line": ("from_bus", "to_bus"), "trafo": ("hv_bus", "lv_bus"), "trafo3w": ("hv_bus", "mv_bus", "lv_bus"),
+    "switch": ("bus",), "ext_grid": ("bus",), "gen": ("bus",), "load": ("bus",),
+    **{name: ("from_bus", "to_bus") for name in _CONNECTION_TABLES},
+}
+
+
+def _check_bus_references(net) -> None:
+    """Every bus an element names exists; a branch joins two different buses."""
+    buses = net.bus.index
+    for name, columns in _BUS_COLUMNS.items():
+        table = _table(net, name)
+        if not len(table):
+            continue
+        for column in columns:
+            unknown = ~table[column].isin(buses)
+            if unknown.any():
+                index = table.index[np.flatnonzero(unknown.to_numpy())[0]]
+                raise ImportFailed(name, int(index), f"{column} {int(table.at[index, column])} is not a bus of the net")
+        if len(columns) > 1:
+            same = np.zeros(len(table), dtype=bool)
+            for first, second in zip(columns, columns[1:]):
+                same |= table[first].to_numpy() == table[second].to_numpy()
+            if same.any():
+                raise ImportFailed(name, int(table.index[np.flatnonzero(same)[0]]), "connects a bus to itself")
+
+
+# -- geometry ------------------------------------------------------------------------------------
+def _parse_geo(table_name: str, table: pd.DataFrame) -> np.ndarray:
+    """Shapely geometries of a table's ``geo`` column (GeoJSON strings or dicts); None where absent."""
+    if "geo" not in table.columns:
+        return np.full(len(table), None, dtype=object)
+    texts = np.array([json.dumps(value) if isinstance(value, dict) else
+                      value if isinstance(value, str) and value.strip() else None
+                      for value in table["geo"]], dtype=object)
+    geoms = shapely.from_geojson(texts, on_invalid="ignore")
+    unreadable = (texts != None) & shapely.is_missing(geoms)  # noqa: E711 (elementwise)
+    if unreadable.any():
+        position = int(np.flatnonzero(unreadable)[0])
+        raise ImportFailed(table_name, int(table.index[position]), "geo is not a GeoJSON geometry")
+    return geoms
+
+
+def _bus_points(net) -> pd.Series:
+    """Each bus's point: its ``geo``, else the old ``bus_geodata``, else the end of a line there."""
+    geoms = _parse_geo("bus", net.bus)
+    points = pd.Series(geoms, index=net.bus.index, dtype=object)
+    geodata = _table(net, "bus_geodata")
+    if len(geodata) and {"x", "y"} <= set(geodata.columns):
+        known = geodata.index.intersection(points.index[shapely.is_missing(points.to_numpy())])
+        points.loc[known] = shapely.points(geodata.loc[known, ["x", "y"]].to_numpy(dtype=float))
+    missing = shapely.is_missing(points.to_numpy())
+    if missing.any():
+        lines = _table(net, "line")
+        line_geoms = _parse_geo("line", lines) if len(lines) else np.array([], dtype=object)
+        for (index, line), geom in zip(_rows(lines), line_geoms):
+            if geom is None or geom.geom_type != "LineString":
+                continue
+            for bus, end in ((line.from_bus, 0), (line.to_bus, -1)):
+                if shapely.is_missing(points.at[bus]):
+                    points.at[bus] = Point(geom.coords[end])
+    for bus, geom in points.items():
+        if geom is None:
+            raise ImportFailed("bus", int(bus), "has no coordinates: no geo and no line geo ending there")
+        if geom.geom_type != "Point":
+            raise ImportFailed("bus", int(bus), f"geo must be a Point, not a {geom.geom_type}")
+        if not (-180 <= geom.x <= 180 and -90 <= geom.y <= 90):
+            raise ImportFailed("bus", int(bus), f"coordinates ({geom.x}, {geom.y}) are not longitude/latitude")
+    return points
+
+
+def _line_geometry(index: int, geom, start: Point, end: Point) -> LineString:
+    """The line's own geometry when it has a usable one, else a straight line between its buses."""
+    if geom is not None and geom.geom_type == "MultiLineString":
+        geom = shapely.line_merge(geom)
+    if geom is None or geom.geom_type != "LineString" or not geom.is_valid:
+        geom = LineString([start, end])
+    elif Point(geom.coords[0]).distance(start) > Point(geom.coords[0]).distance(end):
+        geom = geom.reverse()  # drawn from to_bus to from_bus
+    if not (-180 <= geom.bounds[0] and geom.bounds[2] <= 180 and -90 <= geom.bounds[1] and geom.bounds[3] <= 90):
+        raise ImportFailed("line", index, "geo coordinates are not longitude/latitude")
+    if geom.length < _MIN_LENGTH_DEG:
+        x, y = geom.coords[0]
+        geom = LineString([(x, y), (x + _MIN_LENGTH_DEG, y)])
+    return geom
+
+
+# -- switches ------------------------------------------------------------------------------------
+def _switch_table(net) -> pd.DataFrame:
+    """The switch table with plain types, checked: each switch's bus is an end of its element."""
+    switch = _table(net, "switch")
+    if not len(switch):
+        return pd.DataFrame({"bus": [], "element": [], "et": [], "closed": [], "type": [], "name": []})
+    ends = {"l": ("line", ("from_bus", "to_bus")), "t": ("trafo", ("hv_bus", "lv_bus")),
+            "t3": ("trafo3w", ("hv_bus", "mv_bus", "lv_bus"))}
+    for index, row in _rows(switch):
+        if row.et == "b":
+            if int(row.element) not in net.bus.index:
+                raise ImportFailed("switch", index, f"element {int(row.element)} is not a bus of the net")
+            if int(row.element) == int(row.bus):
+                raise ImportFailed("switch", index, "joins a bus to itself")
+            continue
+        if row.et not in ends:
+            raise ImportFailed("switch", index, f"unknown element type et={row.et!r}; expected l, t, t3 or b")
+        table_name, columns = ends[row.et]
+        table = _table(net, table_name)
+        if int(row.element) not in table.index:
+            raise ImportFailed("switch", index, f"element {int(row.element)} is not a {table_name} of the net")
+        if int(row.bus) not in {int(table.at[int(row.element), column]) for column in columns}:
+            raise ImportFailed("switch", index, f"bus {int(row.bus)} is not an end of {table_name} {int(row.element)}")
+    return switch
+
+
+def _switch_kind(value) -> str:
+    """pandapower's switch type: CB is a breaker; LBS, LS, DS and anything else a switch."""
+    return "breaker" if isinstance(value, str) and value.strip().upper() == "CB" else "switch"
+
+
+def _add_switches(net, switch: pd.DataFrame, points: pd.Series, rows: _Rows) -> dict:
+    """Add every switch as a device; return ``{(et, element, bus): node}`` where the element now ends.
+
+    An ``l``/``t``/``t3`` switch goes between its bus and a new node, and the element starts at
+    that node instead, so that opening the switch cuts the element off the bus. Several
+    switches at the same end are chained in index order.
+    """
+    chains: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+    for index, row in _rows(switch):
+        state = "closed" if bool(row.closed) else "open"
+        common = dict(kind=_switch_kind(row.type), name=_name(row), normal_state=state, current_state=state,
+                      in_service=_in_service(row), rated_kva=None, feeder=None)
+        if row.et == "b":
+            rows.add("devices", code=code("switch", index), from_node=code("bus", row.bus),
+                     to_node=code("bus", row.element), geometry=points.at[int(row.bus)], **common)
+            rows.owner[code("switch", index)] = ("switch", index)
+        else:
+            chains[(row.et, int(row.element), int(row.bus))].append(index)
+            rows.add("devices", code=code("switch", index), geometry=None, **common)
+    lines = _table(net, "line")
+    line_geoms = dict(zip(lines.index, _parse_geo("line", lines))) if len(lines) else {}
+    by_code = {row["code"]: row for row in rows.layers["devices"]}
+    terminals = {}
+    for (et, element, bus), indices in chains.items():
+        position = points.at[bus]
+        if et == "l":
+            position = _switch_point(net.line.loc[element], element, line_geoms.get(element), points, bus)
+        previous = code("bus", bus)
+        owner = {"l": "line", "t": "trafo", "t3": "trafo3w"}[et]
+        for index in sorted(indices):
+            node = code("switch", index, "node")
+            rows.add("nodes", code=node, kind="junction", voltage_kv=_number(net.bus.at[bus, "vn_kv"]),
+                     in_service=True, feeder=None, geometry=position)
+            device = by_code[code("switch", index)]
+            device.update(from_node=previous, to_node=node, geometry=position)
+            rows.owner[node] = rows.owner[device["code"]] = (owner, element)
+            previous = node
+        terminals[(et, element, bus)] = previous
+    return terminals
+
+
+def _switch_point(line, index: int, geom, points: pd.Series, bus: int) -> Point:
+    """Where a line switch at ``bus`` sits: a short way along the line from that bus."""
+    shape = _line_geometry(index, geom, points.at[int(line.from_bus)], points.at[int(line.to_bus)])
+    offset = min(SWITCH_OFFSET_DEG, 0.1 * shape.length)
+    return shape.interpolate(offset if bus == int(line.from_bus) else shape.length - offset)
+
+
+# -- elements ------------------------------------------------------------------------------------
+def _bus_kind(vn_kv, bus_type) -> str:
+    if vn_kv is not None and vn_kv < 1:
+        return "lv"
+    return "busbar" if bus_type == "b" else "junction"
+
+
+def _add_buses(net, points: pd.Series, rows: _Rows) -> None:
+    for index, bus in _rows(net.bus):
+        voltage = _number(bus.vn_kv)
+        rows.add("nodes", code=code("bus", index), kind=_bus_kind(voltage, getattr(bus, "type", None)),
+                 voltage_kv=voltage, in_service=_in_service(bus), feeder=None, geometry=points.at[index])
+        rows.owner[code("bus", index)] = ("bus", index)
+
+
+def _add_lines(net, points: pd.Series, terminals: dict, rows: _Rows) -> None:
+    lines = _table(net, "line")
+    for (index, line), geom in zip(_rows(lines), _parse_geo("line", lines)):
+        start, end = int(line.from_bus), int(line.to_bus)
+        shape = _line_geometry(index, geom, points.at[start], points.at[end])
+        offset = min(SWITCH_OFFSET_DEG, 0.1 * shape.length)
+        cut_start = offset if ("l", index, start) in terminals else 0.0
+        cut_end = shape.length - offset if ("l", index, end) in terminals else shape.length
+        if cut_start or cut_end < shape.length:
+            shape = substring(shape, cut_start, cut_end)
+        length_km = _number(getattr(line, "length_km", None))
+        rows.add("segments", code=code("line", index),
+                 from_node=terminals.get(("l", index, start), code("bus", start)),
+                 to_node=terminals.get(("l", index, end), code("bus", end)), feeder=None,
+                 length_m=None if length_km is None else length_km * 1000.0,
+                 conductor=line.std_type if isinstance(getattr(line, "std_type", None), str) else None,
+                 in_service=_in_service(line), geometry=shape)
+        rows.owner[code("line", index)] = ("line", index)
+
+
+def _add_connections(net, points: pd.Series, rows: _Rows) -> None:
+    """Impedances, TCSCs and DC lines connect two buses in pandapower's graph: straight segments."""
+    for name in _CONNECTION_TABLES:
+        for index, element in _rows(_table(net, name)):
+            start, end = int(element.from_bus), int(element.to_bus)
+            shape = _line_geometry(index, None, points.at[start], points.at[end])
+            rows.add("segments", code=code(name, index), from_node=code("bus", start), to_node=code("bus", end),
+                     feeder=None, length_m=None, conductor=name, in_service=_in_service(element), geometry=shape)
+            rows.owner[code(name, index)] = (name, index)
+
+
+def _add_transformers(net, points: pd.Series, terminals: dict, rows: _Rows) -> None:
+    """A trafo is a transformer device hv -> lv with its area; a trafo3w a star of three."""
+    for index, trafo in _rows(_table(net, "trafo")):
+        hv, lv = int(trafo.hv_bus), int(trafo.lv_bus)
+        device = code("trafo", index)
+        rows.add("devices", code=device, kind="transformer", name=_name(trafo),
+                 from_node=terminals.get(("t", index, hv), code("bus", hv)),
+                 to_node=terminals.get(("t", index, lv), code("bus", lv)), feeder=None,
+                 normal_state="closed", current_state="closed", in_service=_in_service(trafo),
+                 rated_kva=_kva(getattr(trafo, "sn_mva", None)), geometry=points.at[lv])
+        rows.owner[device] = ("trafo", index)
+        rows.add("transformer_areas", code=code("trafo", index, "area"), name=_name(trafo), transformer=device,
+                 geometry=None)
+    for index, trafo in _rows(_table(net, "trafo3w")):
+        star = code("trafo3w", index)
+        rows.add("nodes", code=star, kind="junction", voltage_kv=None, in_service=True, feeder=None,
+                 geometry=points.at[int(trafo.hv_bus)])
+        rows.owner[star] = ("trafo3w", index)
+        for side in ("hv", "mv", "lv"):
+            bus = int(getattr(trafo, f"{side}_bus"))
+            end = terminals.get(("t3", index, bus), code("bus", bus))
+            device = code("trafo3w", index, side)
+            rows.add("devices", code=device, kind="transformer", name=_name(trafo),
+                     from_node=end if side == "hv" else star, to_node=star if side == "hv" else end, feeder=None,
+                     normal_state="closed", current_state="closed", in_service=_in_service(trafo),
+                     rated_kva=_kva(getattr(trafo, f"sn_{side}_mva", None)), geometry=points.at[bus])
+            rows.owner[device] = ("trafo3w", index)
+            if side != "hv":
+                rows.add("transformer_areas", code=code("trafo3w", index, side, "area"), name=_name(trafo),
+                         transformer=device, geometry=None)
+
+
+def _kva(mva) -> float | None:
+    value = _number(mva)
+    return None if value is None else value * 1000.0
+
+
+def _add_sources(net, rows: _Rows) -> None:
+    """ext_grids and slack gens feed the network; other generators do not."""
+    for index, grid in _rows(_table(net, "ext_grid")):
+        rows.add("sources", code=code("ext_grid", index), kind="ext_grid", node=code("bus", grid.bus),
+                 substation=None, in_service=_in_service(grid))
+    for index, gen in _rows(_table(net, "gen")):
+        if bool(getattr(gen, "slack", False)):
+            rows.add("sources", code=code("gen", index), kind="generator", node=code("bus", gen.bus),
+                     substation=None, in_service=_in_service(gen))
+
+
+def _add_loads(net, points: pd.Series, rows: _Rows) -> None:
+    """Each load is a customer on its bus; its account number is its code, spelled PP-LOAD-<index>."""
+    for index, load in _rows(_table(net, "load")):
+        rows.add("service_points", code=code("load", index), account_number=f"PP-LOAD-{index}", name=_name(load),
+                 phone=None, address=None, node=code("bus", load.bus), transformer_area=None,
+                 in_service=_in_service(load), geometry=points.at[int(load.bus)])
+        rows.owner[code("load", index)] = ("bus", int(load.bus))
+
+
+# -- feeders, substations, transformer areas -----------------------------------------------------
+def _normal_edges(net, switch: pd.DataFrame) -> list[tuple[int, int, str, tuple[str, int]]]:
+    """The bus-to-bus connections of the normal state: (bus, bus, kind, element)."""
+    opened = switch[~switch["closed"].astype(bool)] if len(switch) else switch
+    open_at = {(row.et, int(row.element), int(row.bus)) for _, row in _rows(opened)}
+    open_elements = {(et, element) for et, element, _ in open_at}
+    edges = []
+    for index, line in _rows(_table(net, "line")):
+        if _in_service(line) and ("l", index) not in open_elements:
+            edges.append((int(line.from_bus), int(line.to_bus), "line", ("line", index)))
+    for name in _CONNECTION_TABLES:
+        for index, element in _rows(_table(net, name)):
+            if _in_service(element):
+                edges.append((int(element.from_bus), int(element.to_bus), "line", (name, index)))
+    for index, trafo in _rows(_table(net, "trafo")):
+        if _in_service(trafo) and ("t", index) not in open_elements:
+            edges.append((int(trafo.hv_bus), int(trafo.lv_bus), "trafo", ("trafo", index)))
+    for index, trafo in _rows(_table(net, "trafo3w")):
+        buses = [int(trafo.hv_bus), int(trafo.mv_bus), int(trafo.lv_bus)]
+        for first, second in ((0, 1), (0, 2), (1, 2)):
+            pair = (buses[first], buses[second])
+            if _in_service(trafo) and not any(("t3", index, bus) in open_at for bus in pair):
+                edges.append((*pair, "trafo", ("trafo3w", index)))
+    for index, row in _rows(switch):
+        if row.et == "b" and bool(row.closed):
+            edges.append((int(row.bus), int(row.element), "bus_switch", ("switch", index)))
+    return edges
+
+
+def _search(adjacency: dict, seeds: Iterable[tuple[int, str]], enter: Callable[[int], bool],
+            cross: Callable[[str], bool]) -> dict[int, str]:
+    """Multi-source breadth-first search: each bus gets the label of the first seed to reach it.
+
+    Only buses for which ``enter`` holds are visited, over connections whose kind ``cross`` allows.
+    """
+    label = {}
+    queue = deque()
+    for bus, name in seeds:
+        if bus not in label and enter(bus):
+            label[bus] = name
+            queue.append(bus)
+    while queue:
+        bus = queue.popleft()
+        for neighbour, kind in adjacency[bus]:
+            if neighbour not in label and cross(kind) and enter(neighbour):
+                label[neighbour] = label[bus]
+                queue.append(neighbour)
+    return label
+
+
+def _derive_feeders_and_areas(net, switch: pd.DataFrame, points: pd.Series, rows: _Rows) -> None:
+    """Substations, feeders and each load's transformer area, from the normal state.
+
+    A substation is a group of buses joined to an in-service source by transformers and bus
+    switches only; each in-service line leaving it starts a feeder, which holds the buses the
+    normal state reaches from that line without going back into a substation. A load belongs
+    to the area of the first transformer found from the load's bus without crossing another.
+    """
+    in_service = set(net.bus.index[net.bus["in_service"].astype(bool)]) if len(net.bus) else set()
+    adjacency: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for first, second, kind, _ in _normal_edges(net, switch):
+        adjacency[first].append((second, kind))
+        adjacency[second].append((first, kind))
+    source_buses = sorted({int(row["node"].split(":")[2]) for row in rows.layers["sources"] if row["in_service"]})
+    # Each station's buses are labelled with the code of a substation named after its lowest source bus.
+    station = _search(adjacency, [(bus, code("bus", bus, "substation")) for bus in source_buses],
+                      enter=in_service.__contains__, cross=lambda kind: kind in ("trafo", "bus_switch"))
+    for substation in sorted(set(station.values()), key=lambda text: int(text.split(":")[2])):
+        bus = int(substation.split(":")[2])
+        name = _text(net.bus.at[bus, "name"]) if "name" in net.bus.columns else None
+        rows.add("substations", code=substation, name=f"Substation {name}" if name else None, geometry=points.at[bus])
+    for row in rows.layers["sources"]:
+        row["substation"] = station.get(int(row["node"].split(":")[2]))
+
+    heads = []
+    for index, line in _rows(_table(net, "line")):
+        ends = (int(line.from_bus), int(line.to_bus))
+        inside = [bus in station for bus in ends]
+        if _in_service(line) and sum(inside) == 1:
+            busbar, far = ends if inside[0] else ends[::-1]
+            feeder = code("line", index, "feeder")
+            rows.add("feeders", code=feeder, name=_name(line), substation=station[busbar],
+                     voltage_kv=_number(net.bus.at[busbar, "vn_kv"]))
+            heads.append((far, feeder, index))
+    feeder_of = _search(adjacency, [(far, feeder) for far, feeder, _ in heads],
+                        enter=lambda bus: bus in in_service and bus not in station, cross=lambda kind: True)
+    head_lines = {index: feeder for _, feeder, index in heads}
+
+    areas = [(int(trafo.lv_bus), code("trafo", index, "area"))
+             for index, trafo in _rows(_table(net, "trafo")) if _in_service(trafo)]
+    areas += [(int(getattr(trafo, f"{side}_bus")), code("trafo3w", index, side, "area"))
+              for index, trafo in _rows(_table(net, "trafo3w")) if _in_service(trafo) for side in ("mv", "lv")]
+    area_of = _search(adjacency, areas, enter=in_service.__contains__, cross=lambda kind: kind != "trafo")
+
+    _label_elements(net, rows, feeder_of, head_lines, area_of)
+
+
+def _label_elements(net, rows: _Rows, feeder_of: dict, head_lines: dict, area_of: dict) -> None:
+    """Give nodes, segments, devices and service points the feeder / area of where they hang.
+
+    An element takes the feeder its line heads, else the feeder of its first bus that has one
+    (a transformer's high-voltage side first).
+    """
+    def element_feeder(table: str, index: int) -> str | None:
+        if table == "line" and index in head_lines:
+            return head_lines[index]
+        return next((feeder_of[bus] for bus in _ends(net, table, index) if bus in feeder_of), None)
+
+    for layer in ("segments", "devices", "nodes"):
+        for row in rows.layers[layer]:
+            row["feeder"] = element_feeder(*rows.owner[row["code"]])
+    for row in rows.layers["service_points"]:
+        row["transformer_area"] = area_of.get(rows.owner[row["code"]][1])
+
+
+def _ends(net, table: str, index: int) -> list[int]:
+    """The buses an element connects (a bus: itself)."""
+    if table == "bus":
+        return [index]
+    columns = ("bus", "element") if table == "switch" else _BUS_COLUMNS[table]  # only b switches get here
+    return [int(net[table].at[index, column]) for column in columns]
