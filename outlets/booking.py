@@ -302,7 +302,7 @@ def _booking_json(booking: Mapping, outlet: OutletView) -> dict[str, Any]:
         "start": outlet.schedule.local(booking["slot_start"]).isoformat(),
         "end": outlet.schedule.local(booking["slot_end"]).isoformat(),
         "name": booking["name"],
-        "phone": booking["phone"],
+        **phone_fields(booking["phone"]),
         "ics_url": f"/api/bookings/{code}.ics",
         "sequence": booking["sequence"],
     }

@@ -346,12 +346,13 @@ class Schedule:
         return any(opens <= at < closes for _, opens, closes in self.periods(today - timedelta(days=1), today))
 
     def closes_at(self, at: datetime) -> datetime | None:
-        """When the opening that ``at`` falls in ends, in UTC (None when closed or unknown)."""
+        """When the opening that ``at`` falls in ends, in UTC; None when closed, unknown, or open
+        for more than a week on end (around the clock)."""
         at = at.astimezone(UTC)
         today = self.local_date(at)
         for opens, closes in self._merged(today - timedelta(days=1), today + timedelta(days=8)):
             if opens <= at < closes:
-                return closes
+                return closes if closes - at <= timedelta(days=7) else None
         return None
 
     def next_opening(self, at: datetime, horizon_days: int = 31) -> datetime | None:

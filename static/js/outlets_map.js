@@ -92,7 +92,9 @@
   function openState(outlet) {
     if (!outlet.hours_known) { return {key: "unknown", text: "Hours unknown"}; }
     if (outlet.open_now) {
-      return {key: "open", text: "Open" + (outlet.closes_at ? " until " + formatTime(outlet.closes_at, outlet.timezone) : "")};
+      if (!outlet.closes_at) { return {key: "open", text: "Open around the clock"}; }
+      var later = outlet.closes_at.slice(0, 10) !== localDate(outlet.timezone);
+      return {key: "open", text: "Open until " + formatTime(outlet.closes_at, outlet.timezone, later)};
     }
     return {key: "closed", text: "Closed" + (outlet.next_opening ? " · opens " + formatTime(outlet.next_opening, outlet.timezone, true) : "")};
   }
@@ -101,7 +103,7 @@
     var today = outlet.today;
     if (!today || !today.known) { return "Opening hours unknown: please call ahead"; }
     if (today.closed) { return "Today: closed" + (today.note ? " (" + today.note + ")" : ""); }
-    return "Today: " + today.hours.map(function (h) { return h.opens + "–" + h.closes; }).join(", ")
+    return "Today: " + today.hours.map(function (h) { return h.opens + "–" + h.closes; }).join(", ").replace("00:00–24:00", "open 24 hours")
       + (today.note ? " (" + today.note + ")" : "");
   }
 
@@ -195,6 +197,7 @@
         radius: 7, color: "#ffffff", weight: 3, fillColor: COLOURS.origin, fillOpacity: 1,
       }).bindTooltip(origin.address || "You are here").addTo(map);
       bounds = bounds ? bounds.extend([origin.lat, origin.lon]) : L.latLngBounds([[origin.lat, origin.lon]]);
+      markers.eachLayer(function (layer) { layer.bringToFront(); });  // an outlet at the address stays clickable
     }
     if (bounds) { map.fitBounds(bounds, Object.assign({maxZoom: 16}, padding())); }
   }
@@ -267,7 +270,7 @@
       var hours = outlet.week && outlet.week[key];
       return el("tr", {className: index === todayIndex ? "of-today" : ""}, [
         el("th", {}, [DAY_NAMES[index]]),
-        el("td", {}, [hours ? hours.join(", ").replace(/-/g, "–") : "closed"]),
+        el("td", {}, [hours ? hours.join(", ").replace("00:00-24:00", "24 hours").replace(/-/g, "–") : "closed"]),
       ]);
     });
     var directions = outlet.directions_url || ("https://www.google.com/maps/dir/?api=1&destination=" + outlet.lat + "," + outlet.lon);
@@ -406,7 +409,7 @@
     box.appendChild(el("p", {className: "of-muted"}, [booking.outlet.address]));
     if (!cancelled) {
       box.appendChild(el("p", {className: "of-muted"}, ["Keep this code: you need it to see, move or cancel the visit. "
-        + "We send a reminder to " + booking.phone + "."]));
+        + "We send a reminder to " + (booking.phone_display || booking.phone) + "."]));
       box.appendChild(el("p", {className: "of-actions"}, [
         el("a", {href: booking.ics_url, className: "of-button", download: ""}, ["Add to calendar"]),
         el("button", {type: "button", className: "of-button of-danger", onclick: function () { cancel(box, booking); }},

@@ -98,6 +98,11 @@ def test_adjoining_intervals_close_at_the_end_of_the_run():
     assert hours.closes_at(berlin(2026, 11, 30, 19)) == berlin(2026, 12, 1, 6)
 
 
+def test_open_around_the_clock_has_no_closing_time():
+    assert schedule("24/7").closes_at(berlin(2026, 11, 30, 19)) is None
+    assert schedule("24/7", "2026-12-03 off").closes_at(berlin(2026, 11, 30, 19)) == berlin(2026, 12, 3)
+
+
 def test_an_exception_closes_a_day_but_not_the_night_before():
     hours = schedule("Mo-Su 20:00-02:00", "2026-12-25 off Christmas Day")
     assert hours.is_open(berlin(2026, 12, 25, 1)) is True   # the 24th's night runs on
