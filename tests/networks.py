@@ -70,3 +70,28 @@ def feeder_with_tie() -> NetworkFrames:
         sources=[("SRC1", "src1"), ("SRC2", "src2")],
         customers=[("C3", "c"), ("C4", "d"), ("C6", "f")],
     )
+
+
+def protected_feeder() -> NetworkFrames:
+    """A feeder with a recloser, a sectionalising switch, a fused transformer tap and a tie.
+
+    ::
+
+        src --B1-- a --s1-- b --R1-- c --s2-- d --SW2-- e --s3-- f --TIE(open)-- x --B2-- src2
+                            |                 (C4)                (C5)            (C9)
+                           F1 (fuse)
+                            |
+                            g --T1 (transformer)-- h --s4-- i
+                                                (C1, C2)   (C3)
+    """
+    return drawn_network(
+        nodes={"src": (0, 3), "a": (1, 3), "b": (2, 3), "c": (3, 3), "d": (4, 3), "e": (5, 3), "f": (6, 3),
+               "x": (7, 3), "src2": (8, 3), "g": (2, 2), "h": (2, 1), "i": (3, 1)},
+        segments=[("s1", "a", "b"), ("s2", "c", "d"), ("s3", "e", "f"), ("s4", "h", "i")],
+        devices=[("B1", "breaker", "src", "a", "closed"), ("R1", "recloser", "b", "c", "closed"),
+                 ("SW2", "switch", "d", "e", "closed"), ("F1", "fuse", "b", "g", "closed"),
+                 ("T1", "transformer", "g", "h", "closed"), ("TIE", "switch", "f", "x", "open"),
+                 ("B2", "breaker", "src2", "x", "closed")],
+        sources=[("SRC1", "src"), ("SRC2", "src2")],
+        customers=[("C1", "h"), ("C2", "h"), ("C3", "i"), ("C4", "d"), ("C5", "f"), ("C9", "x")],
+    )

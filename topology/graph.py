@@ -159,19 +159,34 @@ class NetworkData:
         """The in-service service points hanging on ``nodes``, in the order of ``nodes``."""
         return self.customer_order[gather_ranges(self.customer_pointer[nodes], self.customer_pointer[nodes + 1])]
 
-    def lookup(self, table: str) -> pd.Index:
-        """A hash index of the codes of ``table`` (nodes, edges or service_points)."""
+    @property
+    def segment_count(self) -> int:
+        """Edges ``0 .. segment_count`` are segments, the rest devices."""
+        return int(np.searchsorted(self.edge_table, 1))
+
+    def find(self, table: str, codes: Sequence[str]) -> np.ndarray:
+        """Positions of ``codes`` in ``table`` (nodes, segments, devices, service_points); -1 if absent.
+
+        Segments and devices come back as edge positions.
+        """
         index = self._lookups.get(table)
         if index is None:
             with self._lock:
-                codes = {"nodes": self.node_code, "edges": self.edge_code, "service_points": self.sp_code}[table]
-                index = self._lookups.setdefault(table, pd.Index(codes))
-        return index
+                index = self._lookups.get(table)
+                if index is None:
+                    first = self.segment_count
+                    codes_of = {"nodes": self.node_code, "segments": self.edge_code[:first],
+                                "devices": self.edge_code[first:], "service_points": self.sp_code}[table]
+                    index = self._lookups[table] = pd.Index(codes_of)
+        positions = index.get_indexer(list(codes)) if len(codes) else np.zeros(0, np.int64)
+        if table == "devices":
+            positions = np.where(positions >= 0, positions + self.segment_count, -1)
+        return positions
 
     def warm_lookups(self) -> None:
         """Build every code index now rather than on the first request."""
-        for table in ("nodes", "edges", "service_points"):
-            self.lookup(table).get_indexer([""])
+        for table in ("nodes", "segments", "devices", "service_points"):
+            self.find(table, [""])
 
     def source_codes_at(self, node: int) -> list[str]:
         """The codes of the in-service sources on ``node``."""

@@ -60,6 +60,10 @@ class Element:
     index: int
     code: str
 
+    def type(self, data: NetworkData) -> str:
+        """``node``, ``service_point``, ``segment`` or the device's kind."""
+        return data.kind_of(self.index) if self.table == "edge" else self.table
+
     def describe(self, data: NetworkData) -> str:
         """``segment s1``, ``switch SW1``, ``node a``, ``service point C1``."""
         if self.table == "edge":
@@ -71,9 +75,9 @@ def resolve(data: NetworkData, codes: Iterable[str]) -> list[Element]:
     """The elements named by ``codes``; ``NotFound`` names every unknown code at once."""
     codes = list(codes)
     found: dict[str, list[Element]] = {code: [] for code in codes}
-    for table, lookup_name in (("edge", "edges"), ("node", "nodes"), ("service_point", "service_points")):
-        positions = data.lookup(lookup_name).get_indexer(codes) if codes else []
-        for code, position in zip(codes, positions):
+    for table, stored in (("edge", "segments"), ("edge", "devices"), ("node", "nodes"),
+                          ("service_point", "service_points")):
+        for code, position in zip(codes, data.find(stored, codes)):
             if position >= 0:
                 found[code].append(Element(table, int(position), code))
     unknown = [code for code, matches in found.items() if not matches]

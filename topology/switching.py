@@ -1,0 +1,215 @@
+"""Switching: operate devices atomically, record append-only events, report who lost and regained supply.
+
+``operate`` locks the devices (``SELECT ... FOR UPDATE``, in id order so that two operations
+cannot deadlock) and then the ``topology_state`` row, so operations on one network happen one
+at a time; it refuses anything but switchgear, out-of-service devices and no-op operations,
+updates the devices, appends one ``switching_events`` row per device (sharing an operation id),
+and bumps the topology version. The cached ``Topology`` is re-indexed for the touched sections
+only, inside the same transaction, and installed once the transaction commits.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.errors import BadRequest, Conflict, NotFound, UnprocessableEntity
+from topology.graph import SWITCHGEAR, Topology, TopologyCache
+
+__all__ = ["Operation", "SwitchingRequest", "parse_request", "operate", "switching_log", "MAX_OPERATIONS"]
+
+ACTIONS = {"open": "open", "close": "closed"}  # action -> the state it leaves the device in
+MAX_OPERATIONS = 200
+MAX_ACTOR = 120
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One device to operate: ``action`` is ``open`` or ``close``."""
+
+    device: str
+    action: str
+
+
+@dataclass(frozen=True)
+class SwitchingRequest:
+    """The devices of one atomic operation, why, and who asked."""
+
+    operations: tuple[Operation, ...]
+    reason: str
+    actor: str
+
+
+def parse_request(body: Any) -> SwitchingRequest:
+    """A ``SwitchingRequest`` from a JSON body; ``BadRequest`` says what is wrong with it.
+
+    >>> parse_request({"operations": [{"device": "SW1", "action": "open"}], "reason": "work on s2"}).operations
+    (Operation(device='SW1', action='open'),)
+    """
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object: {"operations": [{"device": code, "action": '
+                         '"open" | "close"}, ...], "reason": text, "actor": name}')
+    unknown = sorted(set(body) - {"operations", "reason", "actor"})
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; expected operations, reason and actor")
+    items = body.get("operations")
+    if not isinstance(items, list) or not items:
+        raise BadRequest("operations must be a non-empty list of {\"device\": code, \"action\": \"open\" | \"close\"}")
+    if len(items) > MAX_OPERATIONS:
+        raise BadRequest(f"at most {MAX_OPERATIONS} devices can be operated at once; got {len(items)}")
+    operations = []
+    for number, item in enumerate(items):
+        where = f"operations[{number}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object with device and action")
+        device, action = item.get("device"), item.get("action")
+        if not isinstance(device, str) or not device.strip():
+            raise BadRequest(f"{where}.device must be a device code (a non-empty string)")
+        if action not in ACTIONS:
+            raise BadRequest(f"{where}.action must be 'open' or 'close'; got {action!r}")
+        operations.append(Operation(device.strip(), action))
+    seen: set[str] = set()
+    twice = sorted({op.device for op in operations if op.device in seen or seen.add(op.device)})
+    if twice:
+        raise BadRequest(f"device(s) named more than once: {', '.join(twice)}")
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest("reason is required: say why the devices are operated")
+    actor = body.get("actor", "anonymous")
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
+        raise BadRequest(f"actor must be a name of 1 to {MAX_ACTOR} characters")
+    return SwitchingRequest(tuple(operations), reason.strip(), actor.strip())
+
+
+def _lock_devices(connection, request: SwitchingRequest) -> list:
+    """The devices' rows, locked; refuses unknown codes, non-switchgear, out-of-service and no-ops."""
+    codes = [op.device for op in request.operations]
+    rows = connection.execute(text(
+        "SELECT id, code, kind::text AS kind, current_state::text AS state, in_service FROM devices "
+        "WHERE code = ANY(:codes) ORDER BY id FOR UPDATE"), {"codes": codes}).all()
+    by_code = {row.code: row for row in rows}
+    unknown = [code for code in codes if code not in by_code]
+    if unknown:
+        raise NotFound(f"unknown device code(s): {', '.join(map(repr, unknown))}", codes=unknown)
+    not_gear = [by_code[c] for c in codes if by_code[c].kind not in SWITCHGEAR]
+    if not_gear:
+        names = ", ".join(f"{row.code} (a {row.kind})" for row in not_gear)
+        raise UnprocessableEntity(f"only breakers, reclosers, switches and fuses can be operated, not {names}",
+                                  codes=[row.code for row in not_gear])
+    out = [c for c in codes if not by_code[c].in_service]
+    if out:
+        raise Conflict(f"out-of-service device(s) cannot be operated: {', '.join(out)}", codes=out)
+    no_op = [op for op in request.operations if by_code[op.device].state == ACTIONS[op.action]]
+    if no_op:
+        detail = ", ".join(f"{op.device} is already {ACTIONS[op.action]}" for op in no_op)
+        raise Conflict(f"nothing to do: {detail}", codes=[op.device for op in no_op])
+    return [by_code[op.device] for op in request.operations]
+
+
+def _supply_change(before: Topology, after: Topology) -> tuple[dict, dict]:
+    """The customers who lost and who regained supply between two states, per feeder."""
+    data = before.data
+    changed = np.flatnonzero(before.energised != after.energised)
+    lost_nodes = changed[before.energised[changed]]
+    gained_nodes = changed[after.energised[changed]]
+
+    def summary(nodes: np.ndarray) -> dict:
+        customers = data.customers_at(nodes)
+        feeders = np.bincount(data.node_feeder[data.sp_node[customers]] + 1, minlength=len(data.feeder_code) + 1)
+        names = ["unassigned"] + data.feeder_code.tolist()
+        return {"customer_count": len(customers), "customers": data.sp_code[customers].tolist(),
+                "by_feeder": {names[i]: int(feeders[i]) for i in np.flatnonzero(feeders)}}
+
+    return summary(lost_nodes), summary(gained_nodes)
+
+
+def operate(session: Session, cache: TopologyCache, request: SwitchingRequest) -> dict:
+    """Operate the devices of ``request`` as one atomic step; the JSON body of the answer.
+
+    Raises ``NotFound`` (unknown codes), ``UnprocessableEntity`` (not switchgear) or
+    ``Conflict`` (out of service, or already in the asked state); then nothing changes.
+    """
+    staged = None
+    try:
+        with session.begin():
+            connection = session.connection()
+            rows = _lock_devices(connection, request)
+            connection.execute(text("SELECT version FROM topology_state WHERE id = 1 FOR UPDATE"))
+            before = cache.get(connection)
+            positions = before.data.find("devices", [row.code for row in rows])
+            closed = {int(p): op.action == "close" for p, op in zip(positions, request.operations)}
+            operation_id = str(uuid.uuid4())
+            for op, row in zip(request.operations, rows):
+                connection.execute(text("UPDATE devices SET current_state = CAST(:state AS switch_state) WHERE id = :id"),
+                                   {"state": ACTIONS[op.action], "id": row.id})
+            version = connection.execute(text(
+                "UPDATE topology_state SET version = version + 1, changed_at = now() WHERE id = 1 "
+                "RETURNING version, changed_at")).one()
+            occurred_at = connection.execute(text(
+                "INSERT INTO switching_events (operation_id, device_id, action, from_state, to_state, reason, actor, "
+                "topology_version) SELECT :operation, d.id, d.action, d.from_state, d.to_state, :reason, :actor, "
+                ":version FROM unnest(CAST(:ids AS bigint[]), CAST(:actions AS text[]), CAST(:froms AS text[]), "
+                "CAST(:tos AS text[])) AS d(id, action, from_state, to_state) RETURNING occurred_at"),
+                {"operation": operation_id, "reason": request.reason, "actor": request.actor,
+                 "version": version.version, "ids": [row.id for row in rows],
+                 "actions": [op.action for op in request.operations], "froms": [row.state for row in rows],
+                 "tos": [ACTIONS[op.action] for op in request.operations]}).scalars().first()
+            after = before.operated(closed, version=(int(version.version), version.changed_at))
+            lost, regained = _supply_change(before, after)
+            staged = after
+            cache.stage(after)
+    except BaseException:
+        if staged is not None:
+            cache.discard(staged)
+        raise
+    cache.install(after)
+    return {
+        "operation_id": operation_id,
+        "topology_version": int(version.version),
+        "occurred_at": occurred_at.isoformat(),
+        "actor": request.actor,
+        "reason": request.reason,
+        "devices": [{"code": row.code, "kind": row.kind, "action": op.action, "from_state": row.state,
+                     "to_state": ACTIONS[op.action]} for op, row in zip(request.operations, rows)],
+        "lost": lost,
+        "regained": regained,
+    }
+
+
+def switching_log(connection, limit: int = 50, device: str | None = None, before: int | None = None) -> dict:
+    """The latest switching operations, newest first, each with its devices.
+
+    ``device`` keeps the operations that operated it; ``before`` (the ``next_before`` of a
+    previous page) pages back in time.
+    """
+    if device is not None:
+        found = connection.execute(text("SELECT id FROM devices WHERE code = :code"), {"code": device}).scalar()
+        if found is None:
+            raise NotFound(f"unknown device code: {device!r}", codes=[device])
+    rows = connection.execute(text(
+        "WITH operations AS ("
+        "  SELECT operation_id, max(id) AS last_id FROM switching_events"
+        "  WHERE (CAST(:device AS text) IS NULL OR operation_id IN ("
+        "    SELECT e.operation_id FROM switching_events e JOIN devices d ON d.id = e.device_id WHERE d.code = :device))"
+        "  GROUP BY operation_id HAVING (CAST(:before AS bigint) IS NULL OR max(id) < :before)"
+        "  ORDER BY last_id DESC LIMIT :limit)"
+        " SELECT o.last_id, e.operation_id, e.occurred_at, e.actor, e.reason, e.topology_version, d.code, "
+        "  d.kind::text AS kind, e.action, e.from_state, e.to_state"
+        " FROM operations o JOIN switching_events e USING (operation_id) JOIN devices d ON d.id = e.device_id"
+        " ORDER BY o.last_id DESC, e.id"), {"device": device, "before": before, "limit": limit}).all()
+    operations: list[dict] = []
+    for row in rows:
+        if not operations or operations[-1]["operation_id"] != row.operation_id:
+            operations.append({"operation_id": row.operation_id, "occurred_at": row.occurred_at.isoformat(),
+                               "actor": row.actor, "reason": row.reason, "topology_version": row.topology_version,
+                               "devices": [], "_last_id": row.last_id})
+        operations[-1]["devices"].append({"code": row.code, "kind": row.kind, "action": row.action,
+                                          "from_state": row.from_state, "to_state": row.to_state})
+    next_before = operations[-1]["_last_id"] if len(operations) == limit else None
+    for operation in operations:
+        del operation["_last_id"]
+    return {"operations": operations, "next_before": next_before}

@@ -1,0 +1,227 @@
+"""JSON API of the traces and of switching (docs/tracing.md).
+
+Every view parses, calls one function of ``topology.trace`` or ``topology.switching`` on the
+process's cached ``Topology`` (brought up to the database's topology version first), and
+renders JSON, or with ``?format=geojson`` the elements concerned as a FeatureCollection.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, literal, null, select, union_all
+from sqlalchemy.engine import Connection
+
+from geo.db import get_session
+from geo.errors import BadRequest
+from geo.geojson import FeatureCollection, feature_collection, geojson_response, in_bbox, parse_bbox, parse_limit
+from topology import switching, trace
+from topology.graph import Topology, TopologyCache
+from topology.models import Device, Segment, ServicePoint
+
+bp = Blueprint("topology_trace", __name__, url_prefix="/api")
+
+MAX_CHANGE = 10_000
+_TABLES = {"segment": Segment.__table__, "device": Device.__table__, "service_point": ServicePoint.__table__}
+
+
+@bp.record_once
+def _create_cache(state) -> None:
+    state.app.extensions["topology_cache"] = TopologyCache()
+
+
+def topology_cache() -> TopologyCache:
+    """The application's cache of the current ``Topology``."""
+    return current_app.extensions["topology_cache"]
+
+
+def current_topology() -> tuple[Topology, Connection]:
+    """The topology at the version the request's transaction sees, and that connection."""
+    connection = get_session().connection()
+    return topology_cache().get(connection), connection
+
+
+# -- request parsing -------------------------------------------------------------------------------
+def _output_format() -> str:
+    value = request.args.get("format", "json")
+    if value not in ("json", "geojson"):
+        raise BadRequest(f"format must be json or geojson; got {value!r}", parameter="format")
+    return value
+
+
+def _code_list(body: dict, key: str) -> list[str]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(code, str) and code for code in value):
+        raise BadRequest(f"{key} must be a list of element codes (non-empty strings)")
+    if len(value) > MAX_CHANGE:
+        raise BadRequest(f"{key} may name at most {MAX_CHANGE} elements; got {len(value)}")
+    return value
+
+
+def parse_change(body: Any) -> tuple[list[str], list[str]]:
+    """``(open, out_of_service)`` from ``{"open": [codes], "out_of_service": [codes]}``."""
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object: {"open": [device codes], "out_of_service": [element codes]}')
+    unknown = sorted(set(body) - {"open", "out_of_service"})
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; expected open and out_of_service")
+    return _code_list(body, "open"), _code_list(body, "out_of_service")
+
+
+# -- GeoJSON of trace results ----------------------------------------------------------------------
+def trace_features(connection: Connection, parts: list[tuple[str, str, list[str]]], limit: int) -> FeatureCollection:
+    """A FeatureCollection of elements given as (element, role, codes); ``role`` becomes a property."""
+    selects = []
+    for number, (element, role, codes) in enumerate(parts):
+        if not codes:
+            continue
+        table = _TABLES[element]
+        kind = table.c.kind if element == "device" else null()
+        selects.append(select(
+            table.c.code.label("id"), table.c.geom.label("geom"), literal(element).label("element"),
+            literal(role).label("role"), table.c.code.label("code"), kind.label("kind"),
+        ).where(table.c.code == any_(bindparam(f"codes_{number}", codes, type_=ARRAY(String)))))
+    if not selects:
+        return FeatureCollection("", 0, 0, truncated=False)
+    return feature_collection(connection, union_all(*selects), limit)
+
+
+def _limit() -> int:
+    return parse_limit(request.args.get("limit"), current_app.config["API_MAX_FEATURES"])
+
+
+def _respond(connection: Connection, body: dict, parts: list[tuple[str, str, list[str]]]):
+    if _output_format() == "geojson":
+        return geojson_response(trace_features(connection, parts, _limit()))
+    return jsonify(body)
+
+
+def _outage_parts(body: dict, role: str = "affected") -> list[tuple[str, str, list[str]]]:
+    return [("segment", role, body["segments"]), ("device", role, body["devices"]),
+            ("service_point", role, body["customers"])]
+
+
+# -- traces ----------------------------------------------------------------------------------------
+@bp.post("/trace/affected")
+def affected():
+    """Customers that lose supply if the listed devices open and elements fail."""
+    open_codes, failed = parse_change(request.get_json(force=True, silent=True))
+    topology, connection = current_topology()
+    body = trace.affected_by_codes(topology, open_codes, failed).as_dict()
+    return _respond(connection, body, _outage_parts(body))
+
+
+@bp.get("/trace/downstream/<path:code>")
+def downstream(code: str):
+    """What loses supply if the element opens (switchgear) or fails."""
+    topology, connection = current_topology()
+    element, outage = trace.downstream(topology, code)
+    body = {"element": code, "element_type": element.type(topology.data), **outage.as_dict()}
+    return _respond(connection, body, _outage_parts(body, "downstream"))
+
+
+@bp.get("/trace/upstream/<path:code>")
+def upstream(code: str):
+    """The path from the element to its source, with the protective devices on it."""
+    topology, connection = current_topology()
+    body = trace.upstream(topology, code)
+    segments, devices = _split_edges(topology, body["path"])
+    protective = [d["code"] for d in body["protective_devices"]]
+    return _respond(connection, body, [("segment", "path", segments), ("device", "protective", protective),
+                                       ("device", "path", [d for d in devices if d not in protective])])
+
+
+@bp.get("/trace/isolation/<path:code>")
+def isolation(code: str):
+    """The switchgear to open to isolate a fault on the element, and what it costs."""
+    topology, connection = current_topology()
+    body = trace.isolation(topology, code)
+    isolating = [d["code"] for d in body["devices"]]
+    return _respond(connection, body, [
+        ("device", "isolate", isolating), ("device", "already_open", body["already_open"]),
+        ("segment", "zone", body["zone"]["segments"]),
+        ("device", "zone", [d for d in body["zone"]["devices"] if d not in isolating]),
+        ("service_point", "affected", body["customers"]),
+    ])
+
+
+@bp.get("/trace/connected/<path:code>")
+def connected(code: str):
+    """Everything reachable from the element over in-service elements, whatever the switch states."""
+    topology, connection = current_topology()
+    body = trace.connected(topology, code)
+    return _respond(connection, body, [("segment", "connected", body["segments"]),
+                                       ("device", "connected", body["devices"]),
+                                       ("service_point", "connected", body["customers"])])
+
+
+def _split_edges(topology: Topology, codes: list[str]) -> tuple[list[str], list[str]]:
+    positions = topology.data.find("segments", codes)
+    return [c for c, p in zip(codes, positions) if p >= 0], [c for c, p in zip(codes, positions) if p < 0]
+
+
+# -- supply state ----------------------------------------------------------------------------------
+@bp.get("/network/deenergised")
+def deenergised():
+    """``?bbox=&limit=``: the segments, devices and service points without supply in view (GeoJSON)."""
+    bbox = parse_bbox(request.args.get("bbox"))
+    topology, connection = current_topology()
+    data = topology.data
+    dead_edges = np.flatnonzero(~topology.edge_energised(np.arange(data.edge_count)))
+    dead_customers = np.flatnonzero(~topology.energised[data.sp_node] | ~data.sp_in_service)
+    parts = [("segment", data.edge_id[dead_edges[data.edge_table[dead_edges] == 0]]),
+             ("device", data.edge_id[dead_edges[data.edge_table[dead_edges] == 1]]),
+             ("service_point", data.sp_id[dead_customers])]
+    selects = []
+    for element, ids in parts:
+        if len(ids):
+            table = _TABLES[element]
+            kind = table.c.kind if element == "device" else null()
+            selects.append(select(
+                table.c.code.label("id"), table.c.geom.label("geom"), literal(element).label("element"),
+                table.c.code.label("code"), kind.label("kind"), table.c.in_service.label("in_service"),
+            ).where(table.c.id == any_(bindparam(f"ids_{element}", ids.tolist(), type_=ARRAY(BigInteger))),
+                    in_bbox(table.c.geom, bbox)))
+    collection = (feature_collection(connection, union_all(*selects), _limit()) if selects
+                  else FeatureCollection("", 0, 0, truncated=False))
+    return geojson_response(collection)
+
+
+@bp.get("/network/supply")
+def supply():
+    """Counts of energised and de-energised customers, and whether the state is radial."""
+    topology, _ = current_topology()
+    data = topology.data
+    served = data.sp_in_service
+    live = topology.energised[data.sp_node] & served
+    meshed = [s for s in topology.sections if s is not None and s.kind == "meshed"]
+    return jsonify({
+        "topology_version": topology.version[0],
+        "customers": int(served.sum()),
+        "energised_customers": int(live.sum()),
+        "deenergised_customers": int((served & ~live).sum()),
+        "radial": not meshed,
+        "meshed_sections": len(meshed),
+    })
+
+
+# -- switching -------------------------------------------------------------------------------------
+@bp.post("/switching")
+def operate():
+    """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason", "actor"}``."""
+    switching_request = switching.parse_request(request.get_json(force=True, silent=True))
+    body = switching.operate(get_session(), topology_cache(), switching_request)
+    return jsonify(body), 201
+
+
+@bp.get("/switching/log")
+def switching_log():
+    """``?limit=&device=&before=``: the latest switching operations, newest first."""
+    limit = parse_limit(request.args.get("limit"), 500) if request.args.get("limit") else 50
+    before = request.args.get("before")
+    if before is not None:
+        if not before.isdigit():
+            raise BadRequest(f"before must be the next_before of a previous page; got {before!r}", parameter="before")
+        before = int(before)
+    return jsonify(switching.switching_log(get_session().connection(), limit, request.args.get("device"), before))
