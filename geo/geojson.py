@@ -7,8 +7,8 @@ Every package's layer endpoints share these pieces::
     query = select(t.c.code.label("id"), t.c.geom, t.c.code, t.c.name).where(in_bbox(t.c.geom, bbox))
     return geojson_response(feature_collection(connection, query, limit))
 
-``feature_collection`` has PostgreSQL write each feature (``json_build_object`` and
-``ST_AsGeoJSON``) and join them into one string, so Python never sees a row: a layer of
+``feature_collection`` has PostgreSQL write each feature (``ST_AsGeoJSON`` and
+``row_to_json``) and join them into one string, so Python never sees a row: a layer of
 20,000 features costs one query and no per-row object.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from flask import Response
-from sqlalchemy import JSON, Text, cast, func, literal, select, true
+from sqlalchemy import Text, cast, func, literal, select, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -145,32 +145,29 @@ def feature_collection(connection: Connection, query: Select, limit: int) -> Fea
     -----
     One query fetches ``limit + 1`` rows to learn whether the result is truncated; only then
     does a second query count every match (it reads the same index, not the geometries).
+    Each feature is concatenated text around ``ST_AsGeoJSON`` and ``row_to_json`` of its
+    properties, about twice as fast as nesting ``json_build_object`` (which re-parses the
+    geometry). JIT is off for the transaction: PostGIS prices ``ST_Intersects`` so high that
+    a few thousand rows pass ``jit_above_cost``, and compiling costs more than the query.
     """
+    connection.execute(text("SET LOCAL jit = off"))
     rows = query.limit(limit + 1).cte("rows")  # read twice below, so PostgreSQL materialises it once
     kept = select(rows).limit(limit).subquery("kept")
-    properties = [column for column in kept.c if column.key not in ("id", "geom")]
-    feature = func.json_build_object(
-        literal("type"), literal("Feature"),
-        literal("id"), kept.c.id,
-        literal("geometry"), cast(func.ST_AsGeoJSON(kept.c.geom, COORDINATE_DECIMALS), JSON),
-        literal("properties"), func.json_build_object(*_pairs(properties)),
+    properties = (select(*[column for column in kept.c if column.key not in ("id", "geom")])
+                  .correlate(kept).lateral("properties"))
+    feature = (
+        literal('{"type":"Feature","id":') + cast(func.to_json(kept.c.id), Text)
+        + literal(',"geometry":') + func.coalesce(func.ST_AsGeoJSON(kept.c.geom, COORDINATE_DECIMALS), "null")
+        + literal(',"properties":') + cast(func.row_to_json(properties.table_valued()), Text) + literal("}")
     )
-    count, features = connection.execute(select(
-        select(func.count()).select_from(rows).scalar_subquery(),
-        select(func.string_agg(cast(feature, Text), literal(","))).scalar_subquery(),
-    )).one()
+    features = select(func.string_agg(feature, literal(","))).select_from(kept.join(properties, true()))
+    count, features_json = connection.execute(
+        select(select(func.count()).select_from(rows).scalar_subquery(), features.scalar_subquery())
+    ).one()
     if count <= limit:
-        return FeatureCollection(features or "", count, count, truncated=False)
+        return FeatureCollection(features_json or "", count, count, truncated=False)
     matched = connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    return FeatureCollection(features or "", limit, matched, truncated=True)
-
-
-def _pairs(columns) -> list:
-    """``name, value, name, value, ...`` for ``json_build_object``."""
-    pairs: list = []
-    for column in columns:
-        pairs.extend((literal(column.key), column))
-    return pairs
+    return FeatureCollection(features_json or "", limit, matched, truncated=True)
 
 
 def geojson_response(collection: FeatureCollection) -> Response:

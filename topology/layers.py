@@ -7,9 +7,9 @@ carry their code, account number and address, never a customer's name or phone.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
-from sqlalchemy import Numeric, case, cast, func, literal, select, union_all
+from sqlalchemy import Numeric, case, cast, func, literal, not_, or_, select, union_all
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
@@ -17,11 +17,12 @@ from sqlalchemy.sql import ColumnElement, Select
 from geo.errors import BadRequest, NotFound
 from geo.geojson import BBox, FeatureCollection, feature_collection, in_bbox
 from topology.models import (
-    Device, DeviceKind, Feeder, Node, Segment, ServicePoint, Source, Substation, SwitchState, TransformerArea,
+    Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState, TransformerArea,
 )
 
 __all__ = [
-    "FEEDER_COLOURS", "SWITCHGEAR", "LAYERS", "parse_kinds", "network_layer", "network_extent",
+    "FEEDER_COLOURS", "SWITCHGEAR", "LAYERS", "Filters", "parse_kinds", "parse_level", "network_layer",
+    "network_extent",
     "feeder_list", "network_summary",
 ]
 
@@ -32,11 +33,26 @@ FEEDER_COLOURS = (
     "#e377c2", "#bcbd22", "#393b79", "#637939", "#0b7a75", "#7b4173",
 )
 NO_FEEDER_COLOUR = "#555555"
+LV_MAX_KV = 1.0
 SWITCHGEAR = tuple(kind.value for kind in DeviceKind if kind is not DeviceKind.transformer)
 
 _substations, _feeders, _nodes = Substation.__table__, Feeder.__table__, Node.__table__
 _segments, _devices, _sources = Segment.__table__, Device.__table__, Source.__table__
 _areas, _service_points = TransformerArea.__table__, ServicePoint.__table__
+_from_node = _nodes.alias("from_node")
+
+
+class Filters(NamedTuple):
+    """A layer's optional filters: device ``kinds`` (devices), ``level`` "mv" or "lv" (segments, devices)."""
+
+    kinds: Sequence[str] | None = None
+    level: str | None = None
+
+
+# Which layers each filter applies to.
+_FILTERED_LAYERS = {"kinds": ("devices",), "level": ("segments", "devices")}
+_PARAMETERS = {"kinds": "kind", "level": "level"}
+LEVELS = ("mv", "lv")
 
 
 def _feeder_colour(feeder_id: ColumnElement) -> ColumnElement:
@@ -45,34 +61,46 @@ def _feeder_colour(feeder_id: ColumnElement) -> ColumnElement:
     return func.coalesce(palette[func.mod(feeder_id, len(FEEDER_COLOURS)) + 1], NO_FEEDER_COLOUR)
 
 
-def _substations_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+def _at_level(query: Select, level: str | None) -> Select:
+    """Keep the elements at ``level``: an element is as LV as its from-node (kind lv, or 1 kV or less)."""
+    n = _from_node
+    low_voltage = or_(n.c.kind == NodeKind.lv, n.c.voltage_kv <= LV_MAX_KV)
+    if level is None:
+        return query
+    return query.where(low_voltage) if level == "lv" else query.where(not_(func.coalesce(low_voltage, False)))
+
+
+def _substations_layer(bbox: BBox | None, filters: Filters) -> Select:
     s = _substations
     return select(s.c.code.label("id"), s.c.geom, s.c.code, s.c.name).where(in_bbox(s.c.geom, bbox))
 
 
-def _segments_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
-    s, f = _segments, _feeders
-    return (
+def _segments_layer(bbox: BBox | None, filters: Filters) -> Select:
+    s, f, n = _segments, _feeders, _from_node
+    query = (
         select(s.c.code.label("id"), s.c.geom, s.c.code, f.c.code.label("feeder"),
-               _feeder_colour(s.c.feeder_id).label("colour"), s.c.conductor,
+               _feeder_colour(s.c.feeder_id).label("colour"), n.c.voltage_kv, s.c.conductor,
                func.round(cast(s.c.length_m, Numeric), 1).label("length_m"), s.c.in_service)
-        .select_from(s.outerjoin(f, f.c.id == s.c.feeder_id))
+        .select_from(s.join(n, n.c.id == s.c.from_node_id).outerjoin(f, f.c.id == s.c.feeder_id))
         .where(in_bbox(s.c.geom, bbox))
     )
+    return _at_level(query, filters.level)
 
 
-def _devices_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
-    d, f = _devices, _feeders
+def _devices_layer(bbox: BBox | None, filters: Filters) -> Select:
+    d, f, n = _devices, _feeders, _from_node
     query = (
         select(d.c.code.label("id"), d.c.geom, d.c.code, d.c.kind, d.c.name, f.c.code.label("feeder"),
-               d.c.normal_state, d.c.current_state, d.c.in_service, d.c.rated_kva)
-        .select_from(d.outerjoin(f, f.c.id == d.c.feeder_id))
+               n.c.voltage_kv, d.c.normal_state, d.c.current_state, d.c.in_service, d.c.rated_kva)
+        .select_from(d.join(n, n.c.id == d.c.from_node_id).outerjoin(f, f.c.id == d.c.feeder_id))
         .where(in_bbox(d.c.geom, bbox))
     )
-    return query.where(d.c.kind.in_(kinds)) if kinds else query
+    if filters.kinds:
+        query = query.where(d.c.kind.in_(filters.kinds))
+    return _at_level(query, filters.level)
 
 
-def _transformers_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+def _transformers_layer(bbox: BBox | None, filters: Filters) -> Select:
     d, f, a, sp = _devices, _feeders, _areas, _service_points
     # Customers of the transformer's area; none known when it has no area.
     customers = select(func.count()).where(sp.c.transformer_area_id == a.c.id).scalar_subquery()
@@ -85,7 +113,7 @@ def _transformers_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Selec
     )
 
 
-def _sources_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+def _sources_layer(bbox: BBox | None, filters: Filters) -> Select:
     s, n, sub = _sources, _nodes, _substations
     return (
         select(s.c.code.label("id"), n.c.geom, s.c.code, s.c.kind, sub.c.code.label("substation"), s.c.in_service)
@@ -94,7 +122,7 @@ def _sources_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
     )
 
 
-def _service_points_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+def _service_points_layer(bbox: BBox | None, filters: Filters) -> Select:
     sp, a = _service_points, _areas
     return (
         select(sp.c.code.label("id"), sp.c.geom, sp.c.code, sp.c.account_number, sp.c.address,
@@ -104,7 +132,7 @@ def _service_points_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Sel
     )
 
 
-def _transformer_areas_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> Select:
+def _transformer_areas_layer(bbox: BBox | None, filters: Filters) -> Select:
     a, d = _areas, _devices
     return (
         select(a.c.code.label("id"), a.c.geom, a.c.code, a.c.name, d.c.code.label("transformer"))
@@ -113,7 +141,7 @@ def _transformer_areas_layer(bbox: BBox | None, kinds: Sequence[str] | None) -> 
     )
 
 
-LayerQuery = Callable[[BBox | None, Sequence[str] | None], Select]
+LayerQuery = Callable[[BBox | None, Filters], Select]
 LAYERS: dict[str, LayerQuery] = {
     "substations": _substations_layer,
     "segments": _segments_layer,
@@ -142,19 +170,34 @@ def parse_kinds(value: str | None) -> list[str] | None:
     return kinds
 
 
+def parse_level(value: str | None) -> str | None:
+    """The segments layer's ``level`` filter: "mv", "lv", or None for both.
+
+    >>> parse_level("MV")
+    'mv'
+    """
+    if value is None or not value.strip():
+        return None
+    level = value.strip().lower()
+    if level not in LEVELS:
+        raise BadRequest(f"level must be mv or lv; got {value!r}", parameter="level")
+    return level
+
+
 def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: int,
-                  kinds: Sequence[str] | None = None) -> FeatureCollection:
+                  filters: Filters = Filters()) -> FeatureCollection:
     """The features of ``layer`` intersecting ``bbox`` (everywhere when None), at most ``limit``.
 
-    ``kinds`` filters the devices layer by device kind. Raises ``NotFound`` for an unknown layer
-    and ``BadRequest`` for ``kinds`` on another layer.
+    Raises ``NotFound`` for an unknown layer and ``BadRequest`` for a filter the layer has not.
     """
     query = LAYERS.get(layer)
     if query is None:
         raise NotFound(f"no network layer {layer!r}; the layers are {', '.join(LAYERS)}", layer=layer)
-    if kinds and layer != "devices":
-        raise BadRequest(f"kind filters the devices layer only, not {layer!r}", parameter="kind")
-    return feature_collection(connection, query(bbox, kinds), limit)
+    for name, value in filters._asdict().items():
+        if value and layer not in _FILTERED_LAYERS[name]:
+            raise BadRequest(f"{_PARAMETERS[name]} filters the {' and '.join(_FILTERED_LAYERS[name])} layers only, "
+                             f"not {layer!r}", parameter=_PARAMETERS[name])
+    return feature_collection(connection, query(bbox, filters), limit)
 
 
 def network_extent(connection: Connection) -> BBox | None:

@@ -11,8 +11,9 @@ from topology.layers import network_extent, network_summary
 
 bp = Blueprint("topology_views", __name__)
 
-# Below this zoom a city view would hold tens of thousands of customers: the map asks for none.
-CUSTOMER_MIN_ZOOM = 15
+# Below this zoom a city view would hold tens of thousands of customers and LV segments: the map
+# asks for no customers and only the MV network.
+DETAIL_ZOOM = 15
 
 
 class _ClusterAssets(JSCSSMixin):
@@ -28,15 +29,16 @@ def network_map():
     connection = get_session().connection()
     extent = network_extent(connection)
     centre = ((extent.south + extent.north) / 2, (extent.west + extent.east) / 2) if extent else (20.0, 0.0)
-    # Leaflet needs a maxZoom for clustering even when no base layer provides one.
-    fmap = base_map(centre, zoom_start=13 if extent else 2, maxZoom=19)
+    # Leaflet needs a maxZoom for clustering even when no base layer provides one; half zoom
+    # steps let the network's extent fill the view.
+    fmap = base_map(centre, zoom_start=13 if extent else 2, maxZoom=19, zoomSnap=0.5)
     if extent:
         fmap.fit_bounds([[extent.south, extent.west], [extent.north, extent.east]], max_zoom=17)
     _ClusterAssets().add_to(fmap)
     config = {
         "layerUrl": url_for("topology_api.layer_features", layer="__layer__"),
         "limit": current_app.config["API_MAX_FEATURES"],
-        "customerMinZoom": CUSTOMER_MIN_ZOOM,
+        "detailZoom": DETAIL_ZOOM,
         "extent": list(extent) if extent else None,
     }
     return render_map(fmap, "network_map.html", summary=network_summary(connection), config=config)

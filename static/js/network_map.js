@@ -43,23 +43,27 @@
     area: "#5b7083",
   };
   // Each device kind has its own shape and fill; open ones are drawn hollow with a red ring.
+  // Minor symbols (numerous, on the LV side) shrink when zoomed out so the MV network stays readable.
   var DEVICE_SYMBOLS = {
     breaker: {shape: "square", fill: "#1d3557", radius: 7, label: "Breaker"},
     recloser: {shape: "diamond", fill: "#6a3d9a", radius: 8, label: "Recloser"},
     "switch": {shape: "circle", fill: "#0b7a75", radius: 6, label: "Switch"},
-    fuse: {shape: "bar", fill: "#c77700", radius: 7, label: "Fuse"},
-    transformer: {shape: "triangle", fill: "#8d5a2b", radius: 7, label: "Transformer"},
+    fuse: {shape: "bar", fill: "#c77700", radius: 6, label: "Fuse", minor: true},
+    // Larger than a fuse: a transformer's LV fuses often sit on it.
+    transformer: {shape: "triangle", fill: "#8d5a2b", radius: 9, label: "Transformer", minor: true},
     substation: {shape: "square", fill: COLOURS.substation, radius: 10, label: "Substation"},
   };
   var SWITCHGEAR = "breaker,recloser,switch,fuse";
+  function mvWhenFar(zoom) { return zoom < config.detailZoom ? {level: "mv"} : {}; }
   // Drawn bottom to top (see restack).
   var LAYERS = [
     {name: "areas", label: "Transformer areas", unit: "areas", api: "transformer_areas", visible: false, minZoom: 13},
-    {name: "segments", label: "Feeders", unit: "segments", api: "segments", visible: true},
+    // Below the detail zoom only the MV network is fetched: LV segments are nine in ten.
+    {name: "segments", label: "Feeders", unit: "segments", api: "segments", visible: true, params: mvWhenFar},
     {name: "customers", label: "Customers", unit: "customers", api: "service_points", visible: true, cluster: true},
     {name: "transformers", label: "Transformers", unit: "transformers", api: "transformers", visible: true, minZoom: 13},
-    {name: "switchgear", label: "Switchgear", unit: "switching devices", api: "devices", params: {kind: SWITCHGEAR},
-     visible: true},
+    {name: "switchgear", label: "Switchgear", unit: "switching devices", api: "devices", visible: true,
+     params: function (zoom) { return L.extend({kind: SWITCHGEAR}, mvWhenFar(zoom)); }},
     {name: "substations", label: "Substations", unit: "substations", api: "substations", visible: true},
   ];
 
@@ -116,19 +120,28 @@
     return hook ? L.extend(options, hook(feature) || {}) : options;
   }
 
+  function isLowVoltage(properties) { return properties.voltage_kv !== null && properties.voltage_kv <= 1; }
+
   function segmentStyle(feature) {
-    var p = feature.properties, zoom = GridAtlas.map.getZoom();
+    var p = feature.properties, zoom = GridAtlas.map.getZoom(), mv = !isLowVoltage(p);
+    var weight = mv ? (zoom >= 16 ? 5 : zoom >= 14 ? 3.5 : 2.5) : (zoom >= 17 ? 2.5 : 1.5);
     return withHook("segments", feature, {
-      color: p.colour, weight: zoom >= 16 ? 4 : zoom >= 14 ? 3 : 2, opacity: p.in_service ? 0.9 : 0.5,
+      color: p.colour, weight: weight, opacity: p.in_service ? (mv ? 0.95 : 0.8) : 0.5,
       dashArray: p.in_service ? null : "4 4", lineCap: "round",
     });
+  }
+
+  // 1 from the detail zoom on, 0.6 one level further out, 0.4 at the least.
+  function symbolScale(symbol) {
+    if (!symbol.minor) { return 1; }
+    return Math.max(0.4, Math.min(1, 1 - (config.detailZoom - GridAtlas.map.getZoom()) * 0.4));
   }
 
   function deviceStyle(name, kind, feature) {
     var p = feature.properties, symbol = DEVICE_SYMBOLS[kind] || DEVICE_SYMBOLS["switch"];
     var open = p.current_state === "open" && kind !== "transformer" && kind !== "substation";
     return withHook(name, feature, {
-      shape: symbol.shape, radius: symbol.radius,       fillColor: open ? COLOURS.halo : symbol.fill, fillOpacity: p.in_service === false ? 0.4 : 1,
+      shape: symbol.shape, radius: symbol.radius * symbolScale(symbol),       fillColor: open ? COLOURS.halo : symbol.fill, fillOpacity: p.in_service === false ? 0.4 : 1,
       color: open ? COLOURS.open : COLOURS.halo, weight: open ? 3 : 1.5, opacity: 1,
       dashArray: p.in_service === false ? "2 2" : null,
     });
@@ -215,13 +228,20 @@
     };
     if (spec.cluster) {
       var group = L.markerClusterGroup({
-        chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 45, disableClusteringAtZoom: 18,
-        spiderfyOnMaxZoom: false,
+        chunkedLoading: true, showCoverageOnHover: false, disableClusteringAtZoom: 18, spiderfyOnMaxZoom: false,
+        maxClusterRadius: function (zoom) { return zoom >= 17 ? 20 : zoom >= 16 ? 30 : 45; },
+        iconCreateFunction: clusterIcon,
       });
       group.geojsonOptions = geojson;
       return group;
     }
     return L.geoJSON(null, geojson);
+  }
+
+  // Small, quiet cluster bubbles: a building's customers should not hide the street's network.
+  function clusterIcon(cluster) {
+    var count = cluster.getChildCount(), size = count < 10 ? 17 : count < 100 ? 24 : count < 1000 ? 30 : 36;
+    return L.divIcon({html: "<span>" + count + "</span>", className: "ga-cluster", iconSize: L.point(size, size)});
   }
 
   // Bring the layers above LAYERS[index] back in front of whatever was just drawn, in order.
@@ -274,9 +294,14 @@
     return outer && outer[0] <= inner[0] && outer[1] <= inner[1] && outer[2] >= inner[2] && outer[3] >= inner[3];
   }
 
+  function layerParams(spec) {
+    var params = spec.params;
+    return typeof params === "function" ? params(GridAtlas.map.getZoom()) : params || {};
+  }
+
   function layerUrl(spec, bbox) {
     var params = L.extend({bbox: bbox.map(function (v) { return v.toFixed(6); }).join(","), limit: config.limit},
-                          spec.params || {});
+                          layerParams(spec));
     return config.layerUrl.replace("__layer__", spec.api) + L.Util.getParamString(params);
   }
 
@@ -290,8 +315,10 @@
       state.counts[spec.name] = 0;
       return Promise.resolve();
     }
-    // A view inside the last complete answer needs no new request (the request was padded).
-    if (!force && previous && !previous.truncated && covers(previous.bbox, clampedBounds(GridAtlas.map.getBounds()))) {
+    // A view inside the last complete answer to the same question needs no new request (requests are padded).
+    var params = JSON.stringify(layerParams(spec));
+    if (!force && previous && !previous.truncated && previous.params === params &&
+        covers(previous.bbox, clampedBounds(GridAtlas.map.getBounds()))) {
       return Promise.resolve();
     }
     if (controllers[spec.name]) { controllers[spec.name].abort(); }
@@ -305,7 +332,7 @@
         });
       })
       .then(function (collection) {
-        fetched[spec.name] = {bbox: bbox, truncated: collection.truncated};
+        fetched[spec.name] = {bbox: bbox, params: params, truncated: collection.truncated};
         draw(spec, collection);
         state.counts[spec.name] = collection.numberReturned;
         state.matched[spec.name] = collection.numberMatched;
@@ -357,9 +384,7 @@
                    spec.unit + ": zoom in to see all.");
       }
     });
-    if (state.hidden.customers && GridAtlas.map.hasLayer(GridAtlas.layers.customers)) {
-      notes.push("Zoom in to see customers.");
-    }
+    if (GridAtlas.map.getZoom() < config.detailZoom) { notes.push("Zoom in to see customers and the LV network."); }
     state.errors.forEach(function (e) { notes.push('<span class="ga-error">Could not load ' + escapeHtml(e) + "</span>"); });
     el.innerHTML = '<div class="ga-status-counts">' + (state.loading ? '<span class="ga-spinner" title="Loading"></span>' : "") +
       "In view: " + (parts.join(" · ") || "nothing") + "</div>" +
@@ -408,7 +433,7 @@
   }
 
   function statusControl() {
-    var control = L.control({position: "bottomleft"});
+    var control = L.control({position: "topleft"});
     control.onAdd = function () {
       var div = L.DomUtil.create("div", "ga-panel ga-status");
       div.setAttribute("role", "status");
@@ -424,7 +449,7 @@
     GridAtlas.map = map;
     var renderer = GridAtlas.renderer = L.canvas({padding: 0.25});
     LAYERS.forEach(function (spec) {
-      if (spec.name === "customers") { spec.minZoom = config.customerMinZoom; }
+      if (spec.name === "customers") { spec.minZoom = config.detailZoom; }
       var layer = GridAtlas.layers[spec.name] = makeLayer(spec, renderer);
       if (spec.visible) { layer.addTo(map); }
     });

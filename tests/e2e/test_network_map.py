@@ -83,4 +83,4 @@ def test_customers_wait_for_a_close_zoom(live_server, tie_network, page):
     state = page.evaluate("GridAtlas.state")
     assert state["hidden"]["customers"] is True and state["counts"]["customers"] == 0
     assert state["counts"]["segments"] == 3
-    assert "Zoom in to see customers" in page.locator(".ga-status").inner_text()
+    assert "Zoom in to see customers and the LV network" in page.locator(".ga-status").inner_text()

@@ -60,6 +60,26 @@ def test_devices_carry_their_states_and_filter_by_kind(client, network):
     assert len(_features(client, f"/api/network/devices?bbox={EVERYTHING}")["features"]) == 4
 
 
+def test_segments_and_devices_filter_by_level(client, connection):
+    frames = feeder_with_tie()
+    frames.nodes["voltage_kv"] = 20.0
+    frames.nodes.loc[frames.nodes.code == "c", "kind"] = "lv"  # s2 starts at c
+    frames.nodes.loc[frames.nodes.code == "e", "voltage_kv"] = 0.4  # s3 starts at e
+    load_network(connection, frames)
+    assert _ids(_features(client, f"/api/network/segments?bbox={EVERYTHING}&level=mv")) == {"s1"}
+    assert _ids(_features(client, f"/api/network/segments?bbox={EVERYTHING}&level=LV")) == {"s2", "s3"}
+    s1 = _features(client, f"/api/network/segments?bbox={EVERYTHING}&level=mv")["features"][0]
+    assert s1["properties"]["voltage_kv"] == 20.0
+    # Devices too are as LV as their from-node: TIE starts at c.
+    assert _ids(_features(client, f"/api/network/devices?bbox={EVERYTHING}&level=lv")) == {"TIE"}
+    assert _ids(_features(client, f"/api/network/devices?bbox={EVERYTHING}&level=mv&kind=switch")) == {"SW1"}
+
+
+def test_segments_of_unknown_voltage_count_as_mv(client, network):
+    assert _ids(_features(client, f"/api/network/segments?bbox={EVERYTHING}&level=mv")) == {"s1", "s2", "s3"}
+    assert _features(client, f"/api/network/segments?bbox={EVERYTHING}&level=lv")["features"] == []
+
+
 def test_service_points_show_no_personal_data(client, network):
     collection = _features(client, f"/api/network/service_points?bbox={EVERYTHING}")
     assert _ids(collection) == {"C3", "C4", "C6"}
@@ -128,9 +148,14 @@ def test_bad_parameters_are_400_problems(client, query, mentions):
     assert mentions in response.get_json(force=True)["detail"]
 
 
-def test_kind_on_another_layer_is_refused(client):
-    response = client.get("/api/network/segments?kind=switch")
-    assert response.status_code == 400 and "devices layer only" in response.get_json(force=True)["detail"]
+@pytest.mark.parametrize("path, mentions", [
+    ("/api/network/segments?kind=switch", "kind filters the devices layers only"),
+    ("/api/network/transformers?level=mv", "level filters the segments and devices layers only"),
+    ("/api/network/segments?level=hv", "level must be mv or lv"),
+])
+def test_a_filter_on_the_wrong_layer_is_refused(client, path, mentions):
+    response = client.get(path)
+    assert response.status_code == 400 and mentions in response.get_json(force=True)["detail"]
 
 
 def test_an_unknown_layer_is_a_404_naming_the_layers(client):
