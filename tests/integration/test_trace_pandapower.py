@@ -1,0 +1,111 @@
+"""Agreement with pandapower: on mv_oberrhein imported through ``network import-pandapower``,
+the affected customers of random changes are exactly the loads pandapower's
+``unsupplied_buses`` leaves unsupplied after the change and not before, element for element.
+
+The import commits, so the test works on a database of its own.
+"""
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+import pandapower
+import pandapower.networks
+import pandapower.topology
+
+from app import create_app
+from geo.db import make_engine
+from geo.migrate import upgrade
+from tests.conftest import _test_database_url
+
+pytestmark = pytest.mark.pandapower
+SCENARIOS = 60
+
+
+@pytest.fixture(scope="module")
+def oberrhein(tmp_path_factory):
+    """(net, app) with mv_oberrhein imported by the CLI into a fresh database."""
+    net = pandapower.networks.mv_oberrhein()
+    path = tmp_path_factory.mktemp("pandapower") / "mv_oberrhein.json"
+    pandapower.to_json(net, str(path))
+    url = _test_database_url("TRACE_PANDAPOWER_DATABASE_URL", suffix="_trace_pp")
+    engine = make_engine(url, pool_size=2)
+    upgrade(engine)
+    app = create_app({"DATABASE_URL": url, "ENGINE": engine, "BASEMAP_URL": "none", "TESTING": True})
+    result = app.test_cli_runner().invoke(args=["network", "import-pandapower", str(path)])
+    assert result.exit_code == 0, result.output
+    yield net, app
+    engine.dispose()
+
+
+def _unsupplied_loads(net) -> set[int]:
+    buses = pandapower.topology.unsupplied_buses(net)
+    loads = net.load[net.load.in_service]
+    return set(loads.index[loads.bus.isin(buses)].tolist())
+
+
+def _pandapower_affected(net, switches, lines, trafos) -> set[int]:
+    changed = copy.deepcopy(net)
+    changed.switch.loc[switches, "closed"] = False
+    changed.line.loc[lines, "in_service"] = False
+    changed.trafo.loc[trafos, "in_service"] = False
+    return _unsupplied_loads(changed) - _unsupplied_loads(net)
+
+
+def _gridatlas_affected(client, switches, lines, trafos) -> set[int]:
+    body = {"open": [f"pp:switch:{i}" for i in switches],
+            "out_of_service": [f"pp:line:{i}" for i in lines] + [f"pp:trafo:{i}" for i in trafos]}
+    response = client.post("/api/trace/affected", json=body)
+    assert response.status_code == 200, response.get_json()
+    return {int(code.split(":")[2]) for code in response.get_json()["customers"]}
+
+
+def _random_changes(net, rng: random.Random, count: int):
+    closed = net.switch.index[net.switch.closed].tolist()
+    for _ in range(count):
+        yield (rng.sample(closed, rng.randint(0, 5)), rng.sample(net.line.index.tolist(), rng.randint(0, 3)),
+               rng.sample(net.trafo.index.tolist(), 1 if rng.random() < 0.1 else 0))
+
+
+def test_the_import_is_complete(oberrhein):
+    net, app = oberrhein
+    supply = app.test_client().get("/api/network/supply").get_json()
+    assert supply["customers"] == len(net.load) and supply["deenergised_customers"] == len(_unsupplied_loads(net))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_affected_loads_agree_with_unsupplied_buses(oberrhein, seed):
+    net, app = oberrhein
+    client = app.test_client()
+    rng = random.Random(seed)
+    disagreements = []
+    for switches, lines, trafos in _random_changes(net, rng, SCENARIOS // 3):
+        expected = _pandapower_affected(net, switches, lines, trafos)
+        found = _gridatlas_affected(client, switches, lines, trafos)
+        if found != expected:
+            disagreements.append((switches, lines, trafos, sorted(found ^ expected)))
+    assert not disagreements
+
+
+def test_agreement_holds_with_ties_closed(oberrhein):
+    """Close normally-open ties (through the switching API), so the state is meshed, then compare."""
+    net, app = oberrhein
+    client = app.test_client()
+    ties = net.switch.index[~net.switch.closed].tolist()
+    rng = random.Random(7)
+    closing = rng.sample(ties, 3)
+    response = client.post("/api/switching", json={
+        "operations": [{"device": f"pp:switch:{i}", "action": "close"} for i in closing], "reason": "agreement test"})
+    assert response.status_code == 201, response.get_json()
+    try:
+        tied = copy.deepcopy(net)
+        tied.switch.loc[closing, "closed"] = True
+        assert client.get("/api/network/supply").get_json()["radial"] is False
+        for switches, lines, trafos in _random_changes(tied, rng, 20):
+            assert _gridatlas_affected(client, switches, lines, trafos) == \
+                _pandapower_affected(tied, switches, lines, trafos), (switches, lines, trafos)
+    finally:
+        client.post("/api/switching", json={
+            "operations": [{"device": f"pp:switch:{i}", "action": "open"} for i in closing], "reason": "restore"})
