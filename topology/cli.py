@@ -11,7 +11,7 @@ from sqlalchemy import text
 from tqdm import tqdm
 
 from geo import demo as demo_registry
-from geo.errors import ImportFailed
+from geo.errors import ProblemError
 from topology.loader import NetworkFrames, load_network
 
 network_cli = AppGroup("network", help="Import and export the electrical network.")
@@ -38,32 +38,37 @@ def _report(counts: dict[str, int], started: float) -> None:
     click.echo(f"imported {summary} in {time.perf_counter() - started:.1f} s")
 
 
+def _say(message: str) -> None:
+    """What a long job is doing, on stderr so that stdout keeps only the result."""
+    click.echo(message, err=True)
+
+
+def _import(path: Path, read) -> None:
+    """Read ``path`` with ``read(path, progress)`` and load it; a refusal exits non-zero, importing nothing."""
+    started = time.perf_counter()
+    try:
+        counts = _load_with_progress(read(path, _say))
+    except ProblemError as error:  # ImportFailed names layer and row; others say what is missing
+        raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
+    _report(counts, started)
+
+
 @network_cli.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(path: Path) -> None:
     """Import a network from a GeoPackage or GeoJSON file (docs/data-format.md)."""
     from topology.importers import read_network_file
 
-    started = time.perf_counter()
-    try:
-        counts = _load_with_progress(read_network_file(path))
-    except ImportFailed as error:
-        raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
-    _report(counts, started)
+    _import(path, read_network_file)
 
 
 @network_cli.command("import-pandapower")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_pandapower_command(path: Path) -> None:
-    """Import a pandapower net saved with ``pandapower.to_json``."""
+    """Import a pandapower net saved with ``pandapower.to_json`` (docs/data-format.md)."""
     from topology.importers import read_pandapower_json
 
-    started = time.perf_counter()
-    try:
-        counts = _load_with_progress(read_pandapower_json(path))
-    except ImportFailed as error:
-        raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
-    _report(counts, started)
+    _import(path, read_pandapower_json)
 
 
 @network_cli.command("export")
@@ -74,7 +79,7 @@ def export_command(path: Path) -> None:
 
     started = time.perf_counter()
     with current_app.extensions["engine"].connect() as connection:
-        counts = export_network(connection, path)
+        counts = export_network(connection, path, _say)
     summary = ", ".join(f"{rows} {layer}" for layer, rows in counts.items() if rows)
     click.echo(f"exported {summary} to {path} in {time.perf_counter() - started:.1f} s")
 
