@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from geo import demo as demo_registry
@@ -50,6 +51,8 @@ def _import(path: Path, read) -> None:
         counts = _load_with_progress(read(path, _say))
     except ProblemError as error:  # ImportFailed names layer and row; others say what is missing
         raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
+    except DBAPIError as error:  # a rule of the database the reader does not know about yet
+        raise click.ClickException(f"{path}: the database refused it ({error.orig}); nothing was imported") from None
     _report(counts, started)
 
 

@@ -28,13 +28,20 @@ __all__ = ["LAYERS", "Layer", "Column", "Reference", "NetworkFrames", "load_netw
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a layer: its SQL type, whether required, its allowed values, its default."""
+    """A column of a layer: its SQL type, whether required, its allowed values, its default.
+
+    ``unique`` columns may not repeat a value, in the file or in the database; ``max_length``
+    and ``minimum`` mirror the table's column types and check constraints.
+    """
 
     name: str
     sql: str = "text"
     required: bool = False
     choices: tuple[str, ...] | None = None
     default: object = None
+    unique: bool = False
+    max_length: int | None = None
+    minimum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,36 +74,38 @@ def _values(kind) -> tuple[str, ...]:
 
 
 _IN_SERVICE = Column("in_service", "boolean", default=True)
+_CODE = Column("code", required=True, unique=True, max_length=120)
+_NAME = Column("name", max_length=200)
 LAYERS: dict[str, Layer] = {
     layer.table: layer
     for layer in (
-        Layer("substations", (Column("code", required=True), Column("name")), geometry="Point"),
+        Layer("substations", (_CODE, _NAME), geometry="Point"),
         Layer(
             "feeders",
-            (Column("code", required=True), Column("name"), Column("substation"),
+            (_CODE, _NAME, Column("substation"),
              Column("voltage_kv", "double precision")),
             (Reference("substation", "substations", "substation_id", required=False),),
         ),
         Layer(
             "nodes",
-            (Column("code", required=True), Column("kind", choices=_values(NodeKind), default="junction"),
+            (_CODE, Column("kind", choices=_values(NodeKind), default="junction"),
              Column("voltage_kv", "double precision"), Column("feeder"), _IN_SERVICE),
             (Reference("feeder", "feeders", "feeder_id", required=False),),
             geometry="Point",
         ),
         Layer(
             "segments",
-            (Column("code", required=True), Column("from_node", required=True),
-             Column("to_node", required=True), Column("feeder"), Column("length_m", "double precision"),
-             Column("conductor"), _IN_SERVICE),
+            (_CODE, Column("from_node", required=True),
+             Column("to_node", required=True), Column("feeder"), Column("length_m", "double precision", minimum=0.0),
+             Column("conductor", max_length=120), _IN_SERVICE),
             (Reference("from_node", "nodes", "from_node_id"), Reference("to_node", "nodes", "to_node_id"),
              Reference("feeder", "feeders", "feeder_id", required=False)),
             geometry="LineString",
         ),
         Layer(
             "devices",
-            (Column("code", required=True), Column("kind", required=True, choices=_values(DeviceKind)),
-             Column("name"), Column("from_node", required=True), Column("to_node", required=True),
+            (_CODE, Column("kind", required=True, choices=_values(DeviceKind)),
+             _NAME, Column("from_node", required=True), Column("to_node", required=True),
              Column("feeder"),
              Column("normal_state", choices=_values(SwitchState), default="closed"),
              Column("current_state", choices=_values(SwitchState)),
@@ -107,22 +116,22 @@ LAYERS: dict[str, Layer] = {
         ),
         Layer(
             "sources",
-            (Column("code", required=True), Column("kind", choices=_values(SourceKind), default="substation"),
+            (_CODE, Column("kind", choices=_values(SourceKind), default="substation"),
              Column("node", required=True), Column("substation"), _IN_SERVICE),
             (Reference("node", "nodes", "node_id"),
              Reference("substation", "substations", "substation_id", required=False)),
         ),
         Layer(
             "transformer_areas",
-            (Column("code", required=True), Column("name"), Column("transformer", required=True)),
+            (_CODE, _NAME, Column("transformer", required=True, unique=True)),
             (Reference("transformer", "devices", "transformer_id"),),
             geometry="Polygon",
             geometry_required=False,
         ),
         Layer(
             "service_points",
-            (Column("code", required=True), Column("account_number", required=True), Column("name"),
-             Column("phone"), Column("address"), Column("node", required=True),
+            (_CODE, Column("account_number", required=True, unique=True, max_length=40), _NAME,
+             Column("phone", max_length=40), Column("address"), Column("node", required=True),
              Column("transformer_area"), _IN_SERVICE),
             (Reference("node", "nodes", "node_id"),
              Reference("transformer_area", "transformer_areas", "transformer_area_id", required=False)),
@@ -216,10 +225,12 @@ def normalise_layer(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for column in layer.columns:
         out[column.name] = _column_values(layer, column, frame)
-    duplicated = out["code"].duplicated()
-    if duplicated.any():
-        row = _first(duplicated)
-        raise ImportFailed(layer.table, row + 1, f"code {out['code'].iloc[row]!r} appears twice")
+        if column.unique:
+            values = out[column.name]
+            duplicated = values.notna() & values.duplicated()
+            if duplicated.any():
+                row = _first(duplicated)
+                raise ImportFailed(layer.table, row + 1, f"{column.name} {values.iloc[row]!r} appears twice")
     if layer.table == "devices":
         out["current_state"] = out["current_state"].where(out["current_state"].notna(), out["normal_state"])
     if layer.geometry:
@@ -240,6 +251,8 @@ def _column_values(layer: Layer, column: Column, frame: pd.DataFrame) -> pd.Seri
         wrong = numbers.isna() & values.notna()
         if wrong.any():
             _refuse(layer, wrong, f"{column.name} must be a number")
+        if column.minimum is not None and (numbers < column.minimum).any():
+            _refuse(layer, numbers < column.minimum, f"{column.name} must be at least {column.minimum:g}")
         values = numbers
     else:
         values = _texts(values)
@@ -249,6 +262,10 @@ def _column_values(layer: Layer, column: Column, frame: pd.DataFrame) -> pd.Seri
             missing = values.isna() | (values == "")
             if missing.any():
                 _refuse(layer, missing, f"{column.name} is required")
+        if column.max_length is not None:
+            too_long = values.str.len() > column.max_length
+            if too_long.any():
+                _refuse(layer, too_long, f"{column.name} is longer than {column.max_length} characters")
         if column.choices is not None:
             unknown = values.notna() & ~values.isin(column.choices)
             if unknown.any():
@@ -352,10 +369,10 @@ def _load_layer(connection: Connection, layer: Layer, table: pd.DataFrame,
     # Writers wait until the import commits; readers go on reading the old network.
     connection.execute(text(f"LOCK TABLE {layer.table} IN EXCLUSIVE MODE"))
     stored = connection.execute(text(f"SELECT count(*) FROM {layer.table}")).scalar_one()
-    if stored:
-        _refuse_stored_codes(connection, layer, table["code"])
     targets = {reference.target: _resolve(connection, layer, reference, table[reference.column], loaded)
                for reference in layer.references}
+    if stored:
+        _refuse_stored_values(connection, layer, table, targets)
     if "from_node_id" in targets:
         loops = targets["from_node_id"] == targets["to_node_id"]
         if loops.any():
@@ -364,6 +381,8 @@ def _load_layer(connection: Connection, layer: Layer, table: pd.DataFrame,
     bulk = len(table) >= BULK_ROWS and stored <= BULK_GROWTH * len(table)
     restore = _drop_indexes(connection, layer.table) if bulk else []
     _copy(connection, layer, table, ids, targets)
+    if layer.table == "transformer_areas":
+        _refuse_areas_of_other_devices(connection, ids)
     for statement in restore:
         connection.execute(text(statement))
     if len(table) >= ANALYZE_ROWS:
@@ -371,13 +390,22 @@ def _load_layer(connection: Connection, layer: Layer, table: pd.DataFrame,
     return pd.Index(table["code"]), ids
 
 
-def _refuse_stored_codes(connection: Connection, layer: Layer, codes: pd.Series) -> None:
-    stored = connection.execute(text(f"SELECT code FROM {layer.table} WHERE code = ANY(:codes)"),
-                                {"codes": codes.tolist()}).scalars().all()
-    if stored:
-        clash = codes.isin(stored)
-        row = _first(clash)
-        raise ImportFailed(layer.table, row + 1, f"code {codes.iloc[row]!r} already exists in the database")
+def _refuse_stored_values(connection: Connection, layer: Layer, table: pd.DataFrame,
+                          targets: dict[str, np.ndarray]) -> None:
+    """Refuse a value of a unique column (a code, an account number, ...) that the table already holds."""
+    referenced = {reference.column: reference.target for reference in layer.references}
+    for column in layer.columns:
+        if not column.unique:
+            continue
+        target = referenced.get(column.name, column.name)
+        values = pd.Series(targets[target]) if target in targets else table[column.name]
+        wanted = [value for value in pd.unique(values[values.notna()]).tolist() if value != -1]
+        clashes = connection.execute(text(f"SELECT {target} FROM {layer.table} WHERE {target} = ANY(:values)"),
+                                     {"values": wanted}).scalars().all()
+        if clashes:
+            row = _first(values.isin(clashes))
+            raise ImportFailed(layer.table, row + 1, f"{column.name} {table[column.name].iloc[row]!r} "
+                               f"already exists in the database")
 
 
 def _resolve(connection: Connection, layer: Layer, reference: Reference, values: pd.Series,
@@ -403,6 +431,17 @@ def _resolve(connection: Connection, layer: Layer, reference: Reference, values:
                                f"{reference.column} {values.iloc[row]!r} is not a known {reference.table} code")
         ids[missing] = looked_up.to_numpy(dtype=np.int64)
     return ids
+
+
+def _refuse_areas_of_other_devices(connection: Connection, ids: np.ndarray) -> None:
+    """A transformer area belongs to a transformer, not to a switch or a fuse."""
+    wrong = connection.execute(text(
+        "SELECT a.id, d.code, d.kind::text AS kind FROM transformer_areas a JOIN devices d ON d.id = a.transformer_id "
+        "WHERE a.id BETWEEN :first AND :last AND d.kind <> 'transformer' ORDER BY a.id LIMIT 1"
+    ), {"first": int(ids[0]), "last": int(ids[-1])}).first()
+    if wrong:
+        raise ImportFailed("transformer_areas", wrong.id - int(ids[0]) + 1,
+                           f"transformer {wrong.code!r} is a {wrong.kind}, not a transformer")
 
 
 def _reserve_ids(connection: Connection, table: str, count: int) -> np.ndarray:

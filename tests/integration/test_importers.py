@@ -303,3 +303,30 @@ def test_a_pandapower_net_with_every_switch_type_stores_its_states(connection):
         "SELECT code FROM nodes WHERE NOT in_service UNION ALL SELECT code FROM segments WHERE NOT in_service "
         "UNION ALL SELECT code FROM service_points WHERE NOT in_service ORDER BY 1")).scalars().all()
     assert out_of_service == ["pp:bus:9", "pp:line:11", "pp:load:3", "pp:load:5"]
+
+
+@pytest.mark.parametrize("change, layer, reason", [
+    (lambda f: f.service_points.loc.__setitem__((3, "account_number"), "A-C3"), "service_points",
+     "account_number 'A-C3' appears twice"),
+    (lambda f: f.transformer_areas.loc.__setitem__((0, "transformer"), "SW1"), "transformer_areas",
+     "transformer 'SW1' is a switch, not a transformer"),
+    (lambda f: f.nodes.loc.__setitem__((2, "code"), "x" * 121), "nodes", "code is longer than 120 characters"),
+    (lambda f: f.segments.loc.__setitem__((1, "length_m"), -1.0), "segments", "length_m must be at least 0"),
+])
+def test_loader_refuses_what_the_tables_would_refuse(connection, change, layer, reason):
+    frames = rich_network()
+    change(frames)
+    with pytest.raises(ImportFailed) as refused:
+        load_network(connection, frames)
+    assert refused.value.layer == layer and reason in refused.value.reason
+
+
+def test_loader_refuses_an_account_number_already_stored(connection):
+    load_network(connection, rich_network())
+    frames = feeder_with_tie()
+    frames.service_points = frames.service_points.assign(code=["X3", "X4", "X6"], node="a")
+    for name in ("substations", "feeders", "nodes", "segments", "devices", "sources"):
+        setattr(frames, name, getattr(frames, name).iloc[0:0])
+    with pytest.raises(ImportFailed, match="account_number 'A-C3' already exists in the database") as refused:
+        load_network(connection, frames)
+    assert (refused.value.layer, refused.value.row) == ("service_points", 1)
