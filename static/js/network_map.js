@@ -57,14 +57,19 @@
   function mvWhenFar(zoom) { return zoom < config.detailZoom ? {level: "mv"} : {}; }
   // Drawn bottom to top (see restack).
   var LAYERS = [
-    {name: "areas", label: "Transformer areas", unit: "areas", api: "transformer_areas", visible: false, minZoom: 13},
+    {name: "areas", label: "Transformer areas", unit: ["area", "areas"], api: "transformer_areas",
+     visible: false, minZoom: 13},
     // Below the detail zoom only the MV network is fetched: LV segments are nine in ten.
-    {name: "segments", label: "Feeders", unit: "segments", api: "segments", visible: true, params: mvWhenFar},
-    {name: "customers", label: "Customers", unit: "customers", api: "service_points", visible: true, cluster: true},
-    {name: "transformers", label: "Transformers", unit: "transformers", api: "transformers", visible: true, minZoom: 13},
-    {name: "switchgear", label: "Switchgear", unit: "switching devices", api: "devices", visible: true,
-     params: function (zoom) { return L.extend({kind: SWITCHGEAR}, mvWhenFar(zoom)); }},
-    {name: "substations", label: "Substations", unit: "substations", api: "substations", visible: true},
+    {name: "segments", label: "Feeders", unit: ["segment", "segments"], api: "segments",
+     visible: true, params: mvWhenFar},
+    {name: "customers", label: "Customers", unit: ["customer", "customers"], api: "service_points",
+     visible: true, cluster: true},
+    {name: "transformers", label: "Transformers", unit: ["transformer", "transformers"], api: "transformers",
+     visible: true, minZoom: 13},
+    {name: "switchgear", label: "Switchgear", unit: ["switching device", "switching devices"], api: "devices",
+     visible: true, params: function (zoom) { return L.extend({kind: SWITCHGEAR}, mvWhenFar(zoom)); }},
+    {name: "substations", label: "Substations", unit: ["substation", "substations"], api: "substations",
+     visible: true},
   ];
 
   var GridAtlas = window.GridAtlas = {
@@ -80,7 +85,7 @@
       case "square": return [[x - r, y - r], [x + r, y - r], [x + r, y + r], [x - r, y + r]];
       case "diamond": return [[x, y - r], [x + r, y], [x, y + r], [x - r, y]];
       case "triangle": return [[x, y - r], [x + r, y + r * 0.8], [x - r, y + r * 0.8]];
-      case "bar": return [[x - r, y - r * 0.45], [x + r, y - r * 0.45], [x + r, y + r * 0.45], [x - r, y + r * 0.45]];
+      case "bar": var h = r * 0.45; return [[x - r, y - h], [x + r, y - h], [x + r, y + h], [x - r, y + h]];
       default: return null;
     }
   }
@@ -88,7 +93,8 @@
   var ShapeMarker = L.CircleMarker.extend({
     options: {shape: "circle"},
     _updatePath: function () {
-      var renderer = this._renderer, points = shapePoints(this.options.shape, this._point.x, this._point.y, this._radius);
+      var renderer = this._renderer;
+      var points = shapePoints(this.options.shape, this._point.x, this._point.y, this._radius);
       if (!points) { return L.CircleMarker.prototype._updatePath.call(this); }
       if (renderer instanceof L.Canvas) {
         if (!renderer._drawing || this._empty()) { return; }
@@ -109,8 +115,9 @@
     var points = shapePoints(symbol.shape, c, c, r), body = points
       ? '<polygon points="' + points.map(function (p) { return p.join(","); }).join(" ") + '"'
       : '<circle cx="' + c + '" cy="' + c + '" r="' + r + '"';
-    return '<svg class="ga-symbol" width="' + s + '" height="' + s + '" viewBox="0 0 ' + s + " " + s + '" aria-hidden="true">' +
-      body + ' fill="' + fill + '" stroke="' + stroke + '" stroke-width="' + width + '"/></svg>';
+    return '<svg class="ga-symbol" width="' + s + '" height="' + s + '" viewBox="0 0 ' + s + " " + s +
+      '" aria-hidden="true">' + body + ' fill="' + fill + '" stroke="' + stroke + '" stroke-width="' + width +
+      '"/></svg>';
   }
   GridAtlas.symbol = symbolSvg;
 
@@ -141,17 +148,16 @@
     var p = feature.properties, symbol = DEVICE_SYMBOLS[kind] || DEVICE_SYMBOLS["switch"];
     var open = p.current_state === "open" && kind !== "transformer" && kind !== "substation";
     return withHook(name, feature, {
-      shape: symbol.shape, radius: symbol.radius * symbolScale(symbol),       fillColor: open ? COLOURS.halo : symbol.fill, fillOpacity: p.in_service === false ? 0.4 : 1,
+      shape: symbol.shape, radius: symbol.radius * symbolScale(symbol),
+      fillColor: open ? COLOURS.halo : symbol.fill, fillOpacity: p.in_service === false ? 0.4 : 1,
       color: open ? COLOURS.open : COLOURS.halo, weight: open ? 3 : 1.5, opacity: 1,
       dashArray: p.in_service === false ? "2 2" : null,
     });
   }
 
   function customerStyle(feature) {
-    return withHook("customers", feature, {
-      radius: 4, fillColor: COLOURS.customer, fillOpacity: 0.9,
-      color: COLOURS.halo, weight: 1,
-    });
+    return withHook("customers", feature,
+                    {radius: 4, fillColor: COLOURS.customer, fillOpacity: 0.9, color: COLOURS.halo, weight: 1});
   }
 
   function areaStyle(feature) {
@@ -245,10 +251,12 @@
   }
 
   // Bring the layers above LAYERS[index] back in front of whatever was just drawn, in order.
+  // (Customers hidden in a cluster are not on the canvas: bringToFront passes over them.)
   function restack(index) {
     LAYERS.slice(index + 1).forEach(function (spec) {
       var layer = GridAtlas.layers[spec.name];
-      if (!spec.cluster && GridAtlas.map.hasLayer(layer)) { layer.bringToFront(); }
+      if (!GridAtlas.map.hasLayer(layer)) { return; }
+      layer.eachLayer(function (item) { if (item.bringToFront) { item.bringToFront(); } });
     });
   }
   GridAtlas.restack = function () { restack(-1); };
@@ -269,15 +277,18 @@
   GridAtlas.restyle = function () {
     LAYERS.forEach(function (spec) {
       var layer = GridAtlas.layers[spec.name];
-      var each = function (item) { if (item.feature && item.setStyle) { item.setStyle(STYLE[spec.name](item.feature)); } };
-      if (layer.eachLayer) { layer.eachLayer(each); }
+      layer.eachLayer(function (item) {
+        if (item.feature && item.setStyle) { item.setStyle(STYLE[spec.name](item.feature)); }
+      });
     });
   };
 
   GridAtlas.findFeature = function (code) {
     for (var i = 0; i < LAYERS.length; i++) {
       var name = LAYERS[i].name, found = null;
-      GridAtlas.layers[name].eachLayer(function (item) { if (item.feature && item.feature.id === code) { found = item; } });
+      GridAtlas.layers[name].eachLayer(function (item) {
+        if (item.feature && item.feature.id === code) { found = item; }
+      });
       if (found) { return {feature: found.feature, layerName: name, layer: found}; }
     }
     return null;
@@ -315,7 +326,7 @@
       state.counts[spec.name] = 0;
       return Promise.resolve();
     }
-    // A view inside the last complete answer to the same question needs no new request (requests are padded).
+    // A view inside the last complete answer to the same question needs no request (requests are padded).
     var params = JSON.stringify(layerParams(spec));
     if (!force && previous && !previous.truncated && previous.params === params &&
         covers(previous.bbox, clampedBounds(GridAtlas.map.getBounds()))) {
@@ -367,6 +378,7 @@
 
   // ---- controls: status, legend ----
   function number(n) { return (n || 0).toLocaleString("en"); }
+  function counted(n, unit) { return "<strong>" + number(n) + "</strong> " + unit[n === 1 ? 0 : 1]; }
 
   function updateStatus() {
     var state = GridAtlas.state, parts = [], notes = [], el = GridAtlas.statusElement;
@@ -376,19 +388,24 @@
     }).length;
     LAYERS.forEach(function (spec) {
       if (!GridAtlas.map.hasLayer(GridAtlas.layers[spec.name]) || state.hidden[spec.name]) { return; }
-      var text = "<strong>" + number(state.counts[spec.name]) + "</strong> " + spec.unit;
-      if (spec.name === "switchgear" && openCount) { text += ' (<span class="ga-open">' + number(openCount) + " open</span>)"; }
+      var text = counted(state.counts[spec.name], spec.unit);
+      if (spec.name === "switchgear" && openCount) {
+        text += ' (<span class="ga-open">' + number(openCount) + " open</span>)";
+      }
       parts.push("<span>" + text + "</span>");
       if (state.truncated[spec.name]) {
         notes.push("Showing " + number(state.counts[spec.name]) + " of " + number(state.matched[spec.name]) + " " +
-                   spec.unit + ": zoom in to see all.");
+                   spec.unit[1] + ": zoom in to see all.");
       }
     });
+    if (!config.extent) { notes.push("No network is loaded yet."); }
     if (GridAtlas.map.getZoom() < config.detailZoom) { notes.push("Zoom in to see customers and the LV network."); }
-    state.errors.forEach(function (e) { notes.push('<span class="ga-error">Could not load ' + escapeHtml(e) + "</span>"); });
-    el.innerHTML = '<div class="ga-status-counts">' + (state.loading ? '<span class="ga-spinner" title="Loading"></span>' : "") +
-      "In view: " + (parts.join(" · ") || "nothing") + "</div>" +
-      notes.map(function (n) { return '<div class="ga-hint">' + n + "</div>"; }).join("");
+    state.errors.forEach(function (e) {
+      notes.push('<span class="ga-error">Could not load ' + escapeHtml(e) + "</span>");
+    });
+    var spinner = state.loading ? '<span class="ga-spinner" title="Loading"></span>' : "";
+    el.innerHTML = '<div class="ga-status-counts">' + spinner + "Loaded: " + (parts.join(" · ") || "nothing") +
+      "</div>" + notes.map(function (n) { return '<div class="ga-hint">' + n + "</div>"; }).join("");
   }
 
   function updateFeederLegend() {
@@ -400,10 +417,11 @@
     });
     list.sort(function (a, b) { return a[0].localeCompare(b[0], "en", {numeric: true}); });
     var shown = list.slice(0, 8).map(function (item) {
-      return '<li><span class="ga-line" style="background:' + escapeHtml(item[1]) + '"></span>' + escapeHtml(item[0]) + "</li>";
+      return '<li><span class="ga-line" style="background:' + escapeHtml(item[1]) + '"></span>' +
+        escapeHtml(item[0]) + "</li>";
     });
-    if (list.length > 8) { shown.push('<li class="ga-more">+ ' + (list.length - 8) + " more feeders in view</li>"); }
-    el.innerHTML = shown.join("") || '<li class="ga-more">no feeders in view</li>';
+    if (list.length > 8) { shown.push('<li class="ga-more">+ ' + (list.length - 8) + " more feeders</li>"); }
+    el.innerHTML = shown.join("") || '<li class="ga-more">no feeders loaded</li>';
   }
 
   function legendControl() {
@@ -415,7 +433,9 @@
       }).join("");
       div.innerHTML =
         "<h2>Legend</h2>" +
-        "<h3>Feeders</h3><ul class=\"ga-feeders\"></ul>" +
+        '<h3>Feeders</h3><ul class="ga-feeders"></ul>' +
+        '<ul class="ga-levels"><li><span class="ga-line ga-mv"></span>MV</li>' +
+        '<li><span class="ga-line ga-lv"></span>LV</li></ul>' +
         "<h3>Switchgear</h3><ul>" + devices + "</ul>" +
         '<ul class="ga-states"><li>' + symbolSvg("switch", false) + "closed</li><li>" + symbolSvg("switch", true) +
         '<span class="ga-open">open</span></li></ul>' +
@@ -467,7 +487,6 @@
     map.on("zoomend", function () { GridAtlas.restyle(); });
     map.on("overlayadd", function () { GridAtlas.restack(); GridAtlas.refresh(false); });
     map.on("overlayremove", function () { updateStatus(); });
-    if (!config.extent) { GridAtlas.state.errors.push("the network: no network is loaded"); }
     GridAtlas.ready = GridAtlas.refresh(true);
     return GridAtlas;
   };

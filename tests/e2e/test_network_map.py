@@ -42,7 +42,8 @@ def test_the_network_is_drawn_from_the_bbox_endpoints(live_server, tie_network, 
     assert state["errors"] == []
     assert state["counts"] == {"segments": 3, "customers": 3, "transformers": 0, "switchgear": 4, "substations": 1}
     assert page.locator(".ga-heading").inner_text() == "Network"
-    assert "1 open switches" in page.locator(".ga-summary").inner_text()
+    assert page.locator(".ga-summary").inner_text().split("\n") == [
+        "1 substation", "1 feeder", "3 customers", "1 open switch"]
     assert "1 open" in page.locator(".ga-status").inner_text()
     layer_requests = [url for url in requests_seen if "/api/network/" in url]
     assert any("/api/network/segments?bbox=" in url for url in layer_requests)

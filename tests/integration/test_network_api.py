@@ -178,3 +178,19 @@ def test_extent_of_an_empty_network_is_null(client):
 def test_feeders_list_their_colours(client, network):
     (feeder,) = client.get("/api/network/feeders").get_json()["feeders"]
     assert feeder["code"] == "F1" and feeder["substation"] == "S1" and feeder["colour"] in FEEDER_COLOURS
+
+
+def test_the_map_page_renders_with_local_assets_only(client, network):
+    response = client.get("/map/network")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "GridAtlas — Network" in html and "/static/vendor/leaflet.markercluster.js" in html
+    assert "/static/js/network_map.js" in html and '"detailZoom": 15' in html
+    assert "http://" not in html and "https://" not in html and "//cdn" not in html
+    assert "fitBounds" in html  # the initial view is the network's extent
+    assert "/api/network/" in html and '"features"' not in html  # layers are fetched, not embedded
+
+
+def test_the_map_page_of_an_empty_network(client):
+    response = client.get("/map/network")
+    assert response.status_code == 200 and '"extent": null' in response.get_data(as_text=True)
