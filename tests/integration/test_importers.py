@@ -330,3 +330,14 @@ def test_loader_refuses_an_account_number_already_stored(connection):
     with pytest.raises(ImportFailed, match="account_number 'A-C3' already exists in the database") as refused:
         load_network(connection, frames)
     assert (refused.value.layer, refused.value.row) == ("service_points", 1)
+
+
+def test_the_minimal_example_of_the_documentation_imports(connection, tmp_path):
+    import re
+    from pathlib import Path
+
+    document = (Path(__file__).parents[2] / "docs" / "data-format.md").read_text(encoding="utf-8")
+    example = re.search(r"```json\n(.*?)```", document, re.S).group(1)
+    (tmp_path / "minimal.geojson").write_text(example, encoding="utf-8")
+    counts = load_network(connection, read_network_file(tmp_path / "minimal.geojson"))
+    assert counts["service_points"] == 1 and counts["devices"] == 1 and counts["segments"] == 1
