@@ -94,7 +94,7 @@ def export_command(path: Path) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when a network is already loaded.")
 def demo_command(customers: int, seed: int, if_empty: bool) -> None:
     """Generate and load the demo city (deterministic for a given size and seed)."""
-    from topology.demo import CITY, generate_city
+    from topology.demo import city_for, generate_city
 
     engine = current_app.extensions["engine"]
     if if_empty:
@@ -105,9 +105,11 @@ def demo_command(customers: int, seed: int, if_empty: bool) -> None:
     started = time.perf_counter()
     frames = generate_city(customers=customers, seed=seed, progress=True)
 
+    city = city_for(customers)
+
     def add_extensions(connection) -> None:
         context = demo_registry.DemoContext(connection=connection, customers=customers, seed=seed,
-                                            bbox=CITY.bbox, city=CITY.name, progress=click.echo)
+                                            bbox=city.bbox, city=city.name, progress=click.echo)
         for name, extension in demo_registry.extensions():
             click.echo(f"demo: adding {name}")
             extension(context)
