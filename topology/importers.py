@@ -197,9 +197,9 @@ def write_network_file(frames: NetworkFrames, path: str | Path, progress: Say | 
             data = gpd.GeoDataFrame(table.drop(columns="geometry"), geometry=gpd.GeoSeries(table["geometry"]),
                                     crs=WGS84)
             pyogrio.write_dataframe(data, path, layer=name, driver="GPKG", geometry_type=layer.geometry,
-                                    promote_to_multi=False)
+                                    promote_to_multi=False, use_arrow=True)
         else:
-            pyogrio.write_dataframe(table, path, layer=name, driver="GPKG")
+            pyogrio.write_dataframe(table, path, layer=name, driver="GPKG", use_arrow=True)
         counts[name] = len(table)
     return counts
 
