@@ -1,6 +1,6 @@
 """The network as arrays, its radial index, and the networkx graph.
 
-``read_network`` loads the whole network from PostGIS with one COPY per table into
+``read_network`` loads the whole network from PostGIS with one query per table into
 ``NetworkData``: numpy arrays of nodes, edges (segments and devices), sources and service
 points, addressed by position. ``Topology`` is one state of it (switch positions) with the
 index that answers traces: the conducting graph is cut at every source node, so that each
@@ -23,7 +23,6 @@ Examples
 from __future__ import annotations
 
 import gc
-import io
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,6 +115,7 @@ class NetworkData:
     customer_pointer: np.ndarray = field(init=False)
     customer_order: np.ndarray = field(init=False)
     is_root: np.ndarray = field(init=False)
+    _segment_count: int = field(init=False)
     _lookups: dict = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -134,6 +134,7 @@ class NetworkData:
         root = np.zeros(n, dtype=bool)
         root[self.source_node[self.source_in_service]] = True
         set_(self, "is_root", root & self.node_in_service)
+        set_(self, "_segment_count", int(np.count_nonzero(self.edge_table == 0)))
 
     @property
     def node_count(self) -> int:
@@ -162,7 +163,7 @@ class NetworkData:
     @property
     def segment_count(self) -> int:
         """Edges ``0 .. segment_count`` are segments, the rest devices."""
-        return int(np.searchsorted(self.edge_table, 1))
+        return self._segment_count
 
     def find(self, table: str, codes: Sequence[str]) -> np.ndarray:
         """Positions of ``codes`` in ``table`` (nodes, segments, devices, service_points); -1 if absent.
@@ -178,7 +179,10 @@ class NetworkData:
                     codes_of = {"nodes": self.node_code, "segments": self.edge_code[:first],
                                 "devices": self.edge_code[first:], "service_points": self.sp_code}[table]
                     index = self._lookups[table] = pd.Index(codes_of)
-        positions = index.get_indexer(list(codes)) if len(codes) else np.zeros(0, np.int64)
+        if len(codes) <= 256:  # get_loc is a plain hash probe; get_indexer costs ~1 ms of overhead
+            positions = np.array([_get_loc(index, code) for code in codes], dtype=np.int64)
+        else:
+            positions = index.get_indexer(list(codes))
         if table == "devices":
             positions = np.where(positions >= 0, positions + self.segment_count, -1)
         return positions
@@ -194,33 +198,49 @@ class NetworkData:
         return self.source_code[mask].tolist()
 
 
+def _get_loc(index: pd.Index, code: str) -> int:
+    try:
+        return int(index.get_loc(code))
+    except (KeyError, TypeError):
+        return -1
+
+
 # -- reading ---------------------------------------------------------------------------------------
-_QUERIES = {
-    "feeders": "SELECT id, code FROM feeders ORDER BY id",
-    "nodes": "SELECT id, code, in_service, feeder_id FROM nodes ORDER BY id",
-    "segments": "SELECT id, code, from_node_id, to_node_id, in_service FROM segments ORDER BY id",
-    "devices": "SELECT id, code, kind, from_node_id, to_node_id, normal_state, current_state, in_service "
-               "FROM devices ORDER BY id",
-    "sources": "SELECT id, code, node_id, in_service FROM sources ORDER BY id",
-    "service_points": "SELECT id, code, node_id, in_service FROM service_points ORDER BY id",
+_TABLES = {
+    "feeders": ("feeders", ["id", "code"]),
+    "nodes": ("nodes", ["id", "code", "in_service", "coalesce(feeder_id, -1) AS feeder_id"]),
+    "segments": ("segments", ["id", "code", "from_node_id", "to_node_id", "in_service"]),
+    "devices": ("devices", ["id", "code", "kind::text AS kind", "from_node_id", "to_node_id",
+                            "normal_state::text AS normal_state", "current_state::text AS current_state", "in_service"]),
+    "sources": ("sources", ["id", "code", "node_id", "in_service"]),
+    "service_points": ("service_points", ["id", "code", "node_id", "in_service"]),
 }
-_DTYPES = {"id": "int64", "from_node_id": "int64", "to_node_id": "int64", "node_id": "int64",
-           "feeder_id": "float64", "code": "object", "kind": "object", "normal_state": "object",
-           "current_state": "object", "in_service": "object"}
 
 
-def _copy_frame(connection: Connection, query: str) -> pd.DataFrame:
-    """The rows of ``query`` through COPY ... CSV, which is several times faster than fetching."""
-    buffer = io.BytesIO()
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)") as copy:
-        for chunk in copy:
-            buffer.write(chunk)
-    cursor.close()
-    buffer.seek(0)
-    frame = pd.read_csv(buffer, dtype=_DTYPES, keep_default_na=False, na_values={"feeder_id": [""]})
+def _read_table(connection: Connection, table: str, columns: list[str]) -> pd.DataFrame:
+    """A whole table as one row of arrays in the binary protocol, sorted by id.
+
+    One row of ``array_agg`` per column costs the client a few C-level conversions instead
+    of millions of row tuples (about ten times less CPU than fetching rows or COPY lines).
+    """
+    names = [column.split(" AS ")[-1] for column in columns]
+    selected = ", ".join(f"array_agg({name})" for name in names)
+    cursor = connection.connection.driver_connection.cursor(binary=True)
+    try:
+        cursor.execute(f"SELECT {selected} FROM (SELECT {', '.join(columns)} FROM {table}) AS t")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    frame = pd.DataFrame({name: (values if values is not None else []) for name, values in zip(names, row)})
+    if len(frame) and not (np.diff(frame["id"].to_numpy()) > 0).all():
+        frame = frame.sort_values("id", kind="stable", ignore_index=True)
+    if "feeder_id" in frame:
+        frame["feeder_id"] = frame["feeder_id"].astype(float).where(frame["feeder_id"] >= 0)
+    for name in ("id", "from_node_id", "to_node_id", "node_id"):
+        if name in frame:
+            frame[name] = frame[name].astype(np.int64)
     if "in_service" in frame:
-        frame["in_service"] = frame["in_service"].to_numpy() == "t"
+        frame["in_service"] = frame["in_service"].astype(bool)
     return frame
 
 
@@ -231,14 +251,14 @@ def read_version(connection: Connection) -> tuple[int, datetime]:
 
 
 def read_network(connection: Connection) -> tuple[NetworkData, tuple[int, datetime]]:
-    """The whole network and the version it is at, read with one COPY per table.
+    """The whole network and the version it is at, read with one query per table.
 
     The version is read before and after; every change bumps it in the same transaction, so
     equal versions prove the tables were read in one consistent state (else it reads again).
     """
     for _ in range(5):
         before = read_version(connection)
-        frames = {name: _copy_frame(connection, query) for name, query in _QUERIES.items()}
+        frames = {name: _read_table(connection, table, columns) for name, (table, columns) in _TABLES.items()}
         after = read_version(connection)
         if before == after:
             return network_data_from_frames(**frames), after

@@ -113,13 +113,17 @@ class Outage:
     def edges(self) -> np.ndarray:
         """The edges energised before the change and not after (in service, one terminal live)."""
         topology, data = self.topology, self.topology.data
-        candidates = np.unique(np.concatenate([data.incident_edges(self.nodes), self.removed_edges]))
-        before = topology.edge_energised(candidates)
-        lost = np.isin(data.edge_u[candidates], self.nodes), np.isin(data.edge_v[candidates], self.nodes)
+        candidates = np.concatenate([data.incident_edges(self.nodes), self.removed_edges])
+        lost = np.zeros(data.node_count, dtype=bool)
+        lost[self.nodes] = True
         live = topology.energised
-        after = (data.edge_in_service[candidates] & ~np.isin(candidates, self.removed_edges)
-                 & ((live[data.edge_u[candidates]] & ~lost[0]) | (live[data.edge_v[candidates]] & ~lost[1])))
-        return candidates[before & ~after]
+        u, v = data.edge_u[candidates], data.edge_v[candidates]
+        in_service = data.edge_in_service[candidates]
+        before = in_service & (live[u] | live[v])
+        after = in_service & ((live[u] & ~lost[u]) | (live[v] & ~lost[v]))
+        if len(self.removed_edges):
+            after &= ~np.isin(candidates, self.removed_edges)
+        return np.unique(candidates[before & ~after])
 
     def by_feeder(self) -> dict[str, int]:
         """Affected customers per feeder of their node (``unassigned`` for nodes without one)."""
@@ -157,17 +161,19 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
     multi-source search over that section alone.
     """
     data = topology.data
+    conducting, node_section = topology.conducting, topology.node_section
     removed_edges = np.asarray(out_of_service_edges, dtype=np.int64)
-    cut = np.unique(np.concatenate([np.asarray(open_edges, dtype=np.int64), removed_edges]))
-    cut = cut[topology.conducting[cut]]
-    removed = np.unique(np.asarray(out_of_service_nodes, dtype=np.int64))
-    removed = removed[topology.node_section[removed] != REMOVED]
+    # Changes name a few elements: plain Python sets beat numpy's per-call overhead here.
+    cut = sorted({int(e) for e in open_edges} | set(removed_edges.tolist()))
+    cut = [e for e in cut if conducting[e]]
+    removed = sorted({int(n) for n in out_of_service_nodes})
+    removed = [n for n in removed if node_section[n] != REMOVED]
+    lost_roots = [n for n in removed if node_section[n] == ROOT]
     intervals: dict[int, list[tuple[int, int]]] = {}
     meshed: set[int] = set()
-    lost_roots = removed[topology.node_section[removed] == ROOT]
 
     def cut_below(node: int) -> None:
-        section = int(topology.node_section[node])
+        section = int(node_section[node])
         if section < 0:
             return
         tree = topology.sections[section]
@@ -177,21 +183,24 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
         elif tree.kind == "meshed":
             meshed.add(section)
 
-    for edge in cut.tolist():
+    for edge in cut:
         child = int(topology.edge_child[edge])
         if child >= 0:
             cut_below(child)
         else:
             cut_below(int(data.edge_u[edge]))
             cut_below(int(data.edge_v[edge]))
-    for node in removed.tolist():
+    for node in removed:
         cut_below(node)
-    for root in lost_roots.tolist():
-        for edge in np.unique(data.incident_edges(np.array([root]))).tolist():
-            if topology.conducting[edge]:
+    for root in lost_roots:
+        for edge in data.incident_edges(np.array([root])).tolist():
+            if conducting[edge]:
                 cut_below(int(data.edge_v[edge] if data.edge_u[edge] == root else data.edge_u[edge]))
 
-    node_parts, customer_parts = [lost_roots], [data.customers_at(lost_roots)]
+    node_parts, customer_parts = [], []
+    if lost_roots:
+        node_parts.append(np.array(lost_roots, dtype=np.int64))
+        customer_parts.append(data.customers_at(node_parts[0]))
     for section, spans in intervals.items():
         tree = topology.sections[section]
         end = -1
@@ -201,12 +210,17 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
                 customer_parts.append(tree.customers[tree.cust_ptr[start]:tree.cust_ptr[stop]])
                 end = stop
     for section in sorted(meshed):
-        lost = _lost_in_meshed(topology, section, cut, removed)
+        lost = _lost_in_meshed(topology, section, np.array(cut, dtype=np.int64), np.array(removed, dtype=np.int64))
         node_parts.append(lost)
         customer_parts.append(data.customers_at(lost))
-    nodes = np.concatenate(node_parts).astype(np.int64)
-    customers = np.concatenate(customer_parts).astype(np.int64)
-    return Outage(topology, nodes, customers, removed_edges)
+    return Outage(topology, _joined(node_parts), _joined(customer_parts), removed_edges)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts one after another (the part itself, a view, when there is only one)."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _lost_in_meshed(topology: Topology, section: int, cut: np.ndarray, removed: np.ndarray) -> np.ndarray:
