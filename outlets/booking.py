@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import wraps
 from typing import Any, Callable, Mapping, TypeVar
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -174,9 +174,12 @@ def check_slot(outlet: OutletView, service: str, start: datetime, now: datetime)
 
 
 # -- slots ---------------------------------------------------------------------------------------
+_BOOKED = select(counters.c.slot_start, counters.c.service, counters.c.booked).where(
+    counters.c.outlet_id == bindparam("outlet_id"), counters.c.slot_start.between(bindparam("first"), bindparam("last")))
+
+
 def _booked(connection: Connection, outlet_id: int, first: datetime, last: datetime) -> dict[tuple, int]:
-    rows = connection.execute(select(counters.c.slot_start, counters.c.service, counters.c.booked).where(
-        counters.c.outlet_id == outlet_id, counters.c.slot_start.between(first, last)))
+    rows = connection.execute(_BOOKED, {"outlet_id": outlet_id, "first": first, "last": last})
     return {(row.slot_start, row.service): row.booked for row in rows}
 
 
@@ -270,12 +273,15 @@ def _message(kind: str, booking: Mapping, outlet: OutletView) -> str:
     }[kind]
 
 
-def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: datetime, *kinds: str) -> None:
-    """Write the messages ``kinds`` (due now) and, for a live booking, its reminder to the outbox."""
+def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: datetime, *kinds: str,
+            new: bool = False) -> None:
+    """Write the messages ``kinds`` (due now) and, for a live booking, its reminder to the outbox;
+    the reminder written before (unless the booking is ``new``) is cancelled."""
     reference = f"booking:{booking['id']}"
-    connection.execute(update(outbox).where(
-        outbox.c.reference == reference, outbox.c.kind == "booking_reminder", outbox.c.status == "pending",
-    ).values(status="cancelled"))
+    if not new:
+        connection.execute(update(outbox).where(
+            outbox.c.reference == reference, outbox.c.kind == "booking_reminder", outbox.c.status == "pending",
+        ).values(status="cancelled"))
     rows = [{"kind": kind, "due_at": now} for kind in kinds]
     if booking["status"] == "confirmed":
         due = next((booking["slot_start"] - before for before in REMINDER_BEFORE
@@ -338,10 +344,14 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
         start = parse_start(request.start, outlet)
         phone = parse_phone(request.phone, outlet.country)
         fingerprint = _request_hash(outlet.code, request.service, start, request.name, phone)
-        replayed = _replay(connection, request.idempotency_key, fingerprint)
-        if replayed is not None:
+        try:
+            slot = check_slot(outlet, request.service, start, now)
+        except UnprocessableEntity:
+            # A replay of a booking made earlier still gets it, even once its slot has passed.
+            replayed = _replay(connection, request.idempotency_key, fingerprint)
+            if replayed is None:
+                raise
             return replayed, False
-        slot = check_slot(outlet, request.service, start, now)
         values = {"code": new_code(), "outlet_id": outlet.id, "service": request.service, "slot_start": slot.start,
                   "slot_end": slot.end, "name": request.name, "phone": phone, "status": "confirmed",
                   "idempotency_key": request.idempotency_key, "request_hash": fingerprint, "sequence": 0}
@@ -350,12 +360,13 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
             index_elements=[bookings.c.idempotency_key]).returning(bookings.c.id)).scalar_one_or_none()
         if inserted is None:
             return _replay(connection, request.idempotency_key, fingerprint), False
+        values["id"] = inserted
+        _notify(connection, values, outlet, now, "booking_confirmation", new=True)
+        # Last before the commit: the counter row stays locked for as short a time as can be.
         if not _take_place(connection, outlet, request.service, slot.start):
             raise Conflict(f"the {outlet.schedule.local(slot.start):%H:%M} slot for {request.service} at outlet "
                            f"{outlet.code} on {outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; "
                            "pick another slot", reason="slot_full")
-        values["id"] = inserted
-        _notify(connection, values, outlet, now, "booking_confirmation")
         return _booking_json(values, outlet), True
 
 
@@ -424,15 +435,17 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
         if (start, service) == (row["slot_start"], row["service"]):
             return _booking_json(row, outlet)
         slot = check_slot(outlet, service, start, now)
-        if not _take_place(connection, outlet, service, slot.start):
-            raise Conflict(f"the {outlet.schedule.local(slot.start):%H:%M} slot for {service} on "
-                           f"{outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; your booking is unchanged",
-                           reason="slot_full")
-        _give_back_place(connection, row["outlet_id"], row["service"], row["slot_start"])
+        old_service, old_start = row["service"], row["slot_start"]
         row.update(service=service, slot_start=slot.start, slot_end=slot.end, sequence=row["sequence"] + 1)
         connection.execute(update(bookings).where(bookings.c.id == row["id"]).values(
             service=service, slot_start=slot.start, slot_end=slot.end, sequence=row["sequence"], updated_at=now))
         _notify(connection, row, outlet, now, "booking_rescheduled")
+        # The new place before the old one is given back; a full slot rolls all of this back.
+        if not _take_place(connection, outlet, service, slot.start):
+            raise Conflict(f"the {outlet.schedule.local(slot.start):%H:%M} slot for {service} on "
+                           f"{outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; your booking is unchanged",
+                           reason="slot_full")
+        _give_back_place(connection, row["outlet_id"], old_service, old_start)
         return _booking_json(row, outlet)
 
 

@@ -21,10 +21,11 @@ The text form is a subset of OpenStreetMap's ``opening_hours``:
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 __all__ = [
@@ -213,6 +214,22 @@ def weekly_from_json(value: Mapping[str, Iterable[str]] | str | None) -> WeeklyH
         return parse_weekly(value)
     if not isinstance(value, Mapping):
         raise HoursError("hours must be a text such as 'Mo-Fr 08:00-17:00' or an object by day")
+    try:
+        key = tuple(sorted((str(day), tuple(hours) if isinstance(hours, list) else hours)
+                           for day, hours in value.items()))
+        hash(key)
+    except TypeError:
+        return _weekly_from_mapping(value)
+    return _weekly_cached(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _weekly_cached(key: tuple) -> WeeklyHours:
+    """Stored weeks repeat (many outlets keep the same hours): parse each once."""
+    return _weekly_from_mapping(dict(key))
+
+
+def _weekly_from_mapping(value: Mapping) -> WeeklyHours:
     names = {name.lower(): index for index, name in enumerate(DAYS)}
     week: list[tuple[Interval, ...]] = [() for _ in DAYS]
     for key, intervals in value.items():
@@ -273,6 +290,20 @@ def _zone_names() -> set[str]:
     return _ZONES
 
 
+@functools.lru_cache(maxsize=100_000)
+def _instant(tz: ZoneInfo, day: date, minutes: int, closing: bool) -> datetime:
+    """The UTC instant of a wall-clock time in ``tz``: a closing in the repeated hour takes its
+    second occurrence; a time in a spring-forward gap moves forward with the clock.
+
+    Instants stay in UTC: Python compares two datetimes of one zone by their wall clocks.
+    """
+    wall = datetime.combine(day, time()) + timedelta(minutes=minutes)
+    first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    repeated = first.utcoffset() != second.utcoffset() and \
+        first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+    return (second if repeated and closing else first).astimezone(UTC)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """An outlet's hours in its zone: the week (None when unknown) and dated exceptions."""
@@ -280,6 +311,8 @@ class Schedule:
     weekly: WeeklyHours | None
     tz: ZoneInfo
     exceptions: Mapping[date, DayException] = field(default_factory=dict)
+    # Each day's periods, computed once (a search asks for the same days several times).
+    _days: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def known(self) -> bool:
@@ -301,26 +334,18 @@ class Schedule:
         """Instant ``at`` on the outlet's wall clock (with its offset)."""
         return at.astimezone(self.tz)
 
-    def _instant(self, day: date, minutes: int, *, closing: bool) -> datetime:
-        """The UTC instant of a wall-clock time: a closing in the repeated hour takes its second
-        occurrence; a time in a spring-forward gap moves forward with the clock."""
-        wall = datetime.combine(day, time()) + timedelta(minutes=minutes)
-        first, second = wall.replace(tzinfo=self.tz, fold=0), wall.replace(tzinfo=self.tz, fold=1)
-        repeated = first.utcoffset() != second.utcoffset() and \
-            first.astimezone(UTC).astimezone(self.tz).replace(tzinfo=None) == wall
-        # Instants stay in UTC: Python compares two datetimes of one zone by their wall clocks.
-        return (second if repeated and closing else first).astimezone(UTC)
-
     def periods(self, first: date, last: date) -> list[tuple[date, datetime, datetime]]:
         """The (day it starts on, opens, closes) of the intervals starting on ``first``..``last`` (UTC)."""
         periods = []
         day = first
         while day <= last:
-            for interval in self.intervals_starting(day):
-                opens = self._instant(day, interval.start, closing=False)
-                closes = self._instant(day, interval.end, closing=True)
-                if closes > opens:
-                    periods.append((day, opens, closes))
+            if day not in self._days:
+                self._days[day] = [
+                    (day, opens, closes) for opens, closes in (
+                        (_instant(self.tz, day, i.start, False), _instant(self.tz, day, i.end, True))
+                        for i in self.intervals_starting(day))
+                    if closes > opens]
+            periods.extend(self._days[day])
             day += timedelta(days=1)
         return periods
 
@@ -328,14 +353,34 @@ class Schedule:
         """The outlet's calendar date at instant ``at``."""
         return at.astimezone(self.tz).date()
 
-    def _merged(self, first: date, last: date) -> list[tuple[datetime, datetime]]:
-        merged: list[list[datetime]] = []
-        for _, opens, closes in sorted(self.periods(first, last), key=lambda p: p[1]):
-            if merged and opens <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], closes)
+    def _walk(self, first: date, until: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """(opens, closes) of the intervals from local date ``first`` on, in order, while they open
+        by ``until``: computed a day at a time, so that a near answer costs a day or two."""
+        day, last = first, self.local_date(until) + timedelta(days=1)
+        while day <= last:
+            for _, opens, closes in sorted(self.periods(day, day), key=lambda p: p[1]):
+                if opens > until:
+                    return
+                yield opens, closes
+            day += timedelta(days=1)
+
+    def _run_end(self, at: datetime, until: datetime) -> datetime | None:
+        """The end of the opening ``at`` falls in, adjoining intervals joined (looking no further
+        than ``until``); None when closed at ``at``."""
+        end = None
+        for opens, closes in self._walk(self.local_date(at) - timedelta(days=1), until):
+            if end is None:
+                if opens <= at < closes:
+                    end = closes
+                elif opens > at:
+                    return None
+            elif opens <= end:
+                end = max(end, closes)
             else:
-                merged.append([opens, closes])
-        return [(opens, closes) for opens, closes in merged]
+                break
+            if end is not None and end >= until:
+                break
+        return end
 
     def is_open(self, at: datetime) -> bool | None:
         """Whether the outlet is open at instant ``at``; None when its hours are unknown."""
@@ -348,21 +393,22 @@ class Schedule:
     def closes_at(self, at: datetime) -> datetime | None:
         """When the opening that ``at`` falls in ends, in UTC; None when closed, unknown, or open
         for more than a week on end (around the clock)."""
+        if not self.known:
+            return None
         at = at.astimezone(UTC)
-        today = self.local_date(at)
-        for opens, closes in self._merged(today - timedelta(days=1), today + timedelta(days=8)):
-            if opens <= at < closes:
-                return closes if closes - at <= timedelta(days=7) else None
-        return None
+        week = at + timedelta(days=7)
+        end = self._run_end(at, week + timedelta(minutes=1))
+        return end if end is not None and end <= week else None
 
     def next_opening(self, at: datetime, horizon_days: int = 31) -> datetime | None:
         """The first opening after ``at`` within ``horizon_days``, in UTC (None: none or unknown)."""
         if not self.known:
             return None
         at = at.astimezone(UTC)
-        today = self.local_date(at)
-        for opens, _ in self._merged(today - timedelta(days=1), today + timedelta(days=horizon_days)):
-            if opens > at:
+        until = at + timedelta(days=horizon_days)
+        after = self._run_end(at, until) or at
+        for opens, _ in self._walk(self.local_date(at) - timedelta(days=1), until):
+            if opens > after:
                 return opens
         return None
 

@@ -9,14 +9,15 @@ clear best match resolves, near-equal ones come back as a "did you mean" list.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
-from sqlalchemy import exists, func, literal, select, text
+from sqlalchemy import Date, Float, Integer, Select, String, bindparam, exists, func, literal, select, text
 from sqlalchemy.engine import Connection
 
 from geo.errors import BadRequest, NotFound
@@ -27,7 +28,7 @@ from outlets.store import (
     point, services_table, view_from_row,
 )
 
-__all__ = ["nearest", "resolve_address", "suggest_addresses", "travel_minutes", "directions",
+__all__ = ["nearest", "nearest_query", "nearest_parameters", "Origin", "resolve_address", "suggest_addresses", "travel_minutes", "directions",
            "MAX_RESULTS", "MAX_SCANNED"]
 
 UTC = timezone.utc
@@ -54,17 +55,19 @@ def travel_minutes(distance_m: float) -> dict[str, int]:
 
 def directions(outlet: OutletView, origin: tuple[float, float] | None, walking: bool) -> dict[str, str]:
     """Links that open directions in the user's map app (Google's universal link works on every
-    platform; Apple Maps on iPhones; ``geo:`` on Android)."""
+    platform; Apple Maps on iPhones; ``geo:`` on Android).
+
+    >>> directions(OutletView(1, "A", "Centre & Co", "", None, "DE", "Europe/Berlin", 15, 8.4, 49.0, True,
+    ...                       {}, None), (8.39, 49.01), walking=True)["url"]
+    'https://www.google.com/maps/dir/?api=1&destination=49.000000,8.400000&travelmode=walking&origin=49.010000,8.390000'
+    """
     destination = f"{outlet.lat:.6f},{outlet.lon:.6f}"
-    google = {"api": "1", "destination": destination, "travelmode": "walking" if walking else "driving"}
-    apple = {"daddr": destination, "dirflg": "w" if walking else "d"}
+    google = f"https://www.google.com/maps/dir/?api=1&destination={destination}&travelmode={'walking' if walking else 'driving'}"
+    apple = f"https://maps.apple.com/?daddr={destination}&dirflg={'w' if walking else 'd'}"
     if origin is not None:
-        google["origin"] = apple["saddr"] = f"{origin[1]:.6f},{origin[0]:.6f}"
-    return {
-        "url": "https://www.google.com/maps/dir/?" + urlencode(google),
-        "apple": "https://maps.apple.com/?" + urlencode(apple),
-        "geo": f"geo:{destination}?" + urlencode({"q": f"{destination}({outlet.name})"}),
-    }
+        start = f"{origin[1]:.6f},{origin[0]:.6f}"
+        google, apple = f"{google}&origin={start}", f"{apple}&saddr={start}"
+    return {"url": google, "apple": apple, "geo": f"geo:{destination}?q={destination}({quote(outlet.name)})"}
 
 
 def _iso(at: datetime | None, outlet: OutletView) -> str | None:
@@ -102,6 +105,30 @@ class Origin:
     source: str | None = None
 
 
+@functools.cache
+def nearest_query(with_service: bool = False) -> Select:
+    """Active outlets nearest first from (``:lon``, ``:lat``) (KNN on the geography index), with
+    their geodesic distance, services and exceptions from ``:first`` to ``:last``; ``:service``
+    keeps those offering it; ``:limit`` and ``:offset`` page. Built once: a request only binds."""
+    here = point(bindparam("lon", type_=Float), bindparam("lat", type_=Float))
+    query = (select(*outlet_columns(bindparam("first", type_=Date), bindparam("last", type_=Date)),
+                    geodesic_distance_m(outlets.c.geom, here).label("distance_m"))
+             .where(outlets.c.active)
+             .order_by(knn_order(outlets.c.geom, here))
+             .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+    if with_service:
+        query = query.where(exists().where(services_table.c.outlet_id == outlets.c.id,
+                                           services_table.c.service == bindparam("service", type_=String)))
+    return query
+
+
+def nearest_parameters(origin: Origin, now: datetime, service: str | None = None) -> dict[str, Any]:
+    """The values ``nearest_query`` binds for a search from ``origin`` at ``now``."""
+    today = now.astimezone(UTC).date()
+    return {"lon": origin.lon, "lat": origin.lat, "first": today - timedelta(days=2),
+            "last": today + timedelta(days=EXCEPTIONS_AHEAD_DAYS + 1), "service": service}
+
+
 def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, service: str | None = None,
             open_at: datetime | None = None) -> list[dict[str, Any]]:
     """The ``n`` nearest active outlets to ``origin``, nearest first (geodesic metres).
@@ -113,19 +140,11 @@ def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, s
         raise BadRequest(f"n must be 1..{MAX_RESULTS}")
     if service is not None and service not in SERVICES:
         raise BadRequest(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
-    here = point(origin.lon, origin.lat)
-    today = now.astimezone(UTC).date()
-    query = (select(*outlet_columns(today - timedelta(days=2), today + timedelta(days=EXCEPTIONS_AHEAD_DAYS + 1)),
-                    geodesic_distance_m(outlets.c.geom, here).label("distance_m"))
-             .where(outlets.c.active)
-             .order_by(knn_order(outlets.c.geom, here)))
-    if service is not None:
-        query = query.where(exists().where(services_table.c.outlet_id == outlets.c.id,
-                                           services_table.c.service == service))
+    query, parameters = nearest_query(service is not None), nearest_parameters(origin, now, service)
     found: list[tuple[OutletView, float]] = []
     batch, seen = (n if open_at is None else max(4 * n, 32)), 0
     while True:
-        rows = connection.execute(query.limit(batch).offset(seen)).all()
+        rows = connection.execute(query, {**parameters, "limit": batch, "offset": seen}).all()
         for row in rows:
             outlet = view_from_row(row)
             if open_at is None or _open_at(outlet, open_at) is not False:

@@ -5,12 +5,13 @@ bind parameter.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
 import phonenumbers
-from sqlalchemy import Boolean, Float, cast, delete, func, literal_column, select, update
+from sqlalchemy import Boolean, Date, Float, Select, String, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
@@ -44,8 +45,12 @@ def point(lon: float, lat: float) -> ColumnElement:
 
 
 def geography(geom: ColumnElement) -> ColumnElement:
-    """``geom::geography``: distances in metres on the WGS 84 spheroid."""
-    return cast(geom, Geography)
+    """``geom::geography``: distances in metres on the WGS 84 spheroid.
+
+    Written as the cast function, not ``CAST(... AS geography(GEOMETRY,-1))`` as GeoAlchemy2's
+    type renders it: that type modifier makes the expression differ from the KNN index's.
+    """
+    return func.geography(geom, type_=Geography)
 
 
 def geodesic_distance_m(geom: ColumnElement, other: ColumnElement) -> ColumnElement:
@@ -119,12 +124,17 @@ def view_from_row(row: Any) -> OutletView:
     )
 
 
+@functools.cache
+def _outlet_by_code(active_only: bool) -> Select:
+    """One outlet by ``:code`` with its exceptions from ``:first`` to ``:last`` (built once)."""
+    query = select(*outlet_columns(bindparam("first", type_=Date), bindparam("last", type_=Date))) \
+        .where(outlets.c.code == bindparam("code", type_=String))
+    return query.where(outlets.c.active) if active_only else query
+
+
 def load_outlet(connection: Connection, code: str, first: date, last: date, *, active_only: bool = True) -> OutletView:
     """The outlet ``code`` with its exceptions from ``first`` to ``last``; NotFound if there is none."""
-    query = select(*outlet_columns(first, last)).where(outlets.c.code == code)
-    if active_only:
-        query = query.where(outlets.c.active)
-    row = connection.execute(query).one_or_none()
+    row = connection.execute(_outlet_by_code(active_only), {"code": code, "first": first, "last": last}).one_or_none()
     if row is None:
         raise NotFound(f"there is no outlet {code!r}")
     return view_from_row(row)

@@ -239,3 +239,31 @@ def test_the_canonical_text_parses_back_to_the_same_week(rules):
     if hours is None:
         return
     assert parse_weekly(format_weekly(hours.weekly)) == hours.weekly
+
+
+def _merged_runs(hours: Schedule, at: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    """The oracle: every interval of the window, joined where they touch, the plain way."""
+    today = hours.local_date(at)
+    runs: list[list[datetime]] = []
+    for _, opens, closes in sorted(hours.periods(today - timedelta(days=1), today + timedelta(days=days)),
+                                   key=lambda p: p[1]):
+        if runs and opens <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], closes)
+        else:
+            runs.append([opens, closes])
+    return [(opens, closes) for opens, closes in runs]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_week, _zones, _instants, st.sampled_from([None, "2026-12-24 off", "2027-03-28 10:00-11:00"]))
+def test_closing_and_next_opening_agree_with_the_plain_merge(rules, zone, at, exception):
+    hours = _schedule(rules, zone)
+    if hours is None:
+        return
+    hours = Schedule(hours.weekly, hours.tz, parse_exceptions(exception))
+    runs = _merged_runs(hours, at, 40)
+    current = [closes for opens, closes in runs if opens <= at < closes]
+    expected_close = current[0] if current and current[0] - at <= timedelta(days=7) else None
+    assert hours.closes_at(at) == expected_close
+    assert hours.next_opening(at) == next((opens for opens, _ in runs
+                                          if opens > at and opens - at <= timedelta(days=31)), None)
