@@ -51,10 +51,12 @@ def sql_timer(engine) -> Counter:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn, cursor, statement, parameters, context, executemany):
+        """Note when the statement started."""
         conn.info["started"] = time.perf_counter()
 
     @event.listens_for(engine, "after_cursor_execute")
     def _after(conn, cursor, statement, parameters, context, executemany):
+        """Add its time to its kind."""
         kind = ("indexes" if statement.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX", "ALTER TABLE"))
                 else "analyze" if statement.startswith("ANALYZE") else "other sql")
         spent[kind] += time.perf_counter() - conn.info.pop("started")
@@ -63,6 +65,7 @@ def sql_timer(engine) -> Counter:
 
 
 def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
     return "/".join(f"{value:.1f}" for value in os.getloadavg())
 
 
@@ -105,6 +108,7 @@ def bench(customers: int, seed: int, folder: Path) -> None:
 
 
 def main() -> None:
+    """Run the sizes given on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=1)

@@ -52,6 +52,7 @@ def read_network_file(path: str | Path, progress: Say | None = None) -> NetworkF
 
 
 def _check_layer_names(names: list[str]) -> None:
+    """Refuse a layer this layout does not have, or a file with none of its layers."""
     for name in names:
         if name not in LAYERS and name not in IGNORED_LAYERS:
             raise ImportFailed(name, 0, f"unknown layer; expected some of {', '.join(LAYERS)}")
@@ -69,6 +70,7 @@ def _check_columns(layer: Layer, present) -> list[str]:
 
 
 def _read_geopackage(path: Path, say: Say) -> NetworkFrames:
+    """Each known layer of the GeoPackage, only the columns the layout knows, through Arrow."""
     try:
         listed = pyogrio.list_layers(path)
     except pyogrio.errors.DataSourceError as error:

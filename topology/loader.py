@@ -66,10 +66,12 @@ class Layer:
 
     @property
     def column_names(self) -> list[str]:
+        """The names of the columns, in order."""
         return [column.name for column in self.columns]
 
 
 def _values(kind) -> tuple[str, ...]:
+    """The values of an enum, as the database spells them."""
     return tuple(member.value for member in kind)
 
 
@@ -288,6 +290,7 @@ def _texts(values: pd.Series) -> pd.Series:
 
 
 def _booleans(layer: Layer, column: Column, values: pd.Series) -> pd.Series:
+    """A boolean column: true/false in any usual spelling, the default where missing."""
     if values.dtype == bool:
         return values
     values = values.where(values.notna(), column.default)
@@ -300,6 +303,7 @@ def _booleans(layer: Layer, column: Column, values: pd.Series) -> pd.Series:
 
 
 def _checked_geometries(layer: Layer, frame: pd.DataFrame) -> np.ndarray:
+    """The layer's geometries, refused when missing, of the wrong type, invalid or not lon/lat."""
     geoms = np.asarray(frame["geometry"] if "geometry" in frame.columns else [None] * len(frame), dtype=object)
     present = ~shapely.is_missing(geoms)
     if layer.geometry_required and not present.all():
@@ -327,6 +331,7 @@ _TYPE_IDS = {"Point": 0, "LineString": 1, "Polygon": 3}
 
 
 def _as_bool(value) -> bool | None:
+    """True, False, or None for a value that is neither."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer, float, np.floating)):
@@ -337,16 +342,19 @@ def _as_bool(value) -> bool | None:
 
 
 def _as_text(value) -> str:
+    """A value as text; a whole float loses its ``.0`` (an account number read as a number)."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value).strip()
 
 
 def _refuse(layer: Layer, mask: pd.Series, reason: str) -> None:
+    """Raise ``ImportFailed`` for the first row where ``mask`` holds."""
     raise ImportFailed(layer.table, _first(mask) + 1, reason)
 
 
 def _first(mask) -> int:
+    """Position of the first true value."""
     return int(np.flatnonzero(np.asarray(mask))[0])
 
 

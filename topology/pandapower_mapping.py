@@ -62,8 +62,8 @@ def frames_from_net(net) -> NetworkFrames:
     points = _bus_points(net)
     rows = _Rows()
     switches = _switch_table(net)
-    terminals = _add_switches(net, switches, points, rows)
     _add_buses(net, points, rows)
+    terminals = _add_switches(net, switches, points, rows)
     _add_lines(net, points, terminals, rows)
     _add_connections(net, points, rows)
     _add_transformers(net, points, terminals, rows)
@@ -83,9 +83,11 @@ class _Rows:
     owner: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def add(self, layer: str, **row) -> None:
+        """Add one row to a layer."""
         self.layers[layer].append(row)
 
     def frames(self) -> NetworkFrames:
+        """The rows as ``NetworkFrames``, every layer with all its columns."""
         frames = NetworkFrames()
         for name, layer in LAYERS.items():
             columns = layer.column_names + (["geometry"] if layer.geometry else [])
@@ -106,6 +108,7 @@ def _rows(table: pd.DataFrame) -> Iterable[tuple[int, Any]]:
 
 
 def _in_service(row) -> bool:
+    """A row's ``in_service``; true when the table has no such column or no value."""
     value = getattr(row, "in_service", True)
     return bool(value) if pd.notna(value) else True
 
@@ -116,15 +119,18 @@ def _name(row) -> str | None:
 
 
 def _text(value) -> str | None:
+    """A stripped string, None when blank or not a string."""
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _number(value) -> float | None:
+    """A finite float, or None."""
     return float(value) if value is not None and pd.notna(value) and np.isfinite(float(value)) else None
 
 
 # -- checks --------------------------------------------------------------------------------------
 def _refuse_unsupported(net) -> None:
+    """Refuse the DC tables, which have no counterpart here."""
     for name in _UNSUPPORTED_TABLES:
         table = _table(net, name)
         if len(table):
@@ -220,7 +226,7 @@ def _line_geometry(index: int, geom, start: Point, end: Point) -> LineString:
 
 # -- switches ------------------------------------------------------------------------------------
 def _switch_table(net) -> pd.DataFrame:
-    """The switch table with plain types, checked: each switch's bus is an end of its element."""
+    """The switch table, checked: each switch joins two buses or sits at an end of its element."""
     switch = _table(net, "switch")
     if not len(switch):
         return pd.DataFrame({"bus": [], "element": [], "et": [], "closed": [], "type": [], "name": []})
@@ -299,12 +305,14 @@ def _switch_point(line, index: int, geom, points: pd.Series, bus: int) -> Point:
 
 # -- elements ------------------------------------------------------------------------------------
 def _bus_kind(vn_kv, bus_type) -> str:
+    """Node kind of a bus: lv below 1 kV, busbar for type b, else junction."""
     if vn_kv is not None and vn_kv < 1:
         return "lv"
     return "busbar" if bus_type == "b" else "junction"
 
 
 def _add_buses(net, points: pd.Series, rows: _Rows) -> None:
+    """Each bus a node."""
     for index, bus in _rows(net.bus):
         voltage = _number(bus.vn_kv)
         rows.add("nodes", code=code("bus", index), kind=_bus_kind(voltage, getattr(bus, "type", None)),
@@ -313,6 +321,7 @@ def _add_buses(net, points: pd.Series, rows: _Rows) -> None:
 
 
 def _add_lines(net, points: pd.Series, terminals: dict, rows: _Rows) -> None:
+    """Each line a segment between its ends (a line switch's node where it has one)."""
     lines = _table(net, "line")
     for (index, line), geom in zip(_rows(lines), _parse_geo("line", lines)):
         start, end = int(line.from_bus), int(line.to_bus)
@@ -376,6 +385,7 @@ def _add_transformers(net, points: pd.Series, terminals: dict, rows: _Rows) -> N
 
 
 def _kva(mva) -> float | None:
+    """MVA as kVA."""
     value = _number(mva)
     return None if value is None else value * 1000.0
 
@@ -504,6 +514,7 @@ def _label_elements(net, rows: _Rows, feeder_of: dict, head_lines: dict, area_of
     (a transformer's high-voltage side first).
     """
     def element_feeder(table: str, index: int) -> str | None:
+        """The feeder of a pandapower element."""
         if table == "line" and index in head_lines:
             return head_lines[index]
         return next((feeder_of[bus] for bus in _ends(net, table, index) if bus in feeder_of), None)
