@@ -83,14 +83,17 @@ def protected_feeder() -> NetworkFrames:
                             |
                             g --T1 (transformer)-- h --s4-- i
                                                 (C1, C2)   (C3)
+
+    Devices are drawn at their from node; F1 and T1 are given from their lower end so that
+    no two devices share a point on the map.
     """
     return drawn_network(
         nodes={"src": (0, 3), "a": (1, 3), "b": (2, 3), "c": (3, 3), "d": (4, 3), "e": (5, 3), "f": (6, 3),
                "x": (7, 3), "src2": (8, 3), "g": (2, 2), "h": (2, 1), "i": (3, 1)},
         segments=[("s1", "a", "b"), ("s2", "c", "d"), ("s3", "e", "f"), ("s4", "h", "i")],
         devices=[("B1", "breaker", "src", "a", "closed"), ("R1", "recloser", "b", "c", "closed"),
-                 ("SW2", "switch", "d", "e", "closed"), ("F1", "fuse", "b", "g", "closed"),
-                 ("T1", "transformer", "g", "h", "closed"), ("TIE", "switch", "f", "x", "open"),
+                 ("SW2", "switch", "d", "e", "closed"), ("F1", "fuse", "g", "b", "closed"),
+                 ("T1", "transformer", "h", "g", "closed"), ("TIE", "switch", "f", "x", "open"),
                  ("B2", "breaker", "src2", "x", "closed")],
         sources=[("SRC1", "src"), ("SRC2", "src2")],
         customers=[("C1", "h"), ("C2", "h"), ("C3", "i"), ("C4", "d"), ("C5", "f"), ("C9", "x")],

@@ -1,0 +1,382 @@
+/*
+ * The dispatcher's trace tool on /map/network, built on window.GridAtlas (network_map.js).
+ *
+ * A panel (top left) picks a trace: Downstream, Upstream, Isolation or Connected. With
+ * "Trace on click" on, a click on an element runs that trace through /api/trace/<trace>/<code>
+ * and highlights the answer (a halo under the network, from ?format=geojson) with a summary in
+ * the panel: the customers cut, the path with its protective devices nearest first, the
+ * devices that isolate a fault. De-energised elements in view are drawn grey (from
+ * /api/network/deenergised?bbox=, through GridAtlas.styleHooks). A click on a breaker,
+ * recloser, switch or fuse also offers to operate it (POST /api/switching, with a reason);
+ * the answer lists the customers who lost and regained supply, and the map redraws.
+ *
+ * The script reads its API root from its data-api attribute. window.GridAtlas.trace exposes
+ * {state, run(code, trace), select(code), operate(code, action, reason, actor), clear(),
+ * refreshSupply()} for tests and other tools; state.busy counts requests in flight and
+ * state.runs / state.supplyLoads count completed traces and de-energised reloads.
+ */
+(function () {
+  "use strict";
+
+  var GA = window.GridAtlas;
+  var script = document.currentScript;
+  var API = (script && script.getAttribute("data-api")) || "/api";
+  var GREY = (GA.colours && GA.colours.deenergised) || "#9e9e9e";
+  var GEAR = {breaker: true, recloser: true, "switch": true, fuse: true};
+  var TRACES = [
+    {name: "downstream", label: "Downstream", hint: "what loses supply if it opens or fails"},
+    {name: "upstream", label: "Upstream", hint: "the path to its source and the protection on it"},
+    {name: "isolation", label: "Isolation", hint: "the switches that isolate a fault on it"},
+    {name: "connected", label: "Connected", hint: "everything joined to it, switch states ignored"},
+  ];
+  // Halo colours by role (the role property of each feature of a trace's GeoJSON): vivid
+  // colours outside the feeder palette, red kept for the devices to open.
+  var ROLES = {
+    downstream: "#ff00c8", affected: "#ff00c8", zone: "#ff00c8", path: "#00b7ff", protective: "#00b7ff",
+    isolate: "#d62728", already_open: "#d62728", connected: "#7fff00",
+  };
+
+  var state = {trace: "downstream", armed: true, selected: null, result: null, busy: 0, runs: 0,
+               supplyLoads: 0, deenergised: {}, supply: null, error: null, switching: null};
+  var highlight = null, panel = null, supplyRequest = null;
+
+  // ---- helpers ----
+  function escapeHtml(value) {
+    return String(value).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+
+  function number(n) { return (n || 0).toLocaleString("en"); }
+
+  function plural(n, word) { return number(n) + " " + word + (n === 1 ? "" : "s"); }
+
+  function request(url, options) {
+    state.busy += 1;
+    return fetch(url, options).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) {
+          var error = new Error(body.detail || response.statusText);
+          error.status = response.status;
+          throw error;
+        }
+        return body;
+      });
+    }).finally(function () { state.busy -= 1; });
+  }
+
+  function traceUrl(trace, code, format) {
+    return API + "/trace/" + trace + "/" + encodeURIComponent(code) + (format ? "?format=" + format : "");
+  }
+
+  function codeList(codes, limit) {
+    limit = limit || 12;
+    var shown = codes.slice(0, limit).map(function (c) { return "<code>" + escapeHtml(c) + "</code>"; }).join(", ");
+    return shown + (codes.length > limit ? " and " + number(codes.length - limit) + " more" : "");
+  }
+
+  // ---- de-energised elements drawn grey ----
+  function greyHook(kind) {
+    return function (feature) {
+      if (!state.deenergised[feature.id]) { return null; }
+      if (kind === "line") { return {color: GREY, opacity: 0.9}; }
+      if (kind === "customer") { return {fillColor: GREY}; }
+      var open = feature.properties && feature.properties.current_state === "open";
+      return open ? {color: GREY} : {fillColor: GREY};
+    };
+  }
+
+  GA.styleHooks.segments = greyHook("line");
+  GA.styleHooks.switchgear = greyHook("device");
+  GA.styleHooks.transformers = greyHook("device");
+  GA.styleHooks.customers = greyHook("customer");
+
+  function refreshSupply() {
+    var bbox = GA.state.bbox;
+    if (supplyRequest) { supplyRequest.abort(); }
+    var controller = supplyRequest = new AbortController();
+    var dead = bbox ? request(API + "/network/deenergised?bbox=" + bbox.map(function (v) { return v.toFixed(6); }).join(","),
+                              {signal: controller.signal})
+                    : Promise.resolve({features: []});
+    var summary = request(API + "/network/supply", {signal: controller.signal});
+    return Promise.all([dead, summary]).then(function (answers) {
+      var codes = {};
+      answers[0].features.forEach(function (f) { codes[f.id] = true; });
+      state.deenergised = codes;
+      state.supply = answers[1];
+      GA.restyle();
+      state.supplyLoads += 1;
+      render();
+    }).catch(function (error) {
+      if (error.name !== "AbortError") { state.error = "De-energised elements: " + error.message; render(); }
+    });
+  }
+
+  // ---- traces ----
+  function featureStyle(feature) {
+    var colour = ROLES[feature.properties.role] || ROLES.affected;
+    if (feature.geometry.type === "LineString") {
+      return {color: colour, weight: 12, opacity: 0.45, lineCap: "round"};
+    }
+    var device = feature.properties.element === "device";
+    return {radius: device ? 13 : 8, color: colour, weight: device ? 4 : 2, opacity: 0.9,
+            fillColor: colour, fillOpacity: feature.properties.role === "isolate" ? 0.15 : 0.35};
+  }
+
+  function drawHighlight(collection) {
+    if (highlight) { GA.map.removeLayer(highlight); }
+    highlight = L.geoJSON(collection, {
+      renderer: GA.renderer, style: featureStyle, interactive: false,
+      pointToLayer: function (feature, latlng) {
+        return L.circleMarker(latlng, L.extend({renderer: GA.renderer, interactive: false}, featureStyle(feature)));
+      },
+    }).addTo(GA.map);
+    GA.restack();  // the network draws over its halo
+    state.highlighted = collection.features.length;
+    state.truncated = collection.truncated;
+  }
+
+  function run(code, trace) {
+    trace = trace || state.trace;
+    state.trace = trace;
+    state.error = null;
+    state.result = null;
+    render();
+    var json = request(traceUrl(trace, code));
+    var geojson = request(traceUrl(trace, code, "geojson"), {headers: {Accept: "application/geo+json"}});
+    return Promise.all([json, geojson]).then(function (answers) {
+      state.result = {trace: trace, code: code, body: answers[0]};
+      drawHighlight(answers[1]);
+    }).catch(function (error) {
+      state.error = error.message;
+      if (highlight) { GA.map.removeLayer(highlight); highlight = null; }
+    }).then(function () { state.runs += 1; render(); });
+  }
+
+  function select(code, layerName, feature) {
+    var hit = feature ? {feature: feature, layerName: layerName} : GA.findFeature(code);
+    var p = hit && hit.feature ? hit.feature.properties : {};
+    state.selected = {code: code, layer: hit ? hit.layerName : null, kind: p.kind || null,
+                      state: p.current_state || null};
+    state.switching = null;
+    return run(code);
+  }
+
+  function clear() {
+    state.selected = null;
+    state.result = null;
+    state.error = null;
+    state.switching = null;
+    if (highlight) { GA.map.removeLayer(highlight); highlight = null; }
+    render();
+  }
+
+  // ---- switching ----
+  function operate(code, action, reason, actor) {
+    state.error = null;
+    render();
+    var body = {operations: [{device: code, action: action}], reason: reason};
+    if (actor) { body.actor = actor; }
+    return request(API + "/switching", {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+    }).then(function (answer) {
+      state.switching = answer;
+      if (state.selected && state.selected.code === code) {
+        state.selected.state = answer.devices[0].to_state;
+      }
+      return GA.refresh().then(function () { return state.selected ? run(state.selected.code) : null; });
+    }).catch(function (error) {
+      state.error = "Switching refused: " + error.message;
+      render();
+    });
+  }
+
+  function onOperate(event) {
+    event.preventDefault();
+    var form = event.target, selected = state.selected;
+    var reason = form.querySelector("[name=reason]").value.trim();
+    var actor = form.querySelector("[name=actor]").value.trim();
+    if (!reason) {
+      state.error = "Say why the device is operated.";
+      render();
+      return;
+    }
+    try { window.localStorage.setItem("gridatlas.operator", actor); } catch (e) { /* private mode */ }
+    operate(selected.code, selected.state === "open" ? "close" : "open", reason, actor);
+  }
+
+  // ---- the panel ----
+  function summaryHtml() {
+    var supply = state.supply;
+    if (!supply) { return ""; }
+    var dead = supply.deenergised_customers;
+    return '<p class="ga-trace-supply' + (dead ? " ga-trace-dead" : "") + '">' +
+      (dead ? "<strong>" + plural(dead, "customer") + "</strong> without supply"
+            : "Every customer is supplied") +
+      (supply.radial ? "" : ' · <span class="ga-open">meshed (a tie is closed)</span>') + "</p>";
+  }
+
+  function resultHtml() {
+    var result = state.result;
+    if (!result) { return ""; }
+    var b = result.body, html = "";
+    if (result.trace === "downstream") {
+      html = "<p><strong>" + plural(b.customer_count, "customer") + "</strong> lose supply if <code>" +
+        escapeHtml(b.element) + "</code> " + (GEAR[b.element_type] ? "opens" : "fails") + ".</p>" +
+        "<p class=\"ga-trace-muted\">" + plural(b.segments.length, "segment") + ", " +
+        plural(b.devices.length, "device") + " de-energised</p>" + feederList(b.by_feeder);
+    } else if (result.trace === "upstream") {
+      if (!b.energised) {
+        html = "<p><code>" + escapeHtml(b.element) + "</code> is <strong>not energised</strong>: no path to a source.</p>";
+      } else {
+        html = "<p>Fed from <strong>" + escapeHtml(b.source || b.nodes[b.nodes.length - 1]) + "</strong> over " +
+          plural(b.path.length, "element") + ".</p><h3>Protective devices, nearest first</h3>" +
+          (b.protective_devices.length
+            ? "<ol class=\"ga-trace-list\">" + b.protective_devices.map(function (d) {
+                return "<li><code>" + escapeHtml(d.code) + "</code> " + escapeHtml(d.kind) +
+                  (d.state === "open" ? ' <span class="ga-open">open</span>' : "") + "</li>";
+              }).join("") + "</ol>"
+            : "<p class=\"ga-trace-muted\">none</p>");
+      }
+    } else if (result.trace === "isolation") {
+      html = (b.isolable ? "" : '<p class="ga-error">A source lies inside the zone (' + codeList(b.sources_inside) +
+                                "): switching cannot isolate it.</p>") +
+        "<h3>Open to isolate</h3>" +
+        (b.devices.length
+          ? "<ul class=\"ga-trace-list\">" + b.devices.map(function (d) {
+              return "<li><code>" + escapeHtml(d.code) + "</code> " + escapeHtml(d.kind) + " <span class=\"ga-trace-muted\">(" +
+                escapeHtml(d.side) + " side)</span></li>";
+            }).join("") + "</ul>"
+          : "<p class=\"ga-trace-muted\">nothing to open</p>") +
+        (b.already_open.length ? "<p>Already open: " + codeList(b.already_open) + "</p>" : "") +
+        "<p>Costs <strong>" + plural(b.customer_count, "customer") + "</strong>; the zone holds " +
+        plural(b.zone.nodes.length, "node") + " and " + plural(b.zone.segments.length, "segment") + ".</p>";
+    } else {
+      html = "<p>" + plural(b.nodes.length, "node") + ", " + plural(b.segments.length, "segment") + ", " +
+        plural(b.devices.length, "device") + " and <strong>" + plural(b.customer_count, "customer") +
+        "</strong> are connected to <code>" + escapeHtml(b.element) + "</code>" +
+        (b.open_devices.length ? " through " + plural(b.open_devices.length, "open device") : "") + ".</p>";
+    }
+    if (state.truncated) {
+      html += '<p class="ga-hint">The map shows the first ' + number(state.highlighted) + " elements.</p>";
+    }
+    return '<div class="ga-trace-result" data-trace="' + result.trace + '">' + html + "</div>";
+  }
+
+  function feederList(byFeeder) {
+    var names = Object.keys(byFeeder || {});
+    if (names.length < 2) { return ""; }
+    return "<ul class=\"ga-trace-list\">" + names.map(function (name) {
+      return "<li>" + escapeHtml(name) + ": " + number(byFeeder[name]) + "</li>";
+    }).join("") + "</ul>";
+  }
+
+  function switchingHtml() {
+    var selected = state.selected, html = "";
+    var done = state.switching;
+    if (done) {
+      html += '<div class="ga-trace-switched"><p><strong>' + escapeHtml(done.devices.map(function (d) {
+        return d.code + " " + (d.to_state === "open" ? "opened" : "closed");
+      }).join(", ")) + "</strong></p><p>Lost supply: <strong>" + plural(done.lost.customer_count, "customer") +
+        "</strong>" + (done.lost.customer_count ? " (" + codeList(done.lost.customers, 8) + ")" : "") +
+        "<br>Regained supply: <strong>" + plural(done.regained.customer_count, "customer") + "</strong>" +
+        (done.regained.customer_count ? " (" + codeList(done.regained.customers, 8) + ")" : "") + "</p></div>";
+    }
+    if (!selected || selected.layer !== "switchgear" || !GEAR[selected.kind]) { return html; }
+    var action = selected.state === "open" ? "Close" : "Open";
+    var actor = "";
+    try { actor = window.localStorage.getItem("gridatlas.operator") || ""; } catch (e) { /* private mode */ }
+    return html + '<form class="ga-trace-operate"><h3>Operate <code>' + escapeHtml(selected.code) + "</code> (" +
+      escapeHtml(selected.state || "?") + ")</h3>" +
+      '<label>Reason <input name="reason" required maxlength="500" placeholder="why"></label>' +
+      '<label>Operator <input name="actor" maxlength="120" placeholder="your name" value="' + escapeHtml(actor) + '"></label>' +
+      '<button type="submit" class="ga-trace-' + action.toLowerCase() + '"' + (state.busy ? " disabled" : "") + ">" +
+      action + " " + escapeHtml(selected.code) + "</button></form>";
+  }
+
+  function render() {
+    if (!panel) { return; }
+    var traceButtons = TRACES.map(function (t) {
+      return '<button type="button" data-trace="' + t.name + '" title="' + escapeHtml(t.hint) + '" aria-pressed="' +
+        (state.trace === t.name) + '">' + t.label + "</button>";
+    }).join("");
+    var selected = state.selected
+      ? '<p class="ga-trace-selected"><code>' + escapeHtml(state.selected.code) + "</code>" +
+        (state.selected.kind ? " " + escapeHtml(state.selected.kind) : "") +
+        ' <button type="button" class="ga-trace-clear">Clear</button></p>'
+      : '<p class="ga-trace-muted">' + (state.armed ? "Click an element on the map." : "Trace on click is off.") + "</p>";
+    panel.innerHTML = "<h2>Trace</h2>" + summaryHtml() +
+      '<div class="ga-trace-modes" role="group" aria-label="Trace">' + traceButtons + "</div>" +
+      '<label class="ga-trace-armed"><input type="checkbox"' + (state.armed ? " checked" : "") +
+      "> Trace on click</label>" + selected +
+      (state.busy && !state.result ? '<p><span class="ga-spinner"></span> tracing…</p>' : "") +
+      (state.error ? '<p class="ga-error" role="alert">' + escapeHtml(state.error) + "</p>" : "") +
+      resultHtml() + switchingHtml();
+    panel.querySelectorAll(".ga-trace-modes button").forEach(function (button) {
+      button.addEventListener("click", function () {
+        state.trace = button.getAttribute("data-trace");
+        if (state.selected) { run(state.selected.code); } else { render(); }
+      });
+    });
+    panel.querySelector(".ga-trace-armed input").addEventListener("change", function (event) {
+      state.armed = event.target.checked;
+      render();
+    });
+    var clearButton = panel.querySelector(".ga-trace-clear");
+    if (clearButton) { clearButton.addEventListener("click", clear); }
+    var form = panel.querySelector(".ga-trace-operate");
+    if (form) { form.addEventListener("submit", onOperate); }
+  }
+
+  var STYLE = [
+    ".ga-trace { padding: 0.55rem 0.8rem 0.6rem; width: 17rem; max-height: 70vh; overflow-y: auto; font-size: 0.8rem; }",
+    ".ga-trace h2 { margin: 0 0 0.3rem; font-size: 0.75rem; text-transform: uppercase; letter-spacing: 0.06em; color: var(--ga-muted, #5b6b7b); }",
+    ".ga-trace h3 { margin: 0.5rem 0 0.2rem; font-size: 0.78rem; }",
+    ".ga-trace p { margin: 0.3rem 0; }",
+    ".ga-trace-modes { display: flex; flex-wrap: wrap; gap: 0.25rem; margin: 0.3rem 0; }",
+    ".ga-trace-modes button { flex: 1 1 auto; padding: 0.2rem 0.4rem; border: 1px solid var(--ga-border, #d6dde4); border-radius: 4px; background: #fff; cursor: pointer; font: inherit; }",
+    ".ga-trace-modes button[aria-pressed=true] { background: var(--ga-bar, #14213d); color: #fff; border-color: var(--ga-bar, #14213d); }",
+    ".ga-trace-muted { color: var(--ga-muted, #5b6b7b); }",
+    ".ga-trace-supply { padding: 0.25rem 0.4rem; border-radius: 4px; background: #eef7ee; }",
+    ".ga-trace-supply.ga-trace-dead { background: #f1f1f1; border-left: 4px solid " + GREY + "; }",
+    ".ga-trace-list { margin: 0.2rem 0; padding-left: 1.2rem; }",
+    ".ga-trace-result { border-top: 1px solid var(--ga-border, #d6dde4); margin-top: 0.4rem; padding-top: 0.3rem; }",
+    ".ga-trace-switched { background: #fff6e0; border-radius: 4px; padding: 0.2rem 0.4rem; margin-top: 0.4rem; }",
+    ".ga-trace-operate { border-top: 1px solid var(--ga-border, #d6dde4); margin-top: 0.4rem; }",
+    ".ga-trace-operate label { display: block; margin: 0.25rem 0; }",
+    ".ga-trace-operate input { width: 100%; box-sizing: border-box; font: inherit; padding: 0.15rem 0.3rem; }",
+    ".ga-trace-operate button { margin-top: 0.3rem; padding: 0.3rem 0.7rem; border: 0; border-radius: 4px; color: #fff; background: #0b7a75; font: inherit; cursor: pointer; }",
+    ".ga-trace-operate button.ga-trace-open { background: #d62728; }",
+    ".ga-trace-clear { margin-left: 0.3rem; font: inherit; font-size: 0.72rem; }",
+  ].join("\n");
+
+  function panelControl() {
+    var control = L.control({position: "topleft"});
+    control.onAdd = function () {
+      panel = L.DomUtil.create("div", "ga-panel ga-trace");
+      panel.setAttribute("aria-label", "Trace tool");
+      L.DomEvent.disableClickPropagation(panel);
+      L.DomEvent.disableScrollPropagation(panel);
+      render();
+      return panel;
+    };
+    return control;
+  }
+
+  function start() {
+    var style = document.createElement("style");
+    style.textContent = STYLE;
+    document.head.appendChild(style);
+    panelControl().addTo(GA.map);
+    GA.onFeatureClick(function (feature, layerName) {
+      if (!state.armed || layerName === "substations" || layerName === "areas") { return true; }
+      select(feature.id, layerName, feature);
+      return false;  // the panel shows the answer instead of the popup
+    });
+    GA.onLoad(function () { refreshSupply(); });
+    if (GA.state.loads > 0) { refreshSupply(); }
+  }
+
+  GA.trace = {state: state, run: run, select: select, operate: operate, clear: clear, refreshSupply: refreshSupply};
+  if (GA.map) { start(); } else { document.addEventListener("DOMContentLoaded", start); }
+})();
