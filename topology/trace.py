@@ -140,7 +140,8 @@ class Outage:
         segments = edges[data.edge_table[edges] == 0]
         devices = edges[data.edge_table[edges] == 1]
         return {
-            "customer_count": self.customer_count,
+            "customer_count": self.customer_count, "node_count": len(self.nodes),
+            "segment_count": len(segments), "device_count": len(devices),
             "customers": self.customer_codes(),
             "nodes": self.node_codes(),
             "segments": data.edge_code[segments].tolist(),
@@ -393,11 +394,13 @@ def _elements_on(topology: Topology, nodes: np.ndarray) -> dict:
     edges = edges[inside]
     customers = data.customers_at(nodes)
     segments, devices = edges[data.edge_table[edges] == 0], edges[data.edge_table[edges] == 1]
+    opened = devices[~topology.closed[devices]]
     return {
-        "customer_count": len(customers), "customers": data.sp_code[customers].tolist(),
-        "nodes": data.node_code[nodes].tolist(), "segments": data.edge_code[segments].tolist(),
-        "devices": data.edge_code[devices].tolist(),
-        "open_devices": data.edge_code[devices[~topology.closed[devices]]].tolist(),
+        "customer_count": len(customers), "node_count": len(nodes), "segment_count": len(segments),
+        "device_count": len(devices), "open_device_count": len(opened),
+        "customers": data.sp_code[customers].tolist(), "nodes": data.node_code[nodes].tolist(),
+        "segments": data.edge_code[segments].tolist(), "devices": data.edge_code[devices].tolist(),
+        "open_devices": data.edge_code[opened].tolist(),
     }
 
 

@@ -6,6 +6,7 @@ renders JSON, or with ``?format=geojson`` the elements concerned as a FeatureCol
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -71,9 +72,17 @@ def parse_change(body: Any) -> tuple[list[str], list[str]]:
 
 # -- GeoJSON of trace results ----------------------------------------------------------------------
 def trace_features(connection: Connection, parts: list[tuple[str, str, list[str]]], limit: int) -> FeatureCollection:
-    """A FeatureCollection of elements given as (element, role, codes); ``role`` becomes a property."""
+    """A FeatureCollection of elements given as (element, role, codes); ``role`` becomes a property.
+
+    Past ``limit`` elements only the first ``limit`` are looked up (a trace of a whole
+    network names millions); ``numberMatched`` still counts them all.
+    """
+    matched, room, kept = sum(len(codes) for _, _, codes in parts), limit, []
+    for element, role, codes in parts:
+        kept.append((element, role, codes[:room]))
+        room -= len(kept[-1][2])
     selects = []
-    for number, (element, role, codes) in enumerate(parts):
+    for number, (element, role, codes) in enumerate(kept):
         if not codes:
             continue
         table = _TABLES[element]
@@ -84,16 +93,30 @@ def trace_features(connection: Connection, parts: list[tuple[str, str, list[str]
         ).where(table.c.code == any_(bindparam(f"codes_{number}", codes, type_=ARRAY(String)))))
     if not selects:
         return FeatureCollection("", 0, 0, truncated=False)
-    return feature_collection(connection, union_all(*selects), limit)
+    collection = feature_collection(connection, union_all(*selects), limit)
+    if matched > collection.number_matched:
+        return replace(collection, number_matched=matched, truncated=True)
+    return collection
 
 
 def _limit() -> int:
     return parse_limit(request.args.get("limit"), current_app.config["API_MAX_FEATURES"])
 
 
+_LISTS = ("customers", "nodes", "segments", "devices", "open_devices")
+
+
 def _respond(connection: Connection, body: dict, parts: list[tuple[str, str, list[str]]]):
+    """The body as JSON (``?lists=false``: counts only), or its elements as GeoJSON."""
     if _output_format() == "geojson":
         return geojson_response(trace_features(connection, parts, _limit()))
+    lists = request.args.get("lists", "true")
+    if lists not in ("true", "false"):
+        raise BadRequest(f"lists must be true or false; got {lists!r}", parameter="lists")
+    if lists == "false":
+        body = {key: value for key, value in body.items() if key not in _LISTS}
+        if "zone" in body:
+            body["zone"] = {key: value for key, value in body["zone"].items() if key not in _LISTS}
     return jsonify(body)
 
 

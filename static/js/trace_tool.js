@@ -142,7 +142,7 @@
     state.error = null;
     state.result = null;
     render();
-    var json = request(traceUrl(trace, code));
+    var json = request(traceUrl(trace, code) + (trace === "connected" ? "?lists=false" : ""));
     var geojson = request(traceUrl(trace, code, "geojson"), {headers: {Accept: "application/geo+json"}});
     return Promise.all([json, geojson]).then(function (answers) {
       state.result = {trace: trace, code: code, body: answers[0]};
@@ -223,8 +223,8 @@
     if (result.trace === "downstream") {
       html = "<p><strong>" + plural(b.customer_count, "customer") + "</strong> lose supply if <code>" +
         escapeHtml(b.element) + "</code> " + (GEAR[b.element_type] ? "opens" : "fails") + ".</p>" +
-        "<p class=\"ga-trace-muted\">" + plural(b.segments.length, "segment") + ", " +
-        plural(b.devices.length, "device") + " de-energised</p>" + feederList(b.by_feeder);
+        "<p class=\"ga-trace-muted\">" + plural(b.segment_count, "segment") + ", " +
+        plural(b.device_count, "device") + " de-energised</p>" + feederList(b.by_feeder);
     } else if (result.trace === "upstream") {
       if (!b.energised) {
         html = "<p><code>" + escapeHtml(b.element) + "</code> is <strong>not energised</strong>: no path to a source.</p>";
@@ -250,12 +250,12 @@
           : "<p class=\"ga-trace-muted\">nothing to open</p>") +
         (b.already_open.length ? "<p>Already open: " + codeList(b.already_open) + "</p>" : "") +
         "<p>Costs <strong>" + plural(b.customer_count, "customer") + "</strong>; the zone holds " +
-        plural(b.zone.nodes.length, "node") + " and " + plural(b.zone.segments.length, "segment") + ".</p>";
+        plural(b.zone.node_count, "node") + " and " + plural(b.zone.segment_count, "segment") + ".</p>";
     } else {
-      html = "<p>" + plural(b.nodes.length, "node") + ", " + plural(b.segments.length, "segment") + ", " +
-        plural(b.devices.length, "device") + " and <strong>" + plural(b.customer_count, "customer") +
+      html = "<p>" + plural(b.node_count, "node") + ", " + plural(b.segment_count, "segment") + ", " +
+        plural(b.device_count, "device") + " and <strong>" + plural(b.customer_count, "customer") +
         "</strong> are connected to <code>" + escapeHtml(b.element) + "</code>" +
-        (b.open_devices.length ? " through " + plural(b.open_devices.length, "open device") : "") + ".</p>";
+        (b.open_device_count ? " through " + plural(b.open_device_count, "open device") : "") + ".</p>";
     }
     if (state.truncated) {
       html += '<p class="ga-hint">The map shows the first ' + number(state.highlighted) + " elements.</p>";

@@ -99,6 +99,17 @@ def test_isolation(client, network):
 def test_connected(client, network):
     body = client.get("/api/trace/connected/i").get_json()
     assert body["customer_count"] == 6 and body["open_devices"] == ["TIE"]
+    assert (body["node_count"], body["segment_count"], body["device_count"]) == (12, 4, 7)
+
+
+def test_counts_only_and_a_capped_collection_for_big_traces(client, network):
+    body = client.get("/api/trace/connected/i?lists=false").get_json()
+    assert "nodes" not in body and "customers" not in body and body["customer_count"] == 6
+    isolation = client.get("/api/trace/isolation/s2?lists=false").get_json()
+    assert "nodes" not in isolation["zone"] and isolation["zone"]["node_count"] == 2
+    collection = client.get("/api/trace/connected/i?format=geojson&limit=3").get_json()
+    assert collection["numberReturned"] == 3 and collection["numberMatched"] == 17 and collection["truncated"]
+    assert _problem(client.get("/api/trace/connected/i?lists=no"), 400)["detail"].startswith("lists must be")
 
 
 def test_a_bad_format_is_400(client, network):
