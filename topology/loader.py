@@ -175,7 +175,13 @@ def empty_frames() -> NetworkFrames:
     return frames
 
 
+# Called as ``progress(layer, rows)`` with the rows just stored: with 0 when a layer starts,
+# then once per COPY chunk, so that the rows reported for a layer add up to its count.
 Progress = Callable[[str, int], None]
+
+
+def _silent(_layer: str, _rows: int) -> None:
+    """Report nothing."""
 
 
 def load_network(connection: Connection, frames: NetworkFrames, progress: Progress | None = None) -> dict[str, int]:
@@ -195,14 +201,14 @@ def load_network(connection: Connection, frames: NetworkFrames, progress: Progre
     """
     counts: dict[str, int] = {}
     loaded: dict[str, tuple[pd.Index, np.ndarray]] = {}
+    report = progress or _silent
     for name, frame in frames.items():
+        report(name, 0)
         layer = LAYERS[name]
         table = normalise_layer(name, frame)
         if len(table):
-            loaded[name] = _load_layer(connection, layer, table, loaded)
+            loaded[name] = _load_layer(connection, layer, table, loaded, report)
         counts[name] = len(table)
-        if progress:
-            progress(name, len(table))
     bump_topology_version(connection)
     return counts
 
@@ -372,7 +378,7 @@ _GEOD = Geod(ellps="WGS84")
 
 
 def _load_layer(connection: Connection, layer: Layer, table: pd.DataFrame,
-                loaded: dict[str, tuple[pd.Index, np.ndarray]]) -> tuple[pd.Index, np.ndarray]:
+                loaded: dict[str, tuple[pd.Index, np.ndarray]], report: Progress) -> tuple[pd.Index, np.ndarray]:
     """Check ``table`` against the database, COPY it in; return its (codes, ids)."""
     # Writers wait until the import commits; readers go on reading the old network.
     connection.execute(text(f"LOCK TABLE {layer.table} IN EXCLUSIVE MODE"))
@@ -388,7 +394,7 @@ def _load_layer(connection: Connection, layer: Layer, table: pd.DataFrame,
     ids = _reserve_ids(connection, layer.table, len(table))
     bulk = len(table) >= BULK_ROWS and stored <= BULK_GROWTH * len(table)
     restore = _drop_indexes(connection, layer.table) if bulk else []
-    _copy(connection, layer, table, ids, targets)
+    _copy(connection, layer, table, ids, targets, report)
     if layer.table == "transformer_areas":
         _refuse_areas_of_other_devices(connection, ids)
     for statement in restore:
@@ -489,7 +495,7 @@ def _drop_indexes(connection: Connection, table: str) -> list[str]:
 
 
 def _copy(connection: Connection, layer: Layer, table: pd.DataFrame, ids: np.ndarray,
-          targets: dict[str, np.ndarray]) -> None:
+          targets: dict[str, np.ndarray], report: Progress) -> None:
     """One COPY of the layer into its table (text format), encoded chunk by chunk.
 
     A queued writer sends each chunk from a thread while the next one is encoded, so that
@@ -506,6 +512,7 @@ def _copy(connection: Connection, layer: Layer, table: pd.DataFrame, ids: np.nda
                 columns = _encoded_columns(layer, table.iloc[part], ids[part],
                                            {name: values[part] for name, values in targets.items()})
                 copy.write("\n".join(map("\t".join, zip(*columns))) + "\n")
+                report(layer.table, len(columns[0]))
 
 
 def _encoded_columns(layer: Layer, table: pd.DataFrame, ids: np.ndarray,
