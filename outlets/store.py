@@ -288,7 +288,8 @@ def export_records(connection: Connection, today: date) -> list[dict[str, Any]]:
             "services": "; ".join(f"{s}:{c}" for s, c in outlet.services.items()),
             "hours": format_weekly(outlet.schedule.weekly),
             "exceptions": "; ".join(
-                " ".join(filter(None, (day.isoformat(), format_intervals(e.intervals), e.note)))
+                # A note may not hold the separator of the text form.
+                " ".join(filter(None, (day.isoformat(), format_intervals(e.intervals), (e.note or "").replace(";", ","))))
                 for day, e in sorted(outlet.schedule.exceptions.items())),
         })
     return rows
