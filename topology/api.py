@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from geo.db import get_session
 from geo.geojson import geojson_response, parse_bbox, parse_limit
-from topology.layers import Filters, feeder_list, network_extent, network_layer, parse_kinds, parse_level
+from topology.layers import Filters, feeder_list, network_layer, network_overview, parse_kinds, parse_level
 
 bp = Blueprint("topology_api", __name__, url_prefix="/api")
 
@@ -25,7 +25,7 @@ def layer_features(layer: str):
 @bp.get("/network/extent")
 def extent():
     """``{"bbox": [west, south, east, north]}`` around the whole network (null when empty)."""
-    box = network_extent(get_session().connection())
+    box, _ = network_overview(get_session().connection())
     return jsonify({"bbox": list(box) if box else None})
 
 

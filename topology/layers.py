@@ -17,13 +17,13 @@ from sqlalchemy.sql import ColumnElement, Select
 from geo.errors import BadRequest, NotFound
 from geo.geojson import BBox, FeatureCollection, feature_collection, in_bbox
 from topology.models import (
-    Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState, TransformerArea,
+    Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState, TopologyState,
+    TransformerArea,
 )
 
 __all__ = [
     "FEEDER_COLOURS", "SWITCHGEAR", "LAYERS", "Filters", "parse_kinds", "parse_level", "network_layer",
-    "network_extent",
-    "feeder_list", "network_summary",
+    "network_extent", "network_overview", "feeder_list", "network_summary",
 ]
 
 # Distinct colours for neighbouring feeders; red and grey are left out because the map uses
@@ -207,6 +207,29 @@ def network_extent(connection: Connection) -> BBox | None:
     box = connection.execute(select(func.ST_XMin(extent.c.box), func.ST_YMin(extent.c.box),
                                     func.ST_XMax(extent.c.box), func.ST_YMax(extent.c.box))).one()
     return None if box[0] is None else BBox(*box)
+
+
+# (database, topology version, its time) -> (extent, summary); a few recent versions are kept.
+_OVERVIEWS: dict[tuple, tuple[BBox | None, dict[str, int]]] = {}
+_OVERVIEWS_KEPT = 8
+
+
+def network_overview(connection: Connection) -> tuple[BBox | None, dict[str, int]]:
+    """``network_extent`` and ``network_summary``, computed once per topology version.
+
+    Both read every row (about a second at a million customers) and change only with the
+    topology, whose version every import and switching operation bumps.
+    """
+    state = TopologyState.__table__
+    version = connection.execute(select(state.c.version, state.c.changed_at)).one_or_none()
+    if version is None:
+        return network_extent(connection), network_summary(connection)
+    key = (str(connection.engine.url), *version)
+    if key not in _OVERVIEWS:
+        while len(_OVERVIEWS) >= _OVERVIEWS_KEPT:
+            _OVERVIEWS.pop(next(iter(_OVERVIEWS)))
+        _OVERVIEWS[key] = (network_extent(connection), network_summary(connection))
+    return _OVERVIEWS[key]
 
 
 def feeder_list(connection: Connection) -> list[dict]:

@@ -7,13 +7,15 @@ from folium.plugins import MarkerCluster
 
 from geo.db import get_session
 from geo.maps import base_map, render_map
-from topology.layers import network_extent, network_summary
+from topology.layers import network_overview
 
 bp = Blueprint("topology_views", __name__)
 
-# Below this zoom a city view would hold tens of thousands of customers and LV segments: the map
-# asks for no customers and only the MV network.
-DETAIL_ZOOM = 15
+# Below DETAIL_ZOOM a city view would hold tens of thousands of customers and LV segments: the
+# map asks for no customers and only the MV network. Below OVERVIEW_ZOOM it leaves out fuses
+# and transformers too (a million-customer city has 90,000 fuses and 36,000 transformers).
+DETAIL_ZOOM = 16
+OVERVIEW_ZOOM = 14
 
 
 class _ClusterAssets(JSCSSMixin):
@@ -27,7 +29,7 @@ class _ClusterAssets(JSCSSMixin):
 def network_map():
     """The network map: feeders, switchgear and their states, transformers and customers by bbox."""
     connection = get_session().connection()
-    extent = network_extent(connection)
+    extent, summary = network_overview(connection)
     centre = ((extent.south + extent.north) / 2, (extent.west + extent.east) / 2) if extent else (20.0, 0.0)
     # Leaflet needs a maxZoom for clustering even when no base layer provides one; half zoom
     # steps let the network's extent fill the view.
@@ -39,6 +41,7 @@ def network_map():
         "layerUrl": url_for("topology_api.layer_features", layer="__layer__"),
         "limit": current_app.config["API_MAX_FEATURES"],
         "detailZoom": DETAIL_ZOOM,
+        "overviewZoom": OVERVIEW_ZOOM,
         "extent": list(extent) if extent else None,
     }
-    return render_map(fmap, "network_map.html", summary=network_summary(connection), config=config)
+    return render_map(fmap, "network_map.html", summary=summary, config=config)

@@ -11,7 +11,7 @@
  *                                 "customers" (a marker-cluster group). Every drawn feature's
  *                                 Leaflet layer has .feature (the GeoJSON feature; id = element code).
  *   GridAtlas.features[name]      the GeoJSON features last loaded for that layer.
- *   GridAtlas.state               {loading, loads, bbox, counts, matched, truncated, hidden, errors};
+ *   GridAtlas.state               {loading, loads, bbox, counts, truncated, hidden, errors};
  *                                 loads counts completed reloads (tests wait on it).
  *   GridAtlas.onFeatureClick(fn)  fn(feature, layerName, leafletEvent) on a click on any feature;
  *                                 return false to suppress the default popup. Returns an unsubscribe.
@@ -53,21 +53,27 @@
     transformer: {shape: "triangle", fill: "#8d5a2b", radius: 9, label: "Transformer", minor: true},
     substation: {shape: "square", fill: COLOURS.substation, radius: 10, label: "Substation"},
   };
-  var SWITCHGEAR = "breaker,recloser,switch,fuse";
+  // What each layer asks for by zoom: below config.overviewZoom only the MV network with its
+  // breakers, reclosers and switches; below config.detailZoom all MV switchgear and the
+  // transformers; from there on the LV network and the customers too.
   function mvWhenFar(zoom) { return zoom < config.detailZoom ? {level: "mv"} : {}; }
+  function switchgearKinds(zoom) {
+    var kinds = zoom < config.overviewZoom ? "breaker,recloser,switch" : "breaker,recloser,switch,fuse";
+    return L.extend({kind: kinds}, mvWhenFar(zoom));
+  }
   // Drawn bottom to top (see restack).
   var LAYERS = [
     {name: "areas", label: "Transformer areas", unit: ["area", "areas"], api: "transformer_areas",
-     visible: false, minZoom: 13},
+     visible: false, minZoom: "overviewZoom"},
     // Below the detail zoom only the MV network is fetched: LV segments are nine in ten.
     {name: "segments", label: "Feeders", unit: ["segment", "segments"], api: "segments",
      visible: true, params: mvWhenFar},
     {name: "customers", label: "Customers", unit: ["customer", "customers"], api: "service_points",
-     visible: true, cluster: true},
+     visible: true, cluster: true, minZoom: "detailZoom"},
     {name: "transformers", label: "Transformers", unit: ["transformer", "transformers"], api: "transformers",
-     visible: true, minZoom: 13},
+     visible: true, minZoom: "overviewZoom"},
     {name: "switchgear", label: "Switchgear", unit: ["switching device", "switching devices"], api: "devices",
-     visible: true, params: function (zoom) { return L.extend({kind: SWITCHGEAR}, mvWhenFar(zoom)); }},
+     visible: true, params: switchgearKinds},
     {name: "substations", label: "Substations", unit: ["substation", "substations"], api: "substations",
      visible: true},
   ];
@@ -75,7 +81,7 @@
   var GridAtlas = window.GridAtlas = {
     map: null, layers: {}, features: {}, control: null, legend: null, styleHooks: {},
     colours: COLOURS, deviceSymbols: DEVICE_SYMBOLS,
-    state: {loading: 0, loads: 0, bbox: null, counts: {}, matched: {}, truncated: {}, hidden: {}, errors: []},
+    state: {loading: 0, loads: 0, bbox: null, counts: {}, truncated: {}, hidden: {}, errors: []},
   };
   var clickHandlers = [], loadHandlers = [], config = {}, fetched = {}, controllers = {}, moveTimer = null;
 
@@ -318,7 +324,7 @@
 
   function load(spec, bbox, force) {
     var zoom = GridAtlas.map.getZoom(), state = GridAtlas.state, previous = fetched[spec.name];
-    state.hidden[spec.name] = Boolean(spec.minZoom && zoom < spec.minZoom);
+    state.hidden[spec.name] = Boolean(spec.minZoom && zoom < config[spec.minZoom]);
     if (state.hidden[spec.name]) {
       if (controllers[spec.name]) { controllers[spec.name].abort(); }
       fetched[spec.name] = null;
@@ -346,7 +352,6 @@
         fetched[spec.name] = {bbox: bbox, params: params, truncated: collection.truncated};
         draw(spec, collection);
         state.counts[spec.name] = collection.numberReturned;
-        state.matched[spec.name] = collection.numberMatched;
         state.truncated[spec.name] = collection.truncated;
       })
       .catch(function (error) {
@@ -394,12 +399,16 @@
       }
       parts.push("<span>" + text + "</span>");
       if (state.truncated[spec.name]) {
-        notes.push("Showing " + number(state.counts[spec.name]) + " of " + number(state.matched[spec.name]) + " " +
-                   spec.unit[1] + ": zoom in to see all.");
+        notes.push("Showing the first " + number(state.counts[spec.name]) + " " + spec.unit[1] +
+                   " only: zoom in to see all.");
       }
     });
     if (!config.extent) { notes.push("No network is loaded yet."); }
-    if (GridAtlas.map.getZoom() < config.detailZoom) { notes.push("Zoom in to see customers and the LV network."); }
+    if (GridAtlas.map.getZoom() < config.overviewZoom) {
+      notes.push("Zoom in to see fuses, transformers, customers and the LV network.");
+    } else if (GridAtlas.map.getZoom() < config.detailZoom) {
+      notes.push("Zoom in to see customers and the LV network.");
+    }
     state.errors.forEach(function (e) {
       notes.push('<span class="ga-error">Could not load ' + escapeHtml(e) + "</span>");
     });
@@ -469,7 +478,6 @@
     GridAtlas.map = map;
     var renderer = GridAtlas.renderer = L.canvas({padding: 0.25});
     LAYERS.forEach(function (spec) {
-      if (spec.name === "customers") { spec.minZoom = config.detailZoom; }
       var layer = GridAtlas.layers[spec.name] = makeLayer(spec, renderer);
       if (spec.visible) { layer.addTo(map); }
     });

@@ -115,7 +115,7 @@ def test_transformers_count_the_customers_of_their_area(client, connection):
 def test_the_limit_truncates_and_says_so(client, network):
     collection = _features(client, f"/api/network/segments?bbox={EVERYTHING}&limit=2")
     assert len(collection["features"]) == collection["numberReturned"] == 2
-    assert collection["numberMatched"] == 3 and collection["truncated"] is True
+    assert "numberMatched" not in collection and collection["truncated"] is True
 
 
 def test_the_limit_is_capped_by_the_configuration(app, client, network):
@@ -175,6 +175,12 @@ def test_extent_of_an_empty_network_is_null(client):
     assert client.get("/api/network/extent").get_json() == {"bbox": None}
 
 
+def test_the_extent_follows_the_topology_version(client, connection):
+    assert client.get("/api/network/extent").get_json() == {"bbox": None}
+    load_network(connection, feeder_with_tie())  # bumps the version
+    assert client.get("/api/network/extent").get_json()["bbox"] is not None
+
+
 def test_feeders_list_their_colours(client, network):
     (feeder,) = client.get("/api/network/feeders").get_json()["feeders"]
     assert feeder["code"] == "F1" and feeder["substation"] == "S1" and feeder["colour"] in FEEDER_COLOURS
@@ -185,7 +191,7 @@ def test_the_map_page_renders_with_local_assets_only(client, network):
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "GridAtlas — Network" in html and "/static/vendor/leaflet.markercluster.js" in html
-    assert "/static/js/network_map.js" in html and '"detailZoom": 15' in html
+    assert "/static/js/network_map.js" in html and '"detailZoom": 16' in html
     assert "http://" not in html and "https://" not in html and "//cdn" not in html
     assert "fitBounds" in html  # the initial view is the network's extent
     assert "/api/network/" in html and '"features"' not in html  # layers are fetched, not embedded
