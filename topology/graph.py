@@ -436,7 +436,8 @@ class _Indexed:
 class SplitGraph:
     """The conducting graph on a set of real nodes, each source endpoint split into its own copy.
 
-    Local ids: the real nodes ``0..n``, then one virtual source per edge end at a root.
+    Local ids: the real nodes ``0..n`` (``nodes`` must be sorted), then one virtual source per
+    edge end at a root. Every edge must have its non-root ends among ``nodes``.
     """
 
     def __init__(self, data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
@@ -447,17 +448,19 @@ class SplitGraph:
             edges = edges[conducting[edges]]
         self.edges = edges
         n = len(nodes)
-        self.local = np.full(data.node_count, -1, dtype=np.int64)
-        self.local[nodes] = np.arange(n)
         u, v = data.edge_u[edges], data.edge_v[edges]
         root_u, root_v = data.is_root[u], data.is_root[v]
-        a, b = self.local[u], self.local[v]
+        a, b = self.local(u), self.local(v)
         virtual = n + np.arange(int(root_u.sum() + root_v.sum()))
         a[root_u] = virtual[: int(root_u.sum())]
         b[root_v] = virtual[int(root_u.sum()):]
         self.a, self.b = a, b
         self.virtual_root_node = np.concatenate([u[root_u], v[root_v]])
         self.size = n + len(virtual)
+
+    def local(self, nodes: np.ndarray) -> np.ndarray:
+        """Local ids of real nodes (meaningless for nodes not in the graph, such as roots)."""
+        return np.minimum(np.searchsorted(self.nodes, nodes), max(len(self.nodes) - 1, 0))
 
     def matrix(self, mask: np.ndarray | None = None, extra: tuple[np.ndarray, np.ndarray] | None = None,
                size: int | None = None) -> csr_matrix:
@@ -610,6 +613,7 @@ class Topology:
         edges = np.flatnonzero(self.conducting & ~(data.is_root[data.edge_u] & data.is_root[data.edge_v]))
         self._write(_index(data, self.conducting, real, edges))
         self._shared_graphs: dict = {}
+        self.reindexed = real  # the nodes whose index this state built (all of them here)
 
     def _conducting(self, edges: np.ndarray) -> np.ndarray:
         data = self.data
@@ -625,16 +629,26 @@ class Topology:
         self.edge_child[indexed.tree_edges] = indexed.tree_children
 
     # -- state -----------------------------------------------------------------------------------
+    def _fed(self) -> np.ndarray:
+        """Whether each section is fed, then three entries for REMOVED, ISOLATED and ROOT."""
+        cached = self.__dict__.get("_fed_sections")
+        if cached is None:
+            # node_section -3, -2, -1 index the last three entries: removed, isolated, root
+            cached = np.array([s is not None and s.energised for s in self.sections] + [False, False, True], dtype=bool)
+            self.__dict__["_fed_sections"] = cached
+        return cached
+
     @property
     def energised(self) -> np.ndarray:
         """Whether each node is energised (reachable from a source over conducting edges)."""
         cached = self.__dict__.get("_energised")
         if cached is None:
-            fed = np.array([s is not None and s.energised for s in self.sections] + [False, False, True], dtype=bool)
-            # node_section -3, -2, -1 index the last three entries: removed, isolated, root
-            cached = fed[self.node_section]
-            self.__dict__["_energised"] = cached
+            cached = self.__dict__["_energised"] = self._fed()[self.node_section]
         return cached
+
+    def energised_at(self, nodes: np.ndarray) -> np.ndarray:
+        """``energised[nodes]`` without computing it for every node."""
+        return self._fed()[self.node_section[nodes]]
 
     def energised_nodes(self) -> np.ndarray:
         """The positions of the energised nodes."""
@@ -679,6 +693,7 @@ class Topology:
         new.edge_child[incident] = -1
         new.node_position[nodes] = -1
         new._write(_index(data, new.conducting, nodes, incident[new.conducting[incident]]))
+        new.reindexed = nodes
         return new
 
     # -- graphs shared by the states of one network ----------------------------------------------

@@ -111,11 +111,14 @@ def _lock_devices(connection, request: SwitchingRequest) -> list:
 
 
 def _supply_change(before: Topology, after: Topology) -> tuple[dict, dict]:
-    """The customers who lost and who regained supply between two states, per feeder."""
+    """The customers who lost and who regained supply between two states, per feeder.
+
+    ``after`` comes from ``before.operated``, so only the nodes it re-indexed can differ.
+    """
     data = before.data
-    changed = np.flatnonzero(before.energised != after.energised)
-    lost_nodes = changed[before.energised[changed]]
-    gained_nodes = changed[after.energised[changed]]
+    nodes = after.reindexed
+    was, now = before.energised_at(nodes), after.energised_at(nodes)
+    lost_nodes, gained_nodes = nodes[was & ~now], nodes[now & ~was]
 
     def summary(nodes: np.ndarray) -> dict:
         customers = data.customers_at(nodes)

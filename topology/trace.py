@@ -311,12 +311,13 @@ def _path_in_meshed(topology: Topology, nodes: np.ndarray, start: int) -> tuple[
     """The fewest-hops path from ``start`` to a source inside a meshed section (a BFS)."""
     data = topology.data
     graph = SplitGraph(data, topology.conducting, nodes)
-    order, predecessors = breadth_first_order(graph.matrix(), int(graph.local[start]), directed=True,
+    origin = int(graph.local(np.array([start]))[0])
+    order, predecessors = breadth_first_order(graph.matrix(), origin, directed=True,
                                               return_predecessors=True)
     n = len(nodes)
     target = int(order[np.argmax(order >= n)])
     hops = [target]
-    while hops[-1] != graph.local[start]:
+    while hops[-1] != origin:
         hops.append(int(predecessors[hops[-1]]))
     hops.reverse()
     keys = np.minimum(graph.a, graph.b) * graph.size + np.maximum(graph.a, graph.b)

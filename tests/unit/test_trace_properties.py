@@ -126,8 +126,11 @@ def test_switching_reindexes_to_the_same_answers_as_a_fresh_build(draw, meshed):
     for _ in range(draw.draw(st.integers(1, 6))):
         picks = draw.draw(st.lists(st.integers(0, 1 << 16), min_size=1, max_size=3))
         operated = {devices[i % len(devices)] for i in picks}
-        topology = topology.operated({e: not topology.closed[e] for e in operated})
+        previous, topology = topology, topology.operated({e: not topology.closed[e] for e in operated})
         fresh = Topology(data, topology.closed)
+        # supply can only change where the operation re-indexed (switching reports lost/regained from there)
+        changed = np.flatnonzero(previous.energised != fresh.energised)
+        assert set(changed.tolist()) <= set(topology.reindexed.tolist())
         _assert_index_consistent(topology)
         assert np.array_equal(topology.energised, fresh.energised)
         change = draw.draw(changes(data))
