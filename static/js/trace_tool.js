@@ -119,8 +119,8 @@
       return {color: colour, weight: 12, opacity: 0.45, lineCap: "round"};
     }
     var device = feature.properties.element === "device";
-    return {radius: device ? 13 : 8, color: colour, weight: device ? 4 : 2, opacity: 0.9,
-            fillColor: colour, fillOpacity: feature.properties.role === "isolate" ? 0.15 : 0.35};
+    return {radius: device ? 13 : 6, color: colour, weight: device ? 4 : 1.5, opacity: device ? 0.9 : 0.7,
+            fillColor: colour, fillOpacity: feature.properties.role === "isolate" ? 0.15 : 0.3};
   }
 
   function drawHighlight(collection) {
