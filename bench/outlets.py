@@ -152,7 +152,7 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
         for lon, lat in points[:50]:  # warm both paths (prepared statements, caches)
             timed_get(http_connection, f"/api/outlets/nearest?lon={lon}&lat={lat}&n=5")
             db.execute(RAW_KNN, {"lon": lon, "lat": lat}).all()
-        raw_ms, http_ms = [], []
+        raw_ms, http_ms, floor_ms = [], [], []
         # Interleaved, so that both see the same machine load.
         for lon, lat in points:
             started = time.perf_counter()
@@ -160,6 +160,8 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
             raw_ms.append((time.perf_counter() - started) * 1000)
             elapsed, body = timed_get(http_connection, f"/api/outlets/nearest?lon={lon}&lat={lat}&n=5")
             http_ms.append(elapsed)
+            # The floor: a request the app answers without the database.
+            floor_ms.append(timed_get(http_connection, "/api/outlets/services")[0])
             assert [o["code"] for o in body["outlets"]] == [r.code for r in sorted(rows, key=lambda r: r.m)], (lon, lat)
         open_ms = [timed_get(http_connection, f"/api/outlets/nearest?lon={lon}&lat={lat}&n=5&open=now")[0]
                    for lon, lat in points[: runs // 2]]
@@ -171,10 +173,19 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
             search_ms.append((time.perf_counter() - started) * 1000)
     print(summary("nearest-5, raw PostGIS KNN query (psycopg)", raw_ms))
     print(summary("nearest-5 over HTTP (GET /api/outlets/nearest)", http_ms))
+    print(summary("  HTTP floor: GET /api/outlets/services", floor_ms))
     ratio = statistics.median(http_ms) / statistics.median(raw_ms)
     print(f"{'  ratio HTTP / raw (medians)':<44} {ratio:7.2f} x   (target: median < 10 ms, within 3x of raw)")
     print(summary("nearest-5 open now over HTTP", open_ms))
     print(summary("  outlets.search.nearest in process", search_ms))
+
+
+def bench_addresses(port: int, runs: int, rng: random.Random) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    queries = [f"Hauptstr {rng.randint(1, 200)}, {rng.randint(10000, 99999)}" for _ in range(runs)]
+    timings = [timed_get(connection, "/api/outlets/addresses?q=" + query.replace(" ", "+").replace(",", "%2C"))[0]
+               for query in queries]
+    print(summary("address suggestions over HTTP (pg_trgm)", timings))
 
 
 def bench_slots(engine, port: int, runs: int, rng: random.Random) -> None:
@@ -262,6 +273,7 @@ def main() -> None:
     try:
         bench_nearest(engine, port, args.requests, rng)
         bench_slots(engine, port, args.requests // 2, rng)
+        bench_addresses(port, args.requests // 10, rng)
         bench_bookings(engine, port, args.bookings)
     finally:
         server.terminate()

@@ -182,6 +182,7 @@ def _result(outlet: OutletView, distance_m: float, origin: Origin, now: datetime
 # A best match this close to the query resolves alone; one this far ahead of the next does too.
 RESOLVED_SCORE, RESOLVED_LEAD = 0.95, 0.15
 MIN_QUERY, MAX_QUERY = 3, 200
+SIMILARITY_THRESHOLDS = ("0.7", "0.45")
 # The same expression as the GIN indexes (outlets.models.address_key), so that they serve it.
 _KEY = "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
 _ADDRESSES = text(f"""
@@ -219,9 +220,14 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
         raise BadRequest(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
-    # word_similarity: how well q matches some run of words in the address (0..1).
-    connection.execute(select(func.set_config("pg_trgm.word_similarity_threshold", "0.45", literal(True))))
-    rows = connection.execute(_ADDRESSES, {"q": address_query(q), "limit": limit}).all()
+    # word_similarity: how well q matches some run of words in the address (0..1). A close
+    # threshold first keeps the index's candidates few (a street's houses, not every "...strasse");
+    # only a query that matches nothing that well is tried again more loosely.
+    for threshold in SIMILARITY_THRESHOLDS:
+        connection.execute(select(func.set_config("pg_trgm.word_similarity_threshold", threshold, literal(True))))
+        rows = connection.execute(_ADDRESSES, {"q": address_query(q), "limit": limit}).all()
+        if rows:
+            break
     return [{"address": r.address, "source": r.source, "lon": round(r.lon, 7), "lat": round(r.lat, 7),
              "score": round(float(r.score), 3)} for r in rows]
 

@@ -79,6 +79,7 @@ def test_search_an_address_and_book_a_visit(town, browser):
     save_screenshot(page, "outlets_desk_results")
 
     first.click()
+    page.wait_for_selector("#of-detail h2")
     assert "Opening hours" in page.inner_text("#of-detail")
     start = _book_first_free_time(page, "Erika Mustermann")
     code = page.inner_text("#of-confirmation-code")
