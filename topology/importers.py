@@ -132,11 +132,10 @@ def _read_geojson(path: Path, say: Say) -> NetworkFrames:
         name = props.get("layer") if isinstance(props, dict) else None
         if not isinstance(name, str):
             raise ImportFailed("features", position, "feature has no 'layer' property")
-        if name not in properties:
-            _check_layer_names([name])
         properties.setdefault(name, []).append(props)
         geometry = feature.get("geometry")
         geometries.setdefault(name, []).append(json.dumps(geometry) if geometry else None)
+    _check_layer_names(list(properties))
     crs = _legacy_crs(document)
     frames = empty_frames()
     for name, layer in LAYERS.items():

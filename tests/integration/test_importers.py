@@ -341,3 +341,17 @@ def test_the_minimal_example_of_the_documentation_imports(connection, tmp_path):
     (tmp_path / "minimal.geojson").write_text(example, encoding="utf-8")
     counts = load_network(connection, read_network_file(tmp_path / "minimal.geojson"))
     assert counts["service_points"] == 1 and counts["devices"] == 1 and counts["segments"] == 1
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("empty.geojson", '{"type": "FeatureCollection", "features": []}', "no network layer found"),
+    ("list.geojson", "[1, 2]", "expected a GeoJSON FeatureCollection"),
+    ("broken.json", "{", "is not JSON"),
+    ("text.gpkg", "not a database", "cannot be read as a GeoPackage"),
+    ("network.csv", "code\nN1\n", "neither a GeoPackage"),
+])
+def test_files_that_are_no_network_are_refused(tmp_path, name, content, reason):
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ImportFailed) as refused:
+        read_network_file(tmp_path / name)
+    assert (refused.value.layer, refused.value.row) == ("file", 0) and reason in refused.value.reason
