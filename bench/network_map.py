@@ -81,8 +81,8 @@ def fitting_zoom(extent: BBox) -> float:
 def map_requests(zoom: float) -> list[tuple[str, Filters]]:
     """The layers (and filters) the page requests at ``zoom`` (as static/js/network_map.js does)."""
     level = "mv" if zoom < DETAIL_ZOOM else None
-    kinds = SWITCHGEAR if zoom >= OVERVIEW_ZOOM else tuple(kind for kind in SWITCHGEAR if kind != "fuse")
-    layers = [("segments", Filters(level=level)), ("devices", Filters(kinds=kinds, level=level))]
+    state = "open" if zoom < OVERVIEW_ZOOM else None
+    layers = [("segments", Filters(level=level)), ("devices", Filters(kinds=SWITCHGEAR, level=level, state=state))]
     layers += [("transformers", Filters())] if zoom >= OVERVIEW_ZOOM else []
     return layers + [("substations", Filters())] + ([("service_points", Filters())] if zoom >= DETAIL_ZOOM else [])
 
@@ -94,6 +94,8 @@ def query_string(bbox: BBox, filters: Filters) -> str:
         parts.append("kind=" + ",".join(filters.kinds))
     if filters.level:
         parts.append("level=" + filters.level)
+    if filters.state:
+        parts.append("state=" + filters.state)
     return "&".join(parts)
 
 
@@ -134,7 +136,7 @@ def bench(url: str, runs: int) -> None:
         bbox = view(extent, zoom)
         total, size = 0.0, 0
         for layer, filters in map_requests(zoom):
-            label = layer + (f" ({filters.level})" if filters.level else "")
+            label = layer + "".join(f" ({value})" for value in (filters.level, filters.state) if value)
             address = f"{base}/api/network/{layer}?{query_string(bbox, filters)}"
             http_median, http_p95, response = timed(lambda: requests.get(address, timeout=60), runs)
             body = response.json()

@@ -5,19 +5,22 @@ from flask import Blueprint, current_app, jsonify, request
 
 from geo.db import get_session
 from geo.geojson import geojson_response, parse_bbox, parse_limit
-from topology.layers import Filters, feeder_list, network_layer, network_overview, parse_kinds, parse_level
+from topology.layers import (
+    Filters, feeder_list, network_layer, network_overview, parse_kinds, parse_level, parse_state,
+)
 
 bp = Blueprint("topology_api", __name__, url_prefix="/api")
 
 
 @bp.get("/network/<layer>")
 def layer_features(layer: str):
-    """``?bbox=west,south,east,north&limit=N`` (devices ``&kind=``, segments ``&level=``): a FeatureCollection."""
+    """``?bbox=west,south,east,north&limit=N`` (and ``kind``, ``state``, ``level``): a FeatureCollection."""
     collection = network_layer(
         get_session().connection(), layer,
         bbox=parse_bbox(request.args.get("bbox")),
         limit=parse_limit(request.args.get("limit"), current_app.config["API_MAX_FEATURES"]),
-        filters=Filters(kinds=parse_kinds(request.args.get("kind")), level=parse_level(request.args.get("level"))),
+        filters=Filters(kinds=parse_kinds(request.args.get("kind")), level=parse_level(request.args.get("level")),
+                        state=parse_state(request.args.get("state"))),
     )
     return geojson_response(collection)
 

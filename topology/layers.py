@@ -22,7 +22,7 @@ from topology.models import (
 )
 
 __all__ = [
-    "FEEDER_COLOURS", "SWITCHGEAR", "LAYERS", "Filters", "parse_kinds", "parse_level", "network_layer",
+    "FEEDER_COLOURS", "SWITCHGEAR", "LAYERS", "Filters", "parse_kinds", "parse_level", "parse_state", "network_layer",
     "network_extent", "network_overview", "feeder_list", "network_summary",
 ]
 
@@ -43,15 +43,17 @@ _from_node = _nodes.alias("from_node")
 
 
 class Filters(NamedTuple):
-    """A layer's optional filters: device ``kinds`` (devices), ``level`` "mv" or "lv" (segments, devices)."""
+    """A layer's optional filters: device ``kinds`` and current ``state`` (devices), ``level`` "mv"
+    or "lv" (segments, devices)."""
 
     kinds: Sequence[str] | None = None
     level: str | None = None
+    state: str | None = None
 
 
-# Which layers each filter applies to.
-_FILTERED_LAYERS = {"kinds": ("devices",), "level": ("segments", "devices")}
-_PARAMETERS = {"kinds": "kind", "level": "level"}
+# Which layers each filter applies to, and its query parameter.
+_FILTERED_LAYERS = {"kinds": ("devices",), "level": ("segments", "devices"), "state": ("devices",)}
+_PARAMETERS = {"kinds": "kind", "level": "level", "state": "state"}
 LEVELS = ("mv", "lv")
 
 
@@ -97,6 +99,8 @@ def _devices_layer(bbox: BBox | None, filters: Filters) -> Select:
     )
     if filters.kinds:
         query = query.where(d.c.kind.in_(filters.kinds))
+    if filters.state:
+        query = query.where(d.c.current_state == filters.state)
     return _at_level(query, filters.level)
 
 
@@ -184,6 +188,20 @@ def parse_level(value: str | None) -> str | None:
     return level
 
 
+def parse_state(value: str | None) -> str | None:
+    """The devices layer's ``state`` filter (their current state): "open", "closed", or None for both.
+
+    >>> parse_state("open")
+    'open'
+    """
+    if value is None or not value.strip():
+        return None
+    state = value.strip().lower()
+    if state not in {member.value for member in SwitchState}:
+        raise BadRequest(f"state must be open or closed; got {value!r}", parameter="state")
+    return state
+
+
 def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: int,
                   filters: Filters = Filters()) -> FeatureCollection:
     """The features of ``layer`` intersecting ``bbox`` (everywhere when None), at most ``limit``.
@@ -195,8 +213,9 @@ def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: 
         raise NotFound(f"no network layer {layer!r}; the layers are {', '.join(LAYERS)}", layer=layer)
     for name, value in filters._asdict().items():
         if value and layer not in _FILTERED_LAYERS[name]:
-            raise BadRequest(f"{_PARAMETERS[name]} filters the {' and '.join(_FILTERED_LAYERS[name])} layers only, "
-                             f"not {layer!r}", parameter=_PARAMETERS[name])
+            layers = _FILTERED_LAYERS[name]
+            raise BadRequest(f"{_PARAMETERS[name]} filters the {' and '.join(layers)} layer{'s' * (len(layers) > 1)} "
+                             f"only, not {layer!r}", parameter=_PARAMETERS[name])
     return feature_collection(connection, query(bbox, filters), limit)
 
 

@@ -53,13 +53,13 @@
     transformer: {shape: "triangle", fill: "#8d5a2b", radius: 9, label: "Transformer", minor: true},
     substation: {shape: "square", fill: COLOURS.substation, radius: 10, label: "Substation"},
   };
-  // What each layer asks for by zoom: below config.overviewZoom only the MV network with its
-  // breakers, reclosers and switches; below config.detailZoom all MV switchgear and the
-  // transformers; from there on the LV network and the customers too.
+  // What each layer asks for by zoom: below config.overviewZoom the MV network and its open
+  // points (ties, abnormally open switchgear); below config.detailZoom all MV switchgear and
+  // the transformers; from there on the LV network and the customers too.
   function mvWhenFar(zoom) { return zoom < config.detailZoom ? {level: "mv"} : {}; }
-  function switchgearKinds(zoom) {
-    var kinds = zoom < config.overviewZoom ? "breaker,recloser,switch" : "breaker,recloser,switch,fuse";
-    return L.extend({kind: kinds}, mvWhenFar(zoom));
+  function switchgearWanted(zoom) {
+    var wanted = L.extend({kind: "breaker,recloser,switch,fuse"}, mvWhenFar(zoom));
+    return zoom < config.overviewZoom ? L.extend(wanted, {state: "open"}) : wanted;
   }
   // Drawn bottom to top (see restack).
   var LAYERS = [
@@ -73,7 +73,7 @@
     {name: "transformers", label: "Transformers", unit: ["transformer", "transformers"], api: "transformers",
      visible: true, minZoom: "overviewZoom"},
     {name: "switchgear", label: "Switchgear", unit: ["switching device", "switching devices"], api: "devices",
-     visible: true, params: switchgearKinds},
+     visible: true, params: switchgearWanted},
     {name: "substations", label: "Substations", unit: ["substation", "substations"], api: "substations",
      visible: true},
   ];
@@ -137,17 +137,18 @@
 
   function segmentStyle(feature) {
     var p = feature.properties, zoom = GridAtlas.map.getZoom(), mv = !isLowVoltage(p);
-    var weight = mv ? (zoom >= 16 ? 5 : zoom >= 14 ? 3.5 : 2.5) : (zoom >= 17 ? 2.5 : 1.5);
+    var weight = mv ? (zoom >= 16 ? 5 : zoom >= 14 ? 3.5 : zoom >= 12.5 ? 2.5 : 1.5) : (zoom >= 17 ? 2.5 : 1.5);
     return withHook("segments", feature, {
       color: p.colour, weight: weight, opacity: p.in_service ? (mv ? 0.95 : 0.8) : 0.5,
       dashArray: p.in_service ? null : "4 4", lineCap: "round",
     });
   }
 
-  // 1 from the detail zoom on, 0.6 one level further out, 0.4 at the least.
+  // Symbols shrink when zoomed out so that the network stays readable: minor ones (numerous,
+  // on the LV side) from the detail zoom down, the others from the overview zoom down.
   function symbolScale(symbol) {
-    if (!symbol.minor) { return 1; }
-    return Math.max(0.4, Math.min(1, 1 - (config.detailZoom - GridAtlas.map.getZoom()) * 0.4));
+    var from = symbol.minor ? config.detailZoom : config.overviewZoom, step = symbol.minor ? 0.4 : 0.2;
+    return Math.max(0.4, Math.min(1, 1 - (from - GridAtlas.map.getZoom()) * step));
   }
 
   function deviceStyle(name, kind, feature) {
@@ -405,7 +406,7 @@
     });
     if (!config.extent) { notes.push("No network is loaded yet."); }
     if (GridAtlas.map.getZoom() < config.overviewZoom) {
-      notes.push("Zoom in to see fuses, transformers, customers and the LV network.");
+      notes.push("Only open switchgear is drawn: zoom in to see the rest, transformers, customers and the LV network.");
     } else if (GridAtlas.map.getZoom() < config.detailZoom) {
       notes.push("Zoom in to see customers and the LV network.");
     }

@@ -58,6 +58,8 @@ def test_devices_carry_their_states_and_filter_by_kind(client, network):
     assert states == {"SW1": ("switch", "closed", "closed"), "TIE": ("switch", "open", "open")}
     assert _ids(_features(client, f"/api/network/devices?bbox={EVERYTHING}&kind=breaker,fuse")) == {"B1", "B2"}
     assert len(_features(client, f"/api/network/devices?bbox={EVERYTHING}")["features"]) == 4
+    assert _ids(_features(client, f"/api/network/devices?bbox={EVERYTHING}&state=open")) == {"TIE"}
+    assert _ids(_features(client, f"/api/network/devices?bbox={EVERYTHING}&state=closed&kind=switch")) == {"SW1"}
 
 
 def test_segments_and_devices_filter_by_level(client, connection):
@@ -149,9 +151,11 @@ def test_bad_parameters_are_400_problems(client, query, mentions):
 
 
 @pytest.mark.parametrize("path, mentions", [
-    ("/api/network/segments?kind=switch", "kind filters the devices layers only"),
+    ("/api/network/segments?kind=switch", "kind filters the devices layer only"),
     ("/api/network/transformers?level=mv", "level filters the segments and devices layers only"),
     ("/api/network/segments?level=hv", "level must be mv or lv"),
+    ("/api/network/devices?state=half", "state must be open or closed"),
+    ("/api/network/segments?state=open", "state filters the devices layer only"),
 ])
 def test_a_filter_on_the_wrong_layer_is_refused(client, path, mentions):
     response = client.get(path)
