@@ -26,6 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,6 +45,15 @@ DATABASE = "gridatlas_bench_outlets"
 BBOX = (5.9, 47.3, 15.0, 55.0)
 ZONE = ZoneInfo("Europe/Berlin")
 SERVICES = ("new_connection", "billing", "meter", "complaints")
+# Addresses with a German town's variety: 40 names x 10 kinds of street, numbered.
+STREETS = ("Haupt", "Bahnhof", "Kirch", "Schul", "Garten", "Berg", "Wald", "Linden", "Mühlen", "Ring", "Post",
+           "Markt", "Wiesen", "Feld", "Birken", "Eichen", "Goethe", "Schiller", "Friedrich", "Wilhelm", "Kaiser",
+           "Rosen", "Tal", "Buchen", "Ahorn", "Tannen", "Kastanien", "Blumen", "Sonnen", "Brunnen", "Rathaus",
+           "Burg", "Schloss", "Hafen", "Mozart", "Beethoven", "Bismarck", "Luisen", "Karl", "Park")
+SUFFIXES = ("straße", "weg", "gasse", "allee", "platz", "ring", "pfad", "steig", "damm", "ufer")
+TOWNS = ("Karlsruhe", "Mannheim", "Stuttgart", "Freiburg", "Heidelberg", "Ulm", "Pforzheim", "Reutlingen",
+         "Esslingen", "Ludwigsburg", "Tübingen", "Konstanz", "Offenburg", "Baden-Baden", "Bruchsal",
+         "Rastatt", "Heilbronn", "Sindelfingen", "Aalen", "Kehl")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -70,9 +80,10 @@ def load_outlets(engine, count: int, seed: int) -> None:
                 for index in range(count):
                     hours, minutes = patterns[index % len(patterns)]
                     lon, lat = rng.uniform(BBOX[0], BBOX[2]), rng.uniform(BBOX[1], BBOX[3])
-                    copy.write_row((f"B-{index:06d}", f"Centre {index}", f"Hauptstraße {index % 200 + 1}, "
-                                    f"{10000 + index % 89999} Stadt {index}", "DE", "Europe/Berlin", minutes,
-                                    hours, f"SRID=4326;POINT({lon:.6f} {lat:.6f})"))
+                    street = f"{STREETS[index % len(STREETS)]}{SUFFIXES[index // len(STREETS) % len(SUFFIXES)]}"
+                    copy.write_row((f"B-{index:06d}", f"Centre {index}",
+                                    f"{street} {index // 1000 + 1}, {10000 + index % 89999} {TOWNS[index % len(TOWNS)]}",
+                                    "DE", "Europe/Berlin", minutes, hours, f"SRID=4326;POINT({lon:.6f} {lat:.6f})"))
         raw.driver_connection.commit()
     finally:
         raw.close()
@@ -182,9 +193,8 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
 
 def bench_addresses(port: int, runs: int, rng: random.Random) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port)
-    queries = [f"Hauptstr {rng.randint(1, 200)}, {rng.randint(10000, 99999)}" for _ in range(runs)]
-    timings = [timed_get(connection, "/api/outlets/addresses?q=" + query.replace(" ", "+").replace(",", "%2C"))[0]
-               for query in queries]
+    queries = [f"{rng.choice(STREETS)}{rng.choice(('str', 'weg', 'gasse'))} {rng.randint(1, 100)}" for _ in range(runs)]
+    timings = [timed_get(connection, "/api/outlets/addresses?" + urlencode({"q": query}))[0] for query in queries]
     print(summary("address suggestions over HTTP (pg_trgm)", timings))
 
 

@@ -215,6 +215,11 @@ def address_query(q: str) -> str:
     return _STREET_ABBREVIATION.sub("strasse", q)
 
 
+def _set_local(connection: Connection, name: str, value: str) -> None:
+    """A setting for the rest of this transaction."""
+    connection.execute(select(func.set_config(name, value, literal(True))))
+
+
 def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[dict[str, Any]]:
     """Addresses like ``q`` (outlets' and customers' own), best first, with a point each."""
     q = " ".join((q or "").split())
@@ -223,11 +228,15 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     # word_similarity: how well q matches some run of words in the address (0..1). A close
     # threshold first keeps the index's candidates few (a street's houses, not every "...strasse");
     # only a query that matches nothing that well is tried again more loosely.
+    # The planner cannot estimate how many rows a trigram match keeps and may read a whole table
+    # instead of the GIN index; for this statement only, it is told not to.
+    _set_local(connection, "enable_seqscan", "off")
     for threshold in SIMILARITY_THRESHOLDS:
-        connection.execute(select(func.set_config("pg_trgm.word_similarity_threshold", threshold, literal(True))))
+        _set_local(connection, "pg_trgm.word_similarity_threshold", threshold)
         rows = connection.execute(_ADDRESSES, {"q": address_query(q), "limit": limit}).all()
         if rows:
             break
+    _set_local(connection, "enable_seqscan", "on")
     return [{"address": r.address, "source": r.source, "lon": round(r.lon, 7), "lat": round(r.lat, 7),
              "score": round(float(r.score), 3)} for r in rows]
 
