@@ -9,9 +9,10 @@ import hmac
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from sqlalchemy.engine import Connection
 
-from geo.db import get_session
+from geo.db import get_engine, get_session
 from geo.errors import BadRequest, ProblemError
 from outlets import admin, booking, importers, search, store
 from outlets.models import SERVICES
@@ -42,6 +43,24 @@ class PayloadTooLarge(ProblemError):
 def now() -> datetime:
     """The current instant (UTC)."""
     return datetime.now(UTC)
+
+
+def reader() -> Connection:
+    """The connection a read-only route uses: an autocommit one of its own, so that a read is one
+    round trip to the database, with no BEGIN and ROLLBACK around it. Where the app's sessions
+    share one connection (the tests' rolled-back one), reads use it too, to see what was written."""
+    if isinstance(current_app.extensions["sessionmaker"].kw.get("bind"), Connection):
+        return get_session().connection()
+    if "outlets_reader" not in g:
+        g.outlets_reader = get_engine().connect().execution_options(isolation_level="AUTOCOMMIT")
+    return g.outlets_reader
+
+
+def close_reader(_error=None) -> None:
+    """Give the request's read connection back to the pool (app teardown)."""
+    connection = g.pop("outlets_reader", None)
+    if connection is not None:
+        connection.close()
 
 
 # -- parameters ----------------------------------------------------------------------------------
@@ -106,7 +125,8 @@ def nearest():
     n = request.args.get("n", "5")
     if not n.isdigit():
         raise BadRequest(f"n must be a whole number 1..{search.MAX_RESULTS}")
-    connection = get_session().connection()
+    # The address search needs a transaction for its settings; a search by point does not.
+    connection = get_session().connection() if q else reader()
     if q:
         origin, did_you_mean = search.resolve_address(connection, q)
         if origin is None:
@@ -138,7 +158,7 @@ def outlet_collection():
     limit = current_app.config.get("API_MAX_FEATURES", 20000)
     current = now()
     today = current.date()
-    found = store.load_outlets(get_session().connection(), today - timedelta(days=1), today + timedelta(days=366),
+    found = store.load_outlets(reader(), today - timedelta(days=1), today + timedelta(days=366),
                                where)
     return jsonify({"type": "FeatureCollection", "features": [store.outlet_feature(o, current) for o in found[:limit]],
                     "truncated": len(found) > limit})
@@ -149,7 +169,7 @@ def outlet_detail(code: str):
     """One outlet: where, services, weekly hours, coming exceptions, its opening state now."""
     current = now()
     today = current.date()
-    outlet = store.load_outlet(get_session().connection(), code, today - timedelta(days=1), today + timedelta(days=366))
+    outlet = store.load_outlet(reader(), code, today - timedelta(days=1), today + timedelta(days=366))
     return jsonify({**store.outlet_summary(outlet, current), **search.opening_state(outlet, current)})
 
 
@@ -157,7 +177,7 @@ def outlet_detail(code: str):
 def slots(code: str):
     """The slots of one outlet on ``date`` (default: its today), per service, with places left."""
     current = now()
-    connection = get_session().connection()
+    connection = reader()
     day = _date(request.args.get("date"))
     if day is None:
         outlet = store.load_outlet(connection, code, current.date(), current.date())
@@ -184,7 +204,7 @@ def booking_detail(code: str):
     """The booking with this confirmation code (``<code>.ics``: as a calendar file)."""
     if code.lower().endswith(".ics"):
         return booking_calendar(code[:-4])
-    return jsonify(booking.get_booking(get_session().connection(), code)), 200, PRIVATE
+    return jsonify(booking.get_booking(reader(), code)), 200, PRIVATE
 
 
 @bp.delete("/bookings/<code>")
@@ -201,7 +221,7 @@ def booking_reschedule(code: str):
 
 def booking_calendar(code: str):
     """The booking as an iCalendar file (RFC 5545) in the outlet's time zone."""
-    body = booking.booking_ics(get_session().connection(), code, now())
+    body = booking.booking_ics(reader(), code, now())
     filename = f"booking-{booking.normalise_code(code)}.ics"
     return Response(body, mimetype="text/calendar", headers={
         **PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'})
