@@ -248,6 +248,23 @@ def _take_place(connection: Connection, outlet: OutletView, service: str, start:
         raise
 
 
+_BOOKED_ONE = select(counters.c.booked).where(
+    counters.c.outlet_id == bindparam("outlet_id"), counters.c.slot_start == bindparam("start"),
+    counters.c.service == bindparam("service"))
+
+
+def _already_full(connection: Connection, outlet: OutletView, service: str, start: datetime) -> bool:
+    """Whether the slot was full when last committed (a hint; ``_take_place`` decides)."""
+    booked = connection.execute(_BOOKED_ONE, {"outlet_id": outlet.id, "start": start, "service": service}).scalar()
+    return booked is not None and booked >= outlet.services[service]
+
+
+def _full(outlet: OutletView, service: str, start: datetime) -> Conflict:
+    local = outlet.schedule.local(start)
+    return Conflict(f"the {local:%H:%M} slot for {service} at outlet {outlet.code} on {local:%Y-%m-%d} is fully "
+                    "booked; pick another slot", reason="slot_full")
+
+
 def _give_back_place(connection: Connection, outlet_id: int, service: str, start: datetime) -> None:
     connection.execute(update(counters).where(
         counters.c.outlet_id == outlet_id, counters.c.slot_start == start, counters.c.service == service,
@@ -352,6 +369,13 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
             if replayed is None:
                 raise
             return replayed, False
+        if _already_full(connection, outlet, request.service, slot.start):
+            # A quick look first: a full slot is refused without writing anything (a replay of a
+            # booking that filled it still gets its booking). The upsert below stays the guard.
+            replayed = _replay(connection, request.idempotency_key, fingerprint)
+            if replayed is not None:
+                return replayed, False
+            raise _full(outlet, request.service, slot.start)
         values = {"code": new_code(), "outlet_id": outlet.id, "service": request.service, "slot_start": slot.start,
                   "slot_end": slot.end, "name": request.name, "phone": phone, "status": "confirmed",
                   "idempotency_key": request.idempotency_key, "request_hash": fingerprint, "sequence": 0}
@@ -364,9 +388,7 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
         _notify(connection, values, outlet, now, "booking_confirmation", new=True)
         # Last before the commit: the counter row stays locked for as short a time as can be.
         if not _take_place(connection, outlet, request.service, slot.start):
-            raise Conflict(f"the {outlet.schedule.local(slot.start):%H:%M} slot for {request.service} at outlet "
-                           f"{outlet.code} on {outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; "
-                           "pick another slot", reason="slot_full")
+            raise _full(outlet, request.service, slot.start)
         return _booking_json(values, outlet), True
 
 

@@ -290,3 +290,14 @@ def test_domain_functions_refuse_full_and_unbookable_slots(session, connection):
     with pytest.raises(Conflict, match="fully booked"):
         reschedule_booking(session, code, {"start": local(date(2026, 12, 2), 10).isoformat()}, now)
     assert BERLIN.key == "Europe/Berlin"
+
+
+def test_the_counter_upsert_itself_refuses_a_full_slot(connection, outlet, tomorrow):
+    # The quick look before it is only a hint; this statement is what concurrent requests meet.
+    from outlets.booking import _take_place
+    from outlets.store import load_outlet
+
+    view = load_outlet(connection, "OUT-T1", tomorrow, tomorrow)
+    start = local(tomorrow, 15)
+    assert [_take_place(connection, view, "billing", start) for _ in range(3)] == [True, True, False]
+    assert _counter(connection, start) == 2
