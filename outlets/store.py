@@ -242,11 +242,13 @@ def delete_exception(connection: Connection, code: str, day: date) -> None:
 # -- presenting ----------------------------------------------------------------------------------
 def phone_fields(phone: str | None) -> dict[str, str | None]:
     """``phone`` (E.164, for tel: links) and ``phone_display`` (international format, for reading)."""
-    if not phone:
-        return {"phone": None, "phone_display": None}
-    number = phonenumbers.parse(phone, None)
-    return {"phone": phone,
-            "phone_display": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)}
+    return {"phone": phone, "phone_display": _readable_phone(phone) if phone else None}
+
+
+@functools.lru_cache(maxsize=10_000)
+def _readable_phone(phone: str) -> str:
+    """+497211234567 -> +49 721 1234567 (parsing is slow, and an outlet's number is read often)."""
+    return phonenumbers.format_number(phonenumbers.parse(phone, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def outlet_summary(outlet: OutletView, now: datetime) -> dict[str, Any]:
