@@ -158,8 +158,8 @@ def outlet_collection():
     limit = current_app.config.get("API_MAX_FEATURES", 20000)
     current = now()
     today = current.date()
-    found = store.load_outlets(reader(), today - timedelta(days=1), today + timedelta(days=366),
-                               where)
+    found = store.load_outlets(reader(), today - timedelta(days=1), today + timedelta(days=366), where,
+                               limit=limit + 1)
     return jsonify({"type": "FeatureCollection", "features": [store.outlet_feature(o, current) for o in found[:limit]],
                     "truncated": len(found) > limit})
 

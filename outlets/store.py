@@ -140,9 +140,10 @@ def load_outlet(connection: Connection, code: str, first: date, last: date, *, a
     return view_from_row(row)
 
 
-def load_outlets(connection: Connection, first: date, last: date, where: Iterable[ColumnElement] = ()) -> list[OutletView]:
-    """Every outlet matching ``where``, ordered by code."""
-    query = select(*outlet_columns(first, last)).where(*where).order_by(outlets.c.code)
+def load_outlets(connection: Connection, first: date, last: date, where: Iterable[ColumnElement] = (),
+                 limit: int | None = None) -> list[OutletView]:
+    """The outlets matching ``where`` (at most ``limit``), ordered by code."""
+    query = select(*outlet_columns(first, last)).where(*where).order_by(outlets.c.code).limit(limit)
     return [view_from_row(row) for row in connection.execute(query)]
 
 

@@ -213,6 +213,11 @@
 
   function locate() {
     if (!navigator.geolocation) { status("This browser cannot tell where you are; search an address instead.", true); return; }
+    if (window.isSecureContext === false) {
+      // Browsers give a page its location only over https (or on this computer itself).
+      status("Locate me needs a secure (https) connection to this site; search an address instead.", true);
+      return;
+    }
     status("Finding where you are…");
     navigator.geolocation.getCurrentPosition(function (position) {
       search({lon: position.coords.longitude.toFixed(6), lat: position.coords.latitude.toFixed(6)}, "your location");
