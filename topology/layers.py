@@ -39,7 +39,6 @@ SWITCHGEAR = tuple(kind.value for kind in DeviceKind if kind is not DeviceKind.t
 _substations, _feeders, _nodes = Substation.__table__, Feeder.__table__, Node.__table__
 _segments, _devices, _sources = Segment.__table__, Device.__table__, Source.__table__
 _areas, _service_points = TransformerArea.__table__, ServicePoint.__table__
-_from_node = _nodes.alias("from_node")
 
 
 class Filters(NamedTuple):
@@ -63,13 +62,24 @@ def _feeder_colour(feeder_id: ColumnElement) -> ColumnElement:
     return func.coalesce(palette[func.mod(feeder_id, len(FEEDER_COLOURS)) + 1], NO_FEEDER_COLOUR)
 
 
-def _at_level(query: Select, level: str | None) -> Select:
+# The from-node is looked up row by row (a scalar subquery on its primary key): joined, the
+# planner would rather hash every node than probe the index a few thousand times, because
+# PostGIS prices the bbox test of the other side so high.
+def _from_node_voltage(from_node_id: ColumnElement) -> ColumnElement:
+    """The voltage of the element's from-node."""
+    n = _nodes
+    return select(n.c.voltage_kv).where(n.c.id == from_node_id).scalar_subquery()
+
+
+def _at_level(query: Select, from_node_id: ColumnElement, level: str | None) -> Select:
     """Keep the elements at ``level``: an element is as LV as its from-node (kind lv, or 1 kV or less)."""
-    n = _from_node
-    low_voltage = or_(n.c.kind == NodeKind.lv, n.c.voltage_kv <= LV_MAX_KV)
     if level is None:
         return query
-    return query.where(low_voltage) if level == "lv" else query.where(not_(func.coalesce(low_voltage, False)))
+    n = _nodes
+    low_voltage = func.coalesce(
+        select(or_(n.c.kind == NodeKind.lv, n.c.voltage_kv <= LV_MAX_KV)).where(n.c.id == from_node_id)
+        .scalar_subquery(), False)
+    return query.where(low_voltage) if level == "lv" else query.where(not_(low_voltage))
 
 
 def _substations_layer(bbox: BBox | None, filters: Filters) -> Select:
@@ -78,30 +88,31 @@ def _substations_layer(bbox: BBox | None, filters: Filters) -> Select:
 
 
 def _segments_layer(bbox: BBox | None, filters: Filters) -> Select:
-    s, f, n = _segments, _feeders, _from_node
+    s, f = _segments, _feeders
     query = (
         select(s.c.code.label("id"), s.c.geom, s.c.code, f.c.code.label("feeder"),
-               _feeder_colour(s.c.feeder_id).label("colour"), n.c.voltage_kv, s.c.conductor,
-               func.round(cast(s.c.length_m, Numeric), 1).label("length_m"), s.c.in_service)
-        .select_from(s.join(n, n.c.id == s.c.from_node_id).outerjoin(f, f.c.id == s.c.feeder_id))
+               _feeder_colour(s.c.feeder_id).label("colour"), _from_node_voltage(s.c.from_node_id).label("voltage_kv"),
+               s.c.conductor, func.round(cast(s.c.length_m, Numeric), 1).label("length_m"), s.c.in_service)
+        .select_from(s.outerjoin(f, f.c.id == s.c.feeder_id))
         .where(in_bbox(s.c.geom, bbox))
     )
-    return _at_level(query, filters.level)
+    return _at_level(query, s.c.from_node_id, filters.level)
 
 
 def _devices_layer(bbox: BBox | None, filters: Filters) -> Select:
-    d, f, n = _devices, _feeders, _from_node
+    d, f = _devices, _feeders
     query = (
         select(d.c.code.label("id"), d.c.geom, d.c.code, d.c.kind, d.c.name, f.c.code.label("feeder"),
-               n.c.voltage_kv, d.c.normal_state, d.c.current_state, d.c.in_service, d.c.rated_kva)
-        .select_from(d.join(n, n.c.id == d.c.from_node_id).outerjoin(f, f.c.id == d.c.feeder_id))
+               _from_node_voltage(d.c.from_node_id).label("voltage_kv"), d.c.normal_state, d.c.current_state,
+               d.c.in_service, d.c.rated_kva)
+        .select_from(d.outerjoin(f, f.c.id == d.c.feeder_id))
         .where(in_bbox(d.c.geom, bbox))
     )
     if filters.kinds:
         query = query.where(d.c.kind.in_(filters.kinds))
     if filters.state:
         query = query.where(d.c.current_state == filters.state)
-    return _at_level(query, filters.level)
+    return _at_level(query, d.c.from_node_id, filters.level)
 
 
 def _transformers_layer(bbox: BBox | None, filters: Filters) -> Select:
