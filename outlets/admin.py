@@ -1,6 +1,7 @@
 """What the admin API does, each in one transaction: create, replace, retire, dated exceptions."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from typing import Any
 
@@ -47,8 +48,9 @@ def set_exception(session: Session, code: str, day: date, body: Any) -> None:
     if "hours" not in body:
         raise BadRequest('send {"hours": "off"} or {"hours": "08:00-12:00", "note": "..."}')
     note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 200):
-        raise BadRequest("note must be a text of up to 200 characters")
+    if note is not None and (not isinstance(note, str) or len(note) > 200
+                             or any(unicodedata.category(c) == "Cc" for c in note)):
+        raise BadRequest("note must be a text of up to 200 characters, without control characters")
     hours = body["hours"]
     if not isinstance(hours, (str, list)) or not all(isinstance(h, str) for h in (hours if isinstance(hours, list) else [])):
         raise BadRequest('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals')

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from geo.db import get_engine, get_session
 from geo.errors import BadRequest, ProblemError
 from outlets import admin, booking, importers, search, store
+from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range
 from outlets.models import SERVICES
 
 bp = Blueprint("outlets_api", __name__, url_prefix="/api")
@@ -81,9 +82,12 @@ def _date(value: str | None, name: str = "date") -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadRequest(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+    if not in_range(day):
+        raise BadRequest(f"{name} {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+    return day
 
 
 def _open_at(value: str | None, current: datetime) -> datetime | None:
@@ -93,9 +97,12 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
     if value.lower() == "now":
         return current
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not {value!r}") from None
+    if not in_range(at):
+        raise BadRequest(f"open {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+    return at
 
 
 def _json_body() -> Any:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from geo.errors import BadRequest, Conflict, NotFound, UnprocessableEntity
-from outlets.hours import Slot, format_intervals
+from outlets.hours import FIRST_YEAR, LAST_YEAR, Slot, format_intervals, in_range
 from outlets.models import SERVICES, Booking, NotificationOutbox, SlotCounter
 from outlets.records import parse_phone
 from outlets.store import OutletView, load_outlet, outlets, phone_fields
@@ -127,6 +127,8 @@ def parse_start(value: str, outlet: OutletView) -> datetime:
         start = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except (AttributeError, ValueError):
         raise BadRequest(f"start {value!r} is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)") from None
+    if not in_range(start):
+        raise BadRequest(f"start {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     if start.tzinfo is None:
         start = start.replace(tzinfo=outlet.schedule.tz)
     return start.astimezone(UTC)

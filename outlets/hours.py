@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 __all__ = [
-    "DAYS", "HoursError", "Interval", "DayException", "Schedule", "Slot",
+    "DAYS", "FIRST_YEAR", "LAST_YEAR", "in_range", "HoursError", "Interval", "DayException", "Schedule", "Slot",
     "parse_interval", "parse_intervals", "parse_weekly", "format_weekly", "weekly_to_json",
     "weekly_from_json", "parse_exceptions", "format_intervals", "zone",
 ]
@@ -41,6 +42,15 @@ _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 _CLOSED_WORDS = {"off", "closed"}
 
 WeeklyHours = tuple[tuple["Interval", ...], ...]
+
+
+# Dates a schedule can be asked about; arithmetic a day beyond year 1 or 9999 would overflow.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
+def in_range(value: date) -> bool:
+    """Whether ``value`` (a date or datetime) lies in the years a schedule can handle."""
+    return FIRST_YEAR <= value.year <= LAST_YEAR
 
 
 class HoursError(ValueError):
@@ -263,6 +273,12 @@ def parse_exceptions(value: str | Iterable[Mapping] | None) -> dict[date, DayExc
             day = date.fromisoformat(day_text)
         except ValueError:
             raise HoursError(f"exception {day_text!r}: not a date (write YYYY-MM-DD)") from None
+        if not in_range(day):
+            raise HoursError(f"exception {day}: outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        if note is not None and (not isinstance(note, str) or len(note) > 200
+                                 or any(unicodedata.category(c) == "Cc" for c in note)):
+            raise HoursError(f"exception {day}: the note must be a text of up to 200 characters, "
+                             "without control characters")
         if day in exceptions:
             raise HoursError(f"exception {day}: given twice")
         if hours is None or (isinstance(hours, str) and not hours.strip()):

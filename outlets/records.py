@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -19,7 +20,7 @@ from geo.errors import BadRequest, UnprocessableEntity
 from outlets.hours import DayException, HoursError, WeeklyHours, parse_exceptions, weekly_from_json, zone
 from outlets.models import SERVICES
 
-__all__ = ["OutletRecord", "RecordInvalid", "parse_outlet", "parse_phone", "country_of_zone", "FIELDS"]
+__all__ = ["OutletRecord", "RecordInvalid", "parse_outlet", "is_outlet_code", "parse_phone", "country_of_zone", "FIELDS"]
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,59}$")
 FIELDS = ("code", "name", "address", "lon", "lat", "phone", "timezone", "country", "slot_minutes",
@@ -64,6 +65,11 @@ def _zone_countries() -> dict[str, str]:
     return {row[2]: row[0] for row in rows if len(row) >= 3}
 
 
+def is_outlet_code(text: str) -> bool:
+    """Whether ``text`` has the shape of an outlet code (so that it can be looked up)."""
+    return bool(_CODE.match(text))
+
+
 def country_of_zone(name: str) -> str | None:
     """The country an IANA zone belongs to (``Europe/Berlin`` -> ``DE``), if it names one."""
     return _zone_countries().get(name)
@@ -95,6 +101,8 @@ def _text(values: Mapping[str, Any], name: str, limit: int, errors: list, requir
     value = str(value).strip()
     if len(value) > limit:
         errors.append({"field": name, "reason": f"is longer than {limit} characters"})
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        errors.append({"field": name, "reason": "holds control characters"})
     return value
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -225,6 +226,8 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
         raise BadRequest(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
+    if any(unicodedata.category(c) == "Cc" for c in q):
+        raise BadRequest("q holds control characters")
     # word_similarity: how well q matches some run of words in the address (0..1). A close
     # threshold first keeps the index's candidates few (a street's houses, not every "...strasse");
     # only a query that matches nothing that well is tried again more loosely.

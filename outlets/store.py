@@ -21,7 +21,7 @@ from geo.errors import Conflict, NotFound
 from outlets.hours import DayException, Schedule, format_intervals, format_weekly, parse_intervals, \
     weekly_from_json, weekly_to_json, zone
 from outlets.models import SERVICES, Booking, Outlet, OutletException, OutletService
-from outlets.records import OutletRecord
+from outlets.records import OutletRecord, is_outlet_code
 
 __all__ = [
     "point", "geography", "geodesic_distance_m", "knn_order", "OutletView", "save_outlet", "load_outlet",
@@ -134,6 +134,8 @@ def _outlet_by_code(active_only: bool) -> Select:
 
 def load_outlet(connection: Connection, code: str, first: date, last: date, *, active_only: bool = True) -> OutletView:
     """The outlet ``code`` with its exceptions from ``first`` to ``last``; NotFound if there is none."""
+    if not is_outlet_code(code):
+        raise NotFound(f"there is no outlet {code!r}")
     row = connection.execute(_outlet_by_code(active_only), {"code": code, "first": first, "last": last}).one_or_none()
     if row is None:
         raise NotFound(f"there is no outlet {code!r}")
@@ -185,6 +187,8 @@ def retire_outlet(connection: Connection, code: str, now: datetime) -> None:
 
     The row stays so that past bookings keep their outlet; saving the code again brings it back.
     """
+    if not is_outlet_code(code):
+        raise NotFound(f"there is no outlet {code!r}")
     outlet_id = connection.execute(select(outlets.c.id).where(outlets.c.code == code, outlets.c.active)
                                    .with_for_update()).scalar_one_or_none()
     if outlet_id is None:
@@ -216,6 +220,8 @@ def within_bbox(west: float, south: float, east: float, north: float) -> ColumnE
 
 
 def _outlet_id(connection: Connection, code: str) -> int:
+    if not is_outlet_code(code):
+        raise NotFound(f"there is no outlet {code!r}")
     outlet_id = connection.execute(select(outlets.c.id).where(outlets.c.code == code, outlets.c.active)).scalar_one_or_none()
     if outlet_id is None:
         raise NotFound(f"there is no outlet {code!r}")
