@@ -63,6 +63,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def summary(name: str, values_ms: list[float]) -> str:
+    """One line: median and p99 of ``values_ms``."""
     return (f"{name:<44} median {statistics.median(values_ms):7.2f} ms   p99 {percentile(values_ms, 0.99):7.2f} ms"
             f"   ({len(values_ms)} runs)")
 
@@ -121,12 +122,14 @@ def serve(url: str, port: int) -> None:
 
 
 def free_port() -> int:
+    """A TCP port nobody listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def start_server(url: str) -> tuple[subprocess.Popen, int]:
+    """The app in a child process on a free port, once it serves."""
     port = free_port()
     process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", url, str(port)],
                                stdout=subprocess.PIPE, text=True)
@@ -136,6 +139,7 @@ def start_server(url: str) -> tuple[subprocess.Popen, int]:
 
 
 def timed_get(connection: http.client.HTTPConnection, path: str) -> tuple[float, dict]:
+    """GET ``path`` over ``connection``: milliseconds and the JSON body."""
     started = time.perf_counter()
     connection.request("GET", path)
     response = connection.getresponse()
@@ -156,6 +160,7 @@ RAW_KNN = text("""
 
 
 def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
+    """Nearest-5 over HTTP against the raw KNN query, interleaved."""
     points = [(round(rng.uniform(BBOX[0] + 0.5, BBOX[2] - 0.5), 5), round(rng.uniform(BBOX[1] + 0.5, BBOX[3] - 0.5), 5))
               for _ in range(runs)]
     http_connection = http.client.HTTPConnection("127.0.0.1", port)
@@ -192,6 +197,7 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
 
 
 def bench_addresses(port: int, runs: int, rng: random.Random) -> None:
+    """Address suggestions over HTTP."""
     connection = http.client.HTTPConnection("127.0.0.1", port)
     queries = [f"{rng.choice(STREETS)}{rng.choice(('str', 'weg', 'gasse'))} {rng.randint(1, 100)}" for _ in range(runs)]
     timings = [timed_get(connection, "/api/outlets/addresses?" + urlencode({"q": query}))[0] for query in queries]
@@ -199,6 +205,7 @@ def bench_addresses(port: int, runs: int, rng: random.Random) -> None:
 
 
 def bench_slots(engine, port: int, runs: int, rng: random.Random) -> None:
+    """Slots of random outlet-days over HTTP."""
     with engine.connect() as db:
         codes = db.execute(text("SELECT code FROM outlets WHERE weekly_hours IS NOT NULL ORDER BY random() LIMIT :n"),
                            {"n": runs}).scalars().all()
@@ -215,6 +222,7 @@ def bench_slots(engine, port: int, runs: int, rng: random.Random) -> None:
 
 
 def bench_bookings(engine, port: int, attempts: int) -> None:
+    """A burst of concurrent booking attempts on a few slots; checks that nothing is overbooked."""
     with engine.begin() as db:
         code = db.execute(text("SELECT o.code FROM outlets o WHERE weekly_hours::text LIKE '%00:00-24:00%' "
                                "ORDER BY id LIMIT 1")).scalar_one()
@@ -225,6 +233,7 @@ def bench_bookings(engine, port: int, attempts: int) -> None:
     barrier = threading.Barrier(attempts)
 
     def attempt(index: int) -> tuple[int, float]:
+        """One booking attempt on its own connection: status and milliseconds."""
         body = json.dumps({"outlet": code, "service": "billing", "start": starts[index % len(starts)],
                            "name": f"Customer {index}", "phone": "0721 1234567", "idempotency_key": f"bench-{index}"})
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -259,6 +268,7 @@ def bench_bookings(engine, port: int, attempts: int) -> None:
 
 
 def main() -> None:
+    """Load the outlets, start the server, run every measurement."""
     if len(sys.argv) == 4 and sys.argv[1] == "--serve":
         serve(sys.argv[2], int(sys.argv[3]))
         return

@@ -69,6 +69,7 @@ def delete_exception(session: Session, code: str, day: date) -> None:
 
 
 def _object(body: Any) -> dict:
+    """``body`` if it is a JSON object; BadRequest otherwise."""
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object")
     return body

@@ -66,6 +66,7 @@ def close_reader(_error=None) -> None:
 
 # -- parameters ----------------------------------------------------------------------------------
 def _number(name: str, low: float, high: float) -> float | None:
+    """Query parameter ``name`` as a number within ``low``..``high`` (None when absent)."""
     value = request.args.get(name)
     if value is None or value == "":
         return None
@@ -79,6 +80,7 @@ def _number(name: str, low: float, high: float) -> float | None:
 
 
 def _date(value: str | None, name: str = "date") -> date | None:
+    """A YYYY-MM-DD parameter as a date (None when absent)."""
     if not value:
         return None
     try:
@@ -106,6 +108,7 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
 
 
 def _json_body() -> Any:
+    """The request's JSON body; BadRequest when there is none."""
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequest("send a JSON body (Content-Type: application/json)")
@@ -247,6 +250,7 @@ def _require_admin():
 
 
 def _saved(code: str, created: bool):
+    """The outlet ``code`` as stored, 201 when ``created``."""
     current = now()
     outlet = store.load_outlet(get_session().connection(), code, current.date() - timedelta(days=1),
                                current.date() + timedelta(days=366))

@@ -91,6 +91,7 @@ _REQUIRED = ("outlet", "service", "start", "name", "phone", "idempotency_key")
 
 
 def _clean_text(value: Any, field: str, limit: int) -> str:
+    """A required text field with its spaces collapsed; BadRequest when empty, long or odd."""
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"{field} is required")
     value = " ".join(value.split())
@@ -135,10 +136,12 @@ def parse_start(value: str, outlet: OutletView) -> datetime:
 
 
 def _when(outlet: OutletView, at: datetime) -> str:
+    """An instant as a customer reads it on the outlet's clock."""
     return outlet.schedule.local(at).strftime("%a %Y-%m-%d %H:%M (UTC%z)")
 
 
 def _check_service(outlet: OutletView, service: str) -> int:
+    """The capacity of ``service`` at ``outlet``; UnprocessableEntity when it is not offered."""
     if service not in SERVICES:
         raise UnprocessableEntity(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
     if service not in outlet.services:
@@ -181,6 +184,7 @@ _BOOKED = select(counters.c.slot_start, counters.c.service, counters.c.booked).w
 
 
 def _booked(connection: Connection, outlet_id: int, first: datetime, last: datetime) -> dict[tuple, int]:
+    """(slot start, service) -> places taken, for the slots of one outlet from ``first`` to ``last``."""
     rows = connection.execute(_BOOKED, {"outlet_id": outlet_id, "first": first, "last": last})
     return {(row.slot_start, row.service): row.booked for row in rows}
 
@@ -262,24 +266,28 @@ def _already_full(connection: Connection, outlet: OutletView, service: str, star
 
 
 def _full(outlet: OutletView, service: str, start: datetime) -> Conflict:
+    """The 409 for a fully booked slot."""
     local = outlet.schedule.local(start)
     return Conflict(f"the {local:%H:%M} slot for {service} at outlet {outlet.code} on {local:%Y-%m-%d} is fully "
                     "booked; pick another slot", reason="slot_full")
 
 
 def _give_back_place(connection: Connection, outlet_id: int, service: str, start: datetime) -> None:
+    """Free one place in the slot's counter."""
     connection.execute(update(counters).where(
         counters.c.outlet_id == outlet_id, counters.c.slot_start == start, counters.c.service == service,
     ).values(booked=counters.c.booked - 1))
 
 
 def _request_hash(outlet: str, service: str, start: datetime, name: str, phone: str) -> str:
+    """A fingerprint of a booking request, to tell a replay from another request."""
     canonical = json.dumps([outlet, service, start.isoformat(), name, phone], ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # -- notifications -------------------------------------------------------------------------------
 def _message(kind: str, booking: Mapping, outlet: OutletView) -> str:
+    """The text of one outbox message about ``booking``."""
     when = outlet.schedule.local(booking["slot_start"]).strftime("%a %d %b %Y at %H:%M")
     what = SERVICES.get(booking["service"], booking["service"])
     place = f"{outlet.name}, {outlet.address}"
@@ -316,6 +324,7 @@ def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: d
 
 # -- bookings ------------------------------------------------------------------------------------
 def _booking_json(booking: Mapping, outlet: OutletView) -> dict[str, Any]:
+    """The booking as the API shows it to whoever holds its code."""
     code = format_code(booking["code"])
     return {
         "code": code,
@@ -334,6 +343,7 @@ def _booking_json(booking: Mapping, outlet: OutletView) -> dict[str, Any]:
 
 
 def _booking_row(connection: Connection, where, lock: bool = False) -> Mapping | None:
+    """One booking (with its outlet's code) matching ``where``, row-locked if ``lock``."""
     query = select(bookings, outlets.c.code.label("outlet_code")).join(outlets, outlets.c.id == bookings.c.outlet_id) \
         .where(where)
     if lock:
@@ -343,6 +353,7 @@ def _booking_row(connection: Connection, where, lock: bool = False) -> Mapping |
 
 
 def _outlet_of(connection: Connection, booking: Mapping) -> OutletView:
+    """The outlet of ``booking``, retired or not."""
     day = booking["slot_start"].date()
     return load_outlet(connection, booking["outlet_code"], day - timedelta(days=2), day + timedelta(days=2),
                        active_only=False)
@@ -395,6 +406,7 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
 
 
 def _replay(connection: Connection, key: str, fingerprint: str) -> dict[str, Any] | None:
+    """The booking made with ``key``, or None; UnprocessableEntity if it was another request."""
     row = _booking_row(connection, bookings.c.idempotency_key == key)
     if row is None:
         return None
@@ -413,6 +425,7 @@ def get_booking(connection: Connection, code: str) -> dict[str, Any]:
 
 
 def _locked_booking(connection: Connection, code: str) -> Mapping:
+    """The booking with ``code``, locked for the rest of the transaction; NotFound otherwise."""
     row = _booking_row(connection, bookings.c.code == normalise_code(code), lock=True)
     if row is None:
         raise NotFound("there is no booking with this code")

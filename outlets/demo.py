@@ -81,6 +81,7 @@ def public_holidays(year: int, country: str) -> dict[date, str]:
 
 
 def _exceptions(years: list[int], country: str) -> str:
+    """The public holidays (closed) and short days of ``years`` in the text form."""
     parts = []
     for year in years:
         for day, name in sorted(public_holidays(year, country).items()):

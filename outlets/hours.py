@@ -90,10 +90,12 @@ class Slot:
 
 
 def _clock(minutes: int) -> str:
+    """Minutes after midnight as HH:MM."""
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _minutes(text: str, *, allow_24: bool) -> int:
+    """HH:MM as minutes after midnight (24:00 only where ``allow_24``)."""
     match = _TIME.match(text.strip())
     if not match:
         raise HoursError(f"{text.strip()!r} is not a time of day (write HH:MM, e.g. 08:30)")
@@ -123,6 +125,7 @@ def parse_interval(text: str) -> Interval:
 
 
 def _checked_day(intervals: Iterable[Interval], where: str) -> tuple[Interval, ...]:
+    """One day's intervals in order; HoursError when two overlap."""
     ordered = tuple(sorted(intervals))
     for before, after in zip(ordered, ordered[1:]):
         if after.start < before.end:
@@ -240,6 +243,7 @@ def _weekly_cached(key: tuple) -> WeeklyHours:
 
 
 def _weekly_from_mapping(value: Mapping) -> WeeklyHours:
+    """A mapping by day ("mo": [...]) -> WeeklyHours."""
     names = {name.lower(): index for index, name in enumerate(DAYS)}
     week: list[tuple[Interval, ...]] = [() for _ in DAYS]
     for key, intervals in value.items():
@@ -301,6 +305,7 @@ _ZONES: set[str] = set()
 
 
 def _zone_names() -> set[str]:
+    """Every IANA zone name tzdata knows (read once)."""
     if not _ZONES:
         _ZONES.update(available_timezones())
     return _ZONES

@@ -54,6 +54,7 @@ def format_of(filename: str | None, declared: str | None = None) -> str:
 
 
 def _decoded(data: bytes) -> str:
+    """The file as text; BadRequest when it is not UTF-8."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -61,6 +62,7 @@ def _decoded(data: bytes) -> str:
 
 
 def _geojson_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
+    """A GeoJSON FeatureCollection's features as rows."""
     try:
         document = json.loads(_decoded(data))
     except json.JSONDecodeError as error:
@@ -86,6 +88,7 @@ def _geojson_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
 
 
 def _csv_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
+    """A CSV file's lines under its header as rows."""
     text = _decoded(data)
     header = text.split("\n", 1)[0]
     # Spreadsheets set to a comma-decimal locale write semicolons between fields.

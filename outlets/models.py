@@ -42,6 +42,7 @@ def address_key(address):
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK expression: ``column`` takes one of ``values``."""
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 

@@ -93,6 +93,7 @@ def parse_phone(text: Any, region: str | None, what: str = "phone") -> str:
 
 
 def _text(values: Mapping[str, Any], name: str, limit: int, errors: list, required: bool = True) -> str | None:
+    """A text field, stripped; None (and an error if required) when empty."""
     value = values.get(name)
     if value is None or not str(value).strip():
         if required:
@@ -107,6 +108,7 @@ def _text(values: Mapping[str, Any], name: str, limit: int, errors: list, requir
 
 
 def _number(values: Mapping[str, Any], name: str, low: float, high: float, errors: list) -> float | None:
+    """A number field within ``low``..``high``, or None and an error."""
     value = values.get(name)
     try:
         number = float(value)
@@ -150,6 +152,7 @@ def _services(value: Any, errors: list) -> dict[str, int]:
 
 
 def _flag(value: Any, errors: list) -> bool:
+    """A yes/no field (true by default)."""
     if value is None or value == "":
         return True
     if isinstance(value, bool):

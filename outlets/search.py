@@ -72,6 +72,7 @@ def directions(outlet: OutletView, origin: tuple[float, float] | None, walking: 
 
 
 def _iso(at: datetime | None, outlet: OutletView) -> str | None:
+    """An instant as ISO 8601 on the outlet's clock (None stays None)."""
     return outlet.schedule.local(at).isoformat() if at is not None else None
 
 
@@ -163,6 +164,7 @@ def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, s
 
 def _result(outlet: OutletView, distance_m: float, origin: Origin, now: datetime,
             open_at: datetime | None) -> dict[str, Any]:
+    """One outlet as the nearest search reports it."""
     travel = travel_minutes(distance_m)
     result = {
         "code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),

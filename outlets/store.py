@@ -151,6 +151,7 @@ def load_outlets(connection: Connection, first: date, last: date, where: Iterabl
 
 # -- writing -------------------------------------------------------------------------------------
 def _exception_rows(outlet_id: int, exceptions: dict[date, DayException]) -> list[dict]:
+    """Exceptions as rows of outlet_exceptions."""
     return [{"outlet_id": outlet_id, "day": day, "hours": [str(i) for i in exception.intervals],
              "note": exception.note} for day, exception in exceptions.items()]
 
@@ -220,6 +221,7 @@ def within_bbox(west: float, south: float, east: float, north: float) -> ColumnE
 
 
 def _outlet_id(connection: Connection, code: str) -> int:
+    """The id of active outlet ``code``; NotFound otherwise."""
     if not is_outlet_code(code):
         raise NotFound(f"there is no outlet {code!r}")
     outlet_id = connection.execute(select(outlets.c.id).where(outlets.c.code == code, outlets.c.active)).scalar_one_or_none()
