@@ -38,17 +38,19 @@ from geo.db import make_engine  # noqa: E402
 from geo.migrate import upgrade  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from topology import trace  # noqa: E402
-from topology.graph import Topology, TopologyCache, read_network, to_networkx  # noqa: E402
+from topology.graph import Topology, read_network, to_networkx  # noqa: E402
 
 TARGETS_1M = {"single in-process median": "< 1 ms", "HTTP median (<= 2,000 customers)": "< 30 ms",
               "switching end to end median": "< 100 ms", "cold start": "< 20 s", "worker memory": "< 2.5 GB"}
 
 
 def say(message: str) -> None:
+    """Print a line at once (the run is long)."""
     print(message, flush=True)
 
 
 def load_note() -> str:
+    """The machine's load, to judge the figures by."""
     one, five, _ = os.getloadavg()
     return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
 
@@ -87,6 +89,7 @@ def prepare_database(size: int, reuse: bool) -> str:
 
 
 def free_port() -> int:
+    """A TCP port nobody listens on."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -109,6 +112,7 @@ def serve(port: int, url: str) -> None:
 
 
 def start_worker(port: int, url: str) -> subprocess.Popen:
+    """A worker process serving the app, once it is ready."""
     worker = subprocess.Popen([sys.executable, __file__, "--serve", str(port), url], stdout=subprocess.PIPE,
                               cwd=ROOT, text=True)
     assert worker.stdout.readline().strip() == "ready"
@@ -136,10 +140,12 @@ def timed(function, items) -> tuple[list[float], list]:
 
 
 def ms(values) -> str:
+    """Median and 95th percentile in milliseconds."""
     return f"{median(values) * 1e3:.3f} ms (p95 {np.percentile(values, 95) * 1e3:.3f})"
 
 
 def bench(size: int, reuse: bool, port: int | None) -> dict:
+    """Every figure for one size of the demo city."""
     say(f"\n== {size:,} customers ({load_note()})")
     url = prepare_database(size, reuse)
     engine = make_engine(url, pool_size=2)
@@ -260,6 +266,7 @@ def bench(size: int, reuse: bool, port: int | None) -> dict:
 
 
 def main() -> None:
+    """Run the sizes asked for and print a summary table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--reuse", action="store_true", help="keep a bench database already holding that city")

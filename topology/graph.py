@@ -120,6 +120,7 @@ class NetworkData:
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self):
+        """Derive the incidence CSR, the customers by node and the root (source) nodes."""
         n = len(self.node_id)
         ends = np.concatenate([self.edge_u, self.edge_v])
         order, pointer = _group(ends, n)
@@ -138,10 +139,12 @@ class NetworkData:
 
     @property
     def node_count(self) -> int:
+        """How many nodes (in service or not)."""
         return len(self.node_id)
 
     @property
     def edge_count(self) -> int:
+        """How many edges: segments and devices."""
         return len(self.edge_u)
 
     def kind_of(self, edge: int) -> str:
@@ -199,6 +202,7 @@ class NetworkData:
 
 
 def _get_loc(index: pd.Index, code: str) -> int:
+    """The position of ``code`` in a unique index, or -1."""
     try:
         return int(index.get_loc(code))
     except (KeyError, TypeError):
@@ -418,6 +422,7 @@ class Island:
 
     @property
     def energised(self) -> bool:
+        """Meshed sections are fed; dead ones are not."""
         return self.kind == "meshed"
 
 
@@ -616,11 +621,13 @@ class Topology:
         self.reindexed = real  # the nodes whose index this state built (all of them here)
 
     def _conducting(self, edges: np.ndarray) -> np.ndarray:
+        """Whether each edge conducts in this state."""
         data = self.data
         return (data.edge_in_service[edges] & self.closed[edges]
                 & data.node_in_service[data.edge_u[edges]] & data.node_in_service[data.edge_v[edges]])
 
     def _write(self, indexed: _Indexed) -> None:
+        """Record a new index of some nodes: their sections, positions and tree edges."""
         offset = len(self.sections)
         self.sections.extend(indexed.sections)
         section = np.where(indexed.section >= 0, indexed.section + offset, indexed.section)
@@ -755,6 +762,7 @@ class TopologyCache:
     """
 
     def __init__(self):
+        """An empty cache: the first ``get`` builds the topology."""
         self._lock = threading.Lock()
         self._current: Topology | None = None
         self._pending: dict = {}

@@ -121,6 +121,7 @@ def _supply_change(before: Topology, after: Topology) -> tuple[dict, dict]:
     lost_nodes, gained_nodes = nodes[was & ~now], nodes[now & ~was]
 
     def summary(nodes: np.ndarray) -> dict:
+        """Count, codes and feeders of the customers on ``nodes``."""
         customers = data.customers_at(nodes)
         feeders = np.bincount(data.node_feeder[data.sp_node[customers]] + 1, minlength=len(data.feeder_code) + 1)
         names = ["unassigned"] + data.feeder_code.tolist()

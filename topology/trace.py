@@ -101,6 +101,7 @@ class Outage:
 
     @property
     def customer_count(self) -> int:
+        """How many service points lose supply."""
         return len(self.customers)
 
     def customer_codes(self) -> list[str]:
@@ -108,6 +109,7 @@ class Outage:
         return self.topology.data.sp_code[self.customers].tolist()
 
     def node_codes(self) -> list[str]:
+        """The codes of the nodes that lose supply."""
         return self.topology.data.node_code[self.nodes].tolist()
 
     def edges(self) -> np.ndarray:
@@ -174,6 +176,7 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
     meshed: set[int] = set()
 
     def cut_below(node: int) -> None:
+        """Record what a cut just above ``node`` loses: a span of its radial section, or a meshed section."""
         section = int(node_section[node])
         if section < 0:
             return
@@ -266,6 +269,7 @@ def affected_by_codes(topology: Topology, open: Sequence[str] = (), out_of_servi
 
 # -- single-element traces -------------------------------------------------------------------------
 def _element(topology: Topology, code: str) -> Element:
+    """The one element named ``code``."""
     return resolve(topology.data, [code])[0]
 
 
@@ -375,11 +379,13 @@ def _physical_labels(topology: Topology) -> np.ndarray:
 
 
 def _labels(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component labels of ``count`` nodes joined by the pairs (a, b)."""
     matrix = csr_matrix((np.ones(len(a), np.int8), (a, b)), shape=(count, count))
     return connected_components(matrix, directed=False)[1]
 
 
 def _ends(topology: Topology, element: Element) -> list[int]:
+    """The node of a node or service point, both nodes of an edge."""
     data = topology.data
     node = _node_of(topology, element)
     if node is not None:
@@ -429,6 +435,7 @@ class _Zones:
 
 
 def _zones(topology: Topology) -> _Zones:
+    """The switching zones of the network (built once per network, switch states do not matter)."""
     def build() -> _Zones:
         data = topology.data
         usable = data.edge_in_service & data.node_in_service[data.edge_u] & data.node_in_service[data.edge_v]

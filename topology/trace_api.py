@@ -29,6 +29,7 @@ _TABLES = {"segment": Segment.__table__, "device": Device.__table__, "service_po
 
 @bp.record_once
 def _create_cache(state) -> None:
+    """Give the application its topology cache when the blueprint is registered."""
     state.app.extensions["topology_cache"] = TopologyCache()
 
 
@@ -45,6 +46,7 @@ def current_topology() -> tuple[Topology, Connection]:
 
 # -- request parsing -------------------------------------------------------------------------------
 def _output_format() -> str:
+    """The ``format`` parameter: json (default) or geojson."""
     value = request.args.get("format", "json")
     if value not in ("json", "geojson"):
         raise BadRequest(f"format must be json or geojson; got {value!r}", parameter="format")
@@ -52,6 +54,7 @@ def _output_format() -> str:
 
 
 def _code_list(body: dict, key: str) -> list[str]:
+    """``body[key]`` checked to be a list of codes."""
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(code, str) and code for code in value):
         raise BadRequest(f"{key} must be a list of element codes (non-empty strings)")
@@ -100,6 +103,7 @@ def trace_features(connection: Connection, parts: list[tuple[str, str, list[str]
 
 
 def _limit() -> int:
+    """The ``limit`` parameter of a GeoJSON answer."""
     return parse_limit(request.args.get("limit"), current_app.config["API_MAX_FEATURES"])
 
 
@@ -121,6 +125,7 @@ def _respond(connection: Connection, body: dict, parts: list[tuple[str, str, lis
 
 
 def _outage_parts(body: dict, role: str = "affected") -> list[tuple[str, str, list[str]]]:
+    """The GeoJSON parts of an outage: its segments, devices and customers."""
     return [("segment", role, body["segments"]), ("device", role, body["devices"]),
             ("service_point", role, body["customers"])]
 
@@ -180,6 +185,7 @@ def connected(code: str):
 
 
 def _split_edges(topology: Topology, codes: list[str]) -> tuple[list[str], list[str]]:
+    """Edge codes split into (segments, devices)."""
     positions = topology.data.find("segments", codes)
     return [c for c, p in zip(codes, positions) if p >= 0], [c for c, p in zip(codes, positions) if p < 0]
 

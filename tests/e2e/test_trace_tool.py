@@ -27,6 +27,7 @@ def feeder(live_server):
 
 
 def _open_map(page, live_server):
+    """Open /map/network close enough to click elements one by one."""
     page.goto(live_server.url("/map/network"))
     page.wait_for_function(LOADED)
     page.wait_for_function("() => GridAtlas.trace.state.supplyLoads > 0")
@@ -36,6 +37,7 @@ def _open_map(page, live_server):
 
 
 def _click(page, code: str) -> None:
+    """Click an element where it is drawn and wait for its trace."""
     runs = page.evaluate("GridAtlas.trace.state.runs")
     point = page.evaluate(SCREEN_POINT, code)
     page.mouse.click(point["x"], point["y"])
@@ -43,10 +45,12 @@ def _click(page, code: str) -> None:
 
 
 def _mode(page, trace: str) -> None:
+    """Pick the trace to run on a click."""
     page.locator(f".ga-trace-modes button[data-trace={trace}]").click()
 
 
 def _highlighted(page) -> list[tuple[str, str]]:
+    """(code, role) of every halo drawn."""
     return [tuple(pair) for pair in page.evaluate("""() => {
       const found = [];
       GridAtlas.map.eachLayer(l => { if (l.feature && l.options && l.options.interactive === false)

@@ -16,6 +16,7 @@ def network(connection):
 
 
 def _problem(response, status: int) -> dict:
+    """The problem+json body of a response with ``status``."""
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == PROBLEM
     return response.get_json()

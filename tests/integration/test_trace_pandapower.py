@@ -41,12 +41,14 @@ def oberrhein(tmp_path_factory):
 
 
 def _unsupplied_loads(net) -> set[int]:
+    """The in-service loads on buses pandapower finds unsupplied."""
     buses = pandapower.topology.unsupplied_buses(net)
     loads = net.load[net.load.in_service]
     return set(loads.index[loads.bus.isin(buses)].tolist())
 
 
 def _pandapower_affected(net, switches, lines, trafos) -> set[int]:
+    """Loads unsupplied after the change and not before, by pandapower."""
     changed = copy.deepcopy(net)
     changed.switch.loc[switches, "closed"] = False
     changed.line.loc[lines, "in_service"] = False
@@ -55,6 +57,7 @@ def _pandapower_affected(net, switches, lines, trafos) -> set[int]:
 
 
 def _gridatlas_affected(client, switches, lines, trafos) -> set[int]:
+    """The load indices of the affected customers, by POST /api/trace/affected."""
     body = {"open": [f"pp:switch:{i}" for i in switches],
             "out_of_service": [f"pp:line:{i}" for i in lines] + [f"pp:trafo:{i}" for i in trafos]}
     response = client.post("/api/trace/affected", json=body)
@@ -63,6 +66,7 @@ def _gridatlas_affected(client, switches, lines, trafos) -> set[int]:
 
 
 def _random_changes(net, rng: random.Random, count: int):
+    """(switches to open, lines and transformers to take out of service), ``count`` times."""
     closed = net.switch.index[net.switch.closed].tolist()
     for _ in range(count):
         yield (rng.sample(closed, rng.randint(0, 5)), rng.sample(net.line.index.tolist(), rng.randint(0, 3)),

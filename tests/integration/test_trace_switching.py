@@ -24,19 +24,23 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture()
 def network(connection):
+    """protected_feeder in the test's rolled-back transaction."""
     load_network(connection, protected_feeder())
 
 
 def _operate(client, *operations, reason="planned work", actor="dispatcher 7"):
+    """POST /api/switching with (device, action) pairs."""
     body = {"operations": [{"device": d, "action": a} for d, a in operations], "reason": reason, "actor": actor}
     return client.post("/api/switching", json=body)
 
 
 def _state(connection, code: str) -> str:
+    """A device's current state as stored."""
     return connection.execute(text("SELECT current_state::text FROM devices WHERE code = :c"), {"c": code}).scalar_one()
 
 
 def _version(connection) -> int:
+    """The stored topology version."""
     return connection.execute(text("SELECT version FROM topology_state")).scalar_one()
 
 
@@ -178,12 +182,14 @@ def live():
 
 @pytest.fixture()
 def live_network(live):
+    """The live server with protected_feeder committed afresh."""
     live.reset()
     live.load(protected_feeder())
     return live
 
 
 def _post(url: str, operations, barrier: threading.Barrier) -> requests.Response:
+    """A switching request sent when every thread is ready."""
     barrier.wait()
     return requests.post(url, json={"operations": [{"device": d, "action": a} for d, a in operations],
                                     "reason": "race"}, timeout=60)

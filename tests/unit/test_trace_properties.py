@@ -61,11 +61,13 @@ def changes(draw, data):
 
 
 def _oracle_energised(topology: Topology) -> np.ndarray:
+    """The energised mask by the networkx oracle."""
     energised = energised_by_networkx(topology.data, topology.closed)
     return np.isin(np.arange(topology.data.node_count), list(energised))
 
 
 def _assert_matches_oracle(topology: Topology, change) -> None:
+    """Energised, affected customers, lost nodes and lost edges all equal the oracle's."""
     data = topology.data
     opened, failed_edges, failed_nodes = change
     assert np.array_equal(topology.energised, _oracle_energised(topology))

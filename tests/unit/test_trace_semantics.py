@@ -10,20 +10,24 @@ from topology.graph import Topology, network_data_from_lists, network_data_from_
 
 
 def _topology(frames) -> Topology:
+    """The topology of drawn frames, without a database."""
     return Topology(network_data_from_network_frames(frames))
 
 
 def _operated(topology: Topology, **states: str) -> Topology:
+    """The topology with devices set open or closed by code."""
     positions = topology.data.find("devices", list(states))
     return topology.operated({int(p): s == "closed" for p, s in zip(positions, states.values())})
 
 
 def _customers(topology: Topology, open=(), out_of_service=()) -> list[str]:
+    """The sorted codes of the customers a change affects."""
     return sorted(trace.affected_by_codes(topology, open, out_of_service).customer_codes())
 
 
 @pytest.fixture()
 def feeder() -> Topology:
+    """protected_feeder in its normal state."""
     return _topology(protected_feeder())
 
 
