@@ -199,6 +199,12 @@ class SwitchingEvent(Base):
     """
 
     __tablename__ = "switching_events"
+    __table_args__ = (
+        CheckConstraint("action IN ('open', 'close')", name="switching_event_action"),
+        CheckConstraint("from_state IN ('open', 'closed') AND to_state IN ('open', 'closed') "
+                        "AND from_state <> to_state", name="switching_event_changes_state"),
+        CheckConstraint("btrim(reason) <> ''", name="switching_event_has_reason"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     operation_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -208,7 +214,8 @@ class SwitchingEvent(Base):
     to_state: Mapped[str | None] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(String(120))
-    topology_version: Mapped[int] = mapped_column(BigInteger)
+    # Worker processes catch up with the operations recorded since their cached version.
+    topology_version: Mapped[int] = mapped_column(BigInteger, index=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
 
 
