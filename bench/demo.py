@@ -11,34 +11,13 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import resource
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from geo.cluster import default_cluster  # noqa: E402
-from geo.db import make_engine  # noqa: E402
-from geo.migrate import upgrade  # noqa: E402
+from common import fresh_engine, peak_memory_gb  # noqa: E402  (puts the project on sys.path)
 from topology.demo import city_for, generate_city  # noqa: E402
 from topology.loader import load_network  # noqa: E402
 
 DATABASE = "gridatlas_bench_demo"
-
-
-def fresh_engine():
-    """An engine on a newly created, migrated benchmark database."""
-    cluster = default_cluster()
-    cluster.ensure()
-    cluster.create_database(DATABASE, drop_first=True)
-    engine = make_engine(cluster.url(DATABASE))
-    upgrade(engine)
-    return engine
-
-
-def peak_memory_gb() -> float:
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 def bench(customers: int, seed: int) -> None:
@@ -47,7 +26,7 @@ def bench(customers: int, seed: int) -> None:
     started = time.perf_counter()
     frames = generate_city(customers, seed=seed)
     generated = time.perf_counter() - started
-    engine = fresh_engine()
+    engine = fresh_engine(DATABASE)
     started = time.perf_counter()
     with engine.begin() as connection:
         load_network(connection, frames)

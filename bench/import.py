@@ -13,36 +13,20 @@ Prints the load average too: the machine is shared.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from common import fresh_engine, load_note  # noqa: E402  (puts the project on sys.path)
 from sqlalchemy import event  # noqa: E402
 
-from geo.cluster import default_cluster  # noqa: E402
-from geo.db import make_engine  # noqa: E402
-from geo.migrate import upgrade  # noqa: E402
 from topology.demo import generate_city  # noqa: E402
 from topology.importers import read_network_file, write_network_file  # noqa: E402
 from topology.loader import load_network, normalise_layer  # noqa: E402
 
 DATABASE = "gridatlas_bench_import"
-
-
-def fresh_engine():
-    """An engine on a newly created, migrated benchmark database."""
-    cluster = default_cluster()
-    cluster.ensure()
-    cluster.create_database(DATABASE, drop_first=True)
-    engine = make_engine(cluster.url(DATABASE))
-    upgrade(engine)
-    return engine
 
 
 def sql_timer(engine) -> Counter:
@@ -64,14 +48,9 @@ def sql_timer(engine) -> Counter:
     return spent
 
 
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages."""
-    return "/".join(f"{value:.1f}" for value in os.getloadavg())
-
-
 def bench(customers: int, seed: int, folder: Path) -> None:
     """Generate, write and import one city; print the figures."""
-    before = load_average()
+    before = load_note()
     started = time.perf_counter()
     frames = generate_city(customers, seed=seed)
     generated = time.perf_counter() - started
@@ -81,7 +60,7 @@ def bench(customers: int, seed: int, folder: Path) -> None:
     written = time.perf_counter() - started
     del frames
 
-    engine = fresh_engine()
+    engine = fresh_engine(DATABASE)
     spent = sql_timer(engine)
     started = time.perf_counter()
     frames = read_network_file(path)
@@ -102,7 +81,7 @@ def bench(customers: int, seed: int, folder: Path) -> None:
           f"analyze {spent['analyze']:4.1f})  {rows / (read + loaded):,.0f} rows/s")
     print(f"           file {path.stat().st_size / 1e6:,.0f} MB (written in {written:.1f} s; city generated in "
           f"{generated:.1f} s); peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.1f} GB; "
-          f"load average before {before}, after {load_average()}")
+          f"before: {before}; after: {load_note()}")
     print("           " + ", ".join(f"{table} {count:,}" for table, count in frames.counts().items()))
     path.unlink()
 

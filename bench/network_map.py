@@ -19,46 +19,21 @@ import argparse
 import math
 import os
 import statistics
-import sys
 import threading
 import time
 
 import requests
 from werkzeug.serving import make_server
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from common import bench_database  # noqa: E402  (puts the project on sys.path)
 from app import create_app  # noqa: E402
-from geo.cluster import default_cluster  # noqa: E402
-from geo.db import make_engine  # noqa: E402
 from geo.geojson import BBox  # noqa: E402
-from geo.migrate import upgrade  # noqa: E402
-from topology.demo import generate_city  # noqa: E402
 from topology.layers import SWITCHGEAR, Filters, network_extent, network_layer  # noqa: E402
-from topology.loader import load_network  # noqa: E402
 from topology.views import DETAIL_ZOOM, OVERVIEW_ZOOM  # noqa: E402
 
 DATABASE = "gridatlas_bench_network_map"
 WINDOW = (1400, 850)
 PADDING = 1.5  # the page asks for its view padded by 25 % on every side
-
-
-def loaded_database(customers: int) -> str:
-    """The URL of a fresh database holding the demo city of ``customers``."""
-    cluster = default_cluster()
-    cluster.ensure()
-    cluster.create_database(DATABASE, drop_first=True)
-    url = cluster.url(DATABASE)
-    engine = make_engine(url)
-    upgrade(engine)
-    started = time.perf_counter()
-    with engine.begin() as connection:
-        load_network(connection, generate_city(customers, seed=1))
-    with engine.connect() as connection:
-        connection.exec_driver_sql("ANALYZE")
-    engine.dispose()
-    print(f"loaded the {customers:,}-customer demo city in {time.perf_counter() - started:.0f} s")
-    return url
 
 
 def view(extent: BBox, zoom: float) -> BBox:
@@ -169,7 +144,7 @@ def main() -> None:
         return
     for customers in args.sizes:
         print(f"{customers:,} customers")
-        bench(loaded_database(customers), args.runs)
+        bench(bench_database(DATABASE, customers), args.runs)
 
 
 if __name__ == "__main__":

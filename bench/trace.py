@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -30,13 +28,9 @@ from statistics import median
 import numpy as np
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, bench_database, free_port, load_note  # noqa: E402  (puts the project on sys.path)
 
-from geo.cluster import default_cluster  # noqa: E402
 from geo.db import make_engine  # noqa: E402
-from geo.migrate import upgrade  # noqa: E402
-from sqlalchemy import text  # noqa: E402
 from topology import trace  # noqa: E402
 from topology.graph import Topology, read_network, to_networkx  # noqa: E402
 
@@ -49,52 +43,7 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def load_note() -> str:
-    """The machine's load, to judge the figures by."""
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
-
-
 # -- database and worker ---------------------------------------------------------------------------
-def prepare_database(size: int, reuse: bool) -> str:
-    """The URL of a database holding the demo city of ``size`` customers."""
-    from topology.demo import generate_city
-    from topology.loader import load_network
-
-    cluster = default_cluster()
-    cluster.ensure()
-    name = f"gridatlas_bench_trace_{size}"
-    if reuse:
-        cluster.create_database(name)
-    else:
-        cluster.create_database(name, drop_first=True)
-    url = cluster.url(name)
-    engine = make_engine(url, pool_size=1)
-    upgrade(engine)
-    with engine.connect() as connection:
-        present = connection.execute(text("SELECT count(*) FROM service_points")).scalar_one()
-    if present != size:
-        if present:
-            engine.dispose()
-            cluster.create_database(name, drop_first=True)
-            engine = make_engine(url, pool_size=1)
-            upgrade(engine)
-        started = time.perf_counter()
-        frames = generate_city(customers=size, seed=1)
-        with engine.begin() as connection:
-            load_network(connection, frames)
-        say(f"  loaded the demo city in {time.perf_counter() - started:.1f} s")
-    engine.dispose()
-    return url
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def serve(port: int, url: str) -> None:
     """The worker: the app on a threaded server, as ``flask run --with-threads`` serves it."""
     import logging
@@ -147,7 +96,7 @@ def ms(values) -> str:
 def bench(size: int, reuse: bool, port: int | None) -> dict:
     """Every figure for one size of the demo city."""
     say(f"\n== {size:,} customers ({load_note()})")
-    url = prepare_database(size, reuse)
+    url = bench_database(f"gridatlas_bench_trace_{size}", size, reuse=reuse)
     engine = make_engine(url, pool_size=2)
     figures: dict[str, object] = {"customers": size}
 
