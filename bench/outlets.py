@@ -29,7 +29,8 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from sqlalchemy import text  # noqa: E402
 
@@ -128,14 +129,38 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(url: str) -> tuple[subprocess.Popen, int]:
-    """The app in a child process on a free port, once it serves."""
+def start_server(url: str, kind: str = "gunicorn") -> tuple[subprocess.Popen, int]:
+    """The app in a child process on a free port, once it serves: ``gunicorn`` as production runs
+    it (gunicorn.conf.py: gthread workers, keep-alive) or ``werkzeug``, the dev server of ``make run``."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", url, str(port)],
-                               stdout=subprocess.PIPE, text=True)
-    if process.stdout.readline().strip() != "ready":
-        raise RuntimeError("the server did not start")
-    return process, port
+    if kind == "werkzeug":
+        process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", url, str(port)],
+                                   stdout=subprocess.PIPE, text=True)
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the server did not start")
+        return process, port
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    process = subprocess.Popen([gunicorn, "-c", os.path.join(ROOT, "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+                                "--log-level", "warning", "wsgi:app"],
+                               cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/api/outlets/services")
+            if connection.getresponse().status == 200:
+                connection.close()
+                return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """Stop a server started by ``start_server`` (gunicorn stops its workers on SIGTERM)."""
+    process.terminate()
+    process.wait(timeout=30)
 
 
 def timed_get(connection: http.client.HTTPConnection, path: str) -> tuple[float, dict]:
@@ -159,8 +184,9 @@ RAW_KNN = text("""
 """)
 
 
-def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
-    """Nearest-5 over HTTP against the raw KNN query, interleaved."""
+def bench_nearest(engine, port: int, runs: int, rng: random.Random, server: str = "gunicorn", full: bool = True) -> None:
+    """Nearest-5 over HTTP (through ``server``) against the raw KNN query, interleaved; ``full``
+    adds the "open now" search and the search function in process."""
     points = [(round(rng.uniform(BBOX[0] + 0.5, BBOX[2] - 0.5), 5), round(rng.uniform(BBOX[1] + 0.5, BBOX[3] - 0.5), 5))
               for _ in range(runs)]
     http_connection = http.client.HTTPConnection("127.0.0.1", port)
@@ -179,6 +205,12 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
             # The floor: a request the app answers without the database.
             floor_ms.append(timed_get(http_connection, "/api/outlets/services")[0])
             assert [o["code"] for o in body["outlets"]] == [r.code for r in sorted(rows, key=lambda r: r.m)], (lon, lat)
+        if not full:
+            print(summary("nearest-5, raw PostGIS KNN query (psycopg)", raw_ms))
+            print(summary(f"nearest-5 over HTTP, {server}", http_ms))
+            print(summary(f"  HTTP floor, {server}: /api/outlets/services", floor_ms))
+            print(f"{'  ratio HTTP / raw (medians), ' + server:<44} {statistics.median(http_ms) / statistics.median(raw_ms):7.2f} x")
+            return
         open_ms = [timed_get(http_connection, f"/api/outlets/nearest?lon={lon}&lat={lat}&n=5&open=now")[0]
                    for lon, lat in points[: runs // 2]]
         # The search function the endpoint calls, in this process: the query plus the opening states.
@@ -188,8 +220,8 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random) -> None:
             search.nearest(db, search.Origin(lon, lat), datetime.now(timezone.utc), n=5)
             search_ms.append((time.perf_counter() - started) * 1000)
     print(summary("nearest-5, raw PostGIS KNN query (psycopg)", raw_ms))
-    print(summary("nearest-5 over HTTP (GET /api/outlets/nearest)", http_ms))
-    print(summary("  HTTP floor: GET /api/outlets/services", floor_ms))
+    print(summary(f"nearest-5 over HTTP, {server} (/api/outlets/nearest)", http_ms))
+    print(summary(f"  HTTP floor, {server}: /api/outlets/services", floor_ms))
     ratio = statistics.median(http_ms) / statistics.median(raw_ms)
     print(f"{'  ratio HTTP / raw (medians)':<44} {ratio:7.2f} x   (target: median < 10 ms, within 3x of raw)")
     print(summary("nearest-5 open now over HTTP", open_ms))
@@ -277,27 +309,40 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--bookings", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database", default=DATABASE)
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the outlets a previous run loaded (run with --bookings 0, or its slots are full)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     cluster = default_cluster()
     cluster.ensure()
-    cluster.create_database(DATABASE, drop_first=True)
-    url = cluster.url(DATABASE)
+    url = cluster.url(args.database)
+    if not args.reuse:
+        cluster.create_database(args.database, drop_first=True)
     engine = make_engine(url)
-    upgrade(engine)
-    started = time.perf_counter()
-    load_outlets(engine, args.outlets, args.seed)
-    print(f"loaded {args.outlets:,} outlets in {time.perf_counter() - started:.1f} s; "
-          f"load average {os.getloadavg()[0]:.1f} (2 cores, shared)")
-    server, port = start_server(url)
+    if not args.reuse:
+        upgrade(engine)
+        started = time.perf_counter()
+        load_outlets(engine, args.outlets, args.seed)
+        print(f"loaded {args.outlets:,} outlets in {time.perf_counter() - started:.1f} s", end="; ")
+    print(f"load average {os.getloadavg()[0]:.1f} (2 cores, shared)")
     try:
-        bench_nearest(engine, port, args.requests, rng)
-        bench_slots(engine, port, args.requests // 2, rng)
-        bench_addresses(port, args.requests // 10, rng)
-        bench_bookings(engine, port, args.bookings)
+        # The dev server first, for comparison, with fewer requests.
+        server, port = start_server(url, "werkzeug")
+        try:
+            bench_nearest(engine, port, max(100, args.requests // 4), random.Random(args.seed + 1), "werkzeug", full=False)
+        finally:
+            stop_server(server)
+        server, port = start_server(url, "gunicorn")
+        try:
+            bench_nearest(engine, port, args.requests, rng)
+            bench_slots(engine, port, args.requests // 2, rng)
+            bench_addresses(port, args.requests // 10, rng)
+            if args.bookings:
+                bench_bookings(engine, port, args.bookings)
+        finally:
+            stop_server(server)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         engine.dispose()
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
