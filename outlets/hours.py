@@ -335,6 +335,11 @@ class Schedule:
     # Each day's periods, computed once (a search asks for the same days several times).
     _days: dict = field(default_factory=dict, compare=False, repr=False)
 
+    @functools.cached_property
+    def hours_text(self) -> str:
+        """The week in the canonical text form (``format_weekly``), formatted once."""
+        return format_weekly(self.weekly)
+
     @property
     def known(self) -> bool:
         """Whether the outlet's hours are known at all."""
@@ -359,14 +364,18 @@ class Schedule:
         """The (day it starts on, opens, closes) of the intervals starting on ``first``..``last`` (UTC)."""
         periods = []
         day = first
+        if len(self._days) > 1000:  # a long-lived (shared) schedule asked about many dates
+            self._days.clear()
         while day <= last:
-            if day not in self._days:
-                self._days[day] = [
+            # Read and filled without a lock: threads sharing a schedule at worst compute a day twice.
+            entry = self._days.get(day)
+            if entry is None:
+                entry = self._days[day] = [
                     (day, opens, closes) for opens, closes in (
                         (_instant(self.tz, day, i.start, False), _instant(self.tz, day, i.end, True))
                         for i in self.intervals_starting(day))
                     if closes > opens]
-            periods.extend(self._days[day])
+            periods.extend(entry)
             day += timedelta(days=1)
         return periods
 

@@ -22,7 +22,6 @@ from sqlalchemy import Date, Float, Integer, Select, String, bindparam, exists, 
 from sqlalchemy.engine import Connection
 
 from geo.errors import BadRequest, NotFound
-from outlets.hours import format_weekly
 from outlets.models import SERVICES
 from outlets.store import (
     EXCEPTIONS_AHEAD_DAYS, OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
@@ -86,7 +85,7 @@ def opening_state(outlet: OutletView, now: datetime) -> dict[str, Any]:
         "closes_at": _iso(schedule.closes_at(now), outlet) if is_open else None,
         "next_opening": _iso(schedule.next_opening(now), outlet) if not is_open else None,
         "today": schedule.day_hours(schedule.local_date(now)),
-        "hours": format_weekly(schedule.weekly),
+        "hours": schedule.hours_text,
     }
 
 

@@ -6,12 +6,14 @@ bind parameter.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
 import phonenumbers
-from sqlalchemy import Boolean, Date, Float, Select, String, bindparam, delete, func, literal_column, select, update
+from sqlalchemy import Boolean, Date, Float, Select, String, Text, bindparam, cast, delete, func, literal_column, select, \
+    update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
@@ -91,36 +93,50 @@ def services_column() -> ColumnElement:
 
 
 def exceptions_column(first: date, last: date) -> ColumnElement:
-    """Per outlet row: its exceptions from ``first`` to ``last`` as ``{day: [hours, note]}`` JSON."""
-    return (select(func.jsonb_object_agg(
+    """Per outlet row: its exceptions from ``first`` to ``last`` as ``{day: [hours, note]}`` JSON text
+    (jsonb's text is canonical: equal exceptions read as equal text)."""
+    return cast(select(func.jsonb_object_agg(
         exceptions_table.c.day, func.jsonb_build_array(exceptions_table.c.hours, exceptions_table.c.note)))
         .where(exceptions_table.c.outlet_id == outlets.c.id,
-               exceptions_table.c.day.between(first, last)).scalar_subquery())
+               exceptions_table.c.day.between(first, last)).scalar_subquery(), Text)
 
 
 def outlet_columns(first: date, last: date) -> list[ColumnElement]:
     """The columns ``view_from_row`` reads, exceptions limited to ``first``..``last``."""
     return [
         outlets.c.id, outlets.c.code, outlets.c.name, outlets.c.address, outlets.c.phone, outlets.c.country,
-        outlets.c.timezone, outlets.c.slot_minutes, outlets.c.weekly_hours, outlets.c.active,
+        outlets.c.timezone, outlets.c.slot_minutes, cast(outlets.c.weekly_hours, Text).label("weekly_hours"),
+        outlets.c.active,
         func.ST_X(outlets.c.geom).label("lon"), func.ST_Y(outlets.c.geom).label("lat"),
         services_column().label("services"), exceptions_column(first, last).label("exceptions"),
     ]
 
 
+@functools.lru_cache(maxsize=4096)
+def schedule_from_text(timezone: str, weekly: str | None, exceptions: str | None) -> Schedule:
+    """A Schedule from an outlet's stored JSON text, built once per distinct text.
+
+    Outlets share their hours and holidays, and a Schedule keeps the instants it has computed,
+    so a search reuses them. The key is the data itself: an outlet that changes reads as new
+    text and gets a new Schedule; nothing can go stale.
+    """
+    days = {
+        date.fromisoformat(day): DayException(parse_intervals(hours), note)
+        for day, (hours, note) in (json.loads(exceptions) if exceptions else {}).items()
+    }
+    return Schedule(weekly_from_json(json.loads(weekly) if weekly else None), zone(timezone), days)
+
+
+_SERVICE_ORDER = {service: index for index, service in enumerate(SERVICES)}
+
+
 def view_from_row(row: Any) -> OutletView:
     """An OutletView from a row selected with ``outlet_columns``."""
-    exceptions = {
-        date.fromisoformat(day): DayException(parse_intervals(hours), note)
-        for day, (hours, note) in (row.exceptions or {}).items()
-    }
-    schedule = Schedule(weekly_from_json(row.weekly_hours), zone(row.timezone), exceptions)
     return OutletView(
         id=row.id, code=row.code, name=row.name, address=row.address, phone=row.phone, country=row.country,
         timezone=row.timezone, slot_minutes=row.slot_minutes, lon=row.lon, lat=row.lat, active=row.active,
-        services=dict(sorted(row.services.items(), key=lambda item: list(SERVICES).index(item[0])
-                             if item[0] in SERVICES else len(SERVICES))),
-        schedule=schedule,
+        services=dict(sorted(row.services.items(), key=lambda item: _SERVICE_ORDER.get(item[0], len(SERVICES)))),
+        schedule=schedule_from_text(row.timezone, row.weekly_hours, row.exceptions),
     )
 
 
@@ -271,7 +287,7 @@ def outlet_summary(outlet: OutletView, now: datetime) -> dict[str, Any]:
         "service_labels": {service: SERVICES.get(service, service) for service in outlet.services},
         "capacity": outlet.services, "slot_minutes": outlet.slot_minutes,
         "hours_known": schedule.known,
-        "hours": format_weekly(schedule.weekly),
+        "hours": schedule.hours_text,
         "week": weekly_to_json(schedule.weekly),
         "exceptions": [
             {"date": day.isoformat(), "hours": format_intervals(exception.intervals), "note": exception.note}
