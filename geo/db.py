@@ -24,14 +24,13 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine with a pool sized for a threaded server."""
+def make_engine(url: str, pool_size: int = 10, **options) -> Engine:
+    """An engine with a pool sized for a threaded server; ``options`` go to create_engine."""
     # PostGIS prices its spatial functions so high that ordinary map queries cross
     # jit_above_cost and spend ~150 ms compiling; our queries are short, so JIT never pays.
-    return create_engine(
-        normalise_url(url), pool_size=pool_size, max_overflow=pool_size * 2,
-        pool_pre_ping=True, future=True, connect_args={"options": "-c jit=off"},
-    )
+    return create_engine(normalise_url(url), **{
+        "pool_size": pool_size, "max_overflow": pool_size * 2, "pool_pre_ping": True, "future": True,
+        "connect_args": {"options": "-c jit=off"}, **options})
 
 
 def init_app(app: Flask) -> None:

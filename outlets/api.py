@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hmac
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable, TypeVar
 
+import psycopg
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-from geo.db import get_engine, get_session
+from geo.db import get_engine, get_session, make_engine
 from geo.errors import BadRequest, ProblemError
 from outlets import admin, booking, importers, search, store
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range
@@ -24,6 +26,7 @@ admin_bp = Blueprint("outlets_admin", __name__, url_prefix="/api/admin")
 UTC = timezone.utc
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 PRIVATE = {"Cache-Control": "no-store"}
+T = TypeVar("T")
 
 
 class Unauthorized(ProblemError):
@@ -46,15 +49,43 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _read_engine() -> Engine:
+    """The engine of read-only routes: autocommit connections, so that a read is one round trip
+    (no BEGIN and ROLLBACK around it), not pinged at checkout (a round trip more); ``read``
+    instead runs a read again on a fresh connection when the database had dropped the first."""
+    engine = current_app.extensions.get("outlets_read_engine")
+    if engine is None:
+        main = get_engine()
+        engine = make_engine(main.url.render_as_string(hide_password=False), current_app.config.get("DB_POOL_SIZE", 10),
+                             isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None)
+        engine = current_app.extensions.setdefault("outlets_read_engine", engine)
+    return engine
+
+
 def reader() -> Connection:
-    """The connection a read-only route uses: an autocommit one of its own, so that a read is one
-    round trip to the database, with no BEGIN and ROLLBACK around it. Where the app's sessions
-    share one connection (the tests' rolled-back one), reads use it too, to see what was written."""
+    """The request's read connection (from ``_read_engine``). Where the app's sessions share one
+    connection (the tests' rolled-back one), reads use it too, to see what was written."""
     if isinstance(current_app.extensions["sessionmaker"].kw.get("bind"), Connection):
         return get_session().connection()
     if "outlets_reader" not in g:
-        g.outlets_reader = get_engine().connect().execution_options(isolation_level="AUTOCOMMIT")
+        g.outlets_reader = _read_engine().connect()
     return g.outlets_reader
+
+
+def read(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``work(connection, *args, **kwargs)`` on the request's read connection; once more on a fresh
+    one when the database had dropped it (a restart): reads are not pinged first, and are safe to repeat."""
+    try:
+        return work(reader(), *args, **kwargs)
+    except (DBAPIError, psycopg.OperationalError) as error:
+        connection = g.get("outlets_reader")
+        if connection is None or not (getattr(error, "connection_invalidated", False)
+                                      or connection.connection.driver_connection.broken):
+            raise
+        # The database dropped it, and most likely every other pooled connection with it (a restart).
+        close_reader()
+        _read_engine().dispose()
+        return work(reader(), *args, **kwargs)
 
 
 def close_reader(_error=None) -> None:
@@ -135,16 +166,18 @@ def nearest():
     n = request.args.get("n", "5")
     if not n.isdigit():
         raise BadRequest(f"n must be a whole number 1..{search.MAX_RESULTS}")
-    # The address search needs a transaction for its settings; a search by point does not.
-    connection = get_session().connection() if q else reader()
+    options = {"n": int(n), "service": request.args.get("service") or None,
+               "open_at": _open_at(request.args.get("open"), current)}
     if q:
+        # The address search needs a transaction for its settings; a search by point does not.
+        connection = get_session().connection()
         origin, did_you_mean = search.resolve_address(connection, q)
         if origin is None:
             return jsonify({"origin": None, "outlets": [], "did_you_mean": did_you_mean, "at": current.isoformat()})
+        found = search.nearest(connection, origin, current, **options)
     else:
         origin = search.Origin(lon, lat)
-    found = search.nearest(connection, origin, current, n=int(n), service=request.args.get("service") or None,
-                           open_at=_open_at(request.args.get("open"), current))
+        found = read(search.nearest, origin, current, **options)
     return jsonify({"origin": vars(origin), "outlets": found, "at": current.isoformat()})
 
 
@@ -168,8 +201,7 @@ def outlet_collection():
     limit = current_app.config.get("API_MAX_FEATURES", 20000)
     current = now()
     today = current.date()
-    found = store.load_outlets(reader(), today - timedelta(days=1), today + timedelta(days=366), where,
-                               limit=limit + 1)
+    found = read(store.load_outlets, today - timedelta(days=1), today + timedelta(days=366), where, limit=limit + 1)
     return jsonify({"type": "FeatureCollection", "features": [store.outlet_feature(o, current) for o in found[:limit]],
                     "truncated": len(found) > limit})
 
@@ -179,7 +211,7 @@ def outlet_detail(code: str):
     """One outlet: where, services, weekly hours, coming exceptions, its opening state now."""
     current = now()
     today = current.date()
-    outlet = store.load_outlet(reader(), code, today - timedelta(days=1), today + timedelta(days=366))
+    outlet = read(store.load_outlet, code, today - timedelta(days=1), today + timedelta(days=366))
     return jsonify({**store.outlet_summary(outlet, current), **search.opening_state(outlet, current)})
 
 
@@ -187,12 +219,14 @@ def outlet_detail(code: str):
 def slots(code: str):
     """The slots of one outlet on ``date`` (default: its today), per service, with places left."""
     current = now()
-    connection = reader()
     day = _date(request.args.get("date"))
-    if day is None:
-        outlet = store.load_outlet(connection, code, current.date(), current.date())
-        day = outlet.schedule.local_date(current)
-    return jsonify(booking.day_slots(connection, code, day, request.args.get("service") or None, current))
+
+    def day_slots(connection: Connection) -> dict:
+        """The slots of ``day``, or of the outlet's today."""
+        when = day or store.load_outlet(connection, code, current.date(), current.date()).schedule.local_date(current)
+        return booking.day_slots(connection, code, when, request.args.get("service") or None, current)
+
+    return jsonify(read(day_slots))
 
 
 # -- public: bookings ----------------------------------------------------------------------------
@@ -214,7 +248,7 @@ def booking_detail(code: str):
     """The booking with this confirmation code (``<code>.ics``: as a calendar file)."""
     if code.lower().endswith(".ics"):
         return booking_calendar(code[:-4])
-    return jsonify(booking.get_booking(reader(), code)), 200, PRIVATE
+    return jsonify(read(booking.get_booking, code)), 200, PRIVATE
 
 
 @bp.delete("/bookings/<code>")
@@ -231,7 +265,7 @@ def booking_reschedule(code: str):
 
 def booking_calendar(code: str):
     """The booking as an iCalendar file (RFC 5545) in the outlet's time zone."""
-    body = booking.booking_ics(reader(), code, now())
+    body = read(booking.booking_ics, code, now())
     filename = f"booking-{booking.normalise_code(code)}.ics"
     return Response(body, mimetype="text/calendar", headers={
         **PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'})

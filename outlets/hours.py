@@ -334,6 +334,8 @@ class Schedule:
     exceptions: Mapping[date, DayException] = field(default_factory=dict)
     # Each day's periods, computed once (a search asks for the same days several times).
     _days: dict = field(default_factory=dict, compare=False, repr=False)
+    # What callers derive from the schedule and keep with it (outlets.search: the opening state).
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property
     def hours_text(self) -> str:
@@ -378,6 +380,10 @@ class Schedule:
             periods.extend(entry)
             day += timedelta(days=1)
         return periods
+
+    def local_midnight(self, day: date) -> datetime:
+        """The instant (UTC) that local date ``day`` begins."""
+        return _instant(self.tz, day, 0, False)
 
     def local_date(self, at: datetime) -> date:
         """The outlet's calendar date at instant ``at``."""
