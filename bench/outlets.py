@@ -4,11 +4,13 @@ slots for one outlet-day, and 200 concurrent booking attempts on a handful of sl
     .venv/bin/python bench/outlets.py                  # 100,000 outlets
     .venv/bin/python bench/outlets.py --outlets 20000 --requests 300
 
-Uses its own database ``gridatlas_bench_outlets`` in the embedded cluster (dropped and
-recreated). The app runs in a separate process behind werkzeug's threaded server on a free
-port (request logging off), so the client's timing threads do not share its interpreter.
-HTTP requests go over one kept-alive connection (http.client), one at a time, except the
-booking burst, which opens 200 connections at once.
+Uses its own database ``gridatlas_bench_outlets`` (``--database``) in the embedded cluster,
+dropped and recreated (``--reuse`` keeps what a previous run loaded; then pass ``--bookings 0``).
+The app runs in a separate process as production serves it (gunicorn, gunicorn.conf.py:
+gthread workers, keep-alive) on a free port, after a shorter comparison run on werkzeug's
+threaded dev server (``make run``'s), so the client's timing threads do not share its
+interpreter. HTTP requests go over one kept-alive connection (http.client), one at a time,
+except the booking burst, which opens 200 connections at once.
 """
 from __future__ import annotations
 
