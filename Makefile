@@ -25,7 +25,8 @@ VENDOR_FILES := \
 run: install assets
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app demo --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --if-empty
-	$(BIN)/flask --app app run --host $(HOST) --port $(PORT) --with-threads
+	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (Ctrl-C stops the server)"
+	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
 test: install assets browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
