@@ -10,6 +10,7 @@ from flask import Flask, jsonify, redirect, url_for
 
 import geo.db
 import geo.errors
+import geo.jsonprovider
 import geo.maps
 import geo.migrate
 from geo.config import from_environment
@@ -22,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
 
+    geo.jsonprovider.init_app(app)
     geo.errors.init_app(app)
     geo.db.init_app(app)
     geo.migrate.init_app(app)
