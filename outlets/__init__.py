@@ -17,7 +17,6 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("ADMIN_TOKEN", os.environ.get("ADMIN_TOKEN") or None)
     register_counted("outlets", "bookings")
     demo.register("outlets", add_demo_outlets)
-    app.teardown_appcontext(api.close_reader)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.admin_bp)
     app.register_blueprint(views.bp)

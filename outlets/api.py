@@ -6,6 +6,7 @@ outlets.store, and renders its result; errors are geo.errors classes (problem+js
 from __future__ import annotations
 
 import hmac
+import threading
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
@@ -62,37 +63,69 @@ def _read_engine() -> Engine:
     return engine
 
 
+class _HeldReader:
+    """A thread's read connection, given back to the pool when the thread ends."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        try:
+            self.connection.close()
+        except DBAPIError:
+            pass  # the database had dropped it: SQLAlchemy has discarded it already
+
+
+def _held() -> threading.local:
+    """This app's per-thread read connections."""
+    held = current_app.extensions.get("outlets_readers")
+    if held is None:
+        held = current_app.extensions.setdefault("outlets_readers", threading.local())
+    return held
+
+
 def reader() -> Connection:
-    """The request's read connection (from ``_read_engine``). Where the app's sessions share one
-    connection (the tests' rolled-back one), reads use it too, to see what was written."""
+    """This thread's read connection (from ``_read_engine``), kept from request to request: a
+    server thread serves many requests, and a pool checkout and return per request cost 0.2 ms
+    of a 4 ms nearest search. Autocommit, so it holds no transaction between requests; it goes
+    back to the pool when the thread ends or the database refuses a read. Where the app's
+    sessions share one connection (the tests' rolled-back one), reads use it too, to see what
+    was written."""
     if isinstance(current_app.extensions["sessionmaker"].kw.get("bind"), Connection):
         return get_session().connection()
-    if "outlets_reader" not in g:
-        g.outlets_reader = _read_engine().connect()
-    return g.outlets_reader
+    held = _held()
+    current = getattr(held, "reader", None)
+    if current is None or current.connection.closed or current.connection.invalidated:
+        current = held.reader = _HeldReader(_read_engine().connect())
+    return current.connection
 
 
 def read(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``work(connection, *args, **kwargs)`` on the request's read connection; once more on a fresh
+    """``work(connection, *args, **kwargs)`` on this thread's read connection; once more on a fresh
     one when the database had dropped it (a restart): reads are not pinged first, and are safe to repeat."""
     try:
         return work(reader(), *args, **kwargs)
-    except (DBAPIError, psycopg.OperationalError) as error:
-        connection = g.get("outlets_reader")
-        if connection is None or not (getattr(error, "connection_invalidated", False)
-                                      or connection.connection.driver_connection.broken):
+    except (DBAPIError, psycopg.Error) as error:
+        current = getattr(_held(), "reader", None)
+        dropped = current is not None and (getattr(error, "connection_invalidated", False)
+                                           or current.connection.connection.driver_connection.broken)
+        # Whatever the database refused, the next read starts on a connection from the pool.
+        release_reader(invalidate=dropped)
+        if not dropped:
             raise
         # The database dropped it, and most likely every other pooled connection with it (a restart).
-        close_reader()
         _read_engine().dispose()
         return work(reader(), *args, **kwargs)
 
 
-def close_reader(_error=None) -> None:
-    """Give the request's read connection back to the pool (app teardown)."""
-    connection = g.pop("outlets_reader", None)
-    if connection is not None:
-        connection.close()
+def release_reader(invalidate: bool = False) -> None:
+    """Give this thread's read connection back to the pool, or discard it (``invalidate``: the
+    database dropped it, so even a rollback would fail)."""
+    current = _held().__dict__.pop("reader", None)
+    if current is not None:
+        if invalidate:
+            current.connection.invalidate()
+        current.connection.close()
 
 
 # -- parameters ----------------------------------------------------------------------------------
