@@ -7,7 +7,8 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 __all__ = [
-    "ProblemError", "BadRequest", "NotFound", "Conflict", "UnprocessableEntity",
+    "ProblemError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
+    "UnprocessableEntity", "PayloadTooLarge",
     "ImportFailed", "problem_response", "init_app",
 ]
 
@@ -37,6 +38,16 @@ class BadRequest(ProblemError):
     title = "Bad request"
 
 
+class Unauthorized(ProblemError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+
+
 class NotFound(ProblemError):
     status = 404
     title = "Not found"
@@ -50,6 +61,11 @@ class Conflict(ProblemError):
 class UnprocessableEntity(ProblemError):
     status = 422
     title = "Unprocessable entity"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload too large"
 
 
 class ImportFailed(UnprocessableEntity):

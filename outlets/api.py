@@ -11,12 +11,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
 import psycopg
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from geo.db import get_engine, get_session, make_engine
-from geo.errors import BadRequest, ProblemError
+from geo.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from outlets import admin, booking, importers, search, store
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range
 from outlets.models import SERVICES
@@ -28,21 +28,6 @@ UTC = timezone.utc
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 PRIVATE = {"Cache-Control": "no-store"}
 T = TypeVar("T")
-
-
-class Unauthorized(ProblemError):
-    status = 401
-    title = "Unauthorized"
-
-
-class Forbidden(ProblemError):
-    status = 403
-    title = "Forbidden"
-
-
-class PayloadTooLarge(ProblemError):
-    status = 413
-    title = "Payload too large"
 
 
 def now() -> datetime:
