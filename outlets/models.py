@@ -35,10 +35,21 @@ BOOKING_STATUSES = ("confirmed", "cancelled")
 OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
 
 
+def _spelled(address):
+    """ß as ss, umlauts without their dots: how the address search spells addresses."""
+    return func.translate(func.replace(address, "ß", "ss"), "ÄÖÜäöü", "AOUaou")
+
+
 def address_key(address):
-    """An address as the trigram search compares it: ß as ss, umlauts without their dots
-    (pg_trgm ignores case itself). Immutable, so an index can hold it."""
-    return func.translate(func.replace(address, "ß", "ss"), "ÄÖÜäöü", "AOUaou").label("address_key")
+    """An address as the trigram search compares it (pg_trgm ignores case itself).
+    Immutable, so an index can hold it."""
+    return _spelled(address).label("address_key")
+
+
+def address_prefix(address):
+    """The same in lower case, for the search's prefix match (a ``text_pattern_ops`` btree
+    serves ``LIKE 'karlstrasse%'``)."""
+    return func.lower(_spelled(address)).label("address_prefix")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -57,6 +68,8 @@ class Outlet(Base):
         Index("ix_outlets_geog", text("(geom::geography)"), postgresql_using="gist"),
         Index("ix_outlets_address_trgm", address_key(text("address")), postgresql_using="gin",
               postgresql_ops={"address_key": "gin_trgm_ops"}),
+        Index("ix_outlets_address_prefix", address_prefix(text("address")),
+              postgresql_ops={"address_prefix": "text_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -170,3 +183,5 @@ class NotificationOutbox(Base):
 if "service_points" in Base.metadata.tables:
     Index("ix_service_points_address_trgm", address_key(Base.metadata.tables["service_points"].c.address),
           postgresql_using="gin", postgresql_ops={"address_key": "gin_trgm_ops"})
+    Index("ix_service_points_address_prefix", address_prefix(Base.metadata.tables["service_points"].c.address),
+          postgresql_ops={"address_prefix": "text_pattern_ops"})

@@ -4,8 +4,9 @@ Nearest: PostGIS KNN (``<->`` on the ``(geom::geography)`` GiST index) streams c
 nearest first; each gets its geodesic distance in metres and its opening state in its own
 zone. With an "open at" filter the candidates come in growing batches until enough are open.
 
-Addresses: pg_trgm word similarity over outlet and service-point addresses (GIN indexes); a
-clear best match resolves, near-equal ones come back as a "did you mean" list.
+Addresses: those that begin with the query first (btree prefix indexes), then pg_trgm word
+similarity over outlet and service-point addresses (GIN indexes); a clear best match resolves,
+near-equal ones come back as a "did you mean" list.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 from sqlalchemy import Date, Float, Integer, Select, String, bindparam, exists, func, literal, select, text
@@ -228,21 +229,36 @@ MIN_QUERY, MAX_QUERY = 3, 200
 SIMILARITY_THRESHOLDS = ("0.7", "0.45")
 # The same expression as the GIN indexes (outlets.models.address_key), so that they serve it.
 _KEY = "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
-_ADDRESSES = text(f"""
+# The same expression in lower case as the btree indexes (outlets.models.address_prefix).
+_PREFIX = f"lower({_KEY})"
+
+
+def _addresses_sql(match: str) -> str:
+    """Outlet and service-point addresses where ``match`` holds for ``{key}`` and ``{prefix}``,
+    one row per address, best word similarity to ``:q`` first."""
+    match = match.format(key=_KEY, prefix=_PREFIX)
+    return f"""
     SELECT address, source, lon, lat, score FROM (
         SELECT DISTINCT ON (lower(address)) address, source, lon, lat, score FROM (
             SELECT address, 'outlet' AS source, ST_X(geom) AS lon, ST_Y(geom) AS lat,
                    word_similarity(:q, {_KEY}) AS score
-              FROM outlets WHERE active AND :q <% {_KEY}
+              FROM outlets WHERE active AND {match}
             UNION ALL
             SELECT address, 'service_point', ST_X(geom), ST_Y(geom), word_similarity(:q, {_KEY})
-              FROM service_points WHERE address IS NOT NULL AND :q <% {_KEY}
+              FROM service_points WHERE address IS NOT NULL AND {match}
         ) AS candidates
         ORDER BY lower(address), score DESC
     ) AS distinct_addresses
     ORDER BY score DESC, length(address), address
     LIMIT :limit
-""")
+"""
+
+
+_ADDRESSES = text(_addresses_sql(":q <% {key}"))
+# Addresses that begin with the query (a street's houses for "Karlstr"), which are also
+# trigram matches at the close threshold: a btree range instead of every address that shares
+# the town's trigrams.
+_PREFIXED = text(_addresses_sql("{prefix} LIKE :prefix AND :q <% {key}"))
 _STREET_ABBREVIATION = re.compile(r"(str)\.?(?=\s|,|$)", re.IGNORECASE)
 
 
@@ -258,13 +274,32 @@ def address_query(q: str) -> str:
     return _STREET_ABBREVIATION.sub("strasse", q)
 
 
+def _like_prefix(q: str) -> str:
+    """A LIKE pattern for the values that begin with ``q``.
+
+    >>> _like_prefix("100% a_b")
+    '100\\\\% a\\\\_b%'
+    """
+    return re.sub(r"([\\%_])", r"\\\1", q) + "%"
+
+
 def _set_local(connection: Connection, name: str, value: str) -> None:
     """A setting for the rest of this transaction."""
     connection.execute(select(func.set_config(name, value, literal(True))))
 
 
-def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[dict[str, Any]]:
-    """Addresses like ``q`` (outlets' and customers' own), best first, with a point each."""
+def _found(rows: list[Any]) -> list[dict[str, Any]]:
+    """Address rows as the search reports them."""
+    return [{"address": r.address, "source": r.source, "lon": round(r.lon, 7), "lat": round(r.lat, 7),
+             "score": round(float(r.score), 3)} for r in rows]
+
+
+def suggest_addresses(connection: Connection, q: str, limit: int = 8,
+                      settled: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[dict[str, Any]]:
+    """Addresses like ``q`` (outlets' and customers' own), best first, with a point each.
+
+    Addresses that begin with ``q`` come first from a btree; the trigram search runs only when
+    they are fewer than ``limit`` and ``settled`` (if given) does not accept them as they are."""
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
         raise BadRequest(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
@@ -276,14 +311,17 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     # The planner cannot estimate how many rows a trigram match keeps and may read a whole table
     # instead of the GIN index; for this statement only, it is told not to.
     _set_local(connection, "enable_seqscan", "off")
-    for threshold in SIMILARITY_THRESHOLDS:
+    q = address_query(q)
+    _set_local(connection, "pg_trgm.word_similarity_threshold", SIMILARITY_THRESHOLDS[0])
+    rows = connection.execute(_PREFIXED, {"q": q, "prefix": _like_prefix(q), "limit": limit}).all()
+    done = len(rows) >= limit or (settled is not None and bool(rows) and settled(_found(rows)))
+    for threshold in () if done else SIMILARITY_THRESHOLDS:
         _set_local(connection, "pg_trgm.word_similarity_threshold", threshold)
-        rows = connection.execute(_ADDRESSES, {"q": address_query(q), "limit": limit}).all()
+        rows = connection.execute(_ADDRESSES, {"q": q, "limit": limit}).all()
         if rows:
             break
     _set_local(connection, "enable_seqscan", "on")
-    return [{"address": r.address, "source": r.source, "lon": round(r.lon, 7), "lat": round(r.lat, 7),
-             "score": round(float(r.score), 3)} for r in rows]
+    return _found(rows)
 
 
 def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list[dict[str, Any]]]:
@@ -292,11 +330,19 @@ def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list
     ``q`` resolves when it spells one address (whole, or its part before the first comma), or
     when the best match is near-perfect or well ahead of the next. NotFound when nothing is like it.
     """
-    matches = suggest_addresses(connection, q)
+    wanted = address_query(q)
+
+    def spelled(matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The matches that spell ``q`` (they begin with it, so the prefix match finds them all)."""
+        return [m for m in matches
+                if wanted in (address_query(m["address"]), address_query(m["address"].split(",")[0]))]
+
+    # Once q spells an address the answer is that address (or the few that spell it alike),
+    # whatever else is similar: the prefix match settles it.
+    matches = suggest_addresses(connection, q, settled=lambda found: bool(spelled(found)))
     if not matches:
         raise NotFound(f"no address like {q.strip()!r} is known; try a street name and number")
-    wanted = address_query(q)
-    exact = [m for m in matches if wanted in (address_query(m["address"]), address_query(m["address"].split(",")[0]))]
+    exact = spelled(matches)
     if len(exact) > 1:
         return None, exact
     best, runner_up = matches[0], (matches[1]["score"] if len(matches) > 1 else 0.0)

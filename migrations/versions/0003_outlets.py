@@ -17,6 +17,8 @@ depends_on = None
 
 # outlets.models.address_key: what the trigram address search compares (ß as ss, no umlaut dots).
 ADDRESS_KEY = "translate(replace(%s, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
+# outlets.models.address_prefix: the same in lower case, for the search's prefix match.
+ADDRESS_PREFIX = f"lower({ADDRESS_KEY})"
 
 
 def upgrade() -> None:
@@ -61,6 +63,7 @@ def upgrade() -> None:
     )
     op.create_geospatial_index('idx_outlets_geom', 'outlets', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.execute(f"CREATE INDEX ix_outlets_address_trgm ON outlets USING gin ({ADDRESS_KEY % 'address'} gin_trgm_ops)")
+    op.execute(f"CREATE INDEX ix_outlets_address_prefix ON outlets ({ADDRESS_PREFIX % 'address'} text_pattern_ops)")
     op.create_index('ix_outlets_geog', 'outlets', [sa.literal_column('(geom::geography)')], unique=False, postgresql_using='gist')
     op.create_table('bookings',
     sa.Column('id', sa.BigInteger(), nullable=False),
@@ -114,9 +117,12 @@ def upgrade() -> None:
     )
     op.execute(f"CREATE INDEX ix_service_points_address_trgm ON service_points "
                f"USING gin ({ADDRESS_KEY % 'address'} gin_trgm_ops)")
+    op.execute(f"CREATE INDEX ix_service_points_address_prefix ON service_points "
+               f"({ADDRESS_PREFIX % 'address'} text_pattern_ops)")
 
 
 def downgrade() -> None:
+    op.drop_index('ix_service_points_address_prefix', table_name='service_points')
     op.drop_index('ix_service_points_address_trgm', table_name='service_points')
     op.drop_table('slot_bookings')
     op.drop_table('outlet_services')
@@ -124,6 +130,7 @@ def downgrade() -> None:
     op.drop_index('ix_bookings_outlet_slot', table_name='bookings')
     op.drop_table('bookings')
     op.drop_index('ix_outlets_geog', table_name='outlets', postgresql_using='gist')
+    op.drop_index('ix_outlets_address_prefix', table_name='outlets')
     op.drop_index('ix_outlets_address_trgm', table_name='outlets')
     op.drop_geospatial_index('idx_outlets_geom', table_name='outlets', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('outlets')

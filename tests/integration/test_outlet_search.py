@@ -7,7 +7,7 @@ import pytest
 from pyproj import Geod
 from sqlalchemy import text
 
-from outlets.search import Origin, nearest, nearest_parameters, nearest_query
+from outlets.search import Origin, nearest, nearest_parameters, nearest_query, suggest_addresses
 from tests.networks import feeder_with_tie
 from tests.outlet_data import BERLIN, CENTRE, add_outlet, days_ahead, local
 from topology.loader import load_network
@@ -189,9 +189,25 @@ def test_suggestions(client, addresses):
         "Kaiserstraße 12, 76133 Karlsruhe", ADDRESSES["C3"]]
 
 
-def test_the_address_search_uses_the_trigram_indexes(connection, addresses):
+@pytest.mark.parametrize("condition, index", [
+    ("'karlstrasse' <% translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')", "ix_service_points_address_trgm"),
+    ("lower(translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')) LIKE 'karlstrasse%'",
+     "ix_service_points_address_prefix"),
+])
+def test_the_address_search_uses_its_indexes(connection, addresses, condition, index):
     connection.execute(text("SET LOCAL enable_seqscan = off"))
-    plan = "\n".join(connection.execute(text(
-        "EXPLAIN SELECT address FROM service_points WHERE 'karlstrasse' <% "
-        "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')")).scalars())
-    assert "ix_service_points_address_trgm" in plan
+    plan = "\n".join(connection.execute(text(f"EXPLAIN SELECT address FROM service_points WHERE {condition}")).scalars())
+    assert index in plan
+
+
+def test_a_street_prefix_finds_that_streets_houses_first(connection, addresses):
+    # Every address of the town shares "kar", "arl", "rls" with "Karlstr"; the street's own
+    # houses come from the prefix index, the best spelled ones first.
+    add_outlet(connection, "ALTE", address="Alte Karlstraße 1, 76131 Karlsruhe")
+    for number in range(10, 20):
+        add_outlet(connection, f"K{number}", address=f"Karlstraße {number}, 76133 Karlsruhe")
+    found = [m["address"] for m in suggest_addresses(connection, "Karlstr")]
+    assert found[0] == ADDRESSES["C6"] and len(found) == 8
+    assert all(a.startswith("Karlstraße ") for a in found)
+    assert suggest_addresses(connection, "Alte Karlstr")[0]["address"] == "Alte Karlstraße 1, 76131 Karlsruhe"
+
