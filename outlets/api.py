@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from geo.db import get_engine, get_session, make_engine
 from geo.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from outlets import admin, booking, importers, search, store
-from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range
+from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range, parse_day
 from outlets.models import SERVICES
 
 bp = Blueprint("outlets_api", __name__, url_prefix="/api")
@@ -133,12 +133,9 @@ def _date(value: str | None, name: str = "date") -> date | None:
     if not value:
         return None
     try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
-    if not in_range(day):
-        raise BadRequest(f"{name} {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
-    return day
+        return parse_day(value)
+    except ValueError as error:
+        raise BadRequest(f"{name} {value!r} {error}") from None
 
 
 def _open_at(value: str | None, current: datetime) -> datetime | None:

@@ -30,7 +30,7 @@ from typing import Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 __all__ = [
-    "DAYS", "FIRST_YEAR", "LAST_YEAR", "in_range", "HoursError", "Interval", "DayException", "Schedule", "Slot",
+    "DAYS", "FIRST_YEAR", "LAST_YEAR", "in_range", "parse_day", "HoursError", "Interval", "DayException", "Schedule", "Slot",
     "parse_interval", "parse_intervals", "parse_weekly", "format_weekly", "weekly_to_json",
     "weekly_from_json", "parse_exceptions", "format_intervals", "zone",
 ]
@@ -46,6 +46,21 @@ WeeklyHours = tuple[tuple["Interval", ...], ...]
 
 # Dates a schedule can be asked about; arithmetic a day beyond year 1 or 9999 would overflow.
 FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
+def parse_day(text: str) -> date:
+    """A YYYY-MM-DD date within the supported years; ValueError says what is wrong.
+
+    >>> parse_day("2026-12-25")
+    datetime.date(2026, 12, 25)
+    """
+    try:
+        day = date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError("is not a date (YYYY-MM-DD)") from None
+    if not in_range(day):
+        raise ValueError(f"is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+    return day
 
 
 def in_range(value: date) -> bool:
@@ -274,11 +289,9 @@ def parse_exceptions(value: str | Iterable[Mapping] | None) -> dict[date, DayExc
     exceptions: dict[date, DayException] = {}
     for day_text, hours, note in items:
         try:
-            day = date.fromisoformat(day_text)
-        except ValueError:
-            raise HoursError(f"exception {day_text!r}: not a date (write YYYY-MM-DD)") from None
-        if not in_range(day):
-            raise HoursError(f"exception {day}: outside the years {FIRST_YEAR} to {LAST_YEAR}")
+            day = parse_day(day_text)
+        except ValueError as error:
+            raise HoursError(f"exception {day_text!r} {error}") from None
         if note is not None and (not isinstance(note, str) or len(note) > 200
                                  or any(unicodedata.category(c) == "Cc" for c in note)):
             raise HoursError(f"exception {day}: the note must be a text of up to 200 characters, "
