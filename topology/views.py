@@ -33,9 +33,9 @@ def network_map():
     centre = ((extent.south + extent.north) / 2, (extent.west + extent.east) / 2) if extent else (20.0, 0.0)
     # Leaflet needs a maxZoom for clustering even when no base layer provides one; half zoom
     # steps let the network's extent fill the view.
+    # The page's script fits the view to config["extent"] before its first load: folium's
+    # fit_bounds would animate from this view after that load, and load everything twice.
     fmap = base_map(centre, zoom_start=13 if extent else 2, maxZoom=19, zoomSnap=0.5)
-    if extent:
-        fmap.fit_bounds([[extent.south, extent.west], [extent.north, extent.east]], max_zoom=17)
     _ClusterAssets().add_to(fmap)
     config = {
         "layerUrl": url_for("topology_api.layer_features", layer="__layer__"),

@@ -11,8 +11,9 @@
  *                                 "customers" (a marker-cluster group). Every drawn feature's
  *                                 Leaflet layer has .feature (the GeoJSON feature; id = element code).
  *   GridAtlas.features[name]      the GeoJSON features last loaded for that layer.
- *   GridAtlas.state               {loading, loads, bbox, counts, truncated, hidden, errors};
- *                                 loads counts completed reloads (tests wait on it).
+ *   GridAtlas.state               {loading, scheduled, loads, bbox, counts, truncated, hidden, errors};
+ *                                 loads counts completed reloads; the map shows its view once
+ *                                 loading is 0 and no reload is scheduled (tests wait on it).
  *   GridAtlas.onFeatureClick(fn)  fn(feature, layerName, leafletEvent) on a click on any feature;
  *                                 return false to suppress the default popup. Returns an unsubscribe.
  *   GridAtlas.onLoad(fn)          fn(state) after every completed reload. Returns an unsubscribe.
@@ -81,7 +82,7 @@
   var GridAtlas = window.GridAtlas = {
     map: null, layers: {}, features: {}, control: null, legend: null, styleHooks: {},
     colours: COLOURS, deviceSymbols: DEVICE_SYMBOLS,
-    state: {loading: 0, loads: 0, bbox: null, counts: {}, truncated: {}, hidden: {}, errors: []},
+    state: {loading: 0, scheduled: false, loads: 0, bbox: null, counts: {}, truncated: {}, hidden: {}, errors: []},
   };
   var clickHandlers = [], loadHandlers = [], config = {}, fetched = {}, controllers = {}, moveTimer = null;
 
@@ -379,7 +380,13 @@
 
   function scheduleRefresh() {
     clearTimeout(moveTimer);
-    moveTimer = setTimeout(function () { GridAtlas.refresh(false); }, 150);
+    // Until the timer fires, a reload that began before this move may still finish: it is not
+    // this view's, and "scheduled" says so to whoever waits for the map to settle.
+    GridAtlas.state.scheduled = true;
+    moveTimer = setTimeout(function () {
+      GridAtlas.state.scheduled = false;
+      GridAtlas.refresh(false);
+    }, 150);
   }
 
   // ---- controls: status, legend ----
@@ -477,6 +484,11 @@
   GridAtlas.start = function (map, options) {
     config = options || {};
     GridAtlas.map = map;
+    // Fitted before the handlers below exist: the first load is of this view, and only once.
+    if (config.extent) {  // [west, south, east, north]
+      var e = config.extent;
+      map.fitBounds([[e[1], e[0]], [e[3], e[2]]], {maxZoom: 17, animate: false});
+    }
     var renderer = GridAtlas.renderer = L.canvas({padding: 0.25});
     LAYERS.forEach(function (spec) {
       var layer = GridAtlas.layers[spec.name] = makeLayer(spec, renderer);
@@ -492,6 +504,8 @@
     legendControl().addTo(map);
     statusControl().addTo(map);
     GridAtlas.legend = map.getContainer().querySelector(".ga-legend");
+    // A move (an animated fitBounds, say) ends in a reload: the view is not settled till then.
+    map.on("movestart", function () { GridAtlas.state.scheduled = true; });
     map.on("moveend", scheduleRefresh);
     map.on("zoomend", function () { GridAtlas.restyle(); });
     map.on("overlayadd", function () { GridAtlas.restack(); GridAtlas.refresh(false); });

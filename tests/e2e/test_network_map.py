@@ -5,7 +5,7 @@ import pytest
 
 from tests.networks import feeder_with_tie
 
-LOADED = "() => window.GridAtlas && GridAtlas.state.loads > {loads} && GridAtlas.state.loading === 0"
+LOADED = "() => window.GridAtlas && GridAtlas.state.loads > {loads} && GridAtlas.state.loading === 0 && !GridAtlas.state.scheduled"
 
 # The symbol of a drawn element as the canvas shows it: pixels at its centre and on its outline.
 SYMBOL_PIXELS = """(code) => {

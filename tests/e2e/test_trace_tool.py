@@ -7,8 +7,8 @@ import pytest
 
 from tests.networks import protected_feeder
 
-LOADED = "() => window.GridAtlas && GridAtlas.trace && GridAtlas.state.loads > 0 && GridAtlas.state.loading === 0"
-IDLE = "() => GridAtlas.trace.state.busy === 0 && GridAtlas.state.loading === 0"
+LOADED = "() => window.GridAtlas && GridAtlas.trace && GridAtlas.state.loads > 0 && GridAtlas.state.loading === 0 && !GridAtlas.state.scheduled"
+IDLE = "() => GridAtlas.trace.state.busy === 0 && GridAtlas.state.loading === 0 && !GridAtlas.state.scheduled"
 
 # Where an element is drawn, in page coordinates (a device's centre, a segment's middle).
 SCREEN_POINT = """(code) => {
