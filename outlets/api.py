@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hmac
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable, TypeVar
 
 import psycopg
@@ -215,8 +215,7 @@ def outlet_collection():
         where.append(store.within_bbox(west, south, east, north))
     limit = current_app.config.get("API_MAX_FEATURES", 20000)
     current = now()
-    today = current.date()
-    found = read(store.load_outlets, today - timedelta(days=1), today + timedelta(days=366), where, limit=limit + 1)
+    found = read(store.load_outlets, where, limit=limit + 1)
     return jsonify({"type": "FeatureCollection", "features": [store.outlet_feature(o, current) for o in found[:limit]],
                     "truncated": len(found) > limit})
 
@@ -225,8 +224,7 @@ def outlet_collection():
 def outlet_detail(code: str):
     """One outlet: where, services, weekly hours, coming exceptions, its opening state now."""
     current = now()
-    today = current.date()
-    outlet = read(store.load_outlet, code, today - timedelta(days=1), today + timedelta(days=366))
+    outlet = read(store.load_outlet, code)
     return jsonify({**store.outlet_summary(outlet, current), **search.opening_state(outlet, current)})
 
 
@@ -238,7 +236,7 @@ def slots(code: str):
 
     def day_slots(connection: Connection) -> dict:
         """The slots of ``day``, or of the outlet's today."""
-        when = day or store.load_outlet(connection, code, current.date(), current.date()).schedule.local_date(current)
+        when = day or store.load_outlet(connection, code).schedule.local_date(current)
         return booking.day_slots(connection, code, when, request.args.get("service") or None, current)
 
     return jsonify(read(day_slots))
@@ -301,8 +299,7 @@ def _require_admin():
 def _saved(code: str, created: bool):
     """The outlet ``code`` as stored, 201 when ``created``."""
     current = now()
-    outlet = store.load_outlet(get_session().connection(), code, current.date() - timedelta(days=1),
-                               current.date() + timedelta(days=366))
+    outlet = store.load_outlet(get_session().connection(), code)
     return jsonify(store.outlet_summary(outlet, current)), 201 if created else 200
 
 

@@ -191,7 +191,7 @@ def _booked(connection: Connection, outlet_id: int, first: datetime, last: datet
 
 def day_slots(connection: Connection, code: str, day: date, service: str | None, now: datetime) -> dict[str, Any]:
     """The bookable slots of outlet ``code`` starting on local ``day``, with the places left."""
-    outlet = load_outlet(connection, code, day - timedelta(days=1), day)
+    outlet = load_outlet(connection, code)
     wanted = list(outlet.services) if service is None else [service]
     if service is not None:
         _check_service(outlet, service)
@@ -354,9 +354,7 @@ def _booking_row(connection: Connection, where, lock: bool = False) -> Mapping |
 
 def _outlet_of(connection: Connection, booking: Mapping) -> OutletView:
     """The outlet of ``booking``, retired or not."""
-    day = booking["slot_start"].date()
-    return load_outlet(connection, booking["outlet_code"], day - timedelta(days=2), day + timedelta(days=2),
-                       active_only=False)
+    return load_outlet(connection, booking["outlet_code"], active_only=False)
 
 
 @_retrying
@@ -368,9 +366,7 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
     """
     with session.begin():
         connection = session.connection()
-        outlet_day = now.astimezone(UTC).date()
-        outlet = load_outlet(connection, request.outlet, outlet_day - timedelta(days=1),
-                             outlet_day + timedelta(days=BOOKING_HORIZON_DAYS + 1))
+        outlet = load_outlet(connection, request.outlet)
         start = parse_start(request.start, outlet)
         phone = parse_phone(request.phone, outlet.country)
         fingerprint = _request_hash(outlet.code, request.service, start, request.name, phone)
@@ -464,9 +460,7 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
             raise Conflict("this booking is cancelled; book a new visit instead")
         if row["slot_start"] <= now:
             raise Conflict("this visit has already begun or passed; it can no longer be moved")
-        today = now.astimezone(UTC).date()
-        outlet = load_outlet(connection, row["outlet_code"], today - timedelta(days=1),
-                             today + timedelta(days=BOOKING_HORIZON_DAYS + 1))
+        outlet = load_outlet(connection, row["outlet_code"])
         service = _clean_text(changes.get("service", row["service"]), "service", 40)
         start = parse_start(_clean_text(changes["start"], "start", 40), outlet)
         if (start, service) == (row["slot_start"], row["service"]):

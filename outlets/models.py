@@ -84,6 +84,11 @@ class Outlet(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Kept by triggers (migration 0004) for reads that would otherwise aggregate per outlet:
+    # {service: capacity} from outlet_services, and {day: [hours, note]} from outlet_exceptions,
+    # from two days before the last change on. Never written by the application.
+    service_capacities: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    exceptions_ahead: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
 class OutletService(Base):

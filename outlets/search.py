@@ -19,14 +19,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import quote
 
-from sqlalchemy import Date, Float, Integer, Select, String, bindparam, exists, func, literal, select, text
+from sqlalchemy import Float, Integer, Select, String, bindparam, exists, func, literal, select, text
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Dialect
 
 from geo.errors import BadRequest, NotFound
 from outlets.models import SERVICES
 from outlets.store import (
-    EXCEPTIONS_AHEAD_DAYS, OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
+    OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
     point, services_table, view_from_row,
 )
 
@@ -133,11 +133,10 @@ class Origin:
 @functools.cache
 def nearest_query(with_service: bool = False) -> Select:
     """Active outlets nearest first from (``:lon``, ``:lat``) (KNN on the geography index), with
-    their geodesic distance, services and exceptions from ``:first`` to ``:last``; ``:service``
-    keeps those offering it; ``:limit`` and ``:offset`` page. Built once: a request only binds."""
+    their geodesic distance; ``:service`` keeps those offering it; ``:limit`` and ``:offset``
+    page. Built once: a request only binds."""
     here = point(bindparam("lon", type_=Float), bindparam("lat", type_=Float))
-    query = (select(*outlet_columns(bindparam("first", type_=Date), bindparam("last", type_=Date)),
-                    geodesic_distance_m(outlets.c.geom, here).label("distance_m"))
+    query = (select(*outlet_columns(), geodesic_distance_m(outlets.c.geom, here).label("distance_m"))
              .where(outlets.c.active)
              .order_by(knn_order(outlets.c.geom, here))
              .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
@@ -165,11 +164,9 @@ def _fetch(connection: Connection, with_service: bool, parameters: dict[str, Any
         return cursor.fetchall()
 
 
-def nearest_parameters(origin: Origin, now: datetime, service: str | None = None) -> dict[str, Any]:
-    """The values ``nearest_query`` binds for a search from ``origin`` at ``now``."""
-    today = now.astimezone(UTC).date()
-    return {"lon": origin.lon, "lat": origin.lat, "first": today - timedelta(days=2),
-            "last": today + timedelta(days=EXCEPTIONS_AHEAD_DAYS + 1), "service": service}
+def nearest_parameters(origin: Origin, service: str | None = None) -> dict[str, Any]:
+    """The values ``nearest_query`` binds for a search from ``origin``."""
+    return {"lon": origin.lon, "lat": origin.lat, "service": service}
 
 
 def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, service: str | None = None,
@@ -183,7 +180,7 @@ def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, s
         raise BadRequest(f"n must be 1..{MAX_RESULTS}")
     if service is not None and service not in SERVICES:
         raise BadRequest(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
-    parameters = nearest_parameters(origin, now, service)
+    parameters = nearest_parameters(origin, service)
     found: list[tuple[OutletView, float]] = []
     batch, seen = (n if open_at is None else max(4 * n, 32)), 0
     while True:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Iterable
 
 import phonenumbers
-from sqlalchemy import Boolean, Date, Float, Select, String, Text, bindparam, cast, delete, func, literal_column, select, \
+from sqlalchemy import Boolean, Float, Select, String, Text, bindparam, cast, delete, func, literal_column, select, \
     update
-from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 from geoalchemy2 import Geography
@@ -28,16 +28,13 @@ from outlets.records import OutletRecord, is_outlet_code
 __all__ = [
     "point", "geography", "geodesic_distance_m", "knn_order", "OutletView", "save_outlet", "load_outlet",
     "load_outlets", "outlets_extent", "outlet_exists", "within_bbox", "retire_outlet", "set_exception", "delete_exception", "outlet_summary", "outlet_feature",
-    "export_records", "EXCEPTIONS_AHEAD_DAYS",
+    "export_records",
 ]
 
 outlets = Outlet.__table__
 services_table = OutletService.__table__
 exceptions_table = OutletException.__table__
 bookings = Booking.__table__
-
-# How far ahead a loaded schedule knows its exceptions (and how far "next opening" looks).
-EXCEPTIONS_AHEAD_DAYS = 31
 
 
 # -- spatial clause builders -------------------------------------------------------------------
@@ -85,35 +82,17 @@ class OutletView:
     schedule: Schedule
 
 
-def services_column() -> ColumnElement:
-    """Per outlet row: ``{service: capacity}`` as JSON text, keys in order (a correlated subquery).
-
-    json text rather than jsonb: building jsonb made the nearest query slower (0.87 -> 0.80 ms for
-    five outlets, 100,000 loaded), and as text it is parsed once per distinct mix of services.
-    """
-    aggregate = func.json_object_agg(services_table.c.service,
-                                     aggregate_order_by(services_table.c.capacity, services_table.c.service))
-    return (select(func.coalesce(cast(aggregate, Text), "{}"))
-            .where(services_table.c.outlet_id == outlets.c.id).scalar_subquery())
-
-
-def exceptions_column(first: date, last: date) -> ColumnElement:
-    """Per outlet row: its exceptions from ``first`` to ``last`` as ``{day: [hours, note]}`` JSON text
-    (jsonb's text is canonical: equal exceptions read as equal text)."""
-    return cast(select(func.jsonb_object_agg(
-        exceptions_table.c.day, func.jsonb_build_array(exceptions_table.c.hours, exceptions_table.c.note)))
-        .where(exceptions_table.c.outlet_id == outlets.c.id,
-               exceptions_table.c.day.between(first, last)).scalar_subquery(), Text)
-
-
-def outlet_columns(first: date, last: date) -> list[ColumnElement]:
-    """The columns ``view_from_row`` reads, exceptions limited to ``first``..``last``."""
+def outlet_columns() -> list[ColumnElement]:
+    """The columns ``view_from_row`` reads. Services and exceptions come as the JSON text of the
+    columns the triggers keep (jsonb's text is canonical: equal data reads as equal text, which
+    is parsed once)."""
     return [
         outlets.c.id, outlets.c.code, outlets.c.name, outlets.c.address, outlets.c.phone, outlets.c.country,
         outlets.c.timezone, outlets.c.slot_minutes, cast(outlets.c.weekly_hours, Text).label("weekly_hours"),
         outlets.c.active,
         func.ST_X(outlets.c.geom).label("lon"), func.ST_Y(outlets.c.geom).label("lat"),
-        services_column().label("services"), exceptions_column(first, last).label("exceptions"),
+        cast(outlets.c.service_capacities, Text).label("services"),
+        cast(outlets.c.exceptions_ahead, Text).label("exceptions"),
     ]
 
 
@@ -153,26 +132,26 @@ def view_from_row(row: Any) -> OutletView:
 
 @functools.cache
 def _outlet_by_code(active_only: bool) -> Select:
-    """One outlet by ``:code`` with its exceptions from ``:first`` to ``:last`` (built once)."""
-    query = select(*outlet_columns(bindparam("first", type_=Date), bindparam("last", type_=Date))) \
-        .where(outlets.c.code == bindparam("code", type_=String))
+    """One outlet by ``:code`` (built once)."""
+    query = select(*outlet_columns()).where(outlets.c.code == bindparam("code", type_=String))
     return query.where(outlets.c.active) if active_only else query
 
 
-def load_outlet(connection: Connection, code: str, first: date, last: date, *, active_only: bool = True) -> OutletView:
-    """The outlet ``code`` with its exceptions from ``first`` to ``last``; NotFound if there is none."""
+def load_outlet(connection: Connection, code: str, *, active_only: bool = True) -> OutletView:
+    """The outlet ``code``, its schedule knowing its exceptions from two days ago on; NotFound if
+    there is none."""
     if not is_outlet_code(code):
         raise NotFound(f"there is no outlet {code!r}")
-    row = connection.execute(_outlet_by_code(active_only), {"code": code, "first": first, "last": last}).one_or_none()
+    row = connection.execute(_outlet_by_code(active_only), {"code": code}).one_or_none()
     if row is None:
         raise NotFound(f"there is no outlet {code!r}")
     return view_from_row(row)
 
 
-def load_outlets(connection: Connection, first: date, last: date, where: Iterable[ColumnElement] = (),
+def load_outlets(connection: Connection, where: Iterable[ColumnElement] = (),
                  limit: int | None = None) -> list[OutletView]:
     """The outlets matching ``where`` (at most ``limit``), ordered by code."""
-    query = select(*outlet_columns(first, last)).where(*where).order_by(outlets.c.code).limit(limit)
+    query = select(*outlet_columns()).where(*where).order_by(outlets.c.code).limit(limit)
     return [view_from_row(row) for row in connection.execute(query)]
 
 
@@ -318,7 +297,7 @@ def outlet_feature(outlet: OutletView, now: datetime) -> dict[str, Any]:
 def export_records(connection: Connection, today: date) -> list[dict[str, Any]]:
     """Every active outlet in the import layout (docs/outlets.md), future exceptions included."""
     rows = []
-    for outlet in load_outlets(connection, today, today + timedelta(days=3660), [outlets.c.active]):
+    for outlet in load_outlets(connection, [outlets.c.active]):
         rows.append({
             "code": outlet.code, "name": outlet.name, "address": outlet.address, "lon": outlet.lon,
             "lat": outlet.lat, "phone": outlet.phone or "", "timezone": outlet.timezone,
@@ -328,6 +307,6 @@ def export_records(connection: Connection, today: date) -> list[dict[str, Any]]:
             "exceptions": "; ".join(
                 # A note may not hold the separator of the text form.
                 " ".join(filter(None, (day.isoformat(), format_intervals(e.intervals), (e.note or "").replace(";", ","))))
-                for day, e in sorted(outlet.schedule.exceptions.items())),
+                for day, e in sorted(outlet.schedule.exceptions.items()) if day >= today),
         })
     return rows

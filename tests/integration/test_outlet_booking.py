@@ -297,7 +297,7 @@ def test_the_counter_upsert_itself_refuses_a_full_slot(connection, outlet, tomor
     from outlets.booking import _take_place
     from outlets.store import load_outlet
 
-    view = load_outlet(connection, "OUT-T1", tomorrow, tomorrow)
+    view = load_outlet(connection, "OUT-T1")
     start = local(tomorrow, 15)
     assert [_take_place(connection, view, "billing", start) for _ in range(3)] == [True, True, False]
     assert _counter(connection, start) == 2
