@@ -6,10 +6,9 @@ slots for one outlet-day, and 200 concurrent booking attempts on a handful of sl
 
 Uses its own database ``gridatlas_bench_outlets`` (``--database``) in the embedded cluster,
 dropped and recreated (``--reuse`` keeps what a previous run loaded; then pass ``--bookings 0``).
-The app runs in a separate process as production serves it (gunicorn, gunicorn.conf.py:
-gthread workers, keep-alive) on a free port, after a shorter comparison run on werkzeug's
-threaded dev server (``make run``'s), so the client's timing threads do not share its
-interpreter. HTTP requests go over one kept-alive connection (http.client), one at a time,
+The app runs in a separate process as production serves it (``flask --app app serve``: granian,
+WSGI workers, keep-alive; geo/server.py) on a free port, after a shorter comparison run on
+werkzeug's threaded dev server, so the client's timing threads do not share its interpreter. HTTP requests go over one kept-alive connection (http.client), one at a time,
 except the booking burst, which opens 200 connections at once.
 """
 from __future__ import annotations
@@ -93,21 +92,22 @@ def load_outlets(engine, count: int, seed: int) -> None:
         raw.close()
     with engine.begin() as connection:
         # Billing everywhere, each other service at about half of them; one to three visits a slot.
-        connection.execute(text("INSERT INTO outlet_services (outlet_id, service, capacity) "
-                                "SELECT id, 'billing', 1 + id % 3 FROM outlets"))
-        for number, service in enumerate(SERVICES):
-            if service != "billing":
-                connection.execute(text("INSERT INTO outlet_services (outlet_id, service, capacity) "
-                                        "SELECT id, :s, 1 + (id + :n) % 2 FROM outlets WHERE (id * 7 + :n) % 2 = 0"),
-                                   {"s": service, "n": number})
-        # Every other outlet closes on a dozen public holidays.
+        # One statement per table: the triggers that keep each outlet's services and exceptions
+        # on its row (migration 0004) then run once, as they do for an import.
+        selects = ["SELECT id, 'billing', 1 + id % 3 FROM outlets" if service == "billing" else
+                   f"SELECT id, '{service}', 1 + (id + {number}) % 2 FROM outlets WHERE (id * 7 + {number}) % 2 = 0"
+                   for number, service in enumerate(SERVICES)]
+        connection.execute(text("INSERT INTO outlet_services (outlet_id, service, capacity) " + " UNION ALL ".join(selects)))
+        # Every other outlet closes on the public holidays of this year and the next.
         year = datetime.now(timezone.utc).year
-        for day in ("01-01", "01-06", "05-01", "10-03", "11-01", "12-25", "12-26"):
-            for y in (year, year + 1):
-                connection.execute(text("INSERT INTO outlet_exceptions (outlet_id, day, hours, note) "
-                                        "SELECT id, CAST(:d AS date), '[]'::jsonb, 'Public holiday' "
-                                        "FROM outlets WHERE id % 2 = 0"), {"d": f"{y}-{day}"})
-        connection.execute(text("ANALYZE"))
+        days = [f"{y}-{day}" for y in (year, year + 1)
+                for day in ("01-01", "01-06", "05-01", "10-03", "11-01", "12-25", "12-26")]
+        connection.execute(text("INSERT INTO outlet_exceptions (outlet_id, day, hours, note) "
+                                "SELECT id, day, '[]'::jsonb, 'Public holiday' FROM outlets, "
+                                "unnest(CAST(:days AS date[])) AS day WHERE id % 2 = 0"), {"days": days})
+    # As autovacuum would soon after an import: the triggers' updates left a dead row per outlet.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -131,9 +131,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(url: str, kind: str = "gunicorn") -> tuple[subprocess.Popen, int]:
-    """The app in a child process on a free port, once it serves: ``gunicorn`` as production runs
-    it (gunicorn.conf.py: gthread workers, keep-alive) or ``werkzeug``, the dev server of ``make run``."""
+def start_server(url: str, kind: str = "granian") -> tuple[subprocess.Popen, int]:
+    """The app in a child process on a free port, once it serves: ``granian`` as production runs
+    it (``flask --app app serve``: WSGI workers, keep-alive) or ``werkzeug``, Flask's dev server."""
     port = free_port()
     if kind == "werkzeug":
         process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", url, str(port)],
@@ -141,10 +141,9 @@ def start_server(url: str, kind: str = "gunicorn") -> tuple[subprocess.Popen, in
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the server did not start")
         return process, port
-    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    process = subprocess.Popen([gunicorn, "-c", os.path.join(ROOT, "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
-                                "--log-level", "warning", "wsgi:app"],
-                               cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none"})
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -156,11 +155,11 @@ def start_server(url: str, kind: str = "gunicorn") -> tuple[subprocess.Popen, in
         except OSError:
             time.sleep(0.2)
     process.terminate()
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError("the production server did not start")
 
 
 def stop_server(process: subprocess.Popen) -> None:
-    """Stop a server started by ``start_server`` (gunicorn stops its workers on SIGTERM)."""
+    """Stop a server started by ``start_server`` (granian stops its workers on SIGTERM)."""
     process.terminate()
     process.wait(timeout=30)
 
@@ -186,7 +185,7 @@ RAW_KNN = text("""
 """)
 
 
-def bench_nearest(engine, port: int, runs: int, rng: random.Random, server: str = "gunicorn", full: bool = True) -> None:
+def bench_nearest(engine, port: int, runs: int, rng: random.Random, server: str = "granian", full: bool = True) -> None:
     """Nearest-5 over HTTP (through ``server``) against the raw KNN query, interleaved; ``full``
     adds the "open now" search and the search function in process."""
     points = [(round(rng.uniform(BBOX[0] + 0.5, BBOX[2] - 0.5), 5), round(rng.uniform(BBOX[1] + 0.5, BBOX[3] - 0.5), 5))
@@ -335,7 +334,7 @@ def main() -> None:
             bench_nearest(engine, port, max(100, args.requests // 4), random.Random(args.seed + 1), "werkzeug", full=False)
         finally:
             stop_server(server)
-        server, port = start_server(url, "gunicorn")
+        server, port = start_server(url, "granian")
         try:
             bench_nearest(engine, port, args.requests, rng)
             bench_slots(engine, port, args.requests // 2, rng)
