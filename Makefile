@@ -26,7 +26,7 @@ run: install assets
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app demo --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --if-empty
 	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (Ctrl-C stops the server)"
-	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+	$(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
 
 test: install assets browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """GridAtlas: the outage-and-outlet map service of a power distribution utility.
 
-``flask --app app run`` serves it; ``create_app`` builds it and nothing is built at import time.
+``flask --app app serve`` serves it (geo/server.py); ``create_app`` builds it and nothing is built at import time.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import geo.errors
 import geo.jsonprovider
 import geo.maps
 import geo.migrate
+import geo.server
 from geo.config import from_environment
 
 
@@ -28,6 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.db.init_app(app)
     geo.migrate.init_app(app)
     geo.maps.init_app(app)
+    geo.server.init_app(app)
 
     import topology
 

@@ -1,4 +1,5 @@
-"""The WSGI entry point production serves: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+"""The WSGI entry point production serves: ``flask --app app serve`` (geo/server.py) runs it in
+granian's workers; any WSGI server can serve ``wsgi:app``.
 
 Settings come from the environment (geo.config: DATABASE_URL, BASEMAP_URL, DB_POOL_SIZE, ...).
 """

@@ -1,0 +1,106 @@
+"""The production server (``flask --app app serve``: granian workers running wsgi:app) as a
+deployment runs it: a separate process on a real port."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(database_url):
+    """The server on a free port, two workers of two threads; stopped with Ctrl-C's signal."""
+    port = _free_port()
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
+                               cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url, "BASEMAP_URL": "none"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the server did not start: {process.stdout.read()}")
+            time.sleep(0.2)
+    yield process, port
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _get(connection: http.client.HTTPConnection, path: str, method: str = "GET", body: str | None = None):
+    connection.request(method, path, body, {"Content-Type": "application/json"} if body else {})
+    response = connection.getresponse()
+    return response, response.read()
+
+
+def test_it_serves_the_app_and_its_static_files_over_one_kept_alive_connection(server):
+    _, port = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    response, body = _get(connection, "/healthz")
+    assert response.status == 200 and json.loads(body)["migrations"]["up_to_date"] is True
+    first_socket = connection.sock
+    response, body = _get(connection, "/api/outlets/nearest?lon=8.4&lat=49.0&n=5")
+    assert response.status == 200 and "outlets" in json.loads(body)
+    # Static files come from granian itself, with a short cache lifetime (our scripts change).
+    response, body = _get(connection, "/static/js/outlets_map.js")
+    assert response.status == 200 and b"function" in body
+    assert response.getheader("cache-control") == "max-age=600"
+    assert connection.sock is first_socket  # HTTP/1.1 keep-alive
+    response, body = _get(connection, "/map/outlets")
+    assert response.status == 200 and b"<html" in body.lower()
+
+
+def test_bad_requests_are_problems_not_crashes(server):
+    _, port = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for method, path, body, status in (("POST", "/api/bookings", "{not json", 400),
+                                       ("GET", "/api/outlets/nearest?lon=east&lat=49", None, 400),
+                                       ("GET", "/api/outlets/OUT-NOPE/slots", None, 404)):
+        response, answer = _get(connection, path, method, body)
+        assert response.status == status, answer
+        assert response.getheader("content-type") == "application/problem+json"
+        assert json.loads(answer)["status"] == status
+
+
+def test_parallel_requests_are_all_answered(server):
+    _, port = server
+
+    def search(index: int) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        statuses = [_get(connection, f"/api/outlets/nearest?lon={8 + index / 100}&lat=49&n=3")[0].status
+                    for _ in range(5)]
+        connection.close()
+        return max(statuses)
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        assert set(pool.map(search, range(24))) == {200}
+
+
+def test_ctrl_c_stops_it_gracefully(server):
+    process, port = server
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    assert time.monotonic() - started < 15
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
