@@ -12,9 +12,25 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["alembic_config", "upgrade", "current_revision", "head_revision", "init_app"]
+__all__ = ["alembic_config", "upgrade", "current_revision", "head_revision", "init_app", "statement_triggers"]
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+# Each row event with the transition tables its statement-level trigger sees.
+_TRANSITIONS = (("insert", "NEW TABLE AS new_rows"), ("update", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+                ("delete", "OLD TABLE AS old_rows"))
+
+
+def statement_triggers(table: str, function: str, suffix: str) -> list[tuple[str, str]]:
+    """(name, CREATE TRIGGER) for triggers ``<table>_<event>_<suffix>`` that call ``function()`` once
+    per INSERT, UPDATE and DELETE statement on ``table``, with the rows it changed as ``new_rows``
+    and ``old_rows``. One trigger per event: PostgreSQL allows transition tables only on
+    single-event triggers. Migrations use it; what it writes must stay as it is."""
+    return [(f"{table}_{event}_{suffix}",
+             f"CREATE TRIGGER {table}_{event}_{suffix} AFTER {event.upper()} ON {table} "
+             f"REFERENCING {transitions} FOR EACH STATEMENT EXECUTE FUNCTION {function}()")
+            for event, transitions in _TRANSITIONS]
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -11,3 +11,11 @@ for _module in ("topology.models", "outlets.models", "outages.models"):
     except ModuleNotFoundError as error:
         if error.name != _module:
             raise
+
+# Indexes one package declares on another's tables, now that every table is known.
+try:
+    from outlets.models import index_service_point_addresses
+except ModuleNotFoundError:
+    pass
+else:
+    index_service_point_addresses()

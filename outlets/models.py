@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String,
+    BigInteger, Boolean, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String,
     Text, func, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.db import Base
 
 __all__ = [
-    "SERVICES", "address_key", "Outlet", "OutletService", "OutletException", "SlotCounter", "Booking",
+    "SERVICES", "address_key", "Outlet", "OutletService", "OutletException", "AddressPlace", "SlotCounter", "Booking",
     "NotificationOutbox", "BOOKING_STATUSES", "OUTBOX_STATUSES",
 ]
 
@@ -113,6 +113,20 @@ class OutletException(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class AddressPlace(Base):
+    """A postcode and town of customers' and outlets' addresses: how many, and the sums of their
+    coordinates (the centre is sum / count). Kept by triggers on service_points and outlets
+    (migration 0005); never written by the application."""
+
+    __tablename__ = "address_places"
+
+    postcode: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
+    town: Mapped[str] = mapped_column(Text, primary_key=True)
+    addresses: Mapped[int] = mapped_column(Integer)
+    sum_lon: Mapped[float] = mapped_column(Float(precision=53))
+    sum_lat: Mapped[float] = mapped_column(Float(precision=53))
+
+
 class SlotCounter(Base):
     """How many visits are booked into one slot of one service; the CHECK is the capacity guard."""
 
@@ -182,11 +196,20 @@ class NotificationOutbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-# The address search also reads customers' addresses. service_points belongs to the network
-# (outlets never imports topology), so its trigram index is declared here on the table as the
-# metadata already knows it, which keeps Alembic's autogenerate from dropping it.
-if "service_points" in Base.metadata.tables:
-    Index("ix_service_points_address_trgm", address_key(Base.metadata.tables["service_points"].c.address),
+def index_service_point_addresses() -> None:
+    """Declare the address search's indexes on service_points, once the metadata knows the table.
+
+    The address search also reads customers' addresses. service_points belongs to the network
+    (outlets never imports topology), so its indexes are declared here on the table as the
+    metadata knows it, which keeps Alembic's autogenerate from dropping them. Called at import
+    and again by geo.models_registry, whichever order the packages were imported in."""
+    table = Base.metadata.tables.get("service_points")
+    if table is None or any(index.name == "ix_service_points_address_trgm" for index in table.indexes):
+        return
+    Index("ix_service_points_address_trgm", address_key(table.c.address),
           postgresql_using="gin", postgresql_ops={"address_key": "gin_trgm_ops"})
-    Index("ix_service_points_address_prefix", address_prefix(Base.metadata.tables["service_points"].c.address),
+    Index("ix_service_points_address_prefix", address_prefix(table.c.address),
           postgresql_ops={"address_prefix": "text_pattern_ops"})
+
+
+index_service_point_addresses()

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Float, Integer, Select, String, bindparam, exists, func, literal, select, text
@@ -224,29 +224,32 @@ def _result(outlet: OutletView, distance_m: float, origin: Origin, now: datetime
 RESOLVED_SCORE, RESOLVED_LEAD = 0.95, 0.15
 MIN_QUERY, MAX_QUERY = 3, 200
 SIMILARITY_THRESHOLDS = ("0.7", "0.45")
+# A place this close to the query is offered though the query does not spell it ("Karlsrhue").
+PLACE_SIMILARITY = 0.6
 # The same expression as the GIN indexes (outlets.models.address_key), so that they serve it.
-_KEY = "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
+_KEY_OF = "translate(replace({}, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
+_KEY = _KEY_OF.format("address")
 # The same expression in lower case as the btree indexes (outlets.models.address_prefix).
 _PREFIX = f"lower({_KEY})"
 
 
-def _addresses_sql(match: str) -> str:
+def _addresses_sql(match: str, order: str = "score DESC, length(address), address") -> str:
     """Outlet and service-point addresses where ``match`` holds for ``{key}`` and ``{prefix}``,
-    one row per address, best word similarity to ``:q`` first."""
+    one row per address, in ``order`` (best word similarity to ``:q`` first)."""
     match = match.format(key=_KEY, prefix=_PREFIX)
     return f"""
     SELECT address, source, lon, lat, score FROM (
-        SELECT DISTINCT ON (lower(address)) address, source, lon, lat, score FROM (
+        SELECT DISTINCT ON (lower(address)) address, source, lon, lat, score, key FROM (
             SELECT address, 'outlet' AS source, ST_X(geom) AS lon, ST_Y(geom) AS lat,
-                   word_similarity(:q, {_KEY}) AS score
+                   word_similarity(:q, {_KEY}) AS score, {_PREFIX} AS key
               FROM outlets WHERE active AND {match}
             UNION ALL
-            SELECT address, 'service_point', ST_X(geom), ST_Y(geom), word_similarity(:q, {_KEY})
+            SELECT address, 'service_point', ST_X(geom), ST_Y(geom), word_similarity(:q, {_KEY}), {_PREFIX}
               FROM service_points WHERE address IS NOT NULL AND {match}
         ) AS candidates
         ORDER BY lower(address), score DESC
     ) AS distinct_addresses
-    ORDER BY score DESC, length(address), address
+    ORDER BY {order}
     LIMIT :limit
 """
 
@@ -256,6 +259,38 @@ _ADDRESSES = text(_addresses_sql(":q <% {key}"))
 # trigram matches at the close threshold: a btree range instead of every address that shares
 # the town's trigrams.
 _PREFIXED = text(_addresses_sql("{prefix} LIKE :prefix AND :q <% {key}"))
+# The houses of one street (``:prefix`` is "street %"), those numbered nearest ``:number`` first.
+_STREET_NUMBERS = text(_addresses_sql(
+    "{prefix} LIKE :prefix",
+    order="abs(substring(substr(key, length(:street) + 2) FROM '^[0-9]{1,9}')::bigint - :number) NULLS LAST, "
+          "length(address), address"))
+# Places (migration 0005): towns over their postcodes, and postcodes, that the query begins or
+# names; only when none does, those close to it ("Karlsrhue"). The table holds a few rows per
+# town: it is read whole.
+_PLACES = text(f"""
+    WITH places AS (
+        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town AS address, town,
+               false AS town_row, count(*) OVER (PARTITION BY town) = 1 AS whole_town, addresses, sum_lon, sum_lat
+          FROM address_places
+        UNION ALL
+        SELECT town, town, true, true, sum(addresses), sum(sum_lon), sum(sum_lat)
+          FROM address_places GROUP BY town HAVING count(*) > 1
+    ), scored AS (
+        SELECT address, sum_lon / addresses AS lon, sum_lat / addresses AS lat, addresses, town_row, whole_town,
+               lower({_KEY_OF.format("town")}) AS town_key, lower({_KEY}) AS key, word_similarity(:q, {_KEY}) AS score
+          FROM places
+    ), named AS (
+        -- a town's beginning offers the town; its whole name lists its postcodes too
+        SELECT * FROM scored WHERE key LIKE :prefix OR (whole_town AND town_key LIKE :prefix) OR town_key = :q
+    )
+    SELECT address, 'place' AS source, lon, lat, score, town_row, addresses FROM named
+    UNION ALL
+    SELECT address, 'place', lon, lat, score, town_row, addresses FROM scored
+     WHERE score >= :threshold AND NOT EXISTS (SELECT FROM named)
+     ORDER BY score DESC, town_row DESC, addresses DESC, address
+     LIMIT :limit
+""")
+_STREET_AND_NUMBER = re.compile(r"^(\D*\S)\s+(\d{1,6})\s*[a-z]?$")
 _STREET_ABBREVIATION = re.compile(r"(str)\.?(?=\s|,|$)", re.IGNORECASE)
 
 
@@ -280,6 +315,19 @@ def _like_prefix(q: str) -> str:
     return re.sub(r"([\\%_])", r"\\\1", q) + "%"
 
 
+def _names_place(address: str, place: str) -> bool:
+    """Whether every word of ``place`` (as address_query spells it) is a word of ``address``'s
+    part after its first comma.
+
+    >>> _names_place("Kaiserstraße 12, 76133 Karlsruhe", "karlsruhe")
+    True
+    >>> _names_place("Kaiserstraße 12, 76133 Karlsruhe", "76131")
+    False
+    """
+    words = address_query(address.partition(",")[2]).replace(",", " ").split()
+    return all(word in words for word in place.replace(",", " ").split())
+
+
 def _set_local(connection: Connection, name: str, value: str) -> None:
     """A setting for the rest of this transaction."""
     connection.execute(select(func.set_config(name, value, literal(True))))
@@ -291,34 +339,47 @@ def _found(rows: list[Any]) -> list[dict[str, Any]]:
              "score": round(float(r.score), 3)} for r in rows]
 
 
-def suggest_addresses(connection: Connection, q: str, limit: int = 8,
-                      settled: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[dict[str, Any]]:
-    """Addresses like ``q`` (outlets' and customers' own), best first, with a point each.
+def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[dict[str, Any]]:
+    """Places and addresses like ``q`` (outlets' and customers' own), best first, with a point each.
 
-    Addresses that begin with ``q`` come first from a btree; the trigram search runs only when
-    they are fewer than ``limit`` and ``settled`` (if given) does not accept them as they are."""
+    Each step runs only when the ones before it found nothing, and all but the last read an
+    index range or a small table:
+    1. places (towns, postcodes) that ``q`` begins, names or nearly spells, then addresses that
+       begin with ``q`` (btree prefix indexes): "Karlsruhe", "761", "Karlstr", "Karlstraße 7";
+    2. for a street and a house number, that street's houses numbered nearest it ("Karlstraße 71");
+    3. pg_trgm word similarity over every address, close, then looser: "Kaiserstrase 12".
+    """
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
         raise BadRequest(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
     if any(unicodedata.category(c) == "Cc" for c in q):
         raise BadRequest("q holds control characters")
-    # word_similarity: how well q matches some run of words in the address (0..1). A close
-    # threshold first keeps the index's candidates few (a street's houses, not every "...strasse");
-    # only a query that matches nothing that well is tried again more loosely.
     # The planner cannot estimate how many rows a trigram match keeps and may read a whole table
-    # instead of the GIN index; for this statement only, it is told not to.
+    # instead of an index; for this search only, it is told not to.
     _set_local(connection, "enable_seqscan", "off")
     q = address_query(q)
+    values = {"q": q, "prefix": _like_prefix(q), "limit": limit}
+    # word_similarity: how well q matches some run of words in the address (0..1). A close
+    # threshold keeps the index's candidates few (a street's houses, not every "...strasse").
     _set_local(connection, "pg_trgm.word_similarity_threshold", SIMILARITY_THRESHOLDS[0])
-    rows = connection.execute(_PREFIXED, {"q": q, "prefix": _like_prefix(q), "limit": limit}).all()
-    done = len(rows) >= limit or (settled is not None and bool(rows) and settled(_found(rows)))
-    for threshold in () if done else SIMILARITY_THRESHOLDS:
+    found = _found(connection.execute(_PLACES, {**values, "threshold": PLACE_SIMILARITY}).all())
+    found += _found(connection.execute(_PREFIXED, values).all())
+    head, _, tail = (part.strip() for part in q.partition(","))
+    if not found and head and tail:  # "Kaiserstraße 12, Karlsruhe": the street's houses in that town
+        rows = _found(connection.execute(_PREFIXED, {**values, "q": head, "prefix": _like_prefix(head),
+                                                     "limit": 4 * limit}).all())
+        found = [row for row in rows if _names_place(row["address"], tail)]
+    street = _STREET_AND_NUMBER.match(head)
+    if not found and street:
+        found = _found(connection.execute(_STREET_NUMBERS, {
+            **values, "street": street[1], "prefix": _like_prefix(street[1] + " "), "number": int(street[2])}).all())
+    for threshold in () if found else SIMILARITY_THRESHOLDS:
         _set_local(connection, "pg_trgm.word_similarity_threshold", threshold)
-        rows = connection.execute(_ADDRESSES, {"q": q, "limit": limit}).all()
-        if rows:
+        found = _found(connection.execute(_ADDRESSES, values).all())
+        if found:
             break
     _set_local(connection, "enable_seqscan", "on")
-    return _found(rows)
+    return found[:limit]
 
 
 def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list[dict[str, Any]]]:
@@ -331,12 +392,13 @@ def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list
 
     def spelled(matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The matches that spell ``q`` (they begin with it, so the prefix match finds them all)."""
+        head, _, place = wanted.partition(",")
         return [m for m in matches
-                if wanted in (address_query(m["address"]), address_query(m["address"].split(",")[0]))]
+                if wanted in (address_query(m["address"]), address_query(m["address"].split(",")[0]))
+                or (place.strip() and head.strip() == address_query(m["address"].split(",")[0])
+                    and _names_place(m["address"], place))]
 
-    # Once q spells an address the answer is that address (or the few that spell it alike),
-    # whatever else is similar: the prefix match settles it.
-    matches = suggest_addresses(connection, q, settled=lambda found: bool(spelled(found)))
+    matches = suggest_addresses(connection, q)
     if not matches:
         raise NotFound(f"no address like {q.strip()!r} is known; try a street name and number")
     exact = spelled(matches)

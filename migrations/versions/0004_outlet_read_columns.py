@@ -17,6 +17,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from geo.migrate import statement_triggers
+
 revision = '0004'
 down_revision = '0003'
 branch_labels = None
@@ -64,19 +66,15 @@ def upgrade() -> None:
                                        server_default=sa.text("'{}'::jsonb"), nullable=False))
     for table, function, refresh in KEPT:
         op.execute(_function(function, refresh))
-        # One trigger per event: PostgreSQL allows transition tables only on single-event triggers.
-        for event, transitions in (("INSERT", "NEW TABLE AS new_rows"),
-                                   ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
-                                   ("DELETE", "OLD TABLE AS old_rows")):
-            op.execute(f"CREATE TRIGGER {table}_{event.lower()}_kept AFTER {event} ON {table} "
-                       f"REFERENCING {transitions} FOR EACH STATEMENT EXECUTE FUNCTION {function}()")
+        for _, create in statement_triggers(table, function, "kept"):
+            op.execute(create)
         op.execute(refresh % f"SELECT outlet_id FROM {table}")
 
 
 def downgrade() -> None:
     for table, function, _ in KEPT:
-        for event in ("insert", "update", "delete"):
-            op.execute(f"DROP TRIGGER {table}_{event}_kept ON {table}")
+        for name, _ in statement_triggers(table, function, "kept"):
+            op.execute(f"DROP TRIGGER {name} ON {table}")
         op.execute(f"DROP FUNCTION {function}()")
     op.drop_column('outlets', 'exceptions_ahead')
     op.drop_column('outlets', 'service_capacities')

@@ -211,3 +211,95 @@ def test_a_street_prefix_finds_that_streets_houses_first(connection, addresses):
     assert all(a.startswith("Karlstraße ") for a in found)
     assert suggest_addresses(connection, "Alte Karlstr")[0]["address"] == "Alte Karlstraße 1, 76131 Karlsruhe"
 
+
+
+# -- places: towns and postcodes (address_places, kept by the triggers of migration 0005) ----------
+def _places(connection) -> dict[tuple[str, str], tuple[int, float, float]]:
+    """address_places as {(postcode, town): (addresses, centre lon, centre lat)}."""
+    return {(p, t): (n, x / n, y / n) for p, t, n, x, y in connection.execute(
+        text("SELECT postcode, town, addresses, sum_lon, sum_lat FROM address_places"))}
+
+
+def _places_recomputed(connection) -> dict[tuple[str, str], tuple[int, float, float]]:
+    """The same, aggregated afresh from every address."""
+    return {(p, t): (n, x, y) for p, t, n, x, y in connection.execute(text("""
+        SELECT coalesce(place[1], ''), place[2], count(*), avg(ST_X(geom)), avg(ST_Y(geom)) FROM (
+            SELECT address_place(address) AS place, geom FROM service_points
+            UNION ALL SELECT address_place(address), geom FROM outlets) AS a
+         WHERE place IS NOT NULL GROUP BY 1, 2"""))}
+
+
+def _same_places(connection) -> None:
+    kept, fresh = _places(connection), _places_recomputed(connection)
+    assert kept.keys() == fresh.keys()
+    for key, (count, lon, lat) in fresh.items():
+        assert kept[key][0] == count and kept[key][1:] == pytest.approx((lon, lat), abs=1e-9), key
+
+
+def test_places_follow_every_write_to_addresses(connection, addresses):
+    places = _places(connection)
+    assert places[("76133", "Karlsruhe")][0] == len(LAYOUT) + 2 and places[("76185", "Karlsruhe")][0] == 1
+    _same_places(connection)
+    for sql in ("UPDATE outlets SET address = 'Marktplatz 1, 76227 Karlsruhe-Durlach' WHERE code = 'NEAR'",
+                "UPDATE service_points SET geom = ST_Translate(geom, 0.01, 0) WHERE code = 'C4'",
+                "UPDATE outlets SET name = 'Renamed' WHERE code = 'FAR'",  # not an address: nothing moves
+                "UPDATE service_points SET address = 'Hauptstraße 3, Ettlingen' WHERE code = 'C3'",
+                "DELETE FROM outlet_services WHERE outlet_id = (SELECT id FROM outlets WHERE code = 'FAR')",
+                "DELETE FROM outlets WHERE code = 'FAR'",
+                "UPDATE service_points SET address = NULL WHERE code = 'C6'"):
+        connection.execute(text(sql))
+        _same_places(connection)
+    assert ("", "Ettlingen") in _places(connection) and ("76227", "Karlsruhe-Durlach") in _places(connection)
+    connection.execute(text("TRUNCATE service_points CASCADE"))
+    _same_places(connection)
+    assert ("", "Ettlingen") not in _places(connection)
+
+
+@pytest.mark.parametrize("address, place", [
+    ("Karlstraße 7, 76133 Karlsruhe", ["76133", "Karlsruhe"]),
+    ("Kaiserstraße 12, Karlsruhe", [None, "Karlsruhe"]),
+    ("Am Markt 1, 1010 Wien", ["1010", "Wien"]),
+    ("Rue de la Paix 3, 75002 Paris 2e", None),  # digits in the town: not read as a place
+    ("1 Test Street", None),
+])
+def test_the_place_of_an_address(connection, address, place):
+    assert connection.execute(text("SELECT address_place(:a)"), {"a": address}).scalar_one() == place
+
+
+def test_a_town_resolves_to_its_centre_and_lists_its_postcodes(client, connection, addresses):
+    body = client.get("/api/outlets/nearest", query_string={"q": "karlsruhe", "n": 1}).json
+    count, lon, lat = connection.execute(text(
+        "SELECT sum(addresses), sum(sum_lon) / sum(addresses), sum(sum_lat) / sum(addresses) FROM address_places "
+        "WHERE town = 'Karlsruhe'")).one()
+    assert body["origin"]["address"] == "Karlsruhe" and body["origin"]["source"] == "place"
+    assert (body["origin"]["lon"], body["origin"]["lat"]) == pytest.approx((lon, lat), abs=1e-6)
+    suggested = [m["address"] for m in client.get("/api/outlets/addresses", query_string={"q": "Karlsruhe"}).json["addresses"]]
+    assert suggested == ["Karlsruhe", "76133 Karlsruhe", "76185 Karlsruhe"]
+    # A town's beginning offers the town, then the streets that begin alike.
+    add_outlet(connection, "KARLS", address="Karlsruher Allee 1, 76185 Karlsruhe")
+    assert [m["address"] for m in suggest_addresses(connection, "Karlsr")][:2] == ["Karlsruhe", "Karlsruher Allee 1, 76185 Karlsruhe"]
+    # A misspelt town is offered, not taken.
+    body = client.get("/api/outlets/nearest", query_string={"q": "Karlsrhue"}).json
+    assert body["origin"] is None and body["did_you_mean"][0]["address"] == "Karlsruhe"
+
+
+def test_a_postcode_resolves_to_its_place(client, addresses):
+    body = client.get("/api/outlets/nearest", query_string={"q": "76185", "n": 1}).json
+    assert body["origin"]["address"] == "76185 Karlsruhe"
+    assert (body["origin"]["lon"], body["origin"]["lat"]) == pytest.approx(tuple(addresses["C4"]))
+
+
+def test_a_missing_house_number_offers_the_streets_nearest_numbers(client, connection, addresses):
+    for number in (10, 12, 20):
+        add_outlet(connection, f"K{number}", address=f"Karlstraße {number}, 76133 Karlsruhe")
+    body = client.get("/api/outlets/nearest", query_string={"q": "Karlstraße 11"}).json
+    assert body["origin"] is None
+    assert [m["address"].split(",")[0] for m in body["did_you_mean"]] == [
+        "Karlstraße 10", "Karlstraße 12", "Karlstraße 7", "Karlstraße 20"]
+
+
+@pytest.mark.parametrize("q, code", [("Kaiserstr. 120, Karlsruhe", "C3"), ("Kaiserallee 12, 76185", "C4"),
+                                     ("karlstrasse 7, karlsruhe", "C6")])
+def test_a_street_number_and_town_resolve(client, addresses, q, code):
+    body = client.get("/api/outlets/nearest", query_string={"q": q, "n": 1}).json
+    assert body["origin"]["address"] == ADDRESSES[code]

@@ -1,0 +1,105 @@
+"""address places: the postcodes and towns of customers' and outlets' addresses, kept by triggers
+
+A customer who types a town or a postcode ("Karlsruhe", "76133") means the place, not one of its
+100,000 addresses: the trigram search took 0.7-1 s to rank them all. address_places holds one
+row per (postcode, town) with how many addresses it has and the sums of their coordinates (its
+centre is sum / count), so a place query reads a few hundred rows.
+
+Addresses are read as "street number, postcode town" (docs/data-format.md): the place is the
+part after the last comma, an optional 4-5 digit postcode and then the town. Statement-level
+triggers on service_points and outlets add what a statement inserts and take away what it
+deletes or moves, once per statement (a million-row COPY included); TRUNCATE rebuilds the table.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-28 01:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+from geo.migrate import statement_triggers
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+SOURCES = ("service_points", "outlets")
+
+# The place of one address: {postcode or NULL, town}, or NULL when it names none.
+PLACE_FUNCTION = r"""
+CREATE FUNCTION address_place(address text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT regexp_match(address, ',\s*(\d{4,5})?\s*([^,\d\s][^,\d]*?)\s*$')
+$$
+"""
+# Changes (address, geom, +1 or -1) summed into the places they belong to.
+APPLY = """
+    INSERT INTO address_places AS p (postcode, town, addresses, sum_lon, sum_lat)
+    SELECT coalesce(place[1], ''), place[2], sum(sign), sum(sign * ST_X(geom)), sum(sign * ST_Y(geom))
+      FROM (%s) AS changes (place, geom, sign)
+     WHERE place IS NOT NULL
+     GROUP BY 1, 2
+    ON CONFLICT (postcode, town) DO UPDATE
+       SET addresses = p.addresses + excluded.addresses, sum_lon = p.sum_lon + excluded.sum_lon,
+           sum_lat = p.sum_lat + excluded.sum_lat
+"""
+TRIGGER_FUNCTION = f"""
+CREATE FUNCTION address_places_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {APPLY % "SELECT address_place(address), geom, 1 FROM new_rows"};
+    ELSIF TG_OP = 'DELETE' THEN
+        {APPLY % "SELECT address_place(address), geom, -1 FROM old_rows"};
+    ELSE
+        -- Only rows whose address or point changed (outlets are updated for other reasons often).
+        {APPLY % '''SELECT address_place(o.address), o.geom, -1 FROM old_rows o JOIN new_rows n USING (id)
+                     WHERE o.address IS DISTINCT FROM n.address OR o.geom IS DISTINCT FROM n.geom
+                    UNION ALL
+                    SELECT address_place(n.address), n.geom, 1 FROM old_rows o JOIN new_rows n USING (id)
+                     WHERE o.address IS DISTINCT FROM n.address OR o.geom IS DISTINCT FROM n.geom'''};
+    END IF;
+    DELETE FROM address_places WHERE addresses <= 0;
+    RETURN NULL;
+END $$
+"""
+REBUILD_FUNCTION = f"""
+CREATE FUNCTION address_places_rebuilt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM address_places;
+    {APPLY % " UNION ALL ".join(f"SELECT address_place(address), geom, 1 FROM {table}" for table in SOURCES)};
+    RETURN NULL;
+END $$
+"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        'address_places',
+        sa.Column('postcode', sa.Text(), server_default='', nullable=False),
+        sa.Column('town', sa.Text(), nullable=False),
+        sa.Column('addresses', sa.Integer(), nullable=False),
+        sa.Column('sum_lon', sa.Float(precision=53), nullable=False),
+        sa.Column('sum_lat', sa.Float(precision=53), nullable=False),
+        sa.PrimaryKeyConstraint('postcode', 'town'),
+    )
+    op.execute(PLACE_FUNCTION)
+    op.execute(TRIGGER_FUNCTION)
+    op.execute(REBUILD_FUNCTION)
+    for table in SOURCES:
+        for _, create in statement_triggers(table, "address_places_kept", "places"):
+            op.execute(create)
+        op.execute(f"CREATE TRIGGER {table}_truncate_places AFTER TRUNCATE ON {table} "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION address_places_rebuilt()")
+    # The table starts as a rebuild would leave it.
+    op.execute(APPLY % " UNION ALL ".join(f"SELECT address_place(address), geom, 1 FROM {table}" for table in SOURCES))
+
+
+def downgrade() -> None:
+    for table in SOURCES:
+        for name, _ in statement_triggers(table, "address_places_kept", "places"):
+            op.execute(f"DROP TRIGGER {name} ON {table}")
+        op.execute(f"DROP TRIGGER {table}_truncate_places ON {table}")
+    op.execute("DROP FUNCTION address_places_rebuilt()")
+    op.execute("DROP FUNCTION address_places_kept()")
+    op.execute("DROP FUNCTION address_place(text)")
+    op.drop_table('address_places')
