@@ -234,7 +234,7 @@ def bench_addresses(port: int, runs: int, rng: random.Random) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port)
     queries = [f"{rng.choice(STREETS)}{rng.choice(('str', 'weg', 'gasse'))} {rng.randint(1, 100)}" for _ in range(runs)]
     timings = [timed_get(connection, "/api/outlets/addresses?" + urlencode({"q": query}))[0] for query in queries]
-    print(summary("address suggestions over HTTP (pg_trgm)", timings))
+    print(summary("address suggestions over HTTP (street and number)", timings))
 
 
 def bench_slots(engine, port: int, runs: int, rng: random.Random) -> None:

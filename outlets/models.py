@@ -119,6 +119,15 @@ class AddressPlace(Base):
     (migration 0005); never written by the application."""
 
     __tablename__ = "address_places"
+    __table_args__ = (
+        # The address search's place lookups: postcode-and-town and town prefixes, and typos.
+        Index("ix_address_places_key", func.address_place_key(text("postcode"), text("town")).label("key"),
+              postgresql_ops={"key": "text_pattern_ops"}),
+        Index("ix_address_places_town_key", func.address_town_key(text("town")).label("town_key"),
+              postgresql_ops={"town_key": "text_pattern_ops"}),
+        Index("ix_address_places_trgm", func.address_place_key(text("postcode"), text("town")).label("trgm"),
+              postgresql_using="gin", postgresql_ops={"trgm": "gin_trgm_ops"}),
+    )
 
     postcode: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
     town: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -264,30 +264,48 @@ _STREET_NUMBERS = text(_addresses_sql(
     "{prefix} LIKE :prefix",
     order="abs(substring(substr(key, length(:street) + 2) FROM '^[0-9]{1,9}')::bigint - :number) NULLS LAST, "
           "length(address), address"))
-# Places (migration 0005): towns over their postcodes, and postcodes, that the query begins or
-# names; only when none does, those close to it ("Karlsrhue"). The table holds a few rows per
-# town: it is read whole.
+# Places (migration 0005), each from an index range of address_places: towns the query begins
+# (a town of several postcodes as itself, one of a single postcode as that postcode), the
+# postcodes of a town it names whole, and postcodes (with their town) it begins.
+_PLACE_COLUMNS = "sum_lon / addresses AS lon, sum_lat / addresses AS lat, addresses"
 _PLACES = text(f"""
-    WITH places AS (
-        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town AS address, town,
-               false AS town_row, count(*) OVER (PARTITION BY town) = 1 AS whole_town, addresses, sum_lon, sum_lat
-          FROM address_places
+    WITH towns AS (
+        SELECT town, count(*) AS postcodes, sum(addresses) AS addresses, sum(sum_lon) AS sum_lon,
+               sum(sum_lat) AS sum_lat
+          FROM address_places WHERE address_town_key(town) LIKE :prefix GROUP BY town
+    ), hits AS (
+        SELECT town AS address, true AS town_row, {_PLACE_COLUMNS} FROM towns WHERE postcodes > 1
         UNION ALL
-        SELECT town, town, true, true, sum(addresses), sum(sum_lon), sum(sum_lat)
-          FROM address_places GROUP BY town HAVING count(*) > 1
-    ), scored AS (
-        SELECT address, sum_lon / addresses AS lon, sum_lat / addresses AS lat, addresses, town_row, whole_town,
-               lower({_KEY_OF.format("town")}) AS town_key, lower({_KEY}) AS key, word_similarity(:q, {_KEY}) AS score
-          FROM places
-    ), named AS (
-        -- a town's beginning offers the town; its whole name lists its postcodes too
-        SELECT * FROM scored WHERE key LIKE :prefix OR (whole_town AND town_key LIKE :prefix) OR town_key = :q
+        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town, false, {_PLACE_COLUMNS}
+          FROM address_places WHERE address_town_key(town) = :q
+        UNION ALL
+        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town, false, {_PLACE_COLUMNS}
+          FROM address_places WHERE address_place_key(postcode, town) LIKE :prefix
+        UNION ALL
+        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town, false, {_PLACE_COLUMNS}
+          FROM address_places
+         WHERE address_town_key(town) LIKE :prefix AND town IN (SELECT town FROM towns WHERE postcodes = 1)
     )
-    SELECT address, 'place' AS source, lon, lat, score, town_row, addresses FROM named
-    UNION ALL
-    SELECT address, 'place', lon, lat, score, town_row, addresses FROM scored
-     WHERE score >= :threshold AND NOT EXISTS (SELECT FROM named)
+    SELECT DISTINCT ON (score, town_row, addresses, address) address, 'place' AS source, lon, lat,
+           word_similarity(:q, address_town_key(address)) AS score, town_row, addresses
+      FROM hits
      ORDER BY score DESC, town_row DESC, addresses DESC, address
+     LIMIT :limit
+""")
+# Towns close to a query that spells no place ("Karlsrhue"), found at pg_trgm's word similarity
+# threshold: a town of several postcodes as itself, one of a single postcode as that postcode.
+_CLOSE_PLACES = text(f"""
+    WITH towns AS (
+        SELECT town, count(*) AS postcodes, min(postcode) AS postcode, sum(addresses) AS addresses,
+               sum(sum_lon) AS sum_lon, sum(sum_lat) AS sum_lat
+          FROM address_places
+         WHERE town IN (SELECT town FROM address_places WHERE :q <% address_place_key(postcode, town))
+         GROUP BY town
+    )
+    SELECT address, 'place' AS source, {_PLACE_COLUMNS}, word_similarity(:q, address_town_key(address)) AS score
+      FROM (SELECT CASE WHEN postcodes > 1 OR postcode = '' THEN town ELSE postcode || ' ' || town END AS address,
+                   addresses, sum_lon, sum_lat FROM towns) AS places
+     ORDER BY score DESC, addresses DESC, address
      LIMIT :limit
 """)
 _STREET_AND_NUMBER = re.compile(r"^(\D*\S)\s+(\d{1,6})\s*[a-z]?$")
@@ -342,12 +360,14 @@ def _found(rows: list[Any]) -> list[dict[str, Any]]:
 def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[dict[str, Any]]:
     """Places and addresses like ``q`` (outlets' and customers' own), best first, with a point each.
 
-    Each step runs only when the ones before it found nothing, and all but the last read an
-    index range or a small table:
-    1. places (towns, postcodes) that ``q`` begins, names or nearly spells, then addresses that
-       begin with ``q`` (btree prefix indexes): "Karlsruhe", "761", "Karlstr", "Karlstraße 7";
-    2. for a street and a house number, that street's houses numbered nearest it ("Karlstraße 71");
-    3. pg_trgm word similarity over every address, close, then looser: "Kaiserstrase 12".
+    Each step runs only when the ones before it found nothing; all but the last read index ranges:
+    1. places (towns, postcodes) that ``q`` begins or names, then addresses that begin with ``q``
+       (btree prefix indexes): "Karlsruhe", "761", "Karlstr", "Karlstraße 7";
+    2. with a comma, addresses that begin with its first part in the town after it
+       ("Kaiserstraße 12, Karlsruhe");
+    3. for a street and a house number, that street's houses numbered nearest it ("Karlstraße 71");
+    4. places close to ``q`` ("Karlsrhue", trigram index);
+    5. pg_trgm word similarity over every address, close, then looser: "Kaiserstrase 12".
     """
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
@@ -362,7 +382,7 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     # word_similarity: how well q matches some run of words in the address (0..1). A close
     # threshold keeps the index's candidates few (a street's houses, not every "...strasse").
     _set_local(connection, "pg_trgm.word_similarity_threshold", SIMILARITY_THRESHOLDS[0])
-    found = _found(connection.execute(_PLACES, {**values, "threshold": PLACE_SIMILARITY}).all())
+    found = _found(connection.execute(_PLACES, values).all())
     found += _found(connection.execute(_PREFIXED, values).all())
     head, _, tail = (part.strip() for part in q.partition(","))
     if not found and head and tail:  # "Kaiserstraße 12, Karlsruhe": the street's houses in that town
@@ -373,6 +393,9 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     if not found and street:
         found = _found(connection.execute(_STREET_NUMBERS, {
             **values, "street": street[1], "prefix": _like_prefix(street[1] + " "), "number": int(street[2])}).all())
+    if not found:
+        _set_local(connection, "pg_trgm.word_similarity_threshold", str(PLACE_SIMILARITY))
+        found = _found(connection.execute(_CLOSE_PLACES, values).all())
     for threshold in () if found else SIMILARITY_THRESHOLDS:
         _set_local(connection, "pg_trgm.word_similarity_threshold", threshold)
         found = _found(connection.execute(_ADDRESSES, values).all())

@@ -3,7 +3,8 @@
 A customer who types a town or a postcode ("Karlsruhe", "76133") means the place, not one of its
 100,000 addresses: the trigram search took 0.7-1 s to rank them all. address_places holds one
 row per (postcode, town) with how many addresses it has and the sums of their coordinates (its
-centre is sum / count), so a place query reads a few hundred rows.
+centre is sum / count), with prefix and trigram indexes on its postcode-and-town and its town,
+so a place query reads a handful of index entries even for a country's 10,000 places.
 
 Addresses are read as "street number, postcode town" (docs/data-format.md): the place is the
 part after the last comma, an optional 4-5 digit postcode and then the town. Statement-level
@@ -32,6 +33,17 @@ CREATE FUNCTION address_place(address text) RETURNS text[] LANGUAGE sql IMMUTABL
     SELECT regexp_match(address, ',\s*(\d{4,5})?\s*([^,\d\s][^,\d]*?)\s*$')
 $$
 """
+# A place as the search spells and matches it: "76133 karlsruhe" (ß as ss, no umlaut dots,
+# lower case), and its town alone; btree prefix and trigram indexes hold them.
+KEY_FUNCTIONS = (r"""
+CREATE FUNCTION address_town_key(town text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT lower(translate(replace(town, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou'))
+$$
+""", r"""
+CREATE FUNCTION address_place_key(postcode text, town text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT address_town_key(CASE WHEN postcode = '' THEN town ELSE postcode || ' ' || town END)
+$$
+""")
 # Changes (address, geom, +1 or -1) summed into the places they belong to.
 APPLY = """
     INSERT INTO address_places AS p (postcode, town, addresses, sum_lon, sum_lat)
@@ -83,6 +95,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('postcode', 'town'),
     )
     op.execute(PLACE_FUNCTION)
+    for function in KEY_FUNCTIONS:
+        op.execute(function)
+    op.create_index('ix_address_places_key', 'address_places', [sa.text('address_place_key(postcode, town) text_pattern_ops')])
+    op.create_index('ix_address_places_town_key', 'address_places', [sa.text('address_town_key(town) text_pattern_ops')])
+    op.create_index('ix_address_places_trgm', 'address_places', [sa.text('address_place_key(postcode, town) gin_trgm_ops')],
+                    postgresql_using='gin')
     op.execute(TRIGGER_FUNCTION)
     op.execute(REBUILD_FUNCTION)
     for table in SOURCES:
@@ -101,5 +119,7 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {table}_truncate_places ON {table}")
     op.execute("DROP FUNCTION address_places_rebuilt()")
     op.execute("DROP FUNCTION address_places_kept()")
-    op.execute("DROP FUNCTION address_place(text)")
     op.drop_table('address_places')
+    op.execute("DROP FUNCTION address_place_key(text, text)")
+    op.execute("DROP FUNCTION address_town_key(text)")
+    op.execute("DROP FUNCTION address_place(text)")

@@ -278,9 +278,9 @@ def test_a_town_resolves_to_its_centre_and_lists_its_postcodes(client, connectio
     # A town's beginning offers the town, then the streets that begin alike.
     add_outlet(connection, "KARLS", address="Karlsruher Allee 1, 76185 Karlsruhe")
     assert [m["address"] for m in suggest_addresses(connection, "Karlsr")][:2] == ["Karlsruhe", "Karlsruher Allee 1, 76185 Karlsruhe"]
-    # A misspelt town is offered, not taken.
+    # A misspelt town, when no other comes close, is taken for the town.
     body = client.get("/api/outlets/nearest", query_string={"q": "Karlsrhue"}).json
-    assert body["origin"] is None and body["did_you_mean"][0]["address"] == "Karlsruhe"
+    assert body["origin"]["address"] == "Karlsruhe" and body["origin"]["source"] == "place"
 
 
 def test_a_postcode_resolves_to_its_place(client, addresses):
