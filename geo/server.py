@@ -9,22 +9,39 @@ Each worker is a process with its own database pool and its own copy of the trac
 workers cost memory (0.74 GB each at a million customers); threads in a worker share them and
 wait for the database in parallel. HTTP/1.1 connections are kept alive for reverse proxies and
 API clients. Static files are served by granian itself, without entering Python.
+
+granian runs in a session of its own, and this process passes it one SIGTERM when it gets
+Ctrl-C or SIGTERM, once its workers have started. A terminal's Ctrl-C signals a whole process
+group: when granian's workers got that SIGINT and their parent's SIGTERM together, one stop in
+four left a worker hanging until it was killed after the grace period (20 s); so did a SIGTERM
+that reached a worker still loading the app (about 3 s after it is spawned). A single SIGTERM
+to granian's main process once its workers run stopped it in 0.24 s every time.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import click
 from flask import Flask
 
-__all__ = ["serve", "init_app", "default_workers"]
+__all__ = ["serve", "granian_command", "init_app", "default_workers"]
 
 ROOT = Path(__file__).resolve().parent.parent
-# A worker that dies is started again; one that grows past this much memory is replaced.
+# A worker that dies is started again; one that grows past this much memory (MiB) is replaced.
 MAX_WORKER_RSS_MB = 4096
 # Workers are replaced now and then (granian staggers it), so that a slow leak cannot grow.
 WORKER_LIFETIME_S = 6 * 3600
+# How long a stopping worker may finish its requests before it is killed.
+GRACE_S = 20
+# How long a stop asked for while the workers start waits for them.
+STARTUP_WAIT_S = 30
 # How long browsers keep a static file: our own scripts change with a deployment, and the
 # URLs carry no version.
 STATIC_MAX_AGE_S = 600
@@ -35,19 +52,67 @@ def default_workers() -> int:
     return max(2, len(os.sched_getaffinity(0)))
 
 
-def serve(host: str, port: int, workers: int, threads: int, access_log: bool = False) -> None:
-    """Serve ``wsgi:app`` until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""
-    from granian import Granian
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
+def granian_command(host: str, port: int, workers: int, threads: int, access_log: bool = False) -> list[str]:
+    """The granian command line that serves ``wsgi:app`` with our production settings."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
+        "--workers", str(workers), "--blocking-threads", str(threads),
+        "--respawn-failed-workers", "--workers-max-rss", str(MAX_WORKER_RSS_MB),
+        "--workers-lifetime", str(WORKER_LIFETIME_S), "--workers-kill-timeout", str(GRACE_S),
+        # info: the supervisor reads "Started worker-N" (and passes every line on)
+        "--log-level", "info", "--access-log" if access_log else "--no-access-log",
+        "--static-path-route", "/static", "--static-path-mount", str(ROOT / "static"),
+        "--static-path-expires", str(STATIC_MAX_AGE_S), "--working-dir", str(ROOT), "wsgi:app",
+    ]
 
-    Granian(
-        "wsgi:app", address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-        blocking_threads=threads, working_dir=ROOT,
-        respawn_failed_workers=True, workers_max_rss=MAX_WORKER_RSS_MB, workers_lifetime=WORKER_LIFETIME_S,
-        workers_kill_timeout=20, log_level=LogLevels.warning, log_access=access_log,
-        static_path_route=["/static"], static_path_mount=[ROOT / "static"], static_path_expires=STATIC_MAX_AGE_S,
-    ).serve()
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when this process dies, however it dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def serve(host: str, port: int, workers: int, threads: int, access_log: bool = False) -> int:
+    """Serve ``wsgi:app`` until Ctrl-C or SIGTERM, which stop it gracefully; a second Ctrl-C kills
+    it at once. Returns granian's exit status.
+
+    granian's log passes through this process, which counts its workers as they start: a worker
+    still loading the app misses a stop signal and then hangs until the grace period ends, so a
+    stop asked for during startup waits for the workers (at most STARTUP_WAIT_S)."""
+    child = subprocess.Popen(granian_command(host, port, workers, threads, access_log), cwd=ROOT,
+                             start_new_session=True, preexec_fn=_die_with_parent,
+                             stdout=subprocess.PIPE, text=True, errors="replace")
+    started, asked_at, signalled = 0, None, False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal asked_at
+        if asked_at is not None:  # asked twice: no more waiting
+            os.killpg(child.pid, signal.SIGKILL)
+        else:
+            asked_at = time.monotonic()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ)
+            while True:
+                if selector.select(timeout=0.2):
+                    line = child.stdout.readline()
+                    if not line:  # granian has exited
+                        break
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                    started += "Started worker-" in line
+                if asked_at is not None and not signalled and (
+                        started >= workers or time.monotonic() - asked_at > STARTUP_WAIT_S):
+                    child.terminate()
+                    signalled = True
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def init_app(app: Flask) -> None:
@@ -64,4 +129,4 @@ def init_app(app: Flask) -> None:
     def serve_command(host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
         """Serve GridAtlas in production (granian, WSGI workers); settings come from the environment."""
         click.echo(f"GridAtlas: http://{host}:{port}/  ({workers} workers x {threads} threads; Ctrl-C stops)")
-        serve(host, port, workers, threads, access_log)
+        sys.exit(serve(host, port, workers, threads, access_log))

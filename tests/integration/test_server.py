@@ -23,14 +23,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(database_url):
-    """The server on a free port, two workers of two threads; stopped with Ctrl-C's signal."""
+def _start(database_url: str, **popen) -> tuple[subprocess.Popen, int]:
+    """``flask --app app serve`` on a free port, two workers of two threads, once it listens."""
     port = _free_port()
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
     process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
                                cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url, "BASEMAP_URL": "none"},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -41,6 +40,27 @@ def server(database_url):
                 process.kill()
                 pytest.fail(f"the server did not start: {process.stdout.read()}")
             time.sleep(0.2)
+    return process, port
+
+
+def _serving(port: int) -> list[int]:
+    """The processes whose command line serves ``port`` (the granian main and its workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                words = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if b"granian" in b" ".join(words) and str(port).encode() in words:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(database_url):
+    """The server; the last test stops it as a deployment's SIGINT would."""
+    process, port = _start(database_url)
     yield process, port
     if process.poll() is None:
         process.kill()
@@ -104,3 +124,31 @@ def test_ctrl_c_stops_it_gracefully(server):
     assert time.monotonic() - started < 15
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_ctrl_c_in_a_terminal_stops_every_process(database_url):
+    # A terminal's Ctrl-C signals the whole foreground process group: the server and, unless
+    # granian ran in a session of its own, its workers too, which then sometimes hung for 20 s.
+    process, port = _start(database_url, start_new_session=True)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    assert _get(connection, "/api/outlets/nearest?lon=8.4&lat=49.0&n=2")[0].status == 200
+    assert len(_serving(port)) == 3  # granian's main process and two workers
+    started = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    while _serving(port) and time.monotonic() - started < 30:
+        time.sleep(0.1)
+    assert _serving(port) == [] and time.monotonic() - started < 10
+    assert "refused to gracefully stop" not in process.stdout.read()
+
+
+def test_a_stop_while_the_workers_load_the_app_waits_for_them(database_url):
+    # A worker still importing the app misses a SIGTERM and hangs until the grace period ends
+    # (20 s): the server passes a stop on only once every worker has started.
+    process, port = _start(database_url, start_new_session=True)
+    process.send_signal(signal.SIGTERM)  # the port is open; the workers may still be loading
+    started = time.monotonic()
+    assert process.wait(timeout=40) == 0
+    output = process.stdout.read()
+    assert time.monotonic() - started < 12 and output.count("Started worker-") == 2, output
+    assert "refused to gracefully stop" not in output and _serving(port) == []
