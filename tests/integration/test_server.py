@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from geo.server import GRACE_S
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -138,7 +140,7 @@ def test_ctrl_c_in_a_terminal_stops_every_process(database_url):
     assert process.wait(timeout=30) == 0
     while _serving(port) and time.monotonic() - started < 30:
         time.sleep(0.1)
-    assert _serving(port) == [] and time.monotonic() - started < 10
+    assert _serving(port) == [] and time.monotonic() - started < GRACE_S - 1
     assert "refused to gracefully stop" not in process.stdout.read()
 
 
@@ -150,5 +152,5 @@ def test_a_stop_while_the_workers_load_the_app_waits_for_them(database_url):
     started = time.monotonic()
     assert process.wait(timeout=40) == 0
     output = process.stdout.read()
-    assert time.monotonic() - started < 12 and output.count("Started worker-") == 2, output
+    assert time.monotonic() - started < GRACE_S - 1 and output.count("Started worker-") == 2, output
     assert "refused to gracefully stop" not in output and _serving(port) == []
