@@ -140,8 +140,10 @@ def test_ctrl_c_in_a_terminal_stops_every_process(database_url):
     assert process.wait(timeout=30) == 0
     while _serving(port) and time.monotonic() - started < 30:
         time.sleep(0.1)
+    # A hung worker is killed only when the grace period ends: well before it, all stopped by
+    # themselves. (granian may still log "Killing worker ... refused to gracefully stop" for a
+    # worker that had already exited: its watcher thread reaped the process first.)
     assert _serving(port) == [] and time.monotonic() - started < GRACE_S - 1
-    assert "refused to gracefully stop" not in process.stdout.read()
 
 
 def test_a_stop_while_the_workers_load_the_app_waits_for_them(database_url):
@@ -153,4 +155,4 @@ def test_a_stop_while_the_workers_load_the_app_waits_for_them(database_url):
     assert process.wait(timeout=40) == 0
     output = process.stdout.read()
     assert time.monotonic() - started < GRACE_S - 1 and output.count("Started worker-") == 2, output
-    assert "refused to gracefully stop" not in output and _serving(port) == []
+    assert _serving(port) == []
