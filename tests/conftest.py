@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app import create_app

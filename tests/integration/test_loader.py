@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString
 from sqlalchemy import text
 
 from geo.errors import ImportFailed

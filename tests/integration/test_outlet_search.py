@@ -1,7 +1,7 @@
 """Nearest outlets (KNN + geodesic metres + opening state) and address search on a real PostGIS."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from pyproj import Geod
@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from outlets.search import Origin, nearest, nearest_parameters, nearest_query, suggest_addresses
 from tests.networks import feeder_with_tie
-from tests.outlet_data import BERLIN, CENTRE, add_outlet, days_ahead, local
+from tests.outlet_data import CENTRE, add_outlet, days_ahead, local
 from topology.loader import load_network
 
 UTC = timezone.utc

@@ -1,7 +1,7 @@
 """Outlet records, phone numbers, booking requests and codes: checks that need no database."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 import pytest
 
