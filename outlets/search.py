@@ -268,6 +268,8 @@ _STREET_NUMBERS = text(_addresses_sql(
 # (a town of several postcodes as itself, one of a single postcode as that postcode), the
 # postcodes of a town it names whole, and postcodes (with their town) it begins.
 _PLACE_COLUMNS = "sum_lon / addresses AS lon, sum_lat / addresses AS lat, addresses"
+# A place as it is shown: "76133 Karlsruhe", or the town alone when it has no postcode.
+_PLACE_LABEL = "postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town"
 _PLACES = text(f"""
     WITH towns AS (
         SELECT town, count(*) AS postcodes, sum(addresses) AS addresses, sum(sum_lon) AS sum_lon,
@@ -276,13 +278,13 @@ _PLACES = text(f"""
     ), hits AS (
         SELECT town AS address, true AS town_row, {_PLACE_COLUMNS} FROM towns WHERE postcodes > 1
         UNION ALL
-        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town, false, {_PLACE_COLUMNS}
+        SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
           FROM address_places WHERE address_town_key(town) = :q
         UNION ALL
-        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town, false, {_PLACE_COLUMNS}
+        SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
           FROM address_places WHERE address_place_key(postcode, town) LIKE :prefix
         UNION ALL
-        SELECT postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town, false, {_PLACE_COLUMNS}
+        SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
           FROM address_places
          WHERE address_town_key(town) LIKE :prefix AND town IN (SELECT town FROM towns WHERE postcodes = 1)
     )
@@ -299,11 +301,12 @@ _CLOSE_PLACES = text(f"""
         SELECT town, count(*) AS postcodes, min(postcode) AS postcode, sum(addresses) AS addresses,
                sum(sum_lon) AS sum_lon, sum(sum_lat) AS sum_lat
           FROM address_places
-         WHERE town IN (SELECT town FROM address_places WHERE :q <% address_place_key(postcode, town))
+         WHERE address_town_key(town) IN (SELECT address_town_key(town) FROM address_places
+                                           WHERE :q <% address_place_key(postcode, town))
          GROUP BY town
     )
     SELECT address, 'place' AS source, {_PLACE_COLUMNS}, word_similarity(:q, address_town_key(address)) AS score
-      FROM (SELECT CASE WHEN postcodes > 1 OR postcode = '' THEN town ELSE postcode || ' ' || town END AS address,
+      FROM (SELECT CASE WHEN postcodes > 1 THEN town ELSE {_PLACE_LABEL} END AS address,
                    addresses, sum_lon, sum_lat FROM towns) AS places
      ORDER BY score DESC, addresses DESC, address
      LIMIT :limit
