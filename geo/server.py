@@ -102,8 +102,11 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool = F
                     line = child.stdout.readline()
                     if not line:  # granian has exited
                         break
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
+                    try:
+                        sys.stdout.write(line)
+                        sys.stdout.flush()
+                    except OSError:
+                        pass  # nobody reads this process's output any more: keep serving
                     started += "Started worker-" in line
                 if asked_at is not None and not signalled and (
                         started >= workers or time.monotonic() - asked_at > STARTUP_WAIT_S):
