@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.db import Base
 
 __all__ = [
-    "SERVICES", "address_key", "Outlet", "OutletService", "OutletException", "AddressPlace", "SlotCounter", "Booking",
+    "SERVICES", "address_key", "Outlet", "OutletService", "OutletException", "AddressPlace", "AddressStreet", "SlotCounter", "Booking",
     "NotificationOutbox", "BOOKING_STATUSES", "OUTBOX_STATUSES",
 ]
 
@@ -123,7 +123,7 @@ class AddressPlace(Base):
         # The address search's place lookups: postcode-and-town and town prefixes, and typos.
         Index("ix_address_places_key", func.address_place_key(text("postcode"), text("town")).label("key"),
               postgresql_ops={"key": "text_pattern_ops"}),
-        Index("ix_address_places_town_key", func.address_town_key(text("town")).label("town_key"),
+        Index("ix_address_places_town_key", func.address_spelled(text("town")).label("town_key"),
               postgresql_ops={"town_key": "text_pattern_ops"}),
         Index("ix_address_places_trgm", func.address_place_key(text("postcode"), text("town")).label("trgm"),
               postgresql_using="gin", postgresql_ops={"trgm": "gin_trgm_ops"}),
@@ -134,6 +134,20 @@ class AddressPlace(Base):
     addresses: Mapped[int] = mapped_column(Integer)
     sum_lon: Mapped[float] = mapped_column(Float(precision=53))
     sum_lat: Mapped[float] = mapped_column(Float(precision=53))
+
+
+class AddressStreet(Base):
+    """A street name of customers' and outlets' addresses and how many addresses it has, for
+    matching a misspelt street. Kept by the triggers of migration 0005."""
+
+    __tablename__ = "address_streets"
+    __table_args__ = (
+        Index("ix_address_streets_trgm", func.address_spelled(text("street")).label("trgm"),
+              postgresql_using="gin", postgresql_ops={"trgm": "gin_trgm_ops"}),
+    )
+
+    street: Mapped[str] = mapped_column(Text, primary_key=True)
+    addresses: Mapped[int] = mapped_column(Integer)
 
 
 class SlotCounter(Base):

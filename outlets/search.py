@@ -226,6 +226,9 @@ MIN_QUERY, MAX_QUERY = 3, 200
 SIMILARITY_THRESHOLDS = ("0.7", "0.45")
 # A place this close to the query is offered though the query does not spell it ("Karlsrhue").
 PLACE_SIMILARITY = 0.6
+# A street this close to the query's street is offered ("Karlstarße 7" -> "Karlstraße 7"); the
+# few closest streets are looked at.
+STREET_SIMILARITY, CLOSE_STREETS = 0.5, 3
 # The same expression as the GIN indexes (outlets.models.address_key), so that they serve it.
 _KEY_OF = "translate(replace({}, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
 _KEY = _KEY_OF.format("address")
@@ -274,22 +277,22 @@ _PLACES = text(f"""
     WITH towns AS (
         SELECT town, count(*) AS postcodes, sum(addresses) AS addresses, sum(sum_lon) AS sum_lon,
                sum(sum_lat) AS sum_lat
-          FROM address_places WHERE address_town_key(town) LIKE :prefix GROUP BY town
+          FROM address_places WHERE address_spelled(town) LIKE :prefix GROUP BY town
     ), hits AS (
         SELECT town AS address, true AS town_row, {_PLACE_COLUMNS} FROM towns WHERE postcodes > 1
         UNION ALL
         SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
-          FROM address_places WHERE address_town_key(town) = :q
+          FROM address_places WHERE address_spelled(town) = :q
         UNION ALL
         SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
           FROM address_places WHERE address_place_key(postcode, town) LIKE :prefix
         UNION ALL
         SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
           FROM address_places
-         WHERE address_town_key(town) LIKE :prefix AND town IN (SELECT town FROM towns WHERE postcodes = 1)
+         WHERE address_spelled(town) LIKE :prefix AND town IN (SELECT town FROM towns WHERE postcodes = 1)
     )
     SELECT DISTINCT ON (score, town_row, addresses, address) address, 'place' AS source, lon, lat,
-           word_similarity(:q, address_town_key(address)) AS score, town_row, addresses
+           word_similarity(:q, address_spelled(address)) AS score, town_row, addresses
       FROM hits
      ORDER BY score DESC, town_row DESC, addresses DESC, address
      LIMIT :limit
@@ -301,15 +304,22 @@ _CLOSE_PLACES = text(f"""
         SELECT town, count(*) AS postcodes, min(postcode) AS postcode, sum(addresses) AS addresses,
                sum(sum_lon) AS sum_lon, sum(sum_lat) AS sum_lat
           FROM address_places
-         WHERE address_town_key(town) IN (SELECT address_town_key(town) FROM address_places
+         WHERE address_spelled(town) IN (SELECT address_spelled(town) FROM address_places
                                            WHERE :q <% address_place_key(postcode, town))
          GROUP BY town
     )
-    SELECT address, 'place' AS source, {_PLACE_COLUMNS}, word_similarity(:q, address_town_key(address)) AS score
+    SELECT address, 'place' AS source, {_PLACE_COLUMNS}, word_similarity(:q, address_spelled(address)) AS score
       FROM (SELECT CASE WHEN postcodes > 1 THEN town ELSE {_PLACE_LABEL} END AS address,
                    addresses, sum_lon, sum_lat FROM towns) AS places
      ORDER BY score DESC, addresses DESC, address
      LIMIT :limit
+""")
+# Street names close to a misspelt one ("karlstarsse"), as the prefix indexes spell them, best first.
+_CLOSE_STREETS = text("""
+    SELECT address_spelled(street) AS key, word_similarity(:street, address_spelled(street)) AS score
+      FROM address_streets WHERE :street <% address_spelled(street)
+     ORDER BY score DESC, addresses DESC, street
+     LIMIT :streets
 """)
 _STREET_AND_NUMBER = re.compile(r"^(\D*\S)\s+(\d{1,6})\s*[a-z]?$")
 _STREET_ABBREVIATION = re.compile(r"(str)\.?(?=\s|,|$)", re.IGNORECASE)
@@ -370,7 +380,9 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
        ("Kaiserstraße 12, Karlsruhe");
     3. for a street and a house number, that street's houses numbered nearest it ("Karlstraße 71");
     4. places close to ``q`` ("Karlsrhue", trigram index);
-    5. pg_trgm word similarity over every address, close, then looser: "Kaiserstrase 12".
+    5. the houses of the streets close to ``q``'s street ("Karlstarße 7", trigram index over
+       the street names);
+    6. pg_trgm word similarity over every address, close, then looser, for what is left.
     """
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
@@ -399,6 +411,8 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     if not found:
         _set_local(connection, "pg_trgm.word_similarity_threshold", str(PLACE_SIMILARITY))
         found = _found(connection.execute(_CLOSE_PLACES, values).all())
+    if not found:
+        found = _close_streets(connection, street[1] if street else head, int(street[2]) if street else None, values)
     for threshold in () if found else SIMILARITY_THRESHOLDS:
         _set_local(connection, "pg_trgm.word_similarity_threshold", threshold)
         found = _found(connection.execute(_ADDRESSES, values).all())
@@ -406,6 +420,19 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
             break
     _set_local(connection, "enable_seqscan", "on")
     return found[:limit]
+
+
+def _close_streets(connection: Connection, street: str, number: int | None, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The houses of the streets closest to a misspelt ``street``: numbered nearest ``number``,
+    or all of them from the lowest number when there is none."""
+    _set_local(connection, "pg_trgm.word_similarity_threshold", str(STREET_SIMILARITY))
+    found: list[dict[str, Any]] = []
+    for key, _ in connection.execute(_CLOSE_STREETS, {"street": street, "streets": CLOSE_STREETS}).all():
+        found += _found(connection.execute(_STREET_NUMBERS, {
+            **values, "street": key, "prefix": _like_prefix(key + " "), "number": number or 0}).all())
+        if len(found) >= values["limit"]:
+            break
+    return found
 
 
 def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list[dict[str, Any]]]:

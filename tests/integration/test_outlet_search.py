@@ -230,10 +230,16 @@ def _places_recomputed(connection) -> dict[tuple[str, str], tuple[int, float, fl
 
 
 def _same_places(connection) -> None:
+    """address_places and address_streets as a fresh count of every address would have them."""
     kept, fresh = _places(connection), _places_recomputed(connection)
     assert kept.keys() == fresh.keys()
     for key, (count, lon, lat) in fresh.items():
         assert kept[key][0] == count and kept[key][1:] == pytest.approx((lon, lat), abs=1e-9), key
+    streets = dict(connection.execute(text("SELECT street, addresses FROM address_streets")).all())
+    assert streets == dict(connection.execute(text("""
+        SELECT street, count(*) FROM (SELECT address_street(address) AS street FROM service_points
+                                      UNION ALL SELECT address_street(address) FROM outlets) AS a
+         WHERE street IS NOT NULL GROUP BY street""")).all())
 
 
 def test_places_follow_every_write_to_addresses(connection, addresses):
@@ -250,6 +256,7 @@ def test_places_follow_every_write_to_addresses(connection, addresses):
         connection.execute(text(sql))
         _same_places(connection)
     assert ("", "Ettlingen") in _places(connection) and ("76227", "Karlsruhe-Durlach") in _places(connection)
+    assert connection.execute(text("SELECT addresses FROM address_streets WHERE street = 'Hauptstraße'")).scalar() == 1
     connection.execute(text("TRUNCATE service_points CASCADE"))
     _same_places(connection)
     assert ("", "Ettlingen") not in _places(connection)
@@ -303,3 +310,18 @@ def test_a_missing_house_number_offers_the_streets_nearest_numbers(client, conne
 def test_a_street_number_and_town_resolve(client, addresses, q, code):
     body = client.get("/api/outlets/nearest", query_string={"q": q, "n": 1}).json
     assert body["origin"]["address"] == ADDRESSES[code]
+
+
+@pytest.mark.parametrize("address, street", [
+    ("Karlstraße 7, 76133 Karlsruhe", "Karlstraße"), ("Am Alten Markt 12a, Wien", "Am Alten Markt"),
+    ("Straße des 17. Juni 4", "Straße des 17. Juni"), ("1 Test Street", None), ("Karlsruhe", None),
+])
+def test_the_street_of_an_address(connection, address, street):
+    assert connection.execute(text("SELECT address_street(:a)"), {"a": address}).scalar_one() == street
+
+
+@pytest.mark.parametrize("q, code", [("Karlstarße 7", "C6"), ("Kiaserstrasse 120", "C3"), ("Kaiseralee 12", "C4")])
+def test_a_misspelt_street_offers_the_houses_of_the_streets_it_is_close_to(client, addresses, q, code):
+    body = client.get("/api/outlets/nearest", query_string={"q": q}).json
+    offered = [m["address"] for m in body["did_you_mean"]] if body["origin"] is None else [body["origin"]["address"]]
+    assert ADDRESSES[code] in offered[:3], offered
