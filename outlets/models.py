@@ -40,6 +40,20 @@ def _spelled(address):
     return func.translate(func.replace(address, "ß", "ss"), "ÄÖÜäöü", "AOUaou")
 
 
+def spelled_sql(column: str) -> str:
+    """``_spelled`` as SQL text over ``column``, for hand-written statements that must match the
+    address indexes' expression.
+
+    >>> spelled_sql("address")
+    "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
+    """
+    from sqlalchemy import literal_column
+    from sqlalchemy.dialects import postgresql
+
+    return str(_spelled(literal_column(column)).compile(dialect=postgresql.dialect(),
+                                                        compile_kwargs={"literal_binds": True}))
+
+
 def address_key(address):
     """An address as the trigram search compares it (pg_trgm ignores case itself).
     Immutable, so an index can hold it."""

@@ -24,7 +24,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Dialect
 
 from geo.errors import BadRequest, NotFound
-from outlets.models import SERVICES
+from outlets.models import SERVICES, spelled_sql
 from outlets.store import (
     OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
     point, services_table, view_from_row,
@@ -230,8 +230,7 @@ PLACE_SIMILARITY = 0.6
 # few closest streets are looked at.
 STREET_SIMILARITY, CLOSE_STREETS = 0.5, 3
 # The same expression as the GIN indexes (outlets.models.address_key), so that they serve it.
-_KEY_OF = "translate(replace({}, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
-_KEY = _KEY_OF.format("address")
+_KEY = spelled_sql("address")
 # The same expression in lower case as the btree indexes (outlets.models.address_prefix).
 _PREFIX = f"lower({_KEY})"
 
@@ -445,11 +444,13 @@ def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list
 
     def spelled(matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The matches that spell ``q`` (they begin with it, so the prefix match finds them all)."""
-        head, _, place = wanted.partition(",")
-        return [m for m in matches
-                if wanted in (address_query(m["address"]), address_query(m["address"].split(",")[0]))
-                or (place.strip() and head.strip() == address_query(m["address"].split(",")[0])
-                    and _names_place(m["address"], place))]
+        head, _, place = (part.strip() for part in wanted.partition(","))
+        found = []
+        for m in matches:
+            first = address_query(m["address"].split(",")[0])
+            if wanted in (address_query(m["address"]), first) or (place and head == first and _names_place(m["address"], place)):
+                found.append(m)
+        return found
 
     matches = suggest_addresses(connection, q)
     if not matches:
