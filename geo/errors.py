@@ -1,4 +1,9 @@
-"""One error hierarchy for the whole service, rendered as RFC 9457 ``application/problem+json``."""
+"""One error hierarchy for the whole service, rendered as RFC 9457 ``application/problem+json``.
+
+Domain modules raise these errors (``Invalid`` naming the field, ``NotFound``, ``Conflict``,
+...) and know nothing of HTTP or werkzeug: each class carries the status and title that the
+one handler below renders, as pygeoapi's error classes do.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,16 +12,16 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 __all__ = [
-    "ProblemError", "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
-    "UnprocessableEntity", "PayloadTooLarge",
+    "DomainError", "Invalid", "Unauthorized", "Forbidden", "NotFound", "Conflict",
+    "Unprocessable", "TooLarge",
     "ImportFailed", "problem_response", "init_app",
 ]
 
 PROBLEM_JSON = "application/problem+json"
 
 
-class ProblemError(Exception):
-    """Base of every error the API reports; subclasses fix the status and the title."""
+class DomainError(Exception):
+    """Base of every error the service reports; subclasses fix the status and the title."""
 
     status = 500
     title = "Internal server error"
@@ -33,42 +38,52 @@ class ProblemError(Exception):
         return body
 
 
-class BadRequest(ProblemError):
+class Invalid(DomainError):
+    """The input is malformed; ``field`` names the parameter or body field at fault."""
+
     status = 400
     title = "Bad request"
 
+    def __init__(self, detail: str | None = None, field: str | None = None, **extra: Any):
+        if field is not None:
+            extra["field"] = field
+        super().__init__(detail, **extra)
+        self.field = field
 
-class Unauthorized(ProblemError):
+
+class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"
 
 
-class Forbidden(ProblemError):
+class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
 
 
-class NotFound(ProblemError):
+class NotFound(DomainError):
     status = 404
     title = "Not found"
 
 
-class Conflict(ProblemError):
+class Conflict(DomainError):
     status = 409
     title = "Conflict"
 
 
-class UnprocessableEntity(ProblemError):
+class Unprocessable(DomainError):
+    """Well-formed input that the domain refuses (a date in the past, a device that cannot switch)."""
+
     status = 422
     title = "Unprocessable entity"
 
 
-class PayloadTooLarge(ProblemError):
+class TooLarge(DomainError):
     status = 413
     title = "Payload too large"
 
 
-class ImportFailed(UnprocessableEntity):
+class ImportFailed(Unprocessable):
     """A network file was refused; ``layer``, ``row`` and ``reason`` say where and why."""
 
     title = "Import refused"
@@ -87,8 +102,8 @@ def problem_response(status: int, title: str, detail: str, **extra: Any) -> Resp
 def init_app(app: Flask) -> None:
     """Render every error, ours or Flask's, as ``problem+json``."""
 
-    @app.errorhandler(ProblemError)
-    def _problem(error: ProblemError):
+    @app.errorhandler(DomainError)
+    def _problem(error: DomainError):
         return problem_response(**{k: v for k, v in error.to_dict().items() if k != "type"})
 
     @app.errorhandler(HTTPException)

@@ -2,7 +2,7 @@
 
 Every package's layer endpoints share these pieces::
 
-    bbox = parse_bbox(request.args.get("bbox"))            # BadRequest on a bad value
+    bbox = parse_bbox(request.args.get("bbox"))            # Invalid on a bad value
     limit = parse_limit(request.args.get("limit"), app.config["API_MAX_FEATURES"])
     query = select(t.c.code.label("id"), t.c.geom, t.c.code, t.c.name).where(in_bbox(t.c.geom, bbox))
     return geojson_response(feature_collection(connection, query, limit))
@@ -22,7 +22,7 @@ from sqlalchemy import Text, cast, func, literal, select, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
-from geo.errors import BadRequest
+from geo.errors import Invalid
 
 __all__ = [
     "GEOJSON", "SRID", "COORDINATE_DECIMALS", "BBox", "parse_bbox", "parse_limit", "envelope", "in_bbox",
@@ -47,7 +47,7 @@ class BBox(NamedTuple):
 def parse_bbox(value: str | None) -> BBox | None:
     """``"west,south,east,north"`` as a ``BBox``; ``None`` for a missing or empty value.
 
-    Raises ``BadRequest`` saying what is wrong: not four numbers, a longitude outside
+    Raises ``Invalid`` saying what is wrong: not four numbers, a longitude outside
     [-180, 180] or a latitude outside [-90, 90], west greater than east or south greater
     than north (boxes across the antimeridian are not supported).
 
@@ -60,25 +60,25 @@ def parse_bbox(value: str | None) -> BBox | None:
         return None
     parts = value.split(",")
     if len(parts) != 4:
-        raise BadRequest(f"bbox must be four numbers west,south,east,north; got {len(parts)} value(s)",
-                         parameter="bbox")
+        raise Invalid(f"bbox must be four numbers west,south,east,north; got {len(parts)} value(s)",
+                         field="bbox")
     try:
         numbers = [float(part) for part in parts]
     except ValueError:
-        raise BadRequest(f"bbox must be four numbers west,south,east,north; got {value!r}",
-                         parameter="bbox") from None
+        raise Invalid(f"bbox must be four numbers west,south,east,north; got {value!r}",
+                         field="bbox") from None
     if not all(math.isfinite(number) for number in numbers):
-        raise BadRequest("bbox values must be finite numbers", parameter="bbox")
+        raise Invalid("bbox values must be finite numbers", field="bbox")
     bbox = BBox(*numbers)
     if not (-180 <= bbox.west <= 180 and -180 <= bbox.east <= 180):
-        raise BadRequest("bbox longitudes must lie within [-180, 180]", parameter="bbox")
+        raise Invalid("bbox longitudes must lie within [-180, 180]", field="bbox")
     if not (-90 <= bbox.south <= 90 and -90 <= bbox.north <= 90):
-        raise BadRequest("bbox latitudes must lie within [-90, 90]", parameter="bbox")
+        raise Invalid("bbox latitudes must lie within [-90, 90]", field="bbox")
     if bbox.west > bbox.east:
-        raise BadRequest("bbox west is greater than east (boxes across the antimeridian are not supported)",
-                         parameter="bbox")
+        raise Invalid("bbox west is greater than east (boxes across the antimeridian are not supported)",
+                         field="bbox")
     if bbox.south > bbox.north:
-        raise BadRequest("bbox south is greater than north", parameter="bbox")
+        raise Invalid("bbox south is greater than north", field="bbox")
     return bbox
 
 
@@ -93,9 +93,9 @@ def parse_limit(value: str | None, maximum: int) -> int:
     try:
         limit = int(value)
     except ValueError:
-        raise BadRequest(f"limit must be a whole number; got {value!r}", parameter="limit") from None
+        raise Invalid(f"limit must be a whole number; got {value!r}", field="limit") from None
     if limit < 1:
-        raise BadRequest(f"limit must be at least 1; got {limit}", parameter="limit")
+        raise Invalid(f"limit must be at least 1; got {limit}", field="limit")
     return min(limit, maximum)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from geo.errors import BadRequest, Conflict
+from geo.errors import Invalid, Conflict
 from outlets import store
 from outlets.hours import DayException, HoursError, parse_intervals
 from outlets.records import parse_outlet
@@ -30,7 +30,7 @@ def replace_outlet(session: Session, code: str, body: Any) -> bool:
     """Create or replace outlet ``code`` (a retired one comes back); True when created."""
     body = dict(_object(body))
     if body.setdefault("code", code) != code:
-        raise BadRequest(f"the body's code {body['code']!r} differs from the URL's {code!r}")
+        raise Invalid(f"the body's code {body['code']!r} differs from the URL's {code!r}")
     record = parse_outlet(body)
     with session.begin():
         return store.save_outlet(session.connection(), record)
@@ -46,18 +46,18 @@ def set_exception(session: Session, code: str, day: date, body: Any) -> None:
     """Special hours on ``day`` from ``{"hours": "off" | "08:00-12:00,...", "note": "..."}``."""
     body = _object(body)
     if "hours" not in body:
-        raise BadRequest('send {"hours": "off"} or {"hours": "08:00-12:00", "note": "..."}')
+        raise Invalid('send {"hours": "off"} or {"hours": "08:00-12:00", "note": "..."}')
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 200
                              or any(unicodedata.category(c) == "Cc" for c in note)):
-        raise BadRequest("note must be a text of up to 200 characters, without control characters")
+        raise Invalid("note must be a text of up to 200 characters, without control characters")
     hours = body["hours"]
     if not isinstance(hours, (str, list)) or not all(isinstance(h, str) for h in (hours if isinstance(hours, list) else [])):
-        raise BadRequest('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals')
+        raise Invalid('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals')
     try:
         intervals = parse_intervals(hours, where=f"exception {day}")
     except HoursError as error:
-        raise BadRequest(str(error)) from None
+        raise Invalid(str(error)) from None
     with session.begin():
         store.set_exception(session.connection(), code, day, DayException(intervals, note.strip() if note else None))
 
@@ -69,7 +69,7 @@ def delete_exception(session: Session, code: str, day: date) -> None:
 
 
 def _object(body: Any) -> dict:
-    """``body`` if it is a JSON object; BadRequest otherwise."""
+    """``body`` if it is a JSON object; Invalid otherwise."""
     if not isinstance(body, dict):
-        raise BadRequest("send a JSON object")
+        raise Invalid("send a JSON object")
     return body

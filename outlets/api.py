@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from geo.db import get_engine, get_session, make_engine
-from geo.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from geo.errors import Invalid, Forbidden, TooLarge, Unauthorized
 from outlets import admin, booking, importers, search, store
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range, parse_day
 from outlets.models import SERVICES
@@ -122,9 +122,9 @@ def _number(name: str, low: float, high: float) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        raise BadRequest(f"{name} must be a number, not {value!r}") from None
+        raise Invalid(f"{name} must be a number, not {value!r}") from None
     if not low <= number <= high:
-        raise BadRequest(f"{name} must be between {low:g} and {high:g}")
+        raise Invalid(f"{name} must be between {low:g} and {high:g}")
     return number
 
 
@@ -135,7 +135,7 @@ def _date(value: str | None, name: str = "date") -> date | None:
     try:
         return parse_day(value)
     except ValueError as error:
-        raise BadRequest(f"{name} {value!r} {error}") from None
+        raise Invalid(f"{name} {value!r} {error}") from None
 
 
 def _open_at(value: str | None, current: datetime) -> datetime | None:
@@ -147,17 +147,17 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not {value!r}") from None
+        raise Invalid(f"open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not {value!r}") from None
     if not in_range(at):
-        raise BadRequest(f"open {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise Invalid(f"open {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     return at
 
 
 def _json_body() -> Any:
-    """The request's JSON body; BadRequest when there is none."""
+    """The request's JSON body; Invalid when there is none."""
     body = request.get_json(silent=True)
     if body is None:
-        raise BadRequest("send a JSON body (Content-Type: application/json)")
+        raise Invalid("send a JSON body (Content-Type: application/json)")
     return body
 
 
@@ -175,12 +175,12 @@ def nearest():
     lon, lat = _number("lon", -180, 180), _number("lat", -90, 90)
     q = request.args.get("q", "").strip()
     if (lon is None) != (lat is None):
-        raise BadRequest("give both lon and lat")
+        raise Invalid("give both lon and lat")
     if (lon is None) == (not q):
-        raise BadRequest("give lon and lat, or an address q (not both)")
+        raise Invalid("give lon and lat, or an address q (not both)")
     n = request.args.get("n", "5")
     if not n.isdigit():
-        raise BadRequest(f"n must be a whole number 1..{search.MAX_RESULTS}")
+        raise Invalid(f"n must be a whole number 1..{search.MAX_RESULTS}")
     options = {"n": int(n), "service": request.args.get("service") or None,
                "open_at": _open_at(request.args.get("open"), current)}
     if q:
@@ -211,7 +211,7 @@ def outlet_collection():
         try:
             west, south, east, north = (float(part) for part in bbox.split(","))
         except ValueError:
-            raise BadRequest("bbox must be west,south,east,north in degrees") from None
+            raise Invalid("bbox must be west,south,east,north in degrees") from None
         where.append(store.within_bbox(west, south, east, north))
     limit = current_app.config.get("API_MAX_FEATURES", 20000)
     current = now()
@@ -343,14 +343,14 @@ def admin_import():
     ``?format=geojson|csv`` (default: from the file name); ``?mode=create`` refuses existing codes.
     """
     if (request.content_length or 0) > MAX_IMPORT_BYTES:
-        raise PayloadTooLarge(f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB")
+        raise TooLarge(f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB")
     upload = request.files.get("file")
     data, filename = (upload.read(), upload.filename) if upload else (request.get_data(), None)
     if not data:
-        raise BadRequest("send the file as the request body or as the multipart field 'file'")
+        raise Invalid("send the file as the request body or as the multipart field 'file'")
     mode = request.args.get("mode", "replace")
     if mode not in ("replace", "create"):
-        raise BadRequest("mode must be replace or create")
+        raise Invalid("mode must be replace or create")
     rows = importers.read_outlets(data, importers.format_of(filename, request.args.get("format")))
     return jsonify(importers.import_outlets(get_session(), rows, replace=mode == "replace"))
 

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from geo.errors import BadRequest, Conflict, NotFound, UnprocessableEntity
+from geo.errors import Invalid, Conflict, NotFound, Unprocessable
 from outlets.hours import FIRST_YEAR, LAST_YEAR, Slot, format_intervals, in_range
 from outlets.models import SERVICES, Booking, NotificationOutbox, SlotCounter
 from outlets.records import parse_phone
@@ -91,27 +91,27 @@ _REQUIRED = ("outlet", "service", "start", "name", "phone", "idempotency_key")
 
 
 def _clean_text(value: Any, field: str, limit: int) -> str:
-    """A required text field with its spaces collapsed; BadRequest when empty, long or odd."""
+    """A required text field with its spaces collapsed; Invalid when empty, long or odd."""
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{field} is required")
+        raise Invalid(f"{field} is required")
     value = " ".join(value.split())
     if len(value) > limit:
-        raise BadRequest(f"{field} is longer than {limit} characters")
+        raise Invalid(f"{field} is longer than {limit} characters")
     if any(unicodedata.category(c).startswith("C") for c in value):
-        raise BadRequest(f"{field} holds control characters")
+        raise Invalid(f"{field} holds control characters")
     return value
 
 
 def parse_booking_request(body: Any, idempotency_header: str | None = None) -> BookingRequest:
-    """A JSON body -> BookingRequest; BadRequest says which field is missing or malformed."""
+    """A JSON body -> BookingRequest; Invalid says which field is missing or malformed."""
     if not isinstance(body, Mapping):
-        raise BadRequest("send a JSON object with " + ", ".join(_REQUIRED))
+        raise Invalid("send a JSON object with " + ", ".join(_REQUIRED))
     unknown = sorted(set(body) - set(_REQUIRED))
     if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(unknown)} (send {', '.join(_REQUIRED)})")
+        raise Invalid(f"unknown field(s) {', '.join(unknown)} (send {', '.join(_REQUIRED)})")
     key = body.get("idempotency_key") or idempotency_header
     if body.get("idempotency_key") and idempotency_header and body["idempotency_key"] != idempotency_header:
-        raise BadRequest("the Idempotency-Key header and idempotency_key differ")
+        raise Invalid("the Idempotency-Key header and idempotency_key differ")
     return BookingRequest(
         outlet=_clean_text(body.get("outlet"), "outlet", 60),
         service=_clean_text(body.get("service"), "service", 40),
@@ -127,9 +127,9 @@ def parse_start(value: str, outlet: OutletView) -> datetime:
     try:
         start = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except (AttributeError, ValueError):
-        raise BadRequest(f"start {value!r} is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)") from None
+        raise Invalid(f"start {value!r} is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)") from None
     if not in_range(start):
-        raise BadRequest(f"start {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise Invalid(f"start {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     if start.tzinfo is None:
         start = start.replace(tzinfo=outlet.schedule.tz)
     return start.astimezone(UTC)
@@ -141,25 +141,25 @@ def _when(outlet: OutletView, at: datetime) -> str:
 
 
 def _check_service(outlet: OutletView, service: str) -> int:
-    """The capacity of ``service`` at ``outlet``; UnprocessableEntity when it is not offered."""
+    """The capacity of ``service`` at ``outlet``; Unprocessable when it is not offered."""
     if service not in SERVICES:
-        raise UnprocessableEntity(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
+        raise Unprocessable(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
     if service not in outlet.services:
-        raise UnprocessableEntity(f"outlet {outlet.code} does not offer {service!r} "
+        raise Unprocessable(f"outlet {outlet.code} does not offer {service!r} "
                                   f"(it offers: {', '.join(outlet.services)})")
     return outlet.services[service]
 
 
 def check_slot(outlet: OutletView, service: str, start: datetime, now: datetime) -> Slot:
-    """The slot of ``service`` starting at ``start``, or UnprocessableEntity saying why there is none."""
+    """The slot of ``service`` starting at ``start``, or Unprocessable saying why there is none."""
     _check_service(outlet, service)
     schedule = outlet.schedule
     if start <= now:
-        raise UnprocessableEntity(f"{_when(outlet, start)} is in the past")
+        raise Unprocessable(f"{_when(outlet, start)} is in the past")
     if start > now + timedelta(days=BOOKING_HORIZON_DAYS):
-        raise UnprocessableEntity(f"bookings open {BOOKING_HORIZON_DAYS} days ahead; {_when(outlet, start)} is later")
+        raise Unprocessable(f"bookings open {BOOKING_HORIZON_DAYS} days ahead; {_when(outlet, start)} is later")
     if not schedule.known:
-        raise UnprocessableEntity(f"the opening hours of outlet {outlet.code} are unknown, so it takes no bookings")
+        raise Unprocessable(f"the opening hours of outlet {outlet.code} are unknown, so it takes no bookings")
     day = schedule.local_date(start)
     slots = schedule.slots(day, outlet.slot_minutes)
     if any(slot.start == start for slot in slots):
@@ -167,14 +167,14 @@ def check_slot(outlet: OutletView, service: str, start: datetime, now: datetime)
     note = schedule.note(day)
     if not schedule.is_open(start):
         if not schedule.intervals_starting(day):
-            raise UnprocessableEntity(f"outlet {outlet.code} is closed on {day:%a %Y-%m-%d}{f' ({note})' if note else ''}")
+            raise Unprocessable(f"outlet {outlet.code} is closed on {day:%a %Y-%m-%d}{f' ({note})' if note else ''}")
         hours = format_intervals(schedule.intervals_starting(day))
-        raise UnprocessableEntity(f"{_when(outlet, start)} is outside the opening hours of outlet {outlet.code} "
+        raise Unprocessable(f"{_when(outlet, start)} is outside the opening hours of outlet {outlet.code} "
                                   f"(that day: {hours}{'; ' + note if note else ''})")
     before = [s for s in slots if s.start < start][-1:]
     after = [s for s in slots if s.start > start][:1]
     nearest = " or ".join(schedule.local(s.start).strftime("%H:%M") for s in before + after)
-    raise UnprocessableEntity(f"{_when(outlet, start)} is not a slot start: slots last {outlet.slot_minutes} "
+    raise Unprocessable(f"{_when(outlet, start)} is not a slot start: slots last {outlet.slot_minutes} "
                               f"minutes{'; the nearest start at ' + nearest if nearest else ''}")
 
 
@@ -361,7 +361,7 @@ def _outlet_of(connection: Connection, booking: Mapping) -> OutletView:
 def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict[str, Any], bool]:
     """Book ``request``; returns the booking and whether it is new (False: an idempotent replay).
 
-    Conflict when the slot is full; UnprocessableEntity when the slot is not bookable or the
+    Conflict when the slot is full; Unprocessable when the slot is not bookable or the
     idempotency key was used for another request.
     """
     with session.begin():
@@ -372,7 +372,7 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
         fingerprint = _request_hash(outlet.code, request.service, start, request.name, phone)
         try:
             slot = check_slot(outlet, request.service, start, now)
-        except UnprocessableEntity:
+        except Unprocessable:
             # A replay of a booking made earlier still gets it, even once its slot has passed.
             replayed = _replay(connection, request.idempotency_key, fingerprint)
             if replayed is None:
@@ -402,12 +402,12 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
 
 
 def _replay(connection: Connection, key: str, fingerprint: str) -> dict[str, Any] | None:
-    """The booking made with ``key``, or None; UnprocessableEntity if it was another request."""
+    """The booking made with ``key``, or None; Unprocessable if it was another request."""
     row = _booking_row(connection, bookings.c.idempotency_key == key)
     if row is None:
         return None
     if row["request_hash"] != fingerprint:
-        raise UnprocessableEntity("this idempotency_key was already used for a different booking request; "
+        raise Unprocessable("this idempotency_key was already used for a different booking request; "
                                   "send a new key for a new booking", reason="idempotency_key_reused")
     return _booking_json(row, _outlet_of(connection, row))
 
@@ -452,7 +452,7 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
     """Move a booking to another slot (and service): the new place is taken before the old one is
     given back, in one transaction, so a full slot leaves the booking as it was."""
     if not isinstance(changes, Mapping) or "start" not in changes or set(changes) - {"start", "service"}:
-        raise BadRequest("send a JSON object with start (and optionally service)")
+        raise Invalid("send a JSON object with start (and optionally service)")
     with session.begin():
         connection = session.connection()
         row = _locked_booking(connection, code)

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
-from geo.errors import BadRequest
+from geo.errors import Invalid
 from outlets.importers import ImportRefused, export_outlets, format_of, import_outlets, read_outlets
 
 def _session() -> Session:
@@ -35,7 +35,7 @@ def import_command(path: Path, file_format: str | None, create_only: bool) -> No
                  for e in refused.errors]
         raise click.ClickException(f"{path}: nothing was imported; {len(refused.errors)} problem(s):\n"
                                    + "\n".join(lines)) from None
-    except BadRequest as error:
+    except Invalid as error:
         raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
     click.echo(f"imported {report['rows']} outlets from {path}: {report['created']} new, {report['updated']} replaced")
 
@@ -46,7 +46,7 @@ def export_command(path: Path) -> None:
     """Export every active outlet to PATH (.geojson or .csv), in the import layout."""
     try:
         file_format = format_of(path.name)
-    except BadRequest as error:
+    except Invalid as error:
         raise click.ClickException(error.detail) from None
     with _session() as session:
         path.write_text(export_outlets(session, file_format, date.today()), encoding="utf-8")

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from geo.errors import BadRequest, UnprocessableEntity
+from geo.errors import Invalid, Unprocessable
 from outlets.records import FIELDS, RecordInvalid, parse_outlet
 from outlets.store import export_records, outlets, save_outlet
 
@@ -25,7 +25,7 @@ FORMATS = ("geojson", "csv")
 MAX_REPORTED = 500
 
 
-class ImportRefused(UnprocessableEntity):
+class ImportRefused(Unprocessable):
     """A file with bad rows; nothing was imported. ``errors`` lists ``{row, code, field, reason}``."""
 
     title = "Import refused"
@@ -43,22 +43,22 @@ def format_of(filename: str | None, declared: str | None = None) -> str:
     """``geojson`` or ``csv`` from a declared format or the file's extension."""
     if declared:
         if declared.lower() not in FORMATS:
-            raise BadRequest(f"format {declared!r} is not one of {', '.join(FORMATS)}")
+            raise Invalid(f"format {declared!r} is not one of {', '.join(FORMATS)}")
         return declared.lower()
     suffix = (filename or "").rsplit(".", 1)[-1].lower()
     if suffix in ("geojson", "json"):
         return "geojson"
     if suffix in ("csv", "txt"):
         return "csv"
-    raise BadRequest("say which format the file is in (format=geojson or format=csv, or a .geojson/.csv name)")
+    raise Invalid("say which format the file is in (format=geojson or format=csv, or a .geojson/.csv name)")
 
 
 def _decoded(data: bytes) -> str:
-    """The file as text; BadRequest when it is not UTF-8."""
+    """The file as text; Invalid when it is not UTF-8."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise BadRequest(f"the file is not UTF-8 text (byte {error.start})") from None
+        raise Invalid(f"the file is not UTF-8 text (byte {error.start})") from None
 
 
 def _geojson_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
@@ -66,10 +66,10 @@ def _geojson_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
     try:
         document = json.loads(_decoded(data))
     except json.JSONDecodeError as error:
-        raise BadRequest(f"the file is not JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+        raise Invalid(f"the file is not JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection" \
             or not isinstance(document.get("features"), list):
-        raise BadRequest("a GeoJSON import must be a FeatureCollection of Point features")
+        raise Invalid("a GeoJSON import must be a FeatureCollection of Point features")
     rows = []
     for number, feature in enumerate(document["features"], start=1):
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -95,7 +95,7 @@ def _csv_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
     delimiter = ";" if ";" in header and "," not in header else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     if not reader.fieldnames or "code" not in reader.fieldnames:
-        raise BadRequest(f"the CSV file needs a header row naming its columns ({', '.join(FIELDS)})")
+        raise Invalid(f"the CSV file needs a header row naming its columns ({', '.join(FIELDS)})")
     rows = []
     for number, row in enumerate(reader, start=1):
         extra = row.pop(None, None)
@@ -108,7 +108,7 @@ def read_outlets(data: bytes, file_format: str) -> list[tuple[int, dict[str, Any
     """A file's rows as (row number from 1, raw values, a problem with the row's shape or None)."""
     rows = _geojson_rows(data) if file_format == "geojson" else _csv_rows(data)
     if not rows:
-        raise BadRequest("the file holds no outlets")
+        raise Invalid("the file holds no outlets")
     return rows
 
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import phonenumbers
 
-from geo.errors import BadRequest, UnprocessableEntity
+from geo.errors import Invalid, Unprocessable
 from outlets.hours import DayException, HoursError, WeeklyHours, parse_exceptions, weekly_from_json, zone
 from outlets.models import SERVICES
 
@@ -46,7 +46,7 @@ class OutletRecord:
     active: bool = True
 
 
-class RecordInvalid(UnprocessableEntity):
+class RecordInvalid(Unprocessable):
     """A record with bad fields; ``errors`` lists ``{"field", "reason"}`` for each."""
 
     title = "Invalid outlet"
@@ -78,7 +78,7 @@ def country_of_zone(name: str) -> str | None:
 def parse_phone(text: Any, region: str | None, what: str = "phone") -> str:
     """A phone number in E.164 (``+49721...``); national numbers are read in ``region``."""
     if not isinstance(text, str) or not text.strip():
-        raise BadRequest(f"{what} is required")
+        raise Invalid(f"{what} is required")
     example = phonenumbers.example_number(region) if region else None
     hint = (f" (e.g. {phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)} or "
             f"{phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)})"
@@ -86,9 +86,9 @@ def parse_phone(text: Any, region: str | None, what: str = "phone") -> str:
     try:
         number = phonenumbers.parse(text.strip(), region)
     except phonenumbers.NumberParseException:
-        raise BadRequest(f"{what} {text.strip()!r} is not a phone number{hint}") from None
+        raise Invalid(f"{what} {text.strip()!r} is not a phone number{hint}") from None
     if not phonenumbers.is_valid_number(number):
-        raise BadRequest(f"{what} {text.strip()!r} is not a valid phone number{hint}")
+        raise Invalid(f"{what} {text.strip()!r} is not a valid phone number{hint}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -202,7 +202,7 @@ def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
     if phone and country:
         try:
             phone = parse_phone(phone, country)
-        except BadRequest as error:
+        except Invalid as error:
             errors.append({"field": "phone", "reason": error.detail})
     slot_minutes = values.get("slot_minutes")
     if slot_minutes in (None, ""):

@@ -23,7 +23,7 @@ from sqlalchemy import Float, Integer, Select, String, bindparam, exists, func, 
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Dialect
 
-from geo.errors import BadRequest, NotFound
+from geo.errors import Invalid, NotFound
 from outlets.models import SERVICES, spelled_sql
 from outlets.store import (
     OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
@@ -177,9 +177,9 @@ def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, s
     hours are unknown (shown as such). Complexity: O(log N + k) index work for k candidates.
     """
     if not 1 <= n <= MAX_RESULTS:
-        raise BadRequest(f"n must be 1..{MAX_RESULTS}")
+        raise Invalid(f"n must be 1..{MAX_RESULTS}")
     if service is not None and service not in SERVICES:
-        raise BadRequest(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
+        raise Invalid(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
     parameters = nearest_parameters(origin, service)
     found: list[tuple[OutletView, float]] = []
     batch, seen = (n if open_at is None else max(4 * n, 32)), 0
@@ -385,9 +385,9 @@ def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[di
     """
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
-        raise BadRequest(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
+        raise Invalid(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
     if any(unicodedata.category(c) == "Cc" for c in q):
-        raise BadRequest("q holds control characters")
+        raise Invalid("q holds control characters")
     # The planner cannot estimate how many rows a trigram match keeps and may read a whole table
     # instead of an index; for this search only, it is told not to.
     _set_local(connection, "enable_seqscan", "off")

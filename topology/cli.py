@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from geo import demo as demo_registry
-from geo.errors import ProblemError
+from geo.errors import DomainError
 from topology.loader import NetworkFrames, load_network
 
 network_cli = AppGroup("network", help="Import and export the electrical network.")
@@ -49,7 +49,7 @@ def _import(path: Path, read) -> None:
     started = time.perf_counter()
     try:
         counts = _load_with_progress(read(path, _say))
-    except ProblemError as error:  # ImportFailed names layer and row; others say what is missing
+    except DomainError as error:  # ImportFailed names layer and row; others say what is missing
         raise click.ClickException(f"{path}: {error.detail}; nothing was imported") from None
     except DBAPIError as error:  # a rule of the database the reader does not know about yet
         raise click.ClickException(f"{path}: the database refused it ({error.orig}); nothing was imported") from None

@@ -18,7 +18,7 @@ import pyogrio
 import shapely
 from sqlalchemy.engine import Connection
 
-from geo.errors import ImportFailed, UnprocessableEntity
+from geo.errors import ImportFailed, Unprocessable
 from topology.loader import LAYERS, Layer, NetworkFrames, empty_frames, normalise_layer
 
 __all__ = ["read_network_file", "write_network_file", "export_network", "read_pandapower_json"]
@@ -266,14 +266,14 @@ PANDAPOWER_MISSING = "pandapower is not installed; install the extra with: pip i
 def read_pandapower_json(path: str | Path, progress: Say | None = None) -> NetworkFrames:
     """Read a pandapower net saved with ``pandapower.to_json`` (mapping: docs/data-format.md).
 
-    Raises ``UnprocessableEntity`` when pandapower is not installed and ``ImportFailed`` naming
+    Raises ``Unprocessable`` when pandapower is not installed and ``ImportFailed`` naming
     the pandapower table and index of an element that cannot be mapped.
     """
     say = progress or _quiet
     try:
         import pandapower
     except ImportError:
-        raise UnprocessableEntity(PANDAPOWER_MISSING) from None
+        raise Unprocessable(PANDAPOWER_MISSING) from None
     from topology.pandapower_mapping import frames_from_net
 
     say(f"reading pandapower net {Path(path).name}")

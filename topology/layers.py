@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
-from geo.errors import BadRequest, NotFound
+from geo.errors import Invalid, NotFound
 from geo.geojson import BBox, FeatureCollection, feature_collection, in_bbox
 from topology.models import (
     Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState, TopologyState,
@@ -180,8 +180,8 @@ def parse_kinds(value: str | None) -> list[str] | None:
     known = {kind.value for kind in DeviceKind}
     unknown = [kind for kind in kinds if kind not in known]
     if unknown:
-        raise BadRequest(f"unknown device kind {', '.join(map(repr, unknown))}; expected some of "
-                         f"{', '.join(sorted(known))}", parameter="kind")
+        raise Invalid(f"unknown device kind {', '.join(map(repr, unknown))}; expected some of "
+                         f"{', '.join(sorted(known))}", field="kind")
     return kinds
 
 
@@ -195,7 +195,7 @@ def parse_level(value: str | None) -> str | None:
         return None
     level = value.strip().lower()
     if level not in LEVELS:
-        raise BadRequest(f"level must be mv or lv; got {value!r}", parameter="level")
+        raise Invalid(f"level must be mv or lv; got {value!r}", field="level")
     return level
 
 
@@ -209,7 +209,7 @@ def parse_state(value: str | None) -> str | None:
         return None
     state = value.strip().lower()
     if state not in {member.value for member in SwitchState}:
-        raise BadRequest(f"state must be open or closed; got {value!r}", parameter="state")
+        raise Invalid(f"state must be open or closed; got {value!r}", field="state")
     return state
 
 
@@ -217,7 +217,7 @@ def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: 
                   filters: Filters = Filters()) -> FeatureCollection:
     """The features of ``layer`` intersecting ``bbox`` (everywhere when None), at most ``limit``.
 
-    Raises ``NotFound`` for an unknown layer and ``BadRequest`` for a filter the layer has not.
+    Raises ``NotFound`` for an unknown layer and ``Invalid`` for a filter the layer has not.
     """
     query = LAYERS.get(layer)
     if query is None:
@@ -225,8 +225,8 @@ def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: 
     for name, value in filters._asdict().items():
         if value and layer not in _FILTERED_LAYERS[name]:
             layers = _FILTERED_LAYERS[name]
-            raise BadRequest(f"{_PARAMETERS[name]} filters the {' and '.join(layers)} layer{'s' * (len(layers) > 1)} "
-                             f"only, not {layer!r}", parameter=_PARAMETERS[name])
+            raise Invalid(f"{_PARAMETERS[name]} filters the {' and '.join(layers)} layer{'s' * (len(layers) > 1)} "
+                             f"only, not {layer!r}", field=_PARAMETERS[name])
     return feature_collection(connection, query(bbox, filters), limit)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.errors import BadRequest, Conflict, NotFound, UnprocessableEntity
+from geo.errors import Invalid, Conflict, NotFound, Unprocessable
 from topology.graph import SWITCHGEAR, Topology, TopologyCache
 
 __all__ = ["Operation", "SwitchingRequest", "parse_request", "operate", "switching_log", "MAX_OPERATIONS"]
@@ -45,43 +45,43 @@ class SwitchingRequest:
 
 
 def parse_request(body: Any) -> SwitchingRequest:
-    """A ``SwitchingRequest`` from a JSON body; ``BadRequest`` says what is wrong with it.
+    """A ``SwitchingRequest`` from a JSON body; ``Invalid`` says what is wrong with it.
 
     >>> parse_request({"operations": [{"device": "SW1", "action": "open"}], "reason": "work on s2"}).operations
     (Operation(device='SW1', action='open'),)
     """
     if not isinstance(body, dict):
-        raise BadRequest('the body must be a JSON object: {"operations": [{"device": code, "action": '
+        raise Invalid('the body must be a JSON object: {"operations": [{"device": code, "action": '
                          '"open" | "close"}, ...], "reason": text, "actor": name}')
     unknown = sorted(set(body) - {"operations", "reason", "actor"})
     if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; expected operations, reason and actor")
+        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected operations, reason and actor")
     items = body.get("operations")
     if not isinstance(items, list) or not items:
-        raise BadRequest("operations must be a non-empty list of {\"device\": code, \"action\": \"open\" | \"close\"}")
+        raise Invalid("operations must be a non-empty list of {\"device\": code, \"action\": \"open\" | \"close\"}")
     if len(items) > MAX_OPERATIONS:
-        raise BadRequest(f"at most {MAX_OPERATIONS} devices can be operated at once; got {len(items)}")
+        raise Invalid(f"at most {MAX_OPERATIONS} devices can be operated at once; got {len(items)}")
     operations = []
     for number, item in enumerate(items):
         where = f"operations[{number}]"
         if not isinstance(item, dict):
-            raise BadRequest(f"{where} must be an object with device and action")
+            raise Invalid(f"{where} must be an object with device and action")
         device, action = item.get("device"), item.get("action")
         if not isinstance(device, str) or not device.strip():
-            raise BadRequest(f"{where}.device must be a device code (a non-empty string)")
+            raise Invalid(f"{where}.device must be a device code (a non-empty string)")
         if action not in ACTIONS:
-            raise BadRequest(f"{where}.action must be 'open' or 'close'; got {action!r}")
+            raise Invalid(f"{where}.action must be 'open' or 'close'; got {action!r}")
         operations.append(Operation(device.strip(), action))
     seen: set[str] = set()
     twice = sorted({op.device for op in operations if op.device in seen or seen.add(op.device)})
     if twice:
-        raise BadRequest(f"device(s) named more than once: {', '.join(twice)}")
+        raise Invalid(f"device(s) named more than once: {', '.join(twice)}")
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        raise BadRequest("reason is required: say why the devices are operated")
+        raise Invalid("reason is required: say why the devices are operated")
     actor = body.get("actor", "anonymous")
     if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
-        raise BadRequest(f"actor must be a name of 1 to {MAX_ACTOR} characters")
+        raise Invalid(f"actor must be a name of 1 to {MAX_ACTOR} characters")
     return SwitchingRequest(tuple(operations), reason.strip(), actor.strip())
 
 
@@ -98,7 +98,7 @@ def _lock_devices(connection, request: SwitchingRequest) -> list:
     not_gear = [by_code[c] for c in codes if by_code[c].kind not in SWITCHGEAR]
     if not_gear:
         names = ", ".join(f"{row.code} (a {row.kind})" for row in not_gear)
-        raise UnprocessableEntity(f"only breakers, reclosers, switches and fuses can be operated, not {names}",
+        raise Unprocessable(f"only breakers, reclosers, switches and fuses can be operated, not {names}",
                                   codes=[row.code for row in not_gear])
     out = [c for c in codes if not by_code[c].in_service]
     if out:
@@ -134,7 +134,7 @@ def _supply_change(before: Topology, after: Topology) -> tuple[dict, dict]:
 def operate(session: Session, cache: TopologyCache, request: SwitchingRequest) -> dict:
     """Operate the devices of ``request`` as one atomic step; the JSON body of the answer.
 
-    Raises ``NotFound`` (unknown codes), ``UnprocessableEntity`` (not switchgear) or
+    Raises ``NotFound`` (unknown codes), ``Unprocessable`` (not switchgear) or
     ``Conflict`` (out of service, or already in the asked state); then nothing changes.
     """
     staged = None

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from geo.errors import BadRequest, NotFound, UnprocessableEntity
+from geo.errors import Invalid, NotFound, Unprocessable
 from topology.graph import (
     EDGE_TABLES, PROTECTIVE, REMOVED, ROOT, SWITCHGEAR, NetworkData, Radial, Topology, SplitGraph, to_networkx,
 )
@@ -85,7 +85,7 @@ def resolve(data: NetworkData, codes: Iterable[str]) -> list[Element]:
         raise NotFound(f"unknown element code(s): {', '.join(map(repr, unknown))}", codes=unknown)
     ambiguous = [code for code, matches in found.items() if len(matches) > 1]
     if ambiguous:
-        raise BadRequest(f"code(s) naming more than one element: {', '.join(map(repr, ambiguous))}", codes=ambiguous)
+        raise Invalid(f"code(s) naming more than one element: {', '.join(map(repr, ambiguous))}", codes=ambiguous)
     return [found[code][0] for code in codes]
 
 
@@ -248,13 +248,13 @@ def _change_from_codes(topology: Topology, open: Sequence[str], out_of_service: 
     not_switchgear = [e for e in opened if e.table != "edge" or data.kind_of(e.index) not in SWITCHGEAR]
     if not_switchgear:
         names = ", ".join(e.describe(data) for e in not_switchgear)
-        raise UnprocessableEntity(
+        raise Unprocessable(
             f"only breakers, reclosers, switches and fuses can be opened; {names} cannot "
             "(list a failed element under out_of_service instead)",
             codes=[e.code for e in not_switchgear])
     customers = [e for e in failed if e.table == "service_point"]
     if customers:
-        raise UnprocessableEntity(
+        raise Unprocessable(
             "service points are not network elements; name the node or device that feeds "
             f"{', '.join(e.code for e in customers)}", codes=[e.code for e in customers])
     return ([e.index for e in opened], [e.index for e in failed if e.table == "edge"],

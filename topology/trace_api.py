@@ -15,7 +15,7 @@ from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, literal, null
 from sqlalchemy.engine import Connection
 
 from geo.db import get_session
-from geo.errors import BadRequest
+from geo.errors import Invalid
 from geo.geojson import FeatureCollection, feature_collection, geojson_response, in_bbox, parse_bbox, parse_limit
 from topology import switching, trace
 from topology.graph import Topology, TopologyCache
@@ -49,7 +49,7 @@ def _output_format() -> str:
     """The ``format`` parameter: json (default) or geojson."""
     value = request.args.get("format", "json")
     if value not in ("json", "geojson"):
-        raise BadRequest(f"format must be json or geojson; got {value!r}", parameter="format")
+        raise Invalid(f"format must be json or geojson; got {value!r}", field="format")
     return value
 
 
@@ -57,19 +57,19 @@ def _code_list(body: dict, key: str) -> list[str]:
     """``body[key]`` checked to be a list of codes."""
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(code, str) and code for code in value):
-        raise BadRequest(f"{key} must be a list of element codes (non-empty strings)")
+        raise Invalid(f"{key} must be a list of element codes (non-empty strings)")
     if len(value) > MAX_CHANGE:
-        raise BadRequest(f"{key} may name at most {MAX_CHANGE} elements; got {len(value)}")
+        raise Invalid(f"{key} may name at most {MAX_CHANGE} elements; got {len(value)}")
     return value
 
 
 def parse_change(body: Any) -> tuple[list[str], list[str]]:
     """``(open, out_of_service)`` from ``{"open": [codes], "out_of_service": [codes]}``."""
     if not isinstance(body, dict):
-        raise BadRequest('the body must be a JSON object: {"open": [device codes], "out_of_service": [element codes]}')
+        raise Invalid('the body must be a JSON object: {"open": [device codes], "out_of_service": [element codes]}')
     unknown = sorted(set(body) - {"open", "out_of_service"})
     if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; expected open and out_of_service")
+        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected open and out_of_service")
     return _code_list(body, "open"), _code_list(body, "out_of_service")
 
 
@@ -116,7 +116,7 @@ def _respond(connection: Connection, body: dict, parts: list[tuple[str, str, lis
         return geojson_response(trace_features(connection, parts, _limit()))
     lists = request.args.get("lists", "true")
     if lists not in ("true", "false"):
-        raise BadRequest(f"lists must be true or false; got {lists!r}", parameter="lists")
+        raise Invalid(f"lists must be true or false; got {lists!r}", field="lists")
     if lists == "false":
         body = {key: value for key, value in body.items() if key not in _LISTS}
         if "zone" in body:
@@ -251,6 +251,6 @@ def switching_log():
     before = request.args.get("before")
     if before is not None:
         if not before.isdigit():
-            raise BadRequest(f"before must be the next_before of a previous page; got {before!r}", parameter="before")
+            raise Invalid(f"before must be the next_before of a previous page; got {before!r}", field="before")
         before = int(before)
     return jsonify(switching.switching_log(get_session().connection(), limit, request.args.get("device"), before))

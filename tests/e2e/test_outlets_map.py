@@ -163,3 +163,37 @@ def test_manage_a_booking_by_its_code(town, browser):
     assert requests.get(town.url(f"/api/bookings/{code}")).json()["status"] == "cancelled"
     assert not context.errors
     context.close()
+
+
+def test_the_last_date_chosen_wins_when_an_earlier_answer_comes_late(town, browser):
+    """Two dates chosen quickly: the first date's answer arrives after the second's and is dropped."""
+    context = _context(browser, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    page.locator(".of-result", has_text="Customer Centre Marktplatz").click()
+    page.wait_for_function("OutletFinder.state.slotLoads > 0")  # the panel's own first load is done
+    today = datetime.now(timezone.utc).astimezone(BERLIN).date()
+    first, second = (today + timedelta(days=1)).isoformat(), (today + timedelta(days=2)).isoformat()
+
+    held = []  # the first date's request, answered only once the second date's slots are drawn
+    page.route(re.compile(rf"/api/outlets/[^/]+/slots\?.*date={first}"), held.append)
+    loads = page.evaluate("OutletFinder.state.slotLoads")
+    for date in (first, second):
+        page.fill("#of-book-date", date)
+        page.dispatch_event("#of-book-date", "change")
+    page.wait_for_function(f"OutletFinder.state.slotLoads > {loads}")
+    assert len(held) == 1
+    assert {s[:10] for s in page.locator(".of-slot").evaluate_all("bs => bs.map(b => b.dataset.start)")} == {second}
+
+    # Now the first date's answer arrives, late; the page must keep showing the second date's times.
+    with page.expect_response(lambda response: f"date={first}" in response.url):
+        held[0].continue_()
+    page.wait_for_function(f"OutletFinder.state.slotLoads + OutletFinder.state.staleSlotLoads > {loads + 1}")
+    starts = page.locator(".of-slot").evaluate_all("bs => bs.map(b => b.dataset.start)")
+    assert starts and {s[:10] for s in starts} == {second}, starts
+    assert page.input_value("#of-book-date") == second
+    assert page.locator("#of-slots").inner_text().count("Loading") == 0
+    save_screenshot(page, "outlets_last_date_wins")
+    assert not context.errors
+    context.close()

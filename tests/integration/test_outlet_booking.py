@@ -7,7 +7,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import text
 
-from geo.errors import Conflict, UnprocessableEntity
+from geo.errors import Conflict, Unprocessable
 from outlets.booking import BookingRequest, book, cancel_booking, day_slots, reschedule_booking
 from tests.outlet_data import BERLIN, add_outlet, days_ahead, local
 
@@ -282,7 +282,7 @@ def test_domain_functions_refuse_full_and_unbookable_slots(session, connection):
     book(session, _parsed(local(date(2026, 12, 2), 10).isoformat()), now)
     with pytest.raises(Conflict):
         book(session, _parsed(local(date(2026, 12, 2), 10).isoformat(), key="other"), now)
-    with pytest.raises(UnprocessableEntity, match="in the past"):
+    with pytest.raises(Unprocessable, match="in the past"):
         book(session, _parsed(local(date(2026, 12, 1), 7).isoformat(), key="third"), now)
     code = book(session, _parsed(local(date(2026, 12, 2), 11).isoformat(), key="fourth"), now)[0]["code"]
     with pytest.raises(Conflict, match="already begun"):

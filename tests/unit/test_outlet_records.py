@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from geo.errors import BadRequest, NotFound
+from geo.errors import Invalid, NotFound
 from outlets.booking import CODE_ALPHABET, format_code, new_code, normalise_code, parse_booking_request
 from outlets.demo import public_holidays
 from outlets.records import RecordInvalid, country_of_zone, parse_outlet, parse_phone
@@ -77,7 +77,7 @@ def test_phone_numbers_become_e164(text, region, e164):
 
 @pytest.mark.parametrize("text", ["", "12", "not a number", "0721", "+999 1234567"])
 def test_bad_phone_numbers_are_refused_with_an_example(text):
-    with pytest.raises(BadRequest, match="phone"):
+    with pytest.raises(Invalid, match="phone"):
         parse_phone(text, "DE")
 
 
@@ -98,11 +98,11 @@ def test_booking_request_shape():
             "phone": "0721 1", "idempotency_key": "k"}
     assert parse_booking_request(body).name == "Erika M"
     assert parse_booking_request({**body, "idempotency_key": None}, "from-header").idempotency_key == "from-header"
-    with pytest.raises(BadRequest, match="differ"):
+    with pytest.raises(Invalid, match="differ"):
         parse_booking_request(body, "other")
-    with pytest.raises(BadRequest, match="control characters"):
+    with pytest.raises(Invalid, match="control characters"):
         parse_booking_request({**body, "name": "Erika\u0000"})
-    with pytest.raises(BadRequest, match="service is required"):
+    with pytest.raises(Invalid, match="service is required"):
         parse_booking_request({**body, "service": 5})
 
 

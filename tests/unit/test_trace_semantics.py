@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from geo.errors import BadRequest, NotFound, UnprocessableEntity
+from geo.errors import Invalid, NotFound, Unprocessable
 from tests.networks import feeder_with_tie, protected_feeder
 from topology import trace
 from topology.graph import Topology, network_data_from_lists, network_data_from_network_frames
@@ -110,9 +110,9 @@ def test_a_loop_inside_one_feeder_is_meshed_and_still_right():
 
 
 def test_opening_anything_but_switchgear_is_refused(feeder):
-    with pytest.raises(UnprocessableEntity, match="transformer T1"):
+    with pytest.raises(Unprocessable, match="transformer T1"):
         trace.affected_by_codes(feeder, open=["T1"])
-    with pytest.raises(UnprocessableEntity, match="segment s1"):
+    with pytest.raises(Unprocessable, match="segment s1"):
         trace.affected_by_codes(feeder, open=["s1"])
 
 
@@ -124,7 +124,7 @@ def test_unknown_codes_are_named_all_at_once(feeder):
 
 def test_a_code_shared_by_two_tables_is_refused_as_ambiguous():
     data = network_data_from_lists(nodes=["src", "a"], sources=[("S", "src")], edges=[("a", "segment", "src", "a", True)])
-    with pytest.raises(BadRequest, match="more than one element"):
+    with pytest.raises(Invalid, match="more than one element"):
         trace.downstream(Topology(data), "a")
 
 
