@@ -4,8 +4,10 @@
  * form that books through the API and shows the confirmation code.
  *
  * The page calls OutletFinder.start(map, config) once folium has built the Leaflet map.
- * OutletFinder.state holds {searches, outlets, origin, selected, booking, slotLoads, busy};
- * searches and slotLoads count completed loads (tests wait on them).
+ * OutletFinder.state holds {searches, outlets, origin, selected, booking, slotLoads, staleSlotLoads, busy};
+ * searches and slotLoads count completed loads (tests wait on them). Only the newest slots request
+ * is drawn: an older one still under way is aborted, and an answer that comes late anyway is
+ * dropped and counted in staleSlotLoads.
  * Everything the server sends is put on the page as text, never as HTML.
  */
 (function () {
@@ -16,8 +18,9 @@
   var DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
   var RESULTS = 8;
 
-  var state = {searches: 0, outlets: [], origin: null, selected: null, booking: null, slotLoads: 0, busy: false};
+  var state = {searches: 0, outlets: [], origin: null, selected: null, booking: null, slotLoads: 0, staleSlotLoads: 0, busy: false};
   var map, config, markers, originMarker, chosenSlot = null, bookingKey = null, suggestTimer = null;
+  var slotRequest = 0, slotAbort = null;  // the newest slots request: its number and its AbortController
 
   function $(id) { return document.getElementById(id); }
 
@@ -341,7 +344,19 @@
     $("of-book-submit").textContent = "Book this time";
     box.appendChild(el("p", {className: "of-muted"}, ["Loading times…"]));
     var query = new URLSearchParams({date: $("of-book-date").value, service: $("of-book-service").value});
-    return api(fill(config.slots, outlet.code) + "?" + query).then(function (answer) {
+    // The last date or service chosen wins: abort the request before it, and drop any answer that
+    // is not the newest request's (it may arrive after the newer one's and would be drawn over it).
+    var request = ++slotRequest;
+    if (slotAbort) { slotAbort.abort(); }
+    slotAbort = window.AbortController ? new AbortController() : null;
+    var options = slotAbort ? {signal: slotAbort.signal} : {};
+    function stale() {
+      if (request === slotRequest) { slotAbort = null; return false; }
+      state.staleSlotLoads += 1;
+      return true;
+    }
+    return api(fill(config.slots, outlet.code) + "?" + query, options).then(function (answer) {
+      if (stale()) { return; }
       var body = answer.body;
       clear(box);
       var free = body.slots.filter(function (s) { return s.remaining > 0; });
@@ -369,6 +384,7 @@
       });
       state.slotLoads += 1;
     }).catch(function (error) {
+      if (stale()) { return; }
       clear(box).appendChild(el("p", {className: "of-error"}, [error.detail]));
       state.slotLoads += 1;
     });
