@@ -7,8 +7,7 @@ index that answers traces: the conducting graph is cut at every source node, so 
 piece (a *section*) is fed through its own source edges, and every radial section (one
 source edge, no loop) is held as a DFS preorder in which "everything downstream of X" is a
 contiguous slice. Operating switches re-indexes only the sections the switches touch.
-``TopologyCache`` keeps one ``Topology`` per process under the version stored in
-``topology_state`` and catches up with switching events other processes recorded.
+``topology.cache.TopologyCache`` keeps one ``Topology`` per process.
 
 Examples
 --------
@@ -38,7 +37,7 @@ from sqlalchemy.engine import Connection
 
 __all__ = [
     "EDGE_KINDS", "SWITCHGEAR", "PROTECTIVE", "NetworkData", "Radial", "Island", "Topology",
-    "TopologyCache", "read_network", "read_version", "network_data_from_lists", "to_networkx",
+    "read_network", "read_version", "network_data_from_lists", "to_networkx",
     "network_data_from_network_frames", "gather_ranges", "SplitGraph", "EDGE_TABLES", "ROOT", "ISOLATED",
     "REMOVED",
 ]
@@ -750,81 +749,3 @@ def to_networkx(data: NetworkData, closed: np.ndarray | None = None) -> nx.Multi
     if len(edges) > _LARGE:
         gc.freeze()
     return graph
-
-
-# -- the per-process cache -------------------------------------------------------------------------
-class TopologyCache:
-    """The current ``Topology`` of one database, rebuilt or caught up when its version changes.
-
-    Every request reads the version (one cheap query). When it moved on only by switching
-    operations, their events are replayed on the cached state (the sections they touch are
-    indexed again); any other change (an import) rebuilds everything from PostGIS.
-    """
-
-    def __init__(self):
-        """An empty cache: the first ``get`` builds the topology."""
-        self._lock = threading.Lock()
-        self._current: Topology | None = None
-        self._pending: dict = {}
-        self.rebuilds = 0
-
-    def get(self, connection: Connection) -> Topology:
-        """The topology at the version ``connection`` sees."""
-        key = read_version(connection)
-        current = self._current
-        if current is not None and current.version == key:
-            return current
-        pending = self._pending.get(key)
-        if pending is not None:
-            return pending
-        with self._lock:
-            current = self._current
-            if current is not None and current.version == key:
-                return current
-            topology = self._catch_up(connection, current, key) if current is not None else None
-            if topology is None:
-                data, key = read_network(connection)
-                data.warm_lookups()
-                topology = Topology(data, version=key)
-                self.rebuilds += 1
-                if data.node_count > _LARGE:
-                    gc.freeze()  # keep the collector from walking the millions of code strings again
-            if self._current is None or self._current.version[0] <= key[0]:
-                self._current = topology
-            return topology
-
-    def _catch_up(self, connection: Connection, current: Topology, key) -> Topology | None:
-        """``current`` brought to ``key`` by replaying switching events, or None if it cannot be."""
-        if key[0] <= current.version[0]:
-            return None
-        rows = connection.execute(text(
-            "SELECT e.topology_version, d.id, e.to_state FROM switching_events e JOIN devices d ON d.id = e.device_id "
-            "WHERE e.topology_version > :since AND e.topology_version <= :until ORDER BY e.topology_version, e.id"
-        ), {"since": current.version[0], "until": key[0]}).all()
-        if {row[0] for row in rows} != set(range(current.version[0] + 1, key[0] + 1)):
-            return None  # some version came from something other than switching
-        data = current.data
-        device_ids = data.edge_id[data.edge_table == 1]
-        first_device = int(np.flatnonzero(data.edge_table == 1)[0]) if len(device_ids) else 0
-        states: dict[int, bool] = {}
-        for _, device_id, to_state in rows:
-            position = int(np.searchsorted(device_ids, device_id))
-            if position >= len(device_ids) or device_ids[position] != device_id:
-                return None
-            states[first_device + position] = to_state == "closed"
-        return current.operated(states, version=key)
-
-    def install(self, topology: Topology) -> None:
-        """Make ``topology`` current (after the transaction that produced it committed)."""
-        with self._lock:
-            self._pending.pop(topology.version, None)
-            if self._current is None or self._current.version[0] <= topology.version[0]:
-                self._current = topology
-
-    def stage(self, topology: Topology) -> None:
-        """Offer ``topology`` to readers that see its version before ``install`` is called."""
-        self._pending[topology.version] = topology
-
-    def discard(self, topology: Topology) -> None:
-        """Forget a staged topology whose transaction rolled back."""
-        self._pending.pop(topology.version, None)

@@ -18,7 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import Invalid, Conflict, NotFound, Unprocessable
-from topology.graph import SWITCHGEAR, Topology, TopologyCache
+from topology.cache import TopologyCache
+from topology.graph import SWITCHGEAR, Topology
 
 __all__ = ["Operation", "SwitchingRequest", "parse_request", "operate", "switching_log", "MAX_OPERATIONS"]
 

@@ -18,30 +18,14 @@ from geo.db import get_session
 from geo.errors import Invalid
 from geo.geojson import FeatureCollection, feature_collection, geojson_response, in_bbox, parse_bbox, parse_limit
 from topology import switching, trace
-from topology.graph import Topology, TopologyCache
+from topology.cache import current_topology, topology_cache
+from topology.graph import Topology
 from topology.models import Device, Segment, ServicePoint
 
 bp = Blueprint("topology_trace", __name__, url_prefix="/api")
 
 MAX_CHANGE = 10_000
 _TABLES = {"segment": Segment.__table__, "device": Device.__table__, "service_point": ServicePoint.__table__}
-
-
-@bp.record_once
-def _create_cache(state) -> None:
-    """Give the application its topology cache when the blueprint is registered."""
-    state.app.extensions["topology_cache"] = TopologyCache()
-
-
-def topology_cache() -> TopologyCache:
-    """The application's cache of the current ``Topology``."""
-    return current_app.extensions["topology_cache"]
-
-
-def current_topology() -> tuple[Topology, Connection]:
-    """The topology at the version the request's transaction sees, and that connection."""
-    connection = get_session().connection()
-    return topology_cache().get(connection), connection
 
 
 # -- request parsing -------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from tests.conftest import _test_database_url
 from tests.e2e.conftest import LiveServer
 from tests.networks import protected_feeder
 from topology import switching
-from topology.graph import Topology, TopologyCache, read_network
+from topology.cache import TopologyCache
+from topology.graph import Topology, read_network
 from topology.loader import load_network
 
 PROBLEM = "application/problem+json"
