@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from geo.db import make_engine
 from geo.errors import NotFound
-from outlets.search import resolve_address, suggest_addresses
+from geo.addresses import resolve_address, suggest_addresses
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -5,8 +5,10 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
-import geo.models_registry  # noqa: F401  (imports every package's models onto Base.metadata)
+from app import import_models
 from geo.db import Base
+
+import_models()
 
 config = context.config
 target_metadata = Base.metadata

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from geo import addresses
 from geo.db import get_engine, get_session, make_engine
 from geo.errors import Invalid, Forbidden, TooLarge, Unauthorized
 from outlets import admin, booking, importers, search, store
@@ -186,9 +187,11 @@ def nearest():
     if q:
         # The address search needs a transaction for its settings; a search by point does not.
         connection = get_session().connection()
-        origin, did_you_mean = search.resolve_address(connection, q)
-        if origin is None:
-            return jsonify({"origin": None, "outlets": [], "did_you_mean": did_you_mean, "at": current.isoformat()})
+        match, did_you_mean = addresses.resolve_address(connection, q)
+        if match is None:
+            return jsonify({"origin": None, "outlets": [], "at": current.isoformat(),
+                            "did_you_mean": [m.as_dict() for m in did_you_mean]})
+        origin = search.Origin.of(match)
         found = search.nearest(connection, origin, current, **options)
     else:
         origin = search.Origin(lon, lat)
@@ -197,9 +200,10 @@ def nearest():
 
 
 @bp.get("/outlets/addresses")
-def addresses():
+def address_suggestions():
     """Address suggestions for ``q`` from our own outlet and customer addresses."""
-    return jsonify({"addresses": search.suggest_addresses(get_session().connection(), request.args.get("q", ""))})
+    found = addresses.suggest_addresses(get_session().connection(), request.args.get("q", ""))
+    return jsonify({"addresses": [match.as_dict() for match in found]})
 
 
 @bp.get("/outlets")

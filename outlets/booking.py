@@ -32,9 +32,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from geo import outbox
 from geo.errors import Invalid, Conflict, NotFound, Unprocessable
 from outlets.hours import FIRST_YEAR, LAST_YEAR, Slot, format_intervals, in_range
-from outlets.models import SERVICES, Booking, NotificationOutbox, SlotCounter
+from outlets.models import SERVICES, Booking, SlotCounter
 from outlets.records import parse_phone
 from outlets.store import OutletView, load_outlet, outlets, phone_fields
 
@@ -51,7 +52,6 @@ REMINDER_BEFORE = (timedelta(hours=24), timedelta(hours=2))
 
 bookings = Booking.__table__
 counters = SlotCounter.__table__
-outbox = NotificationOutbox.__table__
 T = TypeVar("T")
 
 
@@ -306,20 +306,16 @@ def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: d
     the reminder written before (unless the booking is ``new``) is cancelled."""
     reference = f"booking:{booking['id']}"
     if not new:
-        connection.execute(update(outbox).where(
-            outbox.c.reference == reference, outbox.c.kind == "booking_reminder", outbox.c.status == "pending",
-        ).values(status="cancelled"))
+        outbox.cancel_pending(connection, reference, "booking_reminder")
     rows = [{"kind": kind, "due_at": now} for kind in kinds]
     if booking["status"] == "confirmed":
         due = next((booking["slot_start"] - before for before in REMINDER_BEFORE
                     if booking["slot_start"] - before > now + timedelta(minutes=30)), None)
         if due is not None:
             rows.append({"kind": "booking_reminder", "due_at": due})
-    for row in rows:
-        row.update(channel="sms", recipient=booking["phone"], reference=reference, subject=None,
-                   body=_message(row["kind"], booking, outlet))
-    if rows:
-        connection.execute(outbox.insert(), rows)
+    outbox.enqueue(connection, (
+        outbox.Message(kind=row["kind"], recipient=booking["phone"], body=_message(row["kind"], booking, outlet),
+                       due_at=row["due_at"], reference=reference) for row in rows))
 
 
 # -- bookings ------------------------------------------------------------------------------------

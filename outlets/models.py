@@ -1,4 +1,4 @@
-"""Service outlets, their hours and counters, bookings and the notification outbox (PostGIS, SRID 4326).
+"""Service outlets, their hours and counters, and bookings (PostGIS, SRID 4326).
 
 Capacity lives in ``slot_bookings``: one counter row per (outlet, slot start, service) whose
 CHECK keeps ``booked`` between 0 and ``capacity``; a booking takes a place with one
@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String,
+    BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String,
     Text, func, text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,10 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.db import Base
 
-__all__ = [
-    "SERVICES", "address_key", "Outlet", "OutletService", "OutletException", "AddressPlace", "AddressStreet", "SlotCounter", "Booking",
-    "NotificationOutbox", "BOOKING_STATUSES", "OUTBOX_STATUSES",
-]
+__all__ = ["SERVICES", "Outlet", "OutletService", "OutletException", "SlotCounter", "Booking", "BOOKING_STATUSES"]
 
 # The services an outlet may offer: code -> what a customer reads.
 SERVICES = {
@@ -32,38 +29,6 @@ SERVICES = {
     "complaints": "Complaints",
 }
 BOOKING_STATUSES = ("confirmed", "cancelled")
-OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
-
-
-def _spelled(address):
-    """ß as ss, umlauts without their dots: how the address search spells addresses."""
-    return func.translate(func.replace(address, "ß", "ss"), "ÄÖÜäöü", "AOUaou")
-
-
-def spelled_sql(column: str) -> str:
-    """``_spelled`` as SQL text over ``column``, for hand-written statements that must match the
-    address indexes' expression.
-
-    >>> spelled_sql("address")
-    "translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')"
-    """
-    from sqlalchemy import literal_column
-    from sqlalchemy.dialects import postgresql
-
-    return str(_spelled(literal_column(column)).compile(dialect=postgresql.dialect(),
-                                                        compile_kwargs={"literal_binds": True}))
-
-
-def address_key(address):
-    """An address as the trigram search compares it (pg_trgm ignores case itself).
-    Immutable, so an index can hold it."""
-    return _spelled(address).label("address_key")
-
-
-def address_prefix(address):
-    """The same in lower case, for the search's prefix match (a ``text_pattern_ops`` btree
-    serves ``LIKE 'karlstrasse%'``)."""
-    return func.lower(_spelled(address)).label("address_prefix")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -80,10 +45,6 @@ class Outlet(Base):
         CheckConstraint("country ~ '^[A-Z]{2}$'", name="outlet_country_iso"),
         # The nearest search orders by sphere distance on this index (KNN on geography).
         Index("ix_outlets_geog", text("(geom::geography)"), postgresql_using="gist"),
-        Index("ix_outlets_address_trgm", address_key(text("address")), postgresql_using="gin",
-              postgresql_ops={"address_key": "gin_trgm_ops"}),
-        Index("ix_outlets_address_prefix", address_prefix(text("address")),
-              postgresql_ops={"address_prefix": "text_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -125,43 +86,6 @@ class OutletException(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     hours: Mapped[list] = mapped_column(JSONB)
     note: Mapped[str | None] = mapped_column(Text)
-
-
-class AddressPlace(Base):
-    """A postcode and town of customers' and outlets' addresses: how many, and the sums of their
-    coordinates (the centre is sum / count). Kept by triggers on service_points and outlets
-    (migration 0005); never written by the application."""
-
-    __tablename__ = "address_places"
-    __table_args__ = (
-        # The address search's place lookups: postcode-and-town and town prefixes, and typos.
-        Index("ix_address_places_key", func.address_place_key(text("postcode"), text("town")).label("key"),
-              postgresql_ops={"key": "text_pattern_ops"}),
-        Index("ix_address_places_town_key", func.address_spelled(text("town")).label("town_key"),
-              postgresql_ops={"town_key": "text_pattern_ops"}),
-        Index("ix_address_places_trgm", func.address_place_key(text("postcode"), text("town")).label("trgm"),
-              postgresql_using="gin", postgresql_ops={"trgm": "gin_trgm_ops"}),
-    )
-
-    postcode: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
-    town: Mapped[str] = mapped_column(Text, primary_key=True)
-    addresses: Mapped[int] = mapped_column(Integer)
-    sum_lon: Mapped[float] = mapped_column(Float(precision=53))
-    sum_lat: Mapped[float] = mapped_column(Float(precision=53))
-
-
-class AddressStreet(Base):
-    """A street name of customers' and outlets' addresses and how many addresses it has, for
-    matching a misspelt street. Kept by the triggers of migration 0005."""
-
-    __tablename__ = "address_streets"
-    __table_args__ = (
-        Index("ix_address_streets_trgm", func.address_spelled(text("street")).label("trgm"),
-              postgresql_using="gin", postgresql_ops={"trgm": "gin_trgm_ops"}),
-    )
-
-    street: Mapped[str] = mapped_column(Text, primary_key=True)
-    addresses: Mapped[int] = mapped_column(Integer)
 
 
 class SlotCounter(Base):
@@ -206,47 +130,3 @@ class Booking(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class NotificationOutbox(Base):
-    """A message to send (SMS, e-mail, webhook) when ``due_at`` comes; a sender delivers it."""
-
-    __tablename__ = "notification_outbox"
-    __table_args__ = (
-        CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="outbox_status_known"),
-        Index("ix_notification_outbox_due", "due_at", postgresql_where=text("status = 'pending'")),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40))
-    channel: Mapped[str] = mapped_column(String(20), default="sms", server_default="sms")
-    recipient: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str | None] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
-    # What the message is about, e.g. ``booking:42``: lets its sender or a later change find it.
-    reference: Mapped[str | None] = mapped_column(String(120), index=True)
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(12), default="pending", server_default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-def index_service_point_addresses() -> None:
-    """Declare the address search's indexes on service_points, once the metadata knows the table.
-
-    The address search also reads customers' addresses. service_points belongs to the network
-    (outlets never imports topology), so its indexes are declared here on the table as the
-    metadata knows it, which keeps Alembic's autogenerate from dropping them. Called at import
-    and again by geo.models_registry, whichever order the packages were imported in."""
-    table = Base.metadata.tables.get("service_points")
-    if table is None or any(index.name == "ix_service_points_address_trgm" for index in table.indexes):
-        return
-    Index("ix_service_points_address_trgm", address_key(table.c.address),
-          postgresql_using="gin", postgresql_ops={"address_key": "gin_trgm_ops"})
-    Index("ix_service_points_address_prefix", address_prefix(table.c.address),
-          postgresql_ops={"address_prefix": "text_pattern_ops"})
-
-
-index_service_point_addresses()

@@ -1,36 +1,31 @@
-"""The nearest outlets to a point, and addresses resolved against our own address data.
+"""The nearest outlets to a point (an address is resolved to one by geo.addresses).
 
-Nearest: PostGIS KNN (``<->`` on the ``(geom::geography)`` GiST index) streams candidates
-nearest first; each gets its geodesic distance in metres and its opening state in its own
-zone. With an "open at" filter the candidates come in growing batches until enough are open.
-
-Addresses: those that begin with the query first (btree prefix indexes), then pg_trgm word
-similarity over outlet and service-point addresses (GIN indexes); a clear best match resolves,
-near-equal ones come back as a "did you mean" list.
+PostGIS KNN (``<->`` on the ``(geom::geography)`` GiST index) streams candidates nearest
+first; each gets its geodesic distance in metres and its opening state in its own zone. With
+an "open at" filter the candidates come in growing batches until enough are open.
 """
 from __future__ import annotations
 
 import functools
 import math
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Float, Integer, Select, String, bindparam, exists, func, literal, select, text
+from sqlalchemy import Float, Integer, Select, String, bindparam, exists, select
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Dialect
 
-from geo.errors import Invalid, NotFound
-from outlets.models import SERVICES, spelled_sql
+from geo.addresses import AddressMatch
+from geo.errors import Invalid
+from outlets.models import SERVICES
 from outlets.store import (
     OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
     point, services_table, view_from_row,
 )
 
-__all__ = ["nearest", "nearest_query", "nearest_parameters", "Origin", "resolve_address", "suggest_addresses", "travel_minutes", "directions",
+__all__ = ["nearest", "nearest_query", "nearest_parameters", "Origin", "travel_minutes", "directions",
            "MAX_RESULTS", "MAX_SCANNED"]
 
 UTC = timezone.utc
@@ -129,6 +124,11 @@ class Origin:
     address: str | None = None
     source: str | None = None
 
+    @classmethod
+    def of(cls, match: AddressMatch) -> Origin:
+        """The origin at a resolved address or place."""
+        return cls(match.lon, match.lat, match.address, match.source)
+
 
 @functools.cache
 def nearest_query(with_service: bool = False) -> Select:
@@ -217,249 +217,3 @@ def _result(outlet: OutletView, distance_m: float, origin: Origin, now: datetime
     if open_at is not None:
         result["open_at"] = _open_at(outlet, open_at)
     return result
-
-
-# -- addresses ------------------------------------------------------------------------------------
-# A best match this close to the query resolves alone; one this far ahead of the next does too.
-RESOLVED_SCORE, RESOLVED_LEAD = 0.95, 0.15
-MIN_QUERY, MAX_QUERY = 3, 200
-SIMILARITY_THRESHOLDS = ("0.7", "0.45")
-# A place this close to the query is offered though the query does not spell it ("Karlsrhue").
-PLACE_SIMILARITY = 0.6
-# A street this close to the query's street is offered ("Karlstarße 7" -> "Karlstraße 7"); the
-# few closest streets are looked at.
-STREET_SIMILARITY, CLOSE_STREETS = 0.5, 3
-# The same expression as the GIN indexes (outlets.models.address_key), so that they serve it.
-_KEY = spelled_sql("address")
-# The same expression in lower case as the btree indexes (outlets.models.address_prefix).
-_PREFIX = f"lower({_KEY})"
-
-
-def _addresses_sql(match: str, order: str = "score DESC, length(address), address") -> str:
-    """Outlet and service-point addresses where ``match`` holds for ``{key}`` and ``{prefix}``,
-    one row per address, in ``order`` (best word similarity to ``:q`` first)."""
-    match = match.format(key=_KEY, prefix=_PREFIX)
-    return f"""
-    SELECT address, source, lon, lat, score FROM (
-        SELECT DISTINCT ON (lower(address)) address, source, lon, lat, score, key FROM (
-            SELECT address, 'outlet' AS source, ST_X(geom) AS lon, ST_Y(geom) AS lat,
-                   word_similarity(:q, {_KEY}) AS score, {_PREFIX} AS key
-              FROM outlets WHERE active AND {match}
-            UNION ALL
-            SELECT address, 'service_point', ST_X(geom), ST_Y(geom), word_similarity(:q, {_KEY}), {_PREFIX}
-              FROM service_points WHERE address IS NOT NULL AND {match}
-        ) AS candidates
-        ORDER BY lower(address), score DESC
-    ) AS distinct_addresses
-    ORDER BY {order}
-    LIMIT :limit
-"""
-
-
-_ADDRESSES = text(_addresses_sql(":q <% {key}"))
-# Addresses that begin with the query (a street's houses for "Karlstr"), which are also
-# trigram matches at the close threshold: a btree range instead of every address that shares
-# the town's trigrams.
-_PREFIXED = text(_addresses_sql("{prefix} LIKE :prefix AND :q <% {key}"))
-# The houses of one street (``:prefix`` is "street %"), those numbered nearest ``:number`` first.
-_STREET_NUMBERS = text(_addresses_sql(
-    "{prefix} LIKE :prefix",
-    order="abs(substring(substr(key, length(:street) + 2) FROM '^[0-9]{1,9}')::bigint - :number) NULLS LAST, "
-          "length(address), address"))
-# Places (migration 0005), each from an index range of address_places: towns the query begins
-# (a town of several postcodes as itself, one of a single postcode as that postcode), the
-# postcodes of a town it names whole, and postcodes (with their town) it begins.
-_PLACE_COLUMNS = "sum_lon / addresses AS lon, sum_lat / addresses AS lat, addresses"
-# A place as it is shown: "76133 Karlsruhe", or the town alone when it has no postcode.
-_PLACE_LABEL = "postcode || CASE WHEN postcode = '' THEN '' ELSE ' ' END || town"
-_PLACES = text(f"""
-    WITH towns AS (
-        SELECT town, count(*) AS postcodes, sum(addresses) AS addresses, sum(sum_lon) AS sum_lon,
-               sum(sum_lat) AS sum_lat
-          FROM address_places WHERE address_spelled(town) LIKE :prefix GROUP BY town
-    ), hits AS (
-        SELECT town AS address, true AS town_row, {_PLACE_COLUMNS} FROM towns WHERE postcodes > 1
-        UNION ALL
-        SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
-          FROM address_places WHERE address_spelled(town) = :q
-        UNION ALL
-        SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
-          FROM address_places WHERE address_place_key(postcode, town) LIKE :prefix
-        UNION ALL
-        SELECT {_PLACE_LABEL}, false, {_PLACE_COLUMNS}
-          FROM address_places
-         WHERE address_spelled(town) LIKE :prefix AND town IN (SELECT town FROM towns WHERE postcodes = 1)
-    )
-    SELECT DISTINCT ON (score, town_row, addresses, address) address, 'place' AS source, lon, lat,
-           word_similarity(:q, address_spelled(address)) AS score, town_row, addresses
-      FROM hits
-     ORDER BY score DESC, town_row DESC, addresses DESC, address
-     LIMIT :limit
-""")
-# Towns close to a query that spells no place ("Karlsrhue"), found at pg_trgm's word similarity
-# threshold: a town of several postcodes as itself, one of a single postcode as that postcode.
-_CLOSE_PLACES = text(f"""
-    WITH towns AS (
-        SELECT town, count(*) AS postcodes, min(postcode) AS postcode, sum(addresses) AS addresses,
-               sum(sum_lon) AS sum_lon, sum(sum_lat) AS sum_lat
-          FROM address_places
-         WHERE address_spelled(town) IN (SELECT address_spelled(town) FROM address_places
-                                           WHERE :q <% address_place_key(postcode, town))
-         GROUP BY town
-    )
-    SELECT address, 'place' AS source, {_PLACE_COLUMNS}, word_similarity(:q, address_spelled(address)) AS score
-      FROM (SELECT CASE WHEN postcodes > 1 THEN town ELSE {_PLACE_LABEL} END AS address,
-                   addresses, sum_lon, sum_lat FROM towns) AS places
-     ORDER BY score DESC, addresses DESC, address
-     LIMIT :limit
-""")
-# Street names close to a misspelt one ("karlstarsse"), as the prefix indexes spell them, best first.
-_CLOSE_STREETS = text("""
-    SELECT address_spelled(street) AS key, word_similarity(:street, address_spelled(street)) AS score
-      FROM address_streets WHERE :street <% address_spelled(street)
-     ORDER BY score DESC, addresses DESC, street
-     LIMIT :streets
-""")
-_STREET_AND_NUMBER = re.compile(r"^(\D*\S)\s+(\d{1,6})\s*[a-z]?$")
-_STREET_ABBREVIATION = re.compile(r"(str)\.?(?=\s|,|$)", re.IGNORECASE)
-
-
-def address_query(q: str) -> str:
-    """What a customer typed, spelled as the index spells addresses.
-
-    >>> address_query("  Kaiserstr. 12 ")
-    'kaiserstrasse 12'
-    >>> address_query("Südendstraße 5")
-    'sudendstrasse 5'
-    """
-    q = " ".join(q.split()).lower().replace("ß", "ss").translate(str.maketrans("äöü", "aou"))
-    return _STREET_ABBREVIATION.sub("strasse", q)
-
-
-def _like_prefix(q: str) -> str:
-    """A LIKE pattern for the values that begin with ``q``.
-
-    >>> _like_prefix("100% a_b")
-    '100\\\\% a\\\\_b%'
-    """
-    return re.sub(r"([\\%_])", r"\\\1", q) + "%"
-
-
-def _names_place(address: str, place: str) -> bool:
-    """Whether every word of ``place`` (as address_query spells it) is a word of ``address``'s
-    part after its first comma.
-
-    >>> _names_place("Kaiserstraße 12, 76133 Karlsruhe", "karlsruhe")
-    True
-    >>> _names_place("Kaiserstraße 12, 76133 Karlsruhe", "76131")
-    False
-    """
-    words = address_query(address.partition(",")[2]).replace(",", " ").split()
-    return all(word in words for word in place.replace(",", " ").split())
-
-
-def _set_local(connection: Connection, name: str, value: str) -> None:
-    """A setting for the rest of this transaction."""
-    connection.execute(select(func.set_config(name, value, literal(True))))
-
-
-def _found(rows: list[Any]) -> list[dict[str, Any]]:
-    """Address rows as the search reports them."""
-    return [{"address": r.address, "source": r.source, "lon": round(r.lon, 7), "lat": round(r.lat, 7),
-             "score": round(float(r.score), 3)} for r in rows]
-
-
-def suggest_addresses(connection: Connection, q: str, limit: int = 8) -> list[dict[str, Any]]:
-    """Places and addresses like ``q`` (outlets' and customers' own), best first, with a point each.
-
-    Each step runs only when the ones before it found nothing; all but the last read index ranges:
-    1. places (towns, postcodes) that ``q`` begins or names, then addresses that begin with ``q``
-       (btree prefix indexes): "Karlsruhe", "761", "Karlstr", "Karlstraße 7";
-    2. with a comma, addresses that begin with its first part in the town after it
-       ("Kaiserstraße 12, Karlsruhe");
-    3. for a street and a house number, that street's houses numbered nearest it ("Karlstraße 71");
-    4. places close to ``q`` ("Karlsrhue", trigram index);
-    5. the houses of the streets close to ``q``'s street ("Karlstarße 7", trigram index over
-       the street names);
-    6. pg_trgm word similarity over every address, close, then looser, for what is left.
-    """
-    q = " ".join((q or "").split())
-    if not MIN_QUERY <= len(q) <= MAX_QUERY:
-        raise Invalid(f"q must be {MIN_QUERY} to {MAX_QUERY} characters")
-    if any(unicodedata.category(c) == "Cc" for c in q):
-        raise Invalid("q holds control characters")
-    # The planner cannot estimate how many rows a trigram match keeps and may read a whole table
-    # instead of an index; for this search only, it is told not to.
-    _set_local(connection, "enable_seqscan", "off")
-    q = address_query(q)
-    values = {"q": q, "prefix": _like_prefix(q), "limit": limit}
-    # word_similarity: how well q matches some run of words in the address (0..1). A close
-    # threshold keeps the index's candidates few (a street's houses, not every "...strasse").
-    _set_local(connection, "pg_trgm.word_similarity_threshold", SIMILARITY_THRESHOLDS[0])
-    found = _found(connection.execute(_PLACES, values).all())
-    found += _found(connection.execute(_PREFIXED, values).all())
-    head, _, tail = (part.strip() for part in q.partition(","))
-    if not found and head and tail:  # "Kaiserstraße 12, Karlsruhe": the street's houses in that town
-        rows = _found(connection.execute(_PREFIXED, {**values, "q": head, "prefix": _like_prefix(head),
-                                                     "limit": 4 * limit}).all())
-        found = [row for row in rows if _names_place(row["address"], tail)]
-    street = _STREET_AND_NUMBER.match(head)
-    if not found and street:
-        found = _found(connection.execute(_STREET_NUMBERS, {
-            **values, "street": street[1], "prefix": _like_prefix(street[1] + " "), "number": int(street[2])}).all())
-    if not found:
-        _set_local(connection, "pg_trgm.word_similarity_threshold", str(PLACE_SIMILARITY))
-        found = _found(connection.execute(_CLOSE_PLACES, values).all())
-    if not found:
-        found = _close_streets(connection, street[1] if street else head, int(street[2]) if street else None, values)
-    for threshold in () if found else SIMILARITY_THRESHOLDS:
-        _set_local(connection, "pg_trgm.word_similarity_threshold", threshold)
-        found = _found(connection.execute(_ADDRESSES, values).all())
-        if found:
-            break
-    _set_local(connection, "enable_seqscan", "on")
-    return found[:limit]
-
-
-def _close_streets(connection: Connection, street: str, number: int | None, values: dict[str, Any]) -> list[dict[str, Any]]:
-    """The houses of the streets closest to a misspelt ``street``: numbered nearest ``number``,
-    or all of them from the lowest number when there is none."""
-    _set_local(connection, "pg_trgm.word_similarity_threshold", str(STREET_SIMILARITY))
-    found: list[dict[str, Any]] = []
-    for key, _ in connection.execute(_CLOSE_STREETS, {"street": street, "streets": CLOSE_STREETS}).all():
-        found += _found(connection.execute(_STREET_NUMBERS, {
-            **values, "street": key, "prefix": _like_prefix(key + " "), "number": number or 0}).all())
-        if len(found) >= values["limit"]:
-            break
-    return found
-
-
-def resolve_address(connection: Connection, q: str) -> tuple[Origin | None, list[dict[str, Any]]]:
-    """The point ``q`` names, or None and a "did you mean" list when it is ambiguous.
-
-    ``q`` resolves when it spells one address (whole, or its part before the first comma), or
-    when the best match is near-perfect or well ahead of the next. NotFound when nothing is like it.
-    """
-    wanted = address_query(q)
-
-    def spelled(matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The matches that spell ``q`` (they begin with it, so the prefix match finds them all)."""
-        head, _, place = (part.strip() for part in wanted.partition(","))
-        found = []
-        for m in matches:
-            first = address_query(m["address"].split(",")[0])
-            if wanted in (address_query(m["address"]), first) or (place and head == first and _names_place(m["address"], place)):
-                found.append(m)
-        return found
-
-    matches = suggest_addresses(connection, q)
-    if not matches:
-        raise NotFound(f"no address like {q.strip()!r} is known; try a street name and number")
-    exact = spelled(matches)
-    if len(exact) > 1:
-        return None, exact
-    best, runner_up = matches[0], (matches[1]["score"] if len(matches) > 1 else 0.0)
-    if exact or best["score"] >= RESOLVED_SCORE > runner_up or best["score"] - runner_up >= RESOLVED_LEAD:
-        chosen = exact[0] if exact else best
-        return Origin(chosen["lon"], chosen["lat"], chosen["address"], chosen["source"]), []
-    return None, matches

@@ -23,7 +23,7 @@ def outlet_map():
         fmap.fit_bounds([[extent[1], extent[0]], [extent[3], extent[2]]], max_zoom=15)
     config = {
         "nearest": url_for("outlets_api.nearest"),
-        "addresses": url_for("outlets_api.addresses"),
+        "addresses": url_for("outlets_api.address_suggestions"),
         "outlet": url_for("outlets_api.outlet_detail", code="__code__"),
         "slots": url_for("outlets_api.slots", code="__code__"),
         "bookings": url_for("outlets_api.create_booking"),

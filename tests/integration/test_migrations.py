@@ -5,8 +5,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
 
-import geo.models_registry  # noqa: F401
+from app import import_models
 from geo.db import Base
+
+import_models()
 
 
 def test_models_match_the_migrated_database(engine):

@@ -7,7 +7,8 @@ import pytest
 from pyproj import Geod
 from sqlalchemy import text
 
-from outlets.search import Origin, nearest, nearest_parameters, nearest_query, suggest_addresses
+from geo.addresses import suggest_addresses
+from outlets.search import Origin, nearest, nearest_parameters, nearest_query
 from tests.networks import feeder_with_tie
 from tests.outlet_data import CENTRE, add_outlet, days_ahead, local
 from topology.loader import load_network
@@ -190,13 +191,13 @@ def test_suggestions(client, addresses):
 
 
 @pytest.mark.parametrize("condition, index", [
-    ("'karlstrasse' <% translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')", "ix_service_points_address_trgm"),
+    ("'karlstrasse' <% translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')", "ix_addresses_trgm"),
     ("lower(translate(replace(address, 'ß', 'ss'), 'ÄÖÜäöü', 'AOUaou')) LIKE 'karlstrasse%'",
-     "ix_service_points_address_prefix"),
+     "ix_addresses_prefix"),
 ])
 def test_the_address_search_uses_its_indexes(connection, addresses, condition, index):
     connection.execute(text("SET LOCAL enable_seqscan = off"))
-    plan = "\n".join(connection.execute(text(f"EXPLAIN SELECT address FROM service_points WHERE {condition}")).scalars())
+    plan = "\n".join(connection.execute(text(f"EXPLAIN SELECT address FROM addresses WHERE {condition}")).scalars())
     assert index in plan
 
 
@@ -206,14 +207,18 @@ def test_a_street_prefix_finds_that_streets_houses_first(connection, addresses):
     add_outlet(connection, "ALTE", address="Alte Karlstraße 1, 76131 Karlsruhe")
     for number in range(10, 20):
         add_outlet(connection, f"K{number}", address=f"Karlstraße {number}, 76133 Karlsruhe")
-    found = [m["address"] for m in suggest_addresses(connection, "Karlstr")]
+    found = [m.address for m in suggest_addresses(connection, "Karlstr")]
     assert found[0] == ADDRESSES["C6"] and len(found) == 8
     assert all(a.startswith("Karlstraße ") for a in found)
-    assert suggest_addresses(connection, "Alte Karlstr")[0]["address"] == "Alte Karlstraße 1, 76131 Karlsruhe"
+    assert suggest_addresses(connection, "Alte Karlstr")[0].address == "Alte Karlstraße 1, 76131 Karlsruhe"
 
 
 
-# -- places: towns and postcodes (address_places, kept by the triggers of migration 0005) ----------
+# -- the address index (geo.addresses): addresses, places and streets, kept by triggers (0005, 0006) --
+# What the index holds: every customer's address and every active outlet's, recomputed here from
+# the tables they come from.
+_SEARCHABLE = """SELECT 'service_point' AS source, id, address, geom FROM service_points WHERE address IS NOT NULL
+                 UNION ALL SELECT 'outlet', id, address, geom FROM outlets WHERE active"""
 def _places(connection) -> dict[tuple[str, str], tuple[int, float, float]]:
     """address_places as {(postcode, town): (addresses, centre lon, centre lat)}."""
     return {(p, t): (n, x / n, y / n) for p, t, n, x, y in connection.execute(
@@ -222,23 +227,24 @@ def _places(connection) -> dict[tuple[str, str], tuple[int, float, float]]:
 
 def _places_recomputed(connection) -> dict[tuple[str, str], tuple[int, float, float]]:
     """The same, aggregated afresh from every address."""
-    return {(p, t): (n, x, y) for p, t, n, x, y in connection.execute(text("""
+    return {(p, t): (n, x, y) for p, t, n, x, y in connection.execute(text(f"""
         SELECT coalesce(place[1], ''), place[2], count(*), avg(ST_X(geom)), avg(ST_Y(geom)) FROM (
-            SELECT address_place(address) AS place, geom FROM service_points
-            UNION ALL SELECT address_place(address), geom FROM outlets) AS a
+            SELECT address_place(address) AS place, geom FROM ({_SEARCHABLE}) AS s) AS a
          WHERE place IS NOT NULL GROUP BY 1, 2"""))}
 
 
 def _same_places(connection) -> None:
-    """address_places and address_streets as a fresh count of every address would have them."""
+    """addresses, address_places and address_streets as a fresh count of every address would have them."""
+    query = "SELECT source, {id}, address, ST_AsEWKT(geom) FROM {table} ORDER BY 1, 2"
+    assert connection.execute(text(query.format(id="source_id", table="addresses"))).all() == \
+        connection.execute(text(query.format(id="id", table=f"({_SEARCHABLE}) AS s"))).all()
     kept, fresh = _places(connection), _places_recomputed(connection)
     assert kept.keys() == fresh.keys()
     for key, (count, lon, lat) in fresh.items():
         assert kept[key][0] == count and kept[key][1:] == pytest.approx((lon, lat), abs=1e-9), key
     streets = dict(connection.execute(text("SELECT street, addresses FROM address_streets")).all())
-    assert streets == dict(connection.execute(text("""
-        SELECT street, count(*) FROM (SELECT address_street(address) AS street FROM service_points
-                                      UNION ALL SELECT address_street(address) FROM outlets) AS a
+    assert streets == dict(connection.execute(text(f"""
+        SELECT street, count(*) FROM (SELECT address_street(address) AS street FROM ({_SEARCHABLE}) AS s) AS a
          WHERE street IS NOT NULL GROUP BY street""")).all())
 
 
@@ -249,6 +255,8 @@ def test_places_follow_every_write_to_addresses(connection, addresses):
     for sql in ("UPDATE outlets SET address = 'Marktplatz 1, 76227 Karlsruhe-Durlach' WHERE code = 'NEAR'",
                 "UPDATE service_points SET geom = ST_Translate(geom, 0.01, 0) WHERE code = 'C4'",
                 "UPDATE outlets SET name = 'Renamed' WHERE code = 'FAR'",  # not an address: nothing moves
+                "UPDATE outlets SET active = false WHERE code = 'NIGHT'",  # retired: no longer searched
+                "UPDATE outlets SET active = true WHERE code = 'NIGHT'",
                 "UPDATE service_points SET address = 'Hauptstraße 3, Ettlingen' WHERE code = 'C3'",
                 "DELETE FROM outlet_services WHERE outlet_id = (SELECT id FROM outlets WHERE code = 'FAR')",
                 "DELETE FROM outlets WHERE code = 'FAR'",
@@ -284,7 +292,7 @@ def test_a_town_resolves_to_its_centre_and_lists_its_postcodes(client, connectio
     assert suggested == ["Karlsruhe", "76133 Karlsruhe", "76185 Karlsruhe"]
     # A town's beginning offers the town, then the streets that begin alike.
     add_outlet(connection, "KARLS", address="Karlsruher Allee 1, 76185 Karlsruhe")
-    assert [m["address"] for m in suggest_addresses(connection, "Karlsr")][:2] == ["Karlsruhe", "Karlsruher Allee 1, 76185 Karlsruhe"]
+    assert [m.address for m in suggest_addresses(connection, "Karlsr")][:2] == ["Karlsruhe", "Karlsruher Allee 1, 76185 Karlsruhe"]
     # A misspelt town, when no other comes close, is taken for the town.
     body = client.get("/api/outlets/nearest", query_string={"q": "Karlsrhue"}).json
     assert body["origin"]["address"] == "Karlsruhe" and body["origin"]["source"] == "place"
