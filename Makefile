@@ -1,11 +1,14 @@
 # GridAtlas: `make run` serves the demo city, `make test` runs the test suite.
-# Both install whatever is missing on a Debian 12 machine (as root or with sudo).
+# Both install whatever is missing on a Debian 12 machine (as root or with sudo), without
+# Debian's recommended packages. `make stop` stops the private cluster, `make clean-db` deletes
+# it; `python3 -m geo.cluster where` prints where it lives.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+APT_INSTALL := $(APT) install -y -qq --no-install-recommends
 HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_CUSTOMERS ?= 20000
@@ -34,16 +37,18 @@ test: install assets browser
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(APT) update -qq && $(APT) install -y -qq python3-venv; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(APT) update -qq && $(APT_INSTALL) python3-venv; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[pandapower,test]'
+	@echo "GridAtlas: upgrading pip in $(VENV)"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@echo "GridAtlas: installing GridAtlas and its Python dependencies into $(VENV) (about a minute the first time)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[pandapower,test]'
 	@touch $@
 
 assets: $(VENDOR)/.installed
 
 $(VENDOR)/.installed: package.json package-lock.json
-	@command -v npm >/dev/null || { $(APT) update -qq && $(APT) install -y -qq nodejs npm; }
+	@command -v npm >/dev/null || { $(APT) update -qq && $(APT_INSTALL) nodejs npm; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@mkdir -p $(VENDOR)/images
 	cp $(VENDOR_FILES) $(VENDOR)/
@@ -51,10 +56,11 @@ $(VENDOR)/.installed: package.json package-lock.json
 	@touch $@
 
 browser:
-	@[ -x /usr/bin/chromium ] || { $(APT) update -qq && $(APT) install -y -qq chromium chromium-driver; }
+	@[ -x /usr/bin/chromium ] || { $(APT) update -qq && $(APT_INSTALL) chromium chromium-driver; }
 
+# geo.cluster needs only the standard library: these work before (and without) the venv.
 stop:
-	$(BIN)/python -c 'from geo.cluster import default_cluster; default_cluster().stop()'
+	@$(PYTHON) -m geo.cluster stop
 
-clean-db: stop
-	rm -rf var/postgres
+clean-db:
+	@$(PYTHON) -m geo.cluster remove

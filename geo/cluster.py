@@ -3,6 +3,16 @@
 Used when no ``DATABASE_URL`` is configured, so that a fresh Debian machine needs no
 database set up by hand. PostgreSQL refuses to run as root, so as root the cluster runs as
 the ``postgres`` system user (created by Debian's package) and its directories belong to it.
+
+Where it lives: ``<project>/var/postgres`` (``GRIDATLAS_VAR`` moves ``var/``), or, when root
+runs a project from a folder other users cannot traverse (such as /root),
+``/var/tmp/gridatlas-<hash of the var path>/postgres``. From the shell::
+
+    python3 -m geo.cluster where     # print the cluster's folder
+    python3 -m geo.cluster stop      # stop it, saying what it did
+    python3 -m geo.cluster remove    # stop it and delete its folder with every database in it
+
+(standard library only: works before the venv exists).
 """
 from __future__ import annotations
 
@@ -16,12 +26,23 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["ClusterError", "Cluster", "default_cluster"]
+__all__ = ["ClusterError", "Cluster", "cluster_root", "default_cluster", "main"]
 
 PG_VERSION = "15"
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_VERSION}/bin")
 POSTGIS_PACKAGE = f"postgresql-{PG_VERSION}-postgis-3"
 POSTGIS_CONTROL = Path(f"/usr/share/postgresql/{PG_VERSION}/extension/postgis.control")
+# Debian's postgresql-common creates (and systemd starts) a "main" cluster on port 5432 when a
+# server package is installed, unless this file says create_main_cluster = false.
+CREATECLUSTER_CONF = Path("/etc/postgresql-common/createcluster.conf")
+CREATECLUSTER_CONF_TEXT = """\
+# Written by GridAtlas before it installed PostgreSQL: GridAtlas runs a private cluster of its
+# own, so Debian's packages should not create (and start) a "main" cluster on port 5432.
+# Delete this line, or set it to true, to have the next postgresql-NN package create one.
+create_main_cluster = false
+"""
+# What a cluster folder holds: anything else in it means it is not (only) ours to delete.
+_CLUSTER_ENTRIES = {"data", "run", "postgres.log"}
 # A unix socket path may not exceed 107 bytes; ".s.PGSQL.5432" takes 14 of them.
 _SOCKET_DIR_MAX = 90
 
@@ -115,10 +136,51 @@ class Cluster:
             time.sleep(0.1)
         raise ClusterError(f"PostgreSQL did not start; see {self.log_file}")
 
-    def stop(self) -> None:
-        """Stop the server if it runs (fast shutdown: open sessions are ended)."""
-        if (self.data_dir / "postmaster.pid").exists():
-            self._as_owner([str(PG_BIN / "pg_ctl"), "stop", "-m", "fast", "-D", str(self.data_dir)])
+    def server_running(self) -> bool:
+        """Whether a server process runs on the data folder (``pg_ctl status``), ready or not."""
+        if not (self.data_dir / "postmaster.pid").exists():
+            return False
+        argv = [str(PG_BIN / "pg_ctl"), "status", "-D", str(self.data_dir)]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", self.user, "--", *argv]
+        return subprocess.run(argv, capture_output=True).returncode == 0
+
+    def stop(self) -> bool:
+        """Stop the server if it runs (fast shutdown: open sessions are ended); whether it ran."""
+        if not self.server_running():
+            return False
+        self._as_owner([str(PG_BIN / "pg_ctl"), "stop", "-m", "fast", "-D", str(self.data_dir)])
+        return True
+
+    def remove(self) -> bool:
+        """Stop the server and delete the cluster's folder (every database in it); whether one existed.
+
+        Refuses (ClusterError) a folder holding anything but a cluster's data, socket folder and log,
+        so that a mistaken ``GRIDATLAS_VAR`` cannot delete someone's files. Also removes the socket
+        folder under /tmp (long project paths) and an emptied ``/var/tmp/gridatlas-<hash>``.
+        """
+        if not self.root.exists():
+            self._remove_socket_dir()
+            return False
+        unknown = sorted(entry.name for entry in self.root.iterdir() if entry.name not in _CLUSTER_ENTRIES)
+        if unknown:
+            raise ClusterError(f"{self.root} holds files that are not the cluster's ({', '.join(unknown[:5])}); "
+                               "not removing it")
+        self.stop()
+        shutil.rmtree(self.root)
+        self._remove_socket_dir()
+        parent = self.root.parent
+        if parent.parent == Path("/var/tmp") and parent.name.startswith("gridatlas-"):
+            try:
+                parent.rmdir()
+            except OSError:
+                pass  # not empty: something else lives there too
+        return True
+
+    def _remove_socket_dir(self) -> None:
+        sockets = self.socket_dir
+        if sockets.parent == Path("/tmp") and sockets.exists():
+            shutil.rmtree(sockets, ignore_errors=True)
 
     def create_database(self, name: str, *, drop_first: bool = False) -> None:
         """Create database ``name`` with the postgis and pg_trgm extensions, if it is missing."""
@@ -164,16 +226,16 @@ class Cluster:
                 f"PostgreSQL {PG_VERSION} with PostGIS 3 is not installed and this system has no apt-get. "
                 "Install PostgreSQL 15 and PostGIS 3, or set DATABASE_URL to a PostGIS database."
             )
-        _log(f"installing {POSTGIS_PACKAGE} with apt-get (once)")
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", POSTGIS_PACKAGE]):
-            if subprocess.run(sudo + argv, env=env).returncode != 0:
+        is_root = os.geteuid() == 0
+        if _disable_main_cluster(is_root):
+            _log(f"wrote {CREATECLUSTER_CONF}: Debian's packages create no cluster of their own")
+        _log(f"installing {POSTGIS_PACKAGE} with apt-get, without recommended packages (once)")
+        for argv in postgis_install_commands(is_root):
+            if subprocess.run(argv).returncode != 0:
                 raise ClusterError(
                     f"could not install {POSTGIS_PACKAGE}; install it yourself or set DATABASE_URL"
                 )
-        # Debian's package starts its own cluster on port 5432; ours does not need it.
-        if os.geteuid() == 0:
+        if is_root:
             self._ensure_root_user()
 
     def _ensure_root_user(self) -> None:
@@ -228,6 +290,44 @@ class Cluster:
             shutil.chown(log, self.user)
 
 
+def postgis_install_commands(is_root: bool) -> list[list[str]]:
+    """The argv lists that install PostGIS: apt-get update, then install without recommends.
+
+    The environment goes through ``env`` because sudo resets it. UCF_FORCE_CONFFOLD keeps a
+    createcluster.conf written by :func:`_disable_main_cluster` when postgresql-common's ucf
+    would otherwise ask whether to replace it.
+    """
+    prefix = ([] if is_root else ["sudo"]) + ["env", "DEBIAN_FRONTEND=noninteractive", "UCF_FORCE_CONFFOLD=1"]
+    return [
+        prefix + ["apt-get", "update", "-qq"],
+        prefix + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", POSTGIS_PACKAGE],
+    ]
+
+
+def _disable_main_cluster(is_root: bool, conf: Path = CREATECLUSTER_CONF) -> bool:
+    """Write ``create_main_cluster = false`` to ``conf`` unless it exists; whether it was written.
+
+    Called before PostgreSQL is installed. A machine that has a createcluster.conf already has
+    PostgreSQL set up by someone: it is left as it is.
+    """
+    if conf.exists():
+        return False
+    if is_root:
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(CREATECLUSTER_CONF_TEXT, encoding="utf-8")
+        conf.chmod(0o644)
+        return True
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", encoding="utf-8") as draft:
+        draft.write(CREATECLUSTER_CONF_TEXT)
+        draft.flush()
+        result = subprocess.run(["sudo", "install", "-D", "-m", "644", draft.name, str(conf)])
+    if result.returncode != 0:
+        raise ClusterError(f"could not write {conf}")
+    return True
+
+
 def _others_can_traverse(path: Path) -> bool:
     """Whether every existing ancestor of ``path`` lets other users through (mode o+x)."""
     for folder in [path, *path.parents]:
@@ -237,15 +337,53 @@ def _others_can_traverse(path: Path) -> bool:
     return True
 
 
-def default_cluster(project_root: Path | None = None) -> Cluster:
-    """The cluster under ``<project>/var/postgres`` (``GRIDATLAS_VAR`` moves ``var/``).
+def cluster_root(project_root: Path | None = None, *, as_root: bool | None = None) -> Path:
+    """The folder of the project's cluster: ``<var>/postgres``, ``<var>`` being ``GRIDATLAS_VAR``
+    or ``<project>/var``.
 
-    As root, the cluster runs as ``postgres``, which cannot enter a private folder such as
-    /root; a project there keeps its cluster under /var/tmp instead, one per project path.
+    As root (``as_root``, default: whether we are), the cluster runs as ``postgres``, which
+    cannot enter a private folder such as /root; a project there keeps its cluster under
+    ``/var/tmp/gridatlas-<first 12 hex digits of sha1(var path)>/postgres`` instead, one per path.
     """
     root = (project_root or Path(__file__).resolve().parent.parent).resolve()
-    var = Path(os.environ.get("GRIDATLAS_VAR", root / "var"))
-    if os.geteuid() == 0 and not _others_can_traverse(var):
-        digest = hashlib.sha1(str(var.resolve()).encode()).hexdigest()[:12]
+    var = Path(os.environ.get("GRIDATLAS_VAR") or root / "var").resolve()
+    if as_root is None:
+        as_root = os.geteuid() == 0
+    if as_root and not _others_can_traverse(var):
+        digest = hashlib.sha1(str(var).encode()).hexdigest()[:12]
         var = Path("/var/tmp") / f"gridatlas-{digest}"
-    return Cluster(var / "postgres")
+    return var / "postgres"
+
+
+def default_cluster(project_root: Path | None = None) -> Cluster:
+    """The project's cluster, in :func:`cluster_root`."""
+    return Cluster(cluster_root(project_root))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m geo.cluster where|stop|remove``: the project's cluster from the shell."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in ("where", "stop", "remove"):
+        print("usage: python -m geo.cluster where|stop|remove", file=sys.stderr)
+        return 2
+    cluster = default_cluster()
+    try:
+        if args[0] == "where":
+            print(cluster.root)
+        elif args[0] == "stop":
+            if cluster.stop():
+                print(f"stopped the cluster in {cluster.root}")
+            else:
+                print(f"no cluster running in {cluster.root}")
+        elif cluster.remove():
+            print(f"removed the cluster in {cluster.root}")
+        else:
+            print(f"no cluster in {cluster.root}")
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
