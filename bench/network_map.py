@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 
 from common import bench_database  # noqa: E402  (puts the project on sys.path)
 from app import create_app  # noqa: E402
-from geo.geojson import BBox  # noqa: E402
+from geo.spatial import BBox  # noqa: E402
 from topology.layers import SWITCHGEAR, Filters, network_extent, network_layer  # noqa: E402
 from topology.views import DETAIL_ZOOM, OVERVIEW_ZOOM  # noqa: E402
 

@@ -4,7 +4,7 @@ Every package's layer endpoints share these pieces::
 
     bbox = parse_bbox(request.args.get("bbox"))            # Invalid on a bad value
     limit = parse_limit(request.args.get("limit"), app.config["API_MAX_FEATURES"])
-    query = select(t.c.code.label("id"), t.c.geom, t.c.code, t.c.name).where(in_bbox(t.c.geom, bbox))
+    query = select(t.c.code.label("id"), t.c.geom, t.c.code, t.c.name).where(in_bbox(t.c.geom, bbox))  # geo.spatial
     return geojson_response(feature_collection(connection, query, limit))
 
 ``feature_collection`` has PostgreSQL write each feature (``ST_AsGeoJSON`` and
@@ -15,33 +15,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from flask import Response
 from sqlalchemy import Text, cast, func, literal, select, text, true
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import Select
 
 from geo.errors import Invalid
+from geo.spatial import BBox
 
 __all__ = [
-    "GEOJSON", "SRID", "COORDINATE_DECIMALS", "BBox", "parse_bbox", "parse_limit", "envelope", "in_bbox",
-    "FeatureCollection", "interactive_settings", "feature_collection", "geojson_response",
+    "GEOJSON", "COORDINATE_DECIMALS", "parse_bbox", "parse_limit", "FeatureCollection", "interactive_settings", "feature_collection", "geojson_response",
 ]
 
 GEOJSON = "application/geo+json"
-SRID = 4326
 # 6 decimals of a degree is about 0.1 m: finer digits only make the responses bigger.
 COORDINATE_DECIMALS = 6
-
-
-class BBox(NamedTuple):
-    """A longitude/latitude box in degrees (SRID 4326), in the order of RFC 7946 and OGC API."""
-
-    west: float
-    south: float
-    east: float
-    north: float
 
 
 def parse_bbox(value: str | None) -> BBox | None:
@@ -97,18 +86,6 @@ def parse_limit(value: str | None, maximum: int) -> int:
     if limit < 1:
         raise Invalid(f"limit must be at least 1; got {limit}", field="limit")
     return min(limit, maximum)
-
-
-def envelope(bbox: BBox) -> ColumnElement:
-    """``ST_MakeEnvelope(west, south, east, north, 4326)`` with bound parameters."""
-    return func.ST_MakeEnvelope(bbox.west, bbox.south, bbox.east, bbox.north, SRID)
-
-
-def in_bbox(geom: ColumnElement, bbox: BBox | None) -> ColumnElement:
-    """``ST_Intersects(geom, envelope)`` (answered from the GiST index); always true without a bbox."""
-    if bbox is None:
-        return true()
-    return func.ST_Intersects(geom, envelope(bbox))
 
 
 @dataclass(frozen=True)

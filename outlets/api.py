@@ -5,19 +5,18 @@ outlets.store, and renders its result; errors are geo.errors classes (problem+js
 """
 from __future__ import annotations
 
-import hmac
-import threading
 from datetime import date, datetime, timezone
-from typing import Any, Callable, TypeVar
+from typing import Any
 
-import psycopg
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection
 
 from geo import addresses
-from geo.db import get_engine, get_session, make_engine
-from geo.errors import Invalid, Forbidden, TooLarge, Unauthorized
+from geo.auth import require_admin
+from geo.db import get_session, read
+from geo.errors import Invalid, TooLarge
+from geo.geojson import parse_bbox
+from geo.spatial import in_bbox
 from outlets import admin, booking, importers, search, store
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range, parse_day
 from outlets.models import SERVICES
@@ -28,90 +27,11 @@ admin_bp = Blueprint("outlets_admin", __name__, url_prefix="/api/admin")
 UTC = timezone.utc
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 PRIVATE = {"Cache-Control": "no-store"}
-T = TypeVar("T")
 
 
 def now() -> datetime:
     """The current instant (UTC)."""
     return datetime.now(UTC)
-
-
-def _read_engine() -> Engine:
-    """The engine of read-only routes: autocommit connections, so that a read is one round trip
-    (no BEGIN and ROLLBACK around it), not pinged at checkout (a round trip more); ``read``
-    instead runs a read again on a fresh connection when the database had dropped the first."""
-    engine = current_app.extensions.get("outlets_read_engine")
-    if engine is None:
-        main = get_engine()
-        engine = make_engine(main.url.render_as_string(hide_password=False), current_app.config.get("DB_POOL_SIZE", 10),
-                             isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None)
-        engine = current_app.extensions.setdefault("outlets_read_engine", engine)
-    return engine
-
-
-class _HeldReader:
-    """A thread's read connection, given back to the pool when the thread ends."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-
-    def __del__(self) -> None:
-        try:
-            self.connection.close()
-        except DBAPIError:
-            pass  # the database had dropped it: SQLAlchemy has discarded it already
-
-
-def _held() -> threading.local:
-    """This app's per-thread read connections."""
-    held = current_app.extensions.get("outlets_readers")
-    if held is None:
-        held = current_app.extensions.setdefault("outlets_readers", threading.local())
-    return held
-
-
-def reader() -> Connection:
-    """This thread's read connection (from ``_read_engine``), kept from request to request: a
-    server thread serves many requests, and a pool checkout and return per request cost 0.2 ms
-    of a 4 ms nearest search. Autocommit, so it holds no transaction between requests; it goes
-    back to the pool when the thread ends or the database refuses a read. Where the app's
-    sessions share one connection (the tests' rolled-back one), reads use it too, to see what
-    was written."""
-    if isinstance(current_app.extensions["sessionmaker"].kw.get("bind"), Connection):
-        return get_session().connection()
-    held = _held()
-    current = getattr(held, "reader", None)
-    if current is None or current.connection.closed or current.connection.invalidated:
-        current = held.reader = _HeldReader(_read_engine().connect())
-    return current.connection
-
-
-def read(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``work(connection, *args, **kwargs)`` on this thread's read connection; once more on a fresh
-    one when the database had dropped it (a restart): reads are not pinged first, and are safe to repeat."""
-    try:
-        return work(reader(), *args, **kwargs)
-    except (DBAPIError, psycopg.Error) as error:
-        current = getattr(_held(), "reader", None)
-        dropped = current is not None and (getattr(error, "connection_invalidated", False)
-                                           or current.connection.connection.driver_connection.broken)
-        # Whatever the database refused, the next read starts on a connection from the pool.
-        release_reader(invalidate=dropped)
-        if not dropped:
-            raise
-        # The database dropped it, and most likely every other pooled connection with it (a restart).
-        _read_engine().dispose()
-        return work(reader(), *args, **kwargs)
-
-
-def release_reader(invalidate: bool = False) -> None:
-    """Give this thread's read connection back to the pool, or discard it (``invalidate``: the
-    database dropped it, so even a rollback would fail)."""
-    current = _held().__dict__.pop("reader", None)
-    if current is not None:
-        if invalidate:
-            current.connection.invalidate()
-        current.connection.close()
 
 
 # -- parameters ----------------------------------------------------------------------------------
@@ -209,14 +129,7 @@ def address_suggestions():
 @bp.get("/outlets")
 def outlet_collection():
     """Active outlets as a GeoJSON FeatureCollection, optionally within ``bbox=w,s,e,n``."""
-    where = [store.outlets.c.active]
-    bbox = request.args.get("bbox")
-    if bbox:
-        try:
-            west, south, east, north = (float(part) for part in bbox.split(","))
-        except ValueError:
-            raise Invalid("bbox must be west,south,east,north in degrees") from None
-        where.append(store.within_bbox(west, south, east, north))
+    where = [store.outlets.c.active, in_bbox(store.outlets.c.geom, parse_bbox(request.args.get("bbox")))]
     limit = current_app.config.get("API_MAX_FEATURES", 20000)
     current = now()
     found = read(store.load_outlets, where, limit=limit + 1)
@@ -289,15 +202,8 @@ def booking_calendar(code: str):
 
 
 # -- admin ---------------------------------------------------------------------------------------
-@admin_bp.before_request
-def _require_admin():
-    """Every admin route needs ``Authorization: Bearer <ADMIN_TOKEN>``."""
-    token = current_app.config.get("ADMIN_TOKEN")
-    if not token:
-        raise Forbidden("the admin API is switched off: set ADMIN_TOKEN in the server's environment")
-    given = request.headers.get("Authorization", "")
-    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), token.encode()):
-        raise Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+# Every admin route needs ``Authorization: Bearer <ADMIN_TOKEN>``.
+admin_bp.before_request(require_admin)
 
 
 def _saved(code: str, created: bool):

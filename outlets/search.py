@@ -19,10 +19,10 @@ from sqlalchemy.engine import Connection, Dialect
 
 from geo.addresses import AddressMatch
 from geo.errors import Invalid
+from geo.spatial import geodesic_distance_m, knn_order, point
 from outlets.models import SERVICES
 from outlets.store import (
-    OutletView, geodesic_distance_m, knn_order, outlet_columns, outlets, phone_fields,
-    point, services_table, view_from_row,
+    OutletView, outlet_columns, outlets, phone_fields, services_table, view_from_row,
 )
 
 __all__ = ["nearest", "nearest_query", "nearest_parameters", "Origin", "travel_minutes", "directions",
@@ -157,7 +157,7 @@ def _fetch(connection: Connection, with_service: bool, parameters: dict[str, Any
     """The rows of ``nearest_query`` straight from the driver's cursor: the search's hot path,
     where SQLAlchemy's statement and result handling cost as much as the database (0.4 ms).
     Everything is still a bind parameter; a dropped connection surfaces as the driver's
-    OperationalError (outlets.api.read runs the search again)."""
+    OperationalError (geo.db.read runs the search again)."""
     sql, constants = _compiled(with_service, connection.dialect)
     with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
         cursor.execute(sql, {**constants, **parameters})

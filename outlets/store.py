@@ -1,7 +1,6 @@
 """Reading and writing outlets, their services and their exceptions (Core SQL on a Connection).
 
-Spatial SQL comes from the small clause builders at the top; everything a user sends is a
-bind parameter.
+Spatial SQL comes from geo.spatial's clause builders; everything a user sends is a bind parameter.
 """
 from __future__ import annotations
 
@@ -12,22 +11,22 @@ from datetime import date, datetime
 from typing import Any, Iterable
 
 import phonenumbers
-from sqlalchemy import Boolean, Float, Select, String, Text, bindparam, cast, delete, func, literal_column, select, \
+from sqlalchemy import Boolean, Select, String, Text, bindparam, cast, delete, func, literal_column, select, \
     update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
-from geoalchemy2 import Geography
 
 from geo.errors import Conflict, NotFound
+from geo.spatial import point
 from outlets.hours import DayException, Schedule, format_intervals, format_weekly, parse_intervals, \
     weekly_from_json, weekly_to_json, zone
 from outlets.models import SERVICES, Booking, Outlet, OutletException, OutletService
 from outlets.records import OutletRecord, is_outlet_code
 
 __all__ = [
-    "point", "geography", "geodesic_distance_m", "knn_order", "OutletView", "save_outlet", "load_outlet",
-    "load_outlets", "outlets_extent", "outlet_exists", "within_bbox", "retire_outlet", "set_exception", "delete_exception", "outlet_summary", "outlet_feature",
+    "OutletView", "save_outlet", "load_outlet",
+    "load_outlets", "outlets_extent", "outlet_exists", "retire_outlet", "set_exception", "delete_exception", "outlet_summary", "outlet_feature",
     "export_records",
 ]
 
@@ -35,31 +34,6 @@ outlets = Outlet.__table__
 services_table = OutletService.__table__
 exceptions_table = OutletException.__table__
 bookings = Booking.__table__
-
-
-# -- spatial clause builders -------------------------------------------------------------------
-def point(lon: float, lat: float) -> ColumnElement:
-    """A bound WGS 84 point."""
-    return func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-
-
-def geography(geom: ColumnElement) -> ColumnElement:
-    """``geom::geography``: distances in metres on the WGS 84 spheroid.
-
-    Written as the cast function, not ``CAST(... AS geography(GEOMETRY,-1))`` as GeoAlchemy2's
-    type renders it: that type modifier makes the expression differ from the KNN index's.
-    """
-    return func.geography(geom, type_=Geography)
-
-
-def geodesic_distance_m(geom: ColumnElement, other: ColumnElement) -> ColumnElement:
-    """The geodesic (spheroidal) distance in metres between two WGS 84 geometries."""
-    return func.ST_Distance(geography(geom), geography(other), True, type_=Float)
-
-
-def knn_order(geom: ColumnElement, other: ColumnElement) -> ColumnElement:
-    """KNN ordering on the ``(geom::geography)`` GiST index: nearest first by sphere distance."""
-    return geography(geom).op("<->", return_type=Float)(geography(other))
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -219,11 +193,6 @@ def outlets_extent(connection: Connection) -> tuple[float, float, float, float] 
 def outlet_exists(connection: Connection, code: str) -> bool:
     """Whether an outlet (active or retired) has ``code``."""
     return connection.execute(select(outlets.c.id).where(outlets.c.code == code)).first() is not None
-
-
-def within_bbox(west: float, south: float, east: float, north: float) -> ColumnElement:
-    """Outlets inside a WGS 84 box (on the geometry GiST index)."""
-    return func.ST_Intersects(outlets.c.geom, func.ST_MakeEnvelope(west, south, east, north, 4326))
 
 
 def _outlet_id(connection: Connection, code: str) -> int:

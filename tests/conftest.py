@@ -2,17 +2,27 @@
 
 The database is ``TEST_DATABASE_URL`` when set; otherwise a fresh ``gridatlas_test`` database in
 the project's embedded cluster (started on demand), dropped and recreated at every session.
+
+Tests of concurrency cannot share one rolled-back connection: it never commits and never waits
+on a row lock. ``committed_app`` serves them from a database of their own,
+``<TEST_DB_NAME>_commit`` (or ``COMMIT_DATABASE_URL``), where every request checks out a pooled
+connection of its own and really commits; its data tables are emptied before each test.
 """
 from __future__ import annotations
 
 import os
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from app import create_app
-from geo.db import make_engine
+from geo.db import SessionReads, make_engine
 from geo.migrate import upgrade
+
+# Tables ``empty_tables`` keeps: the migration marker, PostGIS's catalogue, single-row state tables.
+KEPT_TABLES = {"alembic_version", "spatial_ref_sys", "topology_state"}
 
 
 def _test_database_url(url_variable: str = "TEST_DATABASE_URL", suffix: str = "") -> str:
@@ -76,6 +86,8 @@ def app(engine, connection, monkeypatch):
     application.extensions["sessionmaker"] = sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
     application.extensions["test_connection"] = connection
+    # Reads go through the same connection, so that they see what the test wrote.
+    application.extensions["reads"] = SessionReads()
     return application
 
 
@@ -89,3 +101,40 @@ def client(app):
 def runner(app):
     """A CLI runner of ``app``."""
     return app.test_cli_runner()
+
+
+def empty_tables(engine: Engine) -> None:
+    """Commit an empty database: every data table truncated, and the topology version bumped so
+    that cached topologies are rebuilt."""
+    with engine.begin() as connection:
+        tables = set(connection.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars())
+        emptied = sorted(tables - KEPT_TABLES)
+        if emptied:
+            connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in emptied) + " RESTART IDENTITY CASCADE"))
+        if "topology_state" in tables:
+            connection.execute(text("UPDATE topology_state SET version = version + 1, changed_at = now()"))
+
+
+@pytest.fixture(scope="session")
+def committed_engine():
+    """The engine of the committed database (see the module docstring), migrated to the head."""
+    engine = make_engine(_test_database_url("COMMIT_DATABASE_URL", suffix="_commit"), pool_size=8)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _committed_app(committed_engine):
+    """One app on the committed database for the session (its pools outlive a test)."""
+    return create_app({"TESTING": True, "DATABASE_URL": committed_engine.url.render_as_string(False),
+                       "ENGINE": committed_engine, "BASEMAP_URL": "none"})
+
+
+@pytest.fixture()
+def committed_app(_committed_app, committed_engine):
+    """The app on the committed database, emptied: requests commit for real, and concurrent ones
+    meet each other's row locks. Give each thread its own ``committed_app.test_client()``."""
+    empty_tables(committed_engine)
+    return _committed_app

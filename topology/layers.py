@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
 from geo.errors import Invalid, NotFound
-from geo.geojson import BBox, FeatureCollection, feature_collection, in_bbox
+from geo.geojson import FeatureCollection, feature_collection
+from geo.spatial import BBox, in_bbox
 from topology.models import (
     Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState, TopologyState,
     TransformerArea,

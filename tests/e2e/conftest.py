@@ -85,6 +85,7 @@ class LiveServer:
         """Stop serving and close the database connections."""
         self._server.shutdown()
         self._thread.join(timeout=10)
+        self.app.extensions["reads"].close()
         self.engine.dispose()
 
     def url(self, path: str = "/") -> str:
