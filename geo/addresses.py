@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import BigInteger, Float, Index, Integer, Text, func, literal, literal_column, select, text
@@ -29,7 +29,7 @@ from geo.errors import Invalid, NotFound
 
 __all__ = [
     "AddressEntry", "AddressPlace", "AddressStreet", "AddressMatch", "spelled_sql", "address_query",
-    "suggest_addresses", "resolve_address",
+    "suggest_addresses", "resolve_address", "nearest_address",
 ]
 
 
@@ -377,3 +377,20 @@ def resolve_address(connection: Connection, q: str) -> tuple[AddressMatch | None
     if exact or best.score >= RESOLVED_SCORE > runner_up or best.score - runner_up >= RESOLVED_LEAD:
         return (exact[0] if exact else best), []
     return None, matches
+
+
+_NEAREST = text("""
+    SELECT address, source, ST_X(geom) AS lon, ST_Y(geom) AS lat, 1.0 AS score FROM addresses
+     WHERE source = :source AND NOT (address = ANY(:excluding))
+     ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+     LIMIT 1
+""")
+
+
+def nearest_address(connection: Connection, lon: float, lat: float, source: str = "service_point",
+                    excluding: Iterable[str] = ()) -> AddressMatch | None:
+    """The indexed address of ``source`` nearest to (``lon``, ``lat``), other than those in
+    ``excluding``; None when there is none."""
+    row = connection.execute(_NEAREST, {"lon": lon, "lat": lat, "source": source,
+                                        "excluding": list(excluding)}).first()
+    return _found([row])[0] if row is not None else None

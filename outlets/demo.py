@@ -11,8 +11,8 @@ import re
 from datetime import date, timedelta
 
 import phonenumbers
-from sqlalchemy import text
 
+from geo.addresses import nearest_address
 from geo.demo import DemoContext
 from outlets.records import country_of_zone, parse_outlet
 from outlets.store import save_outlet
@@ -118,11 +118,7 @@ def _sites(ctx: DemoContext, count: int, rng: random.Random) -> list[tuple[str, 
                         south + (north - south) * (row + rng.uniform(0.25, 0.75)) / rows))
     sites, used = [], set()
     for lon, lat in targets:
-        found = ctx.connection.execute(text(
-            "SELECT address, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM service_points "
-            "WHERE address IS NOT NULL AND NOT (address = ANY(:used)) "
-            "ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1"),
-            {"lon": lon, "lat": lat, "used": list(used)}).first()
+        found = nearest_address(ctx.connection, lon, lat, "service_point", excluding=used)
         if found is None:
             street = rng.choice(_FALLBACK_STREETS)
             sites.append((f"{street} {rng.randint(1, 180)}, {ctx.city}", lon, lat))
