@@ -166,21 +166,8 @@ def _flag(value: Any, errors: list) -> bool:
     return True
 
 
-def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
-    """Check one outlet; raises RecordInvalid listing every bad field."""
-    errors: list[dict[str, str]] = []
-    unknown = sorted(set(values) - set(FIELDS) - {"geometry"})
-    if unknown:
-        errors.append({"field": unknown[0], "reason": f"unknown field(s) {', '.join(unknown)} "
-                                                      f"(known: {', '.join(FIELDS)})"})
-    code = _text(values, "code", 60, errors)
-    if code and not _CODE.match(code):
-        errors.append({"field": "code", "reason": f"{code!r} may hold only letters, digits and . _ : - "
-                                                  "(starting with a letter or digit)"})
-    name = _text(values, "name", 200, errors)
-    address = _text(values, "address", 500, errors)
-    lon = _number(values, "lon", -180, 180, errors)
-    lat = _number(values, "lat", -90, 90, errors)
+def _zone_and_country(values: Mapping[str, Any], errors: list[dict[str, str]]) -> tuple[str | None, str | None]:
+    """The outlet's IANA zone and ISO country (from the zone when not given), or None where bad."""
     timezone = _text(values, "timezone", 64, errors)
     country = _text(values, "country", 2, errors, required=False)
     if timezone:
@@ -197,6 +184,39 @@ def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
         country = country_of_zone(timezone)
         if country is None:
             errors.append({"field": "country", "reason": f"is required: {timezone} belongs to no one country"})
+    return timezone, country
+
+
+def _slot_minutes(value: Any, errors: list[dict[str, str]]) -> int | None:
+    """The length of a slot in minutes, 15 when not given."""
+    if value in (None, ""):
+        return 15
+    try:
+        minutes = int(str(value).strip())
+        if not 5 <= minutes <= 480:
+            raise ValueError
+    except ValueError:
+        errors.append({"field": "slot_minutes", "reason": f"{value!r} is not a whole number 5..480"})
+        return None
+    return minutes
+
+
+def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
+    """Check one outlet; raises RecordInvalid listing every bad field."""
+    errors: list[dict[str, str]] = []
+    unknown = sorted(set(values) - set(FIELDS) - {"geometry"})
+    if unknown:
+        errors.append({"field": unknown[0], "reason": f"unknown field(s) {', '.join(unknown)} "
+                                                      f"(known: {', '.join(FIELDS)})"})
+    code = _text(values, "code", 60, errors)
+    if code and not _CODE.match(code):
+        errors.append({"field": "code", "reason": f"{code!r} may hold only letters, digits and . _ : - "
+                                                  "(starting with a letter or digit)"})
+    name = _text(values, "name", 200, errors)
+    address = _text(values, "address", 500, errors)
+    lon = _number(values, "lon", -180, 180, errors)
+    lat = _number(values, "lat", -90, 90, errors)
+    timezone, country = _zone_and_country(values, errors)
     phone = _text(values, "phone", 40, errors, required=False)
     # Without a country a national number cannot be read; the zone's or country's error says why.
     if phone and country:
@@ -204,16 +224,7 @@ def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
             phone = parse_phone(phone, country)
         except Invalid as error:
             errors.append({"field": "phone", "reason": error.detail})
-    slot_minutes = values.get("slot_minutes")
-    if slot_minutes in (None, ""):
-        slot_minutes = 15
-    else:
-        try:
-            slot_minutes = int(str(slot_minutes).strip())
-            if not 5 <= slot_minutes <= 480:
-                raise ValueError
-        except ValueError:
-            errors.append({"field": "slot_minutes", "reason": f"{slot_minutes!r} is not a whole number 5..480"})
+    slot_minutes = _slot_minutes(values.get("slot_minutes"), errors)
     services = _services(values.get("services"), errors)
     weekly, exceptions = None, {}
     try:
