@@ -32,7 +32,9 @@ from common import ROOT, bench_database, free_port, load_note  # noqa: E402  (pu
 
 from geo.db import make_engine  # noqa: E402
 from topology import trace  # noqa: E402
-from topology.graph import Topology, read_network, to_networkx  # noqa: E402
+from topology.index import Topology  # noqa: E402
+from topology.nxview import to_networkx  # noqa: E402
+from topology.read import read_network  # noqa: E402
 
 TARGETS_1M = {"single in-process median": "< 1 ms", "HTTP median (<= 2,000 customers)": "< 30 ms",
               "switching end to end median": "< 100 ms", "cold start": "< 20 s", "worker memory": "< 2.5 GB"}

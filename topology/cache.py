@@ -15,7 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geo.db import get_session
-from topology.graph import _LARGE, Topology, read_network, read_version
+from topology.index import Topology
+from topology.network import FREEZE_GC_PAST
+from topology.read import read_network, read_version
 
 __all__ = ["TopologyCache", "init_app", "topology_cache", "current_topology"]
 
@@ -56,7 +58,7 @@ class TopologyCache:
                 data.warm_lookups()
                 topology = Topology(data, version=key)
                 self.rebuilds += 1
-                if data.node_count > _LARGE:
+                if data.node_count > FREEZE_GC_PAST:
                     gc.freeze()  # keep the collector from walking the millions of code strings again
             if self._current is None or self._current.version[0] <= key[0]:
                 self._current = topology

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from geo.errors import Invalid, Conflict, NotFound, Unprocessable
 from topology.cache import TopologyCache
-from topology.graph import SWITCHGEAR, Topology
+from topology.index import Topology
+from topology.network import SWITCHGEAR
 
 __all__ = ["Operation", "SwitchingRequest", "parse_request", "operate", "switching_log", "MAX_OPERATIONS"]
 

@@ -18,7 +18,8 @@ recomputation with networkx, the oracle of the property tests and the benchmark'
 
 Examples
 --------
->>> from topology.graph import Topology, network_data_from_lists
+>>> from topology.index import Topology
+>>> from topology.network import network_data_from_lists
 >>> data = network_data_from_lists(
 ...     nodes=["src", "a", "b", "c"], sources=[("S", "src")],
 ...     edges=[("B1", "breaker", "src", "a", True), ("s1", "segment", "a", "b", True),
@@ -41,9 +42,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from geo.errors import Invalid, NotFound, Unprocessable
-from topology.graph import (
-    EDGE_TABLES, PROTECTIVE, REMOVED, ROOT, SWITCHGEAR, NetworkData, Radial, Topology, SplitGraph, to_networkx,
-)
+from topology.index import REMOVED, ROOT, Radial, SplitGraph, Topology
+from topology.network import EDGE_TABLES, PROTECTIVE, SWITCHGEAR, NetworkData
+from topology.nxview import to_networkx
 
 __all__ = [
     "Element", "Outage", "resolve", "affected", "affected_by_codes", "downstream", "upstream",
@@ -375,7 +376,7 @@ def _physical_labels(topology: Topology) -> np.ndarray:
         data = topology.data
         keep = data.edge_in_service & data.node_in_service[data.edge_u] & data.node_in_service[data.edge_v]
         return _labels(data.node_count, data.edge_u[keep], data.edge_v[keep])
-    return topology.shared("physical_labels", build)
+    return topology.data.shared("physical_labels", build)
 
 
 def _labels(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -447,7 +448,7 @@ def _zones(topology: Topology) -> _Zones:
         fed = np.zeros(count, dtype=bool)
         fed[label[data.is_root]] = True
         return _Zones(label, device, label[data.edge_u[device]], label[data.edge_v[device]], fed, count)
-    return topology.shared("zones", build)
+    return topology.data.shared("zones", build)
 
 
 def isolation(topology: Topology, code: str) -> dict:

@@ -16,10 +16,11 @@ from sqlalchemy.engine import Connection
 
 from geo.db import get_session
 from geo.errors import Invalid
-from geo.geojson import FeatureCollection, feature_collection, geojson_response, in_bbox, parse_bbox, parse_limit
+from geo.geojson import FeatureCollection, feature_collection, geojson_response, parse_bbox, parse_limit
+from geo.spatial import in_bbox
 from topology import switching, trace
 from topology.cache import current_topology, topology_cache
-from topology.graph import Topology
+from topology.index import Topology
 from topology.models import Device, Segment, ServicePoint
 
 bp = Blueprint("topology_trace", __name__, url_prefix="/api")

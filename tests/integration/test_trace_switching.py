@@ -17,7 +17,8 @@ from tests.e2e.conftest import LiveServer
 from tests.networks import protected_feeder
 from topology import switching
 from topology.cache import TopologyCache
-from topology.graph import Topology, read_network
+from topology.index import Topology
+from topology.read import read_network
 from topology.loader import load_network
 
 PROBLEM = "application/problem+json"

@@ -6,7 +6,8 @@ import pytest
 from geo.errors import Invalid, NotFound, Unprocessable
 from tests.networks import feeder_with_tie, protected_feeder
 from topology import trace
-from topology.graph import Topology, network_data_from_lists, network_data_from_network_frames
+from topology.index import Topology
+from topology.network import network_data_from_lists, network_data_from_network_frames
 
 
 def _topology(frames) -> Topology:

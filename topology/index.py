@@ -1,0 +1,390 @@
+"""The section index of one state of the network, and ``Topology``: that state with its index.
+
+``Topology`` is one state of a ``NetworkData`` (switch positions) with the index that answers
+traces: the conducting graph is cut at every source node, so that each piece (a *section*) is
+fed through its own source edges, and every radial section (one source edge, no loop) is held
+as a DFS preorder in which "everything downstream of X" is a contiguous slice. Operating
+switches re-indexes only the sections the switches touch.
+
+Examples
+--------
+>>> from topology.network import network_data_from_lists
+>>> data = network_data_from_lists(
+...     nodes=["src", "a", "b"], sources=[("S", "src")],
+...     edges=[("B1", "breaker", "src", "a", True), ("s1", "segment", "a", "b", True)],
+...     service_points=[("C1", "b")])
+>>> topology = Topology(data)
+>>> [data.node_code[n] for n in topology.energised_nodes()]
+['src', 'a', 'b']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components, depth_first_order
+
+from topology.network import NetworkData
+
+__all__ = ["ROOT", "ISOLATED", "REMOVED", "Radial", "Island", "SplitGraph", "SectionIndex", "Topology"]
+
+# node_section values that are not section numbers
+ROOT = -1      # an in-service node with an in-service source: always energised
+ISOLATED = -2  # an in-service node with no conducting edge and no source
+REMOVED = -3   # an out-of-service node: in no graph
+
+
+# -- sections --------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Radial:
+    """A radial section fed through one source edge, held as a DFS preorder.
+
+    Position ``p`` holds ``nodes[p]``; its subtree is positions ``p .. p + size[p]``; its
+    parent is position ``parent[p]`` (-1: the source node) over edge ``parent_edge[p]``.
+    ``customers[cust_ptr[a]:cust_ptr[b]]`` are the service points at positions ``a .. b``.
+    """
+
+    nodes: np.ndarray
+    size: np.ndarray
+    parent: np.ndarray
+    parent_edge: np.ndarray
+    cust_ptr: np.ndarray
+    customers: np.ndarray
+    source_node: int
+    source_edge: int
+    kind = "radial"
+    energised = True
+
+
+@dataclass(eq=False)
+class Island:
+    """A section that is not radial: ``meshed`` (fed, with loops or several source edges) or ``dead``."""
+
+    kind: str
+    nodes: np.ndarray
+
+    @property
+    def energised(self) -> bool:
+        """Meshed sections are fed; dead ones are not."""
+        return self.kind == "meshed"
+
+
+@dataclass
+class _Indexed:
+    """What indexing a set of nodes produced, to be written into a ``Topology``."""
+
+    nodes: np.ndarray          # the real nodes indexed
+    section: np.ndarray        # their section number (local, >= 0) or ISOLATED
+    position: np.ndarray       # their position in a radial section, else -1
+    sections: list             # local section number -> Radial | Island
+    tree_edges: np.ndarray     # conducting edges inside radial sections (including source edges)
+    tree_children: np.ndarray  # the child node of each
+
+
+class SplitGraph:
+    """The conducting graph on a set of real nodes, each source endpoint split into its own copy.
+
+    Local ids: the real nodes ``0..n`` (``nodes`` must be sorted), then one virtual source per
+    edge end at a root. Every edge must have its non-root ends among ``nodes``.
+    """
+
+    def __init__(self, data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
+                 edges: np.ndarray | None = None):
+        self.data, self.nodes = data, nodes
+        if edges is None:
+            edges = np.unique(data.incident_edges(nodes))
+            edges = edges[conducting[edges]]
+        self.edges = edges
+        n = len(nodes)
+        u, v = data.edge_u[edges], data.edge_v[edges]
+        root_u, root_v = data.is_root[u], data.is_root[v]
+        a, b = self.local(u), self.local(v)
+        virtual = n + np.arange(int(root_u.sum() + root_v.sum()))
+        a[root_u] = virtual[: int(root_u.sum())]
+        b[root_v] = virtual[int(root_u.sum()):]
+        self.a, self.b = a, b
+        self.virtual_root_node = np.concatenate([u[root_u], v[root_v]])
+        self.size = n + len(virtual)
+
+    def local(self, nodes: np.ndarray) -> np.ndarray:
+        """Local ids of real nodes (meaningless for nodes not in the graph, such as roots)."""
+        return np.minimum(np.searchsorted(self.nodes, nodes), max(len(self.nodes) - 1, 0))
+
+    def matrix(self, mask: np.ndarray | None = None, extra: tuple[np.ndarray, np.ndarray] | None = None,
+               size: int | None = None) -> csr_matrix:
+        """The symmetric adjacency matrix over the edges in ``mask`` plus ``extra`` (a, b) pairs."""
+        a, b = (self.a, self.b) if mask is None else (self.a[mask], self.b[mask])
+        if extra is not None:
+            a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
+        rows, cols = np.concatenate([a, b]), np.concatenate([b, a])
+        size = size or self.size
+        return csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(size, size))
+
+    def reached_from_sources(self) -> np.ndarray:
+        """Which real nodes a virtual source reaches (a multi-source search)."""
+        count, labels = connected_components(self.matrix(), directed=False)
+        fed = np.zeros(count, dtype=bool)
+        fed[labels[len(self.nodes):]] = True
+        return fed[labels[: len(self.nodes)]]
+
+
+def _index(data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
+           edges: np.ndarray | None = None) -> _Indexed:
+    """Sections of ``nodes`` (real, in service, not roots; closed under conduction) and their index.
+
+    Notes
+    -----
+    Linear in the nodes and edges given: one connected-components pass classifies the
+    sections, one BFS and one DFS from a super-root over the radial ones give the preorder,
+    and subtree sizes are summed level by level from the BFS.
+    """
+    graph = SplitGraph(data, conducting, nodes, edges)
+    n = len(nodes)
+    count, labels = connected_components(graph.matrix(), directed=False)
+    real = np.bincount(labels[:n], minlength=count)
+    virtual = np.bincount(labels[n:], minlength=count)
+    edge_count = np.bincount(labels[graph.a], minlength=count)
+    radial = (virtual == 1) & (edge_count == real)
+    single = (real == 1) & (virtual == 0) & (edge_count == 0)
+
+    # Radial sections: a super-root joined to each radial section's virtual source.
+    roots = np.flatnonzero(radial[labels[n:]]) + n
+    super_root = graph.size
+    in_radial = radial[labels[graph.a]]
+    matrix = graph.matrix(in_radial, (np.full(len(roots), super_root), roots), graph.size + 1)
+    preorder, _ = depth_first_order(matrix, super_root, directed=True, return_predecessors=True)
+    breadth, parent = breadth_first_order(matrix, super_root, directed=True, return_predecessors=True)
+    subtree = _subtree_sizes(breadth, parent, graph.size + 1)
+    preorder = preorder[preorder < n]                       # real nodes only, grouped by section
+    section_of = labels[preorder]
+    starts = np.flatnonzero(np.r_[True, section_of[1:] != section_of[:-1]]) if len(preorder) else np.zeros(0, int)
+    start_of = np.zeros(count, dtype=np.int64)
+    start_of[section_of[starts]] = starts
+    local_position = np.full(n, -1, dtype=np.int64)
+    local_position[preorder] = np.arange(len(preorder)) - start_of[section_of]
+
+    # The edge to each node's parent: in a tree the child is the end whose parent is the other end.
+    tree = np.flatnonzero(in_radial)
+    a, b = graph.a[tree], graph.b[tree]
+    child_is_b = parent[b] == a
+    child = np.where(child_is_b, b, a)
+    edge_to_parent = np.full(graph.size, -1, dtype=np.int64)
+    edge_to_parent[child] = graph.edges[tree]
+    parent_pos = np.where(parent[preorder] < n, local_position[np.minimum(parent[preorder], n - 1)], -1)
+
+    counts = np.diff(data.customer_pointer)[nodes[preorder]]
+    cumulative = np.zeros(len(preorder) + 1, dtype=np.int64)
+    np.cumsum(counts, out=cumulative[1:])
+    customers = data.customers_at(nodes[preorder]).astype(np.int32)
+
+    sections: list = [None] * count
+    ends = np.r_[starts[1:], len(preorder)]
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        first_edge = int(edge_to_parent[preorder[start]])
+        source = data.edge_u[first_edge] if data.is_root[data.edge_u[first_edge]] else data.edge_v[first_edge]
+        sections[int(section_of[start])] = Radial(
+            nodes=nodes[preorder[start:end]].astype(np.int32),
+            size=subtree[preorder[start:end]].astype(np.int32),
+            parent=parent_pos[start:end].astype(np.int32),
+            parent_edge=edge_to_parent[preorder[start:end]].astype(np.int32),
+            cust_ptr=cumulative[start:end + 1] - cumulative[start],
+            customers=customers[cumulative[start]:cumulative[end]],
+            source_node=int(source), source_edge=first_edge,
+        )
+    others = np.flatnonzero(~radial & ~single & (real > 0))
+    if len(others):
+        member = np.flatnonzero(np.isin(labels[:n], others))
+        member = member[np.argsort(labels[member], kind="stable")]
+        bounds = np.flatnonzero(np.r_[True, labels[member][1:] != labels[member][:-1], True])
+        for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            label = int(labels[member[start]])
+            kind = "meshed" if virtual[label] else "dead"
+            sections[label] = Island(kind, nodes[member[start:end]].astype(np.int32))
+    section = labels[:n].astype(np.int64)
+    section[single[labels[:n]]] = ISOLATED
+    tree_children = child[child < n]
+    tree_edges = graph.edges[tree][child < n]
+    return _Indexed(nodes=nodes, section=section, position=local_position, sections=sections,
+                    tree_edges=tree_edges, tree_children=nodes[tree_children])
+
+
+def _subtree_sizes(breadth: np.ndarray, parent: np.ndarray, size: int) -> np.ndarray:
+    """Subtree sizes of a tree from its BFS order, summed one level at a time (deepest first)."""
+    subtree = np.zeros(size, dtype=np.int64)
+    subtree[breadth] = 1
+    if len(breadth) < 2:
+        return subtree
+    position = np.empty(size, dtype=np.int64)
+    position[breadth] = np.arange(len(breadth))
+    parent_position = np.r_[-1, position[parent[breadth[1:]]]]  # non-decreasing in BFS order
+    levels, end = [], 1
+    while end < len(breadth):
+        next_end = int(np.searchsorted(parent_position, end, side="left"))
+        levels.append((end, next_end))
+        end = next_end
+    for start, end in reversed(levels):
+        children = breadth[start:end]
+        parents = parent[children]
+        first = np.flatnonzero(np.r_[True, parents[1:] != parents[:-1]])
+        subtree[parents[first]] += np.add.reduceat(subtree[children], first)
+    return subtree
+
+
+# -- the state and its index -----------------------------------------------------------------------
+def _conducting(data: NetworkData, closed: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Whether each of ``edges`` conducts: in service, closed, between in-service nodes."""
+    return (data.edge_in_service[edges] & closed[edges]
+            & data.node_in_service[data.edge_u[edges]] & data.node_in_service[data.edge_v[edges]])
+
+
+@dataclass(eq=False)
+class SectionIndex:
+    """One state (which edges are ``closed``) and where every node sits in it.
+
+    ``node_section`` is a node's section number, or ROOT, ISOLATED or REMOVED; ``node_position``
+    its position in its radial section's preorder (else -1); ``edge_child`` the child node of
+    each edge inside a radial section (else -1); ``reindexed`` the nodes this index (re)built.
+    """
+
+    closed: np.ndarray
+    conducting: np.ndarray
+    node_section: np.ndarray
+    node_position: np.ndarray
+    edge_child: np.ndarray
+    sections: list
+    reindexed: np.ndarray
+
+    @classmethod
+    def build(cls, data: NetworkData, closed: np.ndarray) -> SectionIndex:
+        """The index of the whole network in the state ``closed`` (kept, not copied)."""
+        conducting = _conducting(data, closed, np.arange(data.edge_count))
+        node_section = np.full(data.node_count, REMOVED, dtype=np.int32)
+        node_section[data.node_in_service] = ISOLATED
+        node_section[data.is_root] = ROOT
+        real = np.flatnonzero(data.node_in_service & ~data.is_root)
+        index = cls(closed, conducting, node_section, node_position=np.full(data.node_count, -1, dtype=np.int32),
+                    edge_child=np.full(data.edge_count, -1, dtype=np.int32), sections=[], reindexed=real)
+        edges = np.flatnonzero(conducting & ~(data.is_root[data.edge_u] & data.is_root[data.edge_v]))
+        index._write(_index(data, conducting, real, edges))
+        return index
+
+    def operated(self, data: NetworkData, closed: dict[int, bool]) -> SectionIndex:
+        """A new index with the edges in ``closed`` set open (False) or closed (True).
+
+        Only the sections containing the operated edges' ends are indexed again.
+        """
+        edges = np.fromiter(closed.keys(), dtype=np.int64, count=len(closed))
+        state = self.closed.copy()
+        state[edges] = np.fromiter(closed.values(), dtype=bool, count=len(closed))
+        conducting = self.conducting.copy()
+        conducting[edges] = _conducting(data, state, edges)
+        ends = np.unique(np.concatenate([data.edge_u[edges], data.edge_v[edges]]))
+        ends = ends[self.node_section[ends] != REMOVED]
+        ends = ends[self.node_section[ends] != ROOT]
+        touched = np.unique(self.node_section[ends][self.node_section[ends] >= 0])
+        nodes = np.unique(np.concatenate([ends] + [self.sections[s].nodes for s in touched]))
+        sections = list(self.sections)
+        for s in touched:
+            sections[s] = None
+        incident = np.unique(data.incident_edges(nodes))
+        index = SectionIndex(state, conducting, self.node_section.copy(), self.node_position.copy(),
+                             self.edge_child.copy(), sections, reindexed=nodes)
+        index.edge_child[incident] = -1
+        index.node_position[nodes] = -1
+        index._write(_index(data, conducting, nodes, incident[conducting[incident]]))
+        return index
+
+    def _write(self, indexed: _Indexed) -> None:
+        """Record a new index of some nodes: their sections, positions and tree edges."""
+        offset = len(self.sections)
+        self.sections.extend(indexed.sections)
+        section = np.where(indexed.section >= 0, indexed.section + offset, indexed.section)
+        self.node_section[indexed.nodes] = section
+        self.node_position[indexed.nodes] = indexed.position
+        self.edge_child[indexed.tree_edges] = indexed.tree_children
+
+
+def _from_index(name: str, doc: str) -> property:
+    """A read-only attribute of ``Topology`` that is its index's."""
+    return property(lambda topology: getattr(topology.index, name), doc=doc)
+
+
+class Topology:
+    """One state of the network (device positions) with the index that answers traces.
+
+    Immutable: ``operated`` returns a new ``Topology``, so threads can share one freely.
+
+    Parameters
+    ----------
+    data : NetworkData
+    closed : array of bool, optional
+        Whether each edge is closed (segments always are); default: the stored current state.
+    version : tuple, optional
+        The ``topology_state`` key this state belongs to.
+    index : SectionIndex, optional
+        The state's index when it is built already (``operated`` builds it from this one's);
+        ``closed`` is then the index's own and may not be given.
+    """
+
+    def __init__(self, data: NetworkData, closed: np.ndarray | None = None, version=None,
+                 index: SectionIndex | None = None):
+        if index is None:
+            index = SectionIndex.build(data, np.array(data.edge_closed if closed is None else closed, dtype=bool))
+        elif closed is not None:
+            raise ValueError("give closed or index, not both: the index holds its state")
+        self.data = data
+        self.version = version
+        self.index = index
+        self._fed_sections: np.ndarray | None = None  # both computed on first use
+        self._energised: np.ndarray | None = None
+
+    closed = _from_index("closed", "Whether each edge is closed in this state.")
+    conducting = _from_index("conducting", "Whether each edge conducts in this state.")
+    node_section = _from_index("node_section", "Each node's section number, or ROOT, ISOLATED or REMOVED.")
+    node_position = _from_index("node_position", "Each node's position in its radial section (else -1).")
+    edge_child = _from_index("edge_child", "The child node of each edge inside a radial section (else -1).")
+    sections = _from_index("sections", "Section number -> ``Radial``, ``Island``, or None where indexed again.")
+    reindexed = _from_index("reindexed", "The nodes whose index this state built (all, unless from ``operated``).")
+
+    # -- state -----------------------------------------------------------------------------------
+    def _fed(self) -> np.ndarray:
+        """Whether each section is fed, then three entries for REMOVED, ISOLATED and ROOT."""
+        if self._fed_sections is None:
+            # node_section -3, -2, -1 index the last three entries: removed, isolated, root
+            self._fed_sections = np.array([s is not None and s.energised for s in self.sections] + [False, False, True],
+                                          dtype=bool)
+        return self._fed_sections
+
+    @property
+    def energised(self) -> np.ndarray:
+        """Whether each node is energised (reachable from a source over conducting edges)."""
+        if self._energised is None:
+            self._energised = self._fed()[self.node_section]
+        return self._energised
+
+    def energised_at(self, nodes: np.ndarray) -> np.ndarray:
+        """``energised[nodes]`` without computing it for every node."""
+        return self._fed()[self.node_section[nodes]]
+
+    def energised_nodes(self) -> np.ndarray:
+        """The positions of the energised nodes."""
+        return np.flatnonzero(self.energised)
+
+    def edge_energised(self, edges: np.ndarray) -> np.ndarray:
+        """Whether each edge is energised: in service with at least one energised terminal."""
+        data = self.data
+        live = self.energised
+        return data.edge_in_service[edges] & (live[data.edge_u[edges]] | live[data.edge_v[edges]])
+
+    @property
+    def is_radial(self) -> bool:
+        """Whether every energised section is radial (no loops, one source edge each)."""
+        return not any(s is not None and s.kind == "meshed" for s in self.sections)
+
+    def operated(self, closed: dict[int, bool], version=None) -> Topology:
+        """This network with the edges in ``closed`` set open (False) or closed (True).
+
+        Only the sections containing the operated edges' ends are indexed again.
+        """
+        return Topology(self.data, version=version, index=self.index.operated(self.data, closed))
