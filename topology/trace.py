@@ -33,7 +33,7 @@ Examples
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 import networkx as nx
@@ -48,7 +48,8 @@ from topology.nxview import to_networkx
 
 __all__ = [
     "Element", "Outage", "resolve", "affected", "affected_by_codes", "downstream", "upstream",
-    "isolation", "connected", "recompute_affected", "energised_by_networkx",
+    "isolation", "connected", "SupplyState", "supply_state", "Deenergised", "deenergised",
+    "recompute_affected", "energised_by_networkx",
 ]
 
 
@@ -266,6 +267,58 @@ def affected_by_codes(topology: Topology, open: Sequence[str] = (), out_of_servi
     """``affected`` for elements named by code."""
     opened, edges, nodes = _change_from_codes(topology, open, out_of_service)
     return affected(topology, opened, edges, nodes)
+
+
+# -- supply state ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SupplyState:
+    """Counts of energised and de-energised customers, and whether the state is radial."""
+
+    topology_version: int
+    customers: int
+    energised_customers: int
+    deenergised_customers: int
+    radial: bool
+    meshed_sections: int
+
+    def as_dict(self) -> dict:
+        """The API's JSON body."""
+        return asdict(self)
+
+
+def supply_state(topology: Topology) -> SupplyState:
+    """How many in-service customers are energised and how many not, and how many sections are meshed."""
+    data = topology.data
+    served = data.sp_in_service
+    live = topology.energised[data.sp_node] & served
+    meshed = [s for s in topology.sections if s is not None and s.kind == "meshed"]
+    return SupplyState(
+        topology_version=topology.version[0],
+        customers=int(served.sum()),
+        energised_customers=int(live.sum()),
+        deenergised_customers=int((served & ~live).sum()),
+        radial=not meshed,
+        meshed_sections=len(meshed),
+    )
+
+
+@dataclass(frozen=True)
+class Deenergised:
+    """The database ids of the elements without supply (out-of-service service points included)."""
+
+    segment_ids: np.ndarray
+    device_ids: np.ndarray
+    service_point_ids: np.ndarray
+
+
+def deenergised(topology: Topology) -> Deenergised:
+    """The segments, devices and service points that are not energised in this state."""
+    data = topology.data
+    dead_edges = np.flatnonzero(~topology.edge_energised(np.arange(data.edge_count)))
+    dead_customers = np.flatnonzero(~topology.energised[data.sp_node] | ~data.sp_in_service)
+    return Deenergised(segment_ids=data.edge_id[dead_edges[data.edge_table[dead_edges] == 0]],
+                       device_ids=data.edge_id[dead_edges[data.edge_table[dead_edges] == 1]],
+                       service_point_ids=data.sp_id[dead_customers])
 
 
 # -- single-element traces -------------------------------------------------------------------------

@@ -6,27 +6,22 @@ renders JSON, or with ``?format=geojson`` the elements concerned as a FeatureCol
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, literal, null, select, union_all
 from sqlalchemy.engine import Connection
 
 from geo.db import get_session
 from geo.errors import Invalid
-from geo.geojson import FeatureCollection, feature_collection, geojson_response, parse_bbox, parse_limit
-from geo.spatial import in_bbox
+from geo.geojson import geojson_response, parse_bbox, parse_limit
 from topology import switching, trace
 from topology.cache import current_topology, topology_cache
 from topology.index import Topology
-from topology.models import Device, Segment, ServicePoint
+from topology.trace_features import Part, deenergised_features, trace_features
 
 bp = Blueprint("topology_trace", __name__, url_prefix="/api")
 
 MAX_CHANGE = 10_000
-_TABLES = {"segment": Segment.__table__, "device": Device.__table__, "service_point": ServicePoint.__table__}
 
 
 # -- request parsing -------------------------------------------------------------------------------
@@ -58,35 +53,6 @@ def parse_change(body: Any) -> tuple[list[str], list[str]]:
     return _code_list(body, "open"), _code_list(body, "out_of_service")
 
 
-# -- GeoJSON of trace results ----------------------------------------------------------------------
-def trace_features(connection: Connection, parts: list[tuple[str, str, list[str]]], limit: int) -> FeatureCollection:
-    """A FeatureCollection of elements given as (element, role, codes); ``role`` becomes a property.
-
-    Past ``limit`` elements only the first ``limit`` are looked up (a trace of a whole
-    network names millions); ``numberMatched`` still counts them all.
-    """
-    matched, room, kept = sum(len(codes) for _, _, codes in parts), limit, []
-    for element, role, codes in parts:
-        kept.append((element, role, codes[:room]))
-        room -= len(kept[-1][2])
-    selects = []
-    for number, (element, role, codes) in enumerate(kept):
-        if not codes:
-            continue
-        table = _TABLES[element]
-        kind = table.c.kind if element == "device" else null()
-        selects.append(select(
-            table.c.code.label("id"), table.c.geom.label("geom"), literal(element).label("element"),
-            literal(role).label("role"), table.c.code.label("code"), kind.label("kind"),
-        ).where(table.c.code == any_(bindparam(f"codes_{number}", codes, type_=ARRAY(String)))))
-    if not selects:
-        return FeatureCollection("", 0, 0, truncated=False)
-    collection = feature_collection(connection, union_all(*selects), limit)
-    if matched > collection.number_matched:
-        return replace(collection, number_matched=matched, truncated=True)
-    return collection
-
-
 def _limit() -> int:
     """The ``limit`` parameter of a GeoJSON answer."""
     return parse_limit(request.args.get("limit"), current_app.config["API_MAX_FEATURES"])
@@ -95,7 +61,7 @@ def _limit() -> int:
 _LISTS = ("customers", "nodes", "segments", "devices", "open_devices")
 
 
-def _respond(connection: Connection, body: dict, parts: list[tuple[str, str, list[str]]]):
+def _respond(connection: Connection, body: dict, parts: list[Part]):
     """The body as JSON (``?lists=false``: counts only), or its elements as GeoJSON."""
     if _output_format() == "geojson":
         return geojson_response(trace_features(connection, parts, _limit()))
@@ -109,7 +75,7 @@ def _respond(connection: Connection, body: dict, parts: list[tuple[str, str, lis
     return jsonify(body)
 
 
-def _outage_parts(body: dict, role: str = "affected") -> list[tuple[str, str, list[str]]]:
+def _outage_parts(body: dict, role: str = "affected") -> list[Part]:
     """The GeoJSON parts of an outage: its segments, devices and customers."""
     return [("segment", role, body["segments"]), ("device", role, body["devices"]),
             ("service_point", role, body["customers"])]
@@ -181,43 +147,14 @@ def deenergised():
     """``?bbox=&limit=``: the segments, devices and service points without supply in view (GeoJSON)."""
     bbox = parse_bbox(request.args.get("bbox"))
     topology, connection = current_topology()
-    data = topology.data
-    dead_edges = np.flatnonzero(~topology.edge_energised(np.arange(data.edge_count)))
-    dead_customers = np.flatnonzero(~topology.energised[data.sp_node] | ~data.sp_in_service)
-    parts = [("segment", data.edge_id[dead_edges[data.edge_table[dead_edges] == 0]]),
-             ("device", data.edge_id[dead_edges[data.edge_table[dead_edges] == 1]]),
-             ("service_point", data.sp_id[dead_customers])]
-    selects = []
-    for element, ids in parts:
-        if len(ids):
-            table = _TABLES[element]
-            kind = table.c.kind if element == "device" else null()
-            selects.append(select(
-                table.c.code.label("id"), table.c.geom.label("geom"), literal(element).label("element"),
-                table.c.code.label("code"), kind.label("kind"), table.c.in_service.label("in_service"),
-            ).where(table.c.id == any_(bindparam(f"ids_{element}", ids.tolist(), type_=ARRAY(BigInteger))),
-                    in_bbox(table.c.geom, bbox)))
-    collection = (feature_collection(connection, union_all(*selects), _limit()) if selects
-                  else FeatureCollection("", 0, 0, truncated=False))
-    return geojson_response(collection)
+    return geojson_response(deenergised_features(connection, topology, bbox, _limit()))
 
 
 @bp.get("/network/supply")
 def supply():
     """Counts of energised and de-energised customers, and whether the state is radial."""
     topology, _ = current_topology()
-    data = topology.data
-    served = data.sp_in_service
-    live = topology.energised[data.sp_node] & served
-    meshed = [s for s in topology.sections if s is not None and s.kind == "meshed"]
-    return jsonify({
-        "topology_version": topology.version[0],
-        "customers": int(served.sum()),
-        "energised_customers": int(live.sum()),
-        "deenergised_customers": int((served & ~live).sum()),
-        "radial": not meshed,
-        "meshed_sections": len(meshed),
-    })
+    return jsonify(trace.supply_state(topology).as_dict())
 
 
 # -- switching -------------------------------------------------------------------------------------
