@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 import outlets.demo
 import outlets.hours
 import outlets.search
+from tests.oracles import OpeningOracle
 from outlets.hours import (
     DayException, HoursError, Interval, Schedule, format_weekly, parse_exceptions, parse_weekly, weekly_from_json,
     weekly_to_json,
@@ -241,29 +242,103 @@ def test_the_canonical_text_parses_back_to_the_same_week(rules):
     assert parse_weekly(format_weekly(hours.weekly)) == hours.weekly
 
 
-def _merged_runs(hours: Schedule, at: datetime, days: int) -> list[tuple[datetime, datetime]]:
-    """The oracle: every interval of the window, joined where they touch, the plain way."""
-    today = hours.local_date(at)
-    runs: list[list[datetime]] = []
-    for _, opens, closes in sorted(hours.periods(today - timedelta(days=1), today + timedelta(days=days)),
-                                   key=lambda p: p[1]):
-        if runs and opens <= runs[-1][1]:
-            runs[-1][1] = max(runs[-1][1], closes)
-        else:
-            runs.append([opens, closes])
-    return [(opens, closes) for opens, closes in runs]
+# -- the minute-by-minute oracle (tests/oracles.py), from the raw rules --------------------------
+# Clock changes: (zone, local date of the change). Havana changes at midnight, Lord Howe by 30 minutes.
+_CHANGES = [
+    ("Europe/Berlin", date(2026, 3, 29)), ("Europe/Berlin", date(2026, 10, 25)),
+    ("Europe/Berlin", date(2027, 3, 28)), ("Europe/Berlin", date(2027, 10, 31)),
+    ("America/New_York", date(2026, 3, 8)), ("America/New_York", date(2026, 11, 1)),
+    ("Australia/Lord_Howe", date(2026, 4, 5)), ("Australia/Lord_Howe", date(2026, 10, 4)),
+    ("America/Havana", date(2026, 3, 8)), ("America/Havana", date(2026, 11, 1)),
+    ("UTC", date(2026, 6, 1)),
+]
+# Clock times near the changes are drawn often; the rest of the day on the quarter hour.
+_NEAR = [0, 30, 60, 90, 105, 120, 135, 150, 165, 180, 210, 1380, 1410, 1425]
+_clock_times = st.one_of(st.sampled_from(_NEAR), st.integers(0, 95).map(lambda quarters: quarters * 15))
 
 
-@settings(max_examples=200, deadline=None)
-@given(_week, _zones, _instants, st.sampled_from([None, "2026-12-24 off", "2027-03-28 10:00-11:00"]))
-def test_closing_and_next_opening_agree_with_the_plain_merge(rules, zone, at, exception):
-    hours = _schedule(rules, zone)
-    if hours is None:
-        return
-    hours = Schedule(hours.weekly, hours.tz, parse_exceptions(exception))
-    runs = _merged_runs(hours, at, 40)
-    current = [closes for opens, closes in runs if opens <= at < closes]
-    expected_close = current[0] if current and current[0] - at <= timedelta(days=7) else None
-    assert hours.closes_at(at) == expected_close
-    assert hours.next_opening(at) == next((opens for opens, _ in runs
-                                          if opens > at and opens - at <= timedelta(days=31)), None)
+@st.composite
+def _day_rules(draw) -> list[tuple[int, int]]:
+    """One day's intervals as clock minutes (opens, closes); the last may run overnight."""
+    points = sorted(set(draw(st.lists(_clock_times, max_size=5))))
+    pairs = list(zip(points[0::2], points[1::2]))
+    if len(points) % 2:
+        end = draw(st.one_of(st.sampled_from(_NEAR + [1440]), _clock_times))
+        if end != points[-1]:
+            pairs.append((points[-1], end))
+    return pairs
+
+
+def _text(pairs: list[tuple[int, int]]) -> str:
+    """Clock-minute pairs in the text form (``off`` for none)."""
+    clock = lambda m: f"{m // 60:02d}:{m % 60:02d}"  # noqa: E731
+    return ",".join(f"{clock(a)}-{clock(b)}" for a, b in pairs) or "off"
+
+
+@st.composite
+def _schedules(draw):
+    """(week, exceptions, zone, date of a clock change): a random week and exceptions near the change."""
+    zone, change = draw(st.sampled_from(_CHANGES))
+    week = {day: draw(_day_rules()) for day in range(7)}
+    dates = draw(st.lists(st.integers(-2, 2), max_size=2, unique=True))
+    exceptions = {change + timedelta(days=d): draw(_day_rules()) for d in dates}
+    return week, exceptions, zone, change
+
+
+def _built(week, exceptions, zone) -> Schedule:
+    """The schedule under test, from the rules' text forms."""
+    text = "; ".join(f"{outlets.hours.DAYS[d]} {_text(p)}" for d, p in week.items() if p) or "off"
+    return Schedule(parse_weekly(text), ZoneInfo(zone),
+                    parse_exceptions("; ".join(f"{d.isoformat()} {_text(p)}" for d, p in exceptions.items())))
+
+
+def _oracle(week, exceptions, zone, change) -> OpeningOracle:
+    """The oracle over the weeks around the change (every test's window is the same: built once)."""
+    return OpeningOracle(week, exceptions, ZoneInfo(zone), change - timedelta(days=8), change + timedelta(days=48))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_schedules(), st.integers(-18 * 60, 42 * 60), st.sampled_from([0, 0, 1, 59]),
+       st.sampled_from([15, 20, 30, 45, 60]))
+def test_the_schedule_agrees_with_the_minute_by_minute_oracle_across_clock_changes(rules, minute, second, length):
+    week, exceptions, zone, change = rules
+    hours = _built(week, exceptions, zone)
+    oracle = _oracle(*rules)
+    midnight = datetime.combine(change, datetime.min.time(), UTC)
+    # open or closed every quarter hour, when it closes every hour, from the day before to the day after
+    for quarter in range(-24 * 4, 48 * 4):
+        at = midnight + timedelta(minutes=15 * quarter)
+        assert hours.is_open(at) is oracle.is_open(at), at.astimezone(hours.tz)
+        if quarter % 4 == 0:
+            assert hours.closes_at(at) == oracle.closes_at(at), at.astimezone(hours.tz)
+    at = midnight + timedelta(minutes=minute, seconds=second)
+    assert hours.is_open(at) is oracle.is_open(at)
+    assert hours.closes_at(at) == oracle.closes_at(at)
+    assert hours.next_opening(at) == oracle.next_opening(at)
+    for day in (change - timedelta(days=1), change, change + timedelta(days=1)):
+        assert [(s.start, s.end) for s in hours.slots(day, length)] == oracle.slots(day, length), day
+
+
+@settings(max_examples=100, deadline=None)
+@given(_schedules(), st.integers(-7 * 24, 14 * 24))
+def test_closing_and_next_opening_agree_with_the_oracle_on_the_hour(rules, hour):
+    week, exceptions, zone, change = rules
+    hours = _built(week, exceptions, zone)
+    at = datetime.combine(change, datetime.min.time(), UTC) + timedelta(hours=hour)
+    oracle = _oracle(*rules)
+    assert hours.closes_at(at) == oracle.closes_at(at)
+    assert hours.next_opening(at) == oracle.next_opening(at)
+
+
+@pytest.mark.parametrize("text, zone, at, expected", [
+    # the fall-back night: a closing in the repeated hour is its second showing
+    ("Sa 22:00-02:30", "Europe/Berlin", datetime(2026, 10, 25, 0, 45, tzinfo=UTC), True),     # 02:45 CEST
+    ("Sa 22:00-02:30", "Europe/Berlin", datetime(2026, 10, 25, 1, 15, tzinfo=UTC), True),     # 02:15 CET
+    ("Sa 22:00-02:30", "Europe/Berlin", datetime(2026, 10, 25, 1, 30, tzinfo=UTC), False),    # 02:30 CET
+    ("Su 02:15-02:45", "Europe/Berlin", datetime(2026, 10, 25, 0, 15, tzinfo=UTC), True),     # 02:15 CEST
+    ("Su 02:15-02:45", "Europe/Berlin", datetime(2026, 10, 25, 1, 44, tzinfo=UTC), True),     # 02:44 CET
+    ("Sa 23:00-00:30", "America/Havana", datetime(2026, 11, 1, 5, 15, tzinfo=UTC), True),     # 00:15 CST
+    ("Su 01:00-01:45", "Australia/Lord_Howe", datetime(2026, 4, 4, 14, 50, tzinfo=UTC), True),  # 01:20 +10:30
+])
+def test_a_closing_in_the_repeated_hour_is_its_second_showing(text, zone, at, expected):
+    assert schedule(text, tz=zone).is_open(at) is expected

@@ -1,6 +1,7 @@
 """Property tests: the fast path (radial preorder slices, per-section re-indexing, meshed
-fallback) always equals the plain full recomputation with networkx, on random radial and
-meshed networks with random switch states, random failures and random switching sequences.
+fallback) always equals an oracle built from the generated lists alone with plain networkx
+(tests/oracles.py), on random radial and meshed networks with random switch states, random
+out-of-service elements (customers, nodes, edges, sources), random failures and switching.
 """
 from __future__ import annotations
 
@@ -9,28 +10,36 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.oracles import PROTECTIVE, SWITCHGEAR, RawNetwork
 from topology import trace
-from topology.graph import SWITCHGEAR, Topology, network_data_from_lists, to_networkx
-from topology.trace import energised_by_networkx, recompute_affected
+from topology.index import Topology
+from topology.network import network_data_from_lists
 
 KINDS = ["segment", "segment", "segment", "breaker", "recloser", "switch", "switch", "fuse", "transformer"]
 # The two tests of the fast path itself get the most examples; each example checks several changes.
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TRACE = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_index = st.integers(0, 1 << 16)
+
+
+def _some(draw, codes: list[str], most: int) -> set[str]:
+    """Up to ``most`` of ``codes``."""
+    return {codes[i % len(codes)] for i in draw(st.lists(_index, max_size=most))} if codes else set()
 
 
 @st.composite
 def networks(draw, meshed: bool):
-    """A random tree of 2..30 nodes with ties, sources, customers and failed elements.
+    """A random tree of 2..30 nodes with ties, sources, customers and out-of-service elements.
 
     Ties (extra edges) are open in radial mode; ``meshed`` adds more of them, of any kind and
     often closed, so that loops, parallel edges and sections fed from several sources are common.
-    Tree devices are open now and then, which leaves dead parts behind them.
+    Tree devices are open now and then, which leaves dead parts behind them. Returns the raw
+    lists (the oracle's input) and the ``NetworkData`` built from them.
     """
     count = draw(st.integers(2, 30))
     nodes = [f"n{i}" for i in range(count)]
     spans = count - 1
-    parents = draw(st.lists(st.integers(0, 1 << 16), min_size=spans, max_size=spans))
+    parents = draw(st.lists(_index, min_size=spans, max_size=spans))
     kinds = draw(st.lists(st.integers(0, len(KINDS) - 1), min_size=spans, max_size=spans))
     opened = draw(st.lists(st.integers(0, 3), min_size=spans, max_size=spans))
     edges = [(f"e{i}", KINDS[kinds[i - 1]], nodes[parents[i - 1] % i], nodes[i],
@@ -43,52 +52,52 @@ def networks(draw, meshed: bool):
             edges.append((f"x{j}", kind, nodes[a], nodes[b], meshed and (kind == "segment" or closed)))
     sources = [(f"S{k}", nodes[n]) for k, n in enumerate(draw(st.lists(st.integers(0, count - 1), min_size=1, max_size=3)))]
     customers = [(f"C{k}", nodes[n]) for k, n in enumerate(draw(st.lists(st.integers(0, count - 1), max_size=40)))]
-    elements = nodes + [e[0] for e in edges] + [s[0] for s in sources] + [c[0] for c in customers]
-    out = [elements[i % len(elements)] for i in draw(st.lists(st.integers(0, 1 << 16), max_size=3))]
-    return network_data_from_lists(nodes, edges, sources, customers, out_of_service=out)
+    out = (_some(draw, [c for c, _ in customers], 6) | _some(draw, nodes, 2)
+           | _some(draw, [e[0] for e in edges], 2) | _some(draw, [s for s, _ in sources], 1))
+    raw = RawNetwork(tuple(nodes), tuple(edges), tuple(sources), tuple(customers), frozenset(out))
+    return raw, network_data_from_lists(nodes, edges, sources, customers, out_of_service=sorted(out))
 
 
 @st.composite
-def changes(draw, data):
-    """A change: switchgear to open, edges and nodes to take out of service (several faults)."""
-    gear = [e for e in range(data.edge_count) if data.kind_of(e) in SWITCHGEAR]
-    picks = draw(st.lists(st.integers(0, 1 << 16), max_size=4))
-    opened = [gear[i % len(gear)] for i in picks] if gear else []
-    picks = draw(st.lists(st.integers(0, 1 << 16), max_size=3))
-    failed_edges = [i % data.edge_count for i in picks] if data.edge_count else []
-    failed_nodes = [i % data.node_count for i in draw(st.lists(st.integers(0, 1 << 16), max_size=2))]
-    return opened, failed_edges, failed_nodes
+def changes(draw, raw: RawNetwork):
+    """A change by codes: switchgear to open, edges and nodes to take out of service (several faults)."""
+    gear = [code for code, kind, *_ in raw.edges if kind in SWITCHGEAR]
+    return (sorted(_some(draw, gear, 4)), sorted(_some(draw, [e[0] for e in raw.edges], 3)),
+            sorted(_some(draw, list(raw.nodes), 2)))
 
 
-def _oracle_energised(topology: Topology) -> np.ndarray:
-    """The energised mask by the networkx oracle."""
-    energised = energised_by_networkx(topology.data, topology.closed)
-    return np.isin(np.arange(topology.data.node_count), list(energised))
+def _positions(codes_in_data, codes) -> list[int]:
+    """Positions of ``codes`` in one of the data's code arrays."""
+    where = {code: i for i, code in enumerate(codes_in_data)}
+    return [where[code] for code in codes]
 
 
-def _assert_matches_oracle(topology: Topology, change) -> None:
+def _body(answer) -> dict:
+    """A trace's JSON body (the traces are moving from dicts to result objects with ``as_dict``)."""
+    return answer.as_dict() if hasattr(answer, "as_dict") else answer
+
+
+def _energised(topology: Topology) -> set[str]:
+    """The codes of the nodes the fast path says are energised."""
+    return set(topology.data.node_code[topology.energised].tolist())
+
+
+def _assert_matches_oracle(topology: Topology, raw: RawNetwork, change) -> None:
     """Energised, affected customers, lost nodes and lost edges all equal the oracle's."""
     data = topology.data
     opened, failed_edges, failed_nodes = change
-    assert np.array_equal(topology.energised, _oracle_energised(topology))
-    outage = trace.affected(topology, opened, failed_edges, failed_nodes)
-    expected = recompute_affected(data, topology.closed, opened, failed_edges, failed_nodes)
-    assert sorted(outage.customers.tolist()) == sorted(expected)
-    assert len(set(outage.customers.tolist())) == len(outage.customers)
-    before = energised_by_networkx(data, topology.closed)
-    after = energised_by_networkx(data, topology.closed, opened + failed_edges, failed_nodes)
-    assert sorted(outage.nodes.tolist()) == sorted(before - after)
-    # lost edges: in service, a live terminal before; out of service or no live terminal after
-    removed_edges = set(failed_edges)
-    expected_edges = {
-        e for e in range(data.edge_count)
-        if data.edge_in_service[e] and (data.edge_u[e] in before or data.edge_v[e] in before)
-        and not (e not in removed_edges and (data.edge_u[e] in after or data.edge_v[e] in after))
-    }
-    assert set(outage.edges().tolist()) == expected_edges
+    assert _energised(topology) == raw.energised()
+    outage = trace.affected(topology, _positions(data.edge_code, opened), _positions(data.edge_code, failed_edges),
+                            _positions(data.node_code, failed_nodes))
+    expected = raw.loss(opened, failed_edges, failed_nodes)
+    customers = data.sp_code[outage.customers].tolist()
+    assert len(set(customers)) == len(customers)
+    assert set(customers) == expected.customers
+    assert set(data.node_code[outage.nodes].tolist()) == expected.nodes
+    assert set(data.edge_code[outage.edges()].tolist()) == expected.edges
 
 
-def _assert_index_consistent(topology: Topology) -> None:
+def _assert_index_consistent(topology: Topology, raw: RawNetwork) -> None:
     """Every radial section's arrays describe a tree whose slices are exactly the subtrees."""
     data = topology.data
     for number, section in enumerate(topology.sections):
@@ -103,97 +112,115 @@ def _assert_index_consistent(topology: Topology) -> None:
                 assert start < position < start + section.size[start]
             edge = section.parent_edge[position]
             assert topology.conducting[edge] and topology.edge_child[edge] == section.nodes[position]
-        customers = data.customers_at(section.nodes)
-        assert np.array_equal(section.customers, customers)
+        expected = [c for node in data.node_code[section.nodes].tolist() for c in raw.customers_on({node})]
+        assert data.sp_code[section.customers].tolist() == expected
 
 
 @PROPERTY
 @given(st.data(), st.booleans())
 def test_fast_path_equals_full_recomputation(draw, meshed):
-    data = draw.draw(networks(meshed))
+    raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
-    _assert_index_consistent(topology)
+    _assert_index_consistent(topology, raw)
     for _ in range(3):
-        _assert_matches_oracle(topology, draw.draw(changes(data)))
+        _assert_matches_oracle(topology, raw, draw.draw(changes(raw)))
 
 
 @PROPERTY
 @given(st.data(), st.booleans())
 def test_switching_reindexes_to_the_same_answers_as_a_fresh_build(draw, meshed):
-    data = draw.draw(networks(meshed))
+    raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
-    devices = [e for e in range(data.edge_count) if data.edge_table[e] == 1]
+    devices = [code for code, kind, *_ in raw.edges if kind != "segment"]
     if not devices:
         return
+    states = {code: closed for code, _, _, _, closed in raw.edges}
     for _ in range(draw.draw(st.integers(1, 6))):
-        picks = draw.draw(st.lists(st.integers(0, 1 << 16), min_size=1, max_size=3))
-        operated = {devices[i % len(devices)] for i in picks}
-        previous, topology = topology, topology.operated({e: not topology.closed[e] for e in operated})
+        operated = _some(draw.draw, devices, 3) or {devices[0]}
+        states.update({code: not states[code] for code in operated})
+        previous = topology
+        topology = topology.operated({p: states[c] for c, p in zip(operated, _positions(data.edge_code, operated))})
         fresh = Topology(data, topology.closed)
         # supply can only change where the operation re-indexed (switching reports lost/regained from there)
         changed = np.flatnonzero(previous.energised != fresh.energised)
         assert set(changed.tolist()) <= set(topology.reindexed.tolist())
-        _assert_index_consistent(topology)
-        assert np.array_equal(topology.energised, fresh.energised)
-        change = draw.draw(changes(data))
-        _assert_matches_oracle(topology, change)
-        assert sorted(trace.affected(topology, *change).customers.tolist()) == \
-            sorted(trace.affected(fresh, *change).customers.tolist())
+        _assert_index_consistent(topology, raw)
+        now = raw.with_states(states)
+        assert _energised(fresh) == now.energised()
+        _assert_matches_oracle(topology, now, draw.draw(changes(raw)))
 
 
 @TRACE
 @given(st.data(), st.booleans())
 def test_upstream_is_a_shortest_live_path_to_a_source(draw, meshed):
-    data = draw.draw(networks(meshed))
+    raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
-    graph = to_networkx(data, topology.closed)
-    sources = {int(n) for n in data.source_node[data.source_in_service] if n in graph}
-    node = draw.draw(st.integers(0, data.node_count - 1))
-    body = trace.upstream(topology, data.node_code[node])
-    assert body["energised"] == bool(topology.energised[node])
-    if not body["energised"]:
+    node = draw.draw(st.sampled_from(raw.nodes))
+    body = _body(trace.upstream(topology, node))
+    distance = raw.distance_to_source(node)
+    assert body["energised"] == (distance is not None)
+    if distance is None:
+        assert body["path"] == body["nodes"] == body["protective_devices"] == [] and body["source"] is None
         return
-    distance = min((d for s, d in nx.single_source_shortest_path_length(graph, node).items() if s in sources))
     assert len(body["path"]) == distance == len(body["nodes"]) - 1
-    codes = {code: i for i, code in enumerate(data.edge_code)}
-    nodes = {code: i for i, code in enumerate(data.node_code)}
-    for edge_code, a, b in zip(body["path"], body["nodes"], body["nodes"][1:]):
-        edge = codes[edge_code]
-        assert topology.conducting[edge]
-        assert {int(data.edge_u[edge]), int(data.edge_v[edge])} == {nodes[a], nodes[b]}
-    assert nodes[body["nodes"][-1]] in sources
+    assert body["nodes"][0] == node
+    graph = raw.graph()
+    for edge, a, b in zip(body["path"], body["nodes"], body["nodes"][1:]):
+        assert graph.has_edge(a, b, key=edge)
+    sources = [code for code, at in raw.sources if at == body["nodes"][-1] and raw.in_service(code)]
+    assert body["sources"] == sources and body["source"] == sources[0]
+    assert body["protective_devices"] == [{"code": e, "kind": raw.kind(e), "state": "closed"}
+                                          for e in body["path"] if raw.kind(e) in PROTECTIVE]
+
+
+@TRACE
+@given(st.data(), st.booleans())
+def test_downstream_is_what_opening_or_losing_the_element_costs(draw, meshed):
+    raw, data = draw.draw(networks(meshed))
+    topology = Topology(data)
+    kind, code = draw.draw(st.sampled_from([("node", n) for n in raw.nodes] + [(e[1], e[0]) for e in raw.edges]
+                                           + [("customer", c) for c, _ in raw.customers]))
+    element, outage = trace.downstream(topology, code)
+    assert element.code == code
+    if kind in SWITCHGEAR:
+        expected = raw.loss(opened=[code])
+    elif kind == "node":
+        expected = raw.loss(removed_nodes=[code])
+    elif kind == "customer":
+        expected = raw.loss(removed_nodes=[dict(raw.customers)[code]])
+    else:
+        expected = raw.loss(removed_edges=[code])
+    assert set(outage.customer_codes()) == expected.customers
+    assert set(outage.node_codes()) == expected.nodes
 
 
 @TRACE
 @given(st.data(), st.booleans())
 def test_isolation_cuts_the_zone_off_from_every_source(draw, meshed):
-    data = draw.draw(networks(meshed))
+    raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
-    edge = draw.draw(st.integers(0, data.edge_count - 1)) if data.edge_count else None
-    if edge is None:
+    if not raw.edges:
         return
-    body = trace.isolation(topology, data.edge_code[edge])
+    edge = draw.draw(st.sampled_from(raw.edges))[0]
+    body = _body(trace.isolation(topology, edge))
     if not body["isolable"]:
         return
     # Worst case: every other device closed, only the isolation set and the already-open ones open.
     opened = {d["code"] for d in body["devices"]} | set(body["already_open"])
-    closed = np.array([data.edge_code[e] not in opened for e in range(data.edge_count)])
-    reachable = energised_by_networkx(data, closed)
-    zone = {i for i, code in enumerate(data.node_code) if code in set(body["zone"]["nodes"])}
-    assert not (zone & reachable)
+    worst = raw.with_states({code: code not in opened for code, *_ in raw.edges})
+    assert not (set(body["zone"]["nodes"]) & worst.energised())
     # and what it costs is what opening those devices costs now
-    expected = recompute_affected(data, topology.closed, [int(np.flatnonzero(data.edge_code == d["code"])[0])
-                                                          for d in body["devices"]])
-    assert sorted(body["customers"]) == sorted(data.sp_code[sorted(expected)].tolist())
+    assert set(body["customers"]) == raw.loss(opened=[d["code"] for d in body["devices"]]).customers
 
 
 @TRACE
 @given(st.data(), st.booleans())
 def test_connected_ignores_switch_states(draw, meshed):
-    data = draw.draw(networks(meshed))
+    raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
-    node = draw.draw(st.integers(0, data.node_count - 1))
-    body = trace.connected(topology, data.node_code[node])
-    graph = to_networkx(data)
+    node = draw.draw(st.sampled_from(raw.nodes))
+    body = _body(trace.connected(topology, node))
+    graph = raw.graph(states=False)
     expected = nx.node_connected_component(graph, node) if node in graph else set()
-    assert sorted(body["nodes"]) == sorted(data.node_code[sorted(expected)].tolist())
+    assert set(body["nodes"]) == expected
+    assert set(body["customers"]) == set(raw.customers_on(expected))
