@@ -10,7 +10,7 @@ in the embedded cluster (``gridatlas_bench_trace_<size>``), loaded with the demo
 ``--reuse`` keeps one that already holds a city of that size. A worker process serves the app
 on 127.0.0.1 (a free port unless ``--port``) for the HTTP figures and its memory.
 
-The same outages are timed in every way: random single switching devices, every feeder
+The same changes are timed in every way: random single switching devices, every feeder
 breaker, and sets of 50 random switching devices failing at once. The fast path's answers
 are checked against the baseline's.
 """
@@ -131,9 +131,9 @@ def bench(size: int, reuse: bool, port: int | None) -> dict:
 
     say("  in-process (trace.affected on positions; by codes = resolving codes and listing customer codes):")
     fast_median = {}
-    for name, outages in scenarios.items():
-        seconds, results = timed(lambda edges: trace.affected(topology, edges).customer_count, outages)
-        codes = [data.edge_code[edges].tolist() for edges in outages]
+    for name, changes in scenarios.items():
+        seconds, results = timed(lambda edges: trace.affected(topology, edges).customer_count, changes)
+        codes = [data.edge_code[edges].tolist() for edges in changes]
         by_code, _ = timed(lambda c: trace.affected_by_codes(topology, c).customer_codes(), codes)
         fast_median[name] = median(seconds)
         figures[f"in-process {name}"] = median(by_code)
@@ -142,14 +142,14 @@ def bench(size: int, reuse: bool, port: int | None) -> dict:
     reindex, _ = timed(lambda e: topology.operated({e: False}), single_edges)
     say(f"    re-index after opening one device (Topology.operated) {ms(reindex)}")
 
-    # The naive baseline: a networkx graph of the current state, one multi-source search per outage.
+    # The naive baseline: a networkx graph of the current state, one multi-source search per change.
     started = time.perf_counter()
     graph = to_networkx(data, topology.closed)
     say(f"  naive baseline: networkx graph built in {time.perf_counter() - started:.1f} s")
     before = trace.energised_by_networkx(data, topology.closed, graph=graph)
     samples = 5 if size >= 500_000 else 20
-    for name, outages in scenarios.items():
-        picked = rng.sample(outages, min(samples, len(outages)))
+    for name, changes in scenarios.items():
+        picked = rng.sample(changes, min(samples, len(changes)))
         seconds = []
         for edges in picked:
             started = time.perf_counter()
@@ -177,8 +177,8 @@ def bench(size: int, reuse: bool, port: int | None) -> dict:
         say(f"  worker (pid {worker.pid}, port {port}): first request incl. cold start "
             f"{figures['worker cold start']:.2f} s; memory {memory_gb(worker.pid)[0]:.2f} GB")
         say("  HTTP POST /api/trace/affected (JSON with every code):")
-        for name, outages in scenarios.items():
-            picked = outages[:500] if name == "single device" else outages[:200]
+        for name, changes in scenarios.items():
+            picked = changes[:500] if name == "single device" else changes[:200]
             bodies = [{"open": data.edge_code[edges].tolist()} for edges in picked]
             seconds, responses = timed(lambda body: http.post(f"{base}/api/trace/affected", json=body, timeout=60),
                                        bodies)
@@ -186,7 +186,7 @@ def bench(size: int, reuse: bool, port: int | None) -> dict:
             small = [s for s, c in zip(seconds, counts) if c <= 2000]
             if small:
                 figures[f"HTTP {name} (<= 2,000)"] = median(small)
-            say(f"    {name:24s} {ms(seconds)}; outages of <= 2,000 customers ({len(small)}): "
+            say(f"    {name:24s} {ms(seconds)}; supply losses of <= 2,000 customers ({len(small)}): "
                 f"{ms(small) if small else '-'}")
         figures["HTTP median (<= 2,000 customers)"] = median(
             [v for k, v in figures.items() if k.startswith("HTTP ") and "(<= 2,000)" in k])

@@ -185,6 +185,12 @@ class NetworkData:
                     value = self._shared[name] = build()
         return value
 
+    def customers_by_feeder(self, customers: np.ndarray) -> dict[str, int]:
+        """How many of ``customers`` hang on each feeder's nodes (``unassigned``: nodes without one)."""
+        counts = np.bincount(self.node_feeder[self.sp_node[customers]] + 1, minlength=len(self.feeder_code) + 1)
+        names = ["unassigned"] + self.feeder_code.tolist()
+        return {names[i]: int(counts[i]) for i in np.flatnonzero(counts)}
+
     def source_codes_at(self, node: int) -> list[str]:
         """The codes of the in-service sources on ``node``."""
         mask = (self.source_node == node) & self.source_in_service

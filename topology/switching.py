@@ -10,7 +10,8 @@ only, inside the same transaction, and installed once the transaction commits.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,10 @@ from topology.cache import TopologyCache
 from topology.index import Topology
 from topology.network import SWITCHGEAR
 
-__all__ = ["Operation", "SwitchingRequest", "parse_request", "operate", "switching_log", "MAX_OPERATIONS"]
+__all__ = [
+    "Operation", "SwitchingRequest", "OperatedDevice", "SupplyChange", "Operated", "SwitchingResult", "SwitchingLog",
+    "parse_request", "operate", "switching_log", "MAX_OPERATIONS",
+]
 
 ACTIONS = {"open": "open", "close": "closed"}  # action -> the state it leaves the device in
 MAX_OPERATIONS = 200
@@ -44,6 +48,69 @@ class SwitchingRequest:
     operations: tuple[Operation, ...]
     reason: str
     actor: str
+
+
+@dataclass(frozen=True)
+class OperatedDevice:
+    """A device one operation changed: from which state to which."""
+
+    code: str
+    kind: str
+    action: str
+    from_state: str
+    to_state: str
+
+
+@dataclass(frozen=True)
+class SupplyChange:
+    """Customers who lost (or regained) supply in an operation: count, codes and count per feeder."""
+
+    customer_count: int
+    customers: list[str]
+    by_feeder: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Operated:
+    """One switching operation as recorded: who, when, why, its devices and the version it made."""
+
+    operation_id: str
+    occurred_at: datetime
+    actor: str
+    reason: str
+    topology_version: int
+    devices: list[OperatedDevice]
+
+    def as_dict(self) -> dict:
+        """The operation as JSON."""
+        return {"operation_id": self.operation_id, "topology_version": self.topology_version,
+                "occurred_at": self.occurred_at.isoformat(), "actor": self.actor, "reason": self.reason,
+                "devices": [asdict(device) for device in self.devices]}
+
+
+@dataclass(frozen=True)
+class SwitchingResult:
+    """An operation done, and the customers it cut off and restored."""
+
+    operation: Operated
+    lost: SupplyChange
+    regained: SupplyChange
+
+    def as_dict(self) -> dict:
+        """The API's JSON body: the operation's fields, ``lost`` and ``regained``."""
+        return {**self.operation.as_dict(), "lost": asdict(self.lost), "regained": asdict(self.regained)}
+
+
+@dataclass(frozen=True)
+class SwitchingLog:
+    """A page of the switching log, newest first; ``next_before`` asks for the page after it (None: last)."""
+
+    operations: list[Operated]
+    next_before: int | None
+
+    def as_dict(self) -> dict:
+        """The API's JSON body."""
+        return {"operations": [operation.as_dict() for operation in self.operations], "next_before": self.next_before}
 
 
 def parse_request(body: Any) -> SwitchingRequest:
@@ -112,7 +179,7 @@ def _lock_devices(connection, request: SwitchingRequest) -> list:
     return [by_code[op.device] for op in request.operations]
 
 
-def _supply_change(before: Topology, after: Topology) -> tuple[dict, dict]:
+def _supply_change(before: Topology, after: Topology) -> tuple[SupplyChange, SupplyChange]:
     """The customers who lost and who regained supply between two states, per feeder.
 
     ``after`` comes from ``before.operated``, so only the nodes it re-indexed can differ.
@@ -120,21 +187,41 @@ def _supply_change(before: Topology, after: Topology) -> tuple[dict, dict]:
     data = before.data
     nodes = after.reindexed
     was, now = before.energised_at(nodes), after.energised_at(nodes)
-    lost_nodes, gained_nodes = nodes[was & ~now], nodes[now & ~was]
 
-    def summary(nodes: np.ndarray) -> dict:
+    def change(nodes: np.ndarray) -> SupplyChange:
         """Count, codes and feeders of the customers on ``nodes``."""
         customers = data.customers_at(nodes)
-        feeders = np.bincount(data.node_feeder[data.sp_node[customers]] + 1, minlength=len(data.feeder_code) + 1)
-        names = ["unassigned"] + data.feeder_code.tolist()
-        return {"customer_count": len(customers), "customers": data.sp_code[customers].tolist(),
-                "by_feeder": {names[i]: int(feeders[i]) for i in np.flatnonzero(feeders)}}
+        return SupplyChange(len(customers), data.sp_code[customers].tolist(), data.customers_by_feeder(customers))
 
-    return summary(lost_nodes), summary(gained_nodes)
+    return change(nodes[was & ~now]), change(nodes[now & ~was])
 
 
-def operate(session: Session, cache: TopologyCache, request: SwitchingRequest) -> dict:
-    """Operate the devices of ``request`` as one atomic step; the JSON body of the answer.
+def _record(connection, request: SwitchingRequest, rows: list) -> tuple[Operated, tuple[int, datetime]]:
+    """Set the devices' states, bump the topology version and append the events: the operation and its version."""
+    operation_id = str(uuid.uuid4())
+    for op, row in zip(request.operations, rows):
+        connection.execute(text("UPDATE devices SET current_state = CAST(:state AS switch_state) WHERE id = :id"),
+                           {"state": ACTIONS[op.action], "id": row.id})
+    version = connection.execute(text(
+        "UPDATE topology_state SET version = version + 1, changed_at = now() WHERE id = 1 "
+        "RETURNING version, changed_at")).one()
+    occurred_at = connection.execute(text(
+        "INSERT INTO switching_events (operation_id, device_id, action, from_state, to_state, reason, actor, "
+        "topology_version) SELECT :operation, d.id, d.action, d.from_state, d.to_state, :reason, :actor, "
+        ":version FROM unnest(CAST(:ids AS bigint[]), CAST(:actions AS text[]), CAST(:froms AS text[]), "
+        "CAST(:tos AS text[])) AS d(id, action, from_state, to_state) RETURNING occurred_at"),
+        {"operation": operation_id, "reason": request.reason, "actor": request.actor,
+         "version": version.version, "ids": [row.id for row in rows],
+         "actions": [op.action for op in request.operations], "froms": [row.state for row in rows],
+         "tos": [ACTIONS[op.action] for op in request.operations]}).scalars().first()
+    devices = [OperatedDevice(row.code, row.kind, op.action, row.state, ACTIONS[op.action])
+               for op, row in zip(request.operations, rows)]
+    operation = Operated(operation_id, occurred_at, request.actor, request.reason, int(version.version), devices)
+    return operation, (int(version.version), version.changed_at)
+
+
+def operate(session: Session, cache: TopologyCache, request: SwitchingRequest) -> SwitchingResult:
+    """Operate the devices of ``request`` as one atomic step.
 
     Raises ``NotFound`` (unknown codes), ``Unprocessable`` (not switchgear) or
     ``Conflict`` (out of service, or already in the asked state); then nothing changes.
@@ -148,23 +235,8 @@ def operate(session: Session, cache: TopologyCache, request: SwitchingRequest) -
             before = cache.get(connection)
             positions = before.data.find("devices", [row.code for row in rows])
             closed = {int(p): op.action == "close" for p, op in zip(positions, request.operations)}
-            operation_id = str(uuid.uuid4())
-            for op, row in zip(request.operations, rows):
-                connection.execute(text("UPDATE devices SET current_state = CAST(:state AS switch_state) WHERE id = :id"),
-                                   {"state": ACTIONS[op.action], "id": row.id})
-            version = connection.execute(text(
-                "UPDATE topology_state SET version = version + 1, changed_at = now() WHERE id = 1 "
-                "RETURNING version, changed_at")).one()
-            occurred_at = connection.execute(text(
-                "INSERT INTO switching_events (operation_id, device_id, action, from_state, to_state, reason, actor, "
-                "topology_version) SELECT :operation, d.id, d.action, d.from_state, d.to_state, :reason, :actor, "
-                ":version FROM unnest(CAST(:ids AS bigint[]), CAST(:actions AS text[]), CAST(:froms AS text[]), "
-                "CAST(:tos AS text[])) AS d(id, action, from_state, to_state) RETURNING occurred_at"),
-                {"operation": operation_id, "reason": request.reason, "actor": request.actor,
-                 "version": version.version, "ids": [row.id for row in rows],
-                 "actions": [op.action for op in request.operations], "froms": [row.state for row in rows],
-                 "tos": [ACTIONS[op.action] for op in request.operations]}).scalars().first()
-            after = before.operated(closed, version=(int(version.version), version.changed_at))
+            operation, version = _record(connection, request, rows)
+            after = before.operated(closed, version=version)
             lost, regained = _supply_change(before, after)
             staged = after
             cache.stage(after)
@@ -173,20 +245,10 @@ def operate(session: Session, cache: TopologyCache, request: SwitchingRequest) -
             cache.discard(staged)
         raise
     cache.install(after)
-    return {
-        "operation_id": operation_id,
-        "topology_version": int(version.version),
-        "occurred_at": occurred_at.isoformat(),
-        "actor": request.actor,
-        "reason": request.reason,
-        "devices": [{"code": row.code, "kind": row.kind, "action": op.action, "from_state": row.state,
-                     "to_state": ACTIONS[op.action]} for op, row in zip(request.operations, rows)],
-        "lost": lost,
-        "regained": regained,
-    }
+    return SwitchingResult(operation, lost, regained)
 
 
-def switching_log(connection, limit: int = 50, device: str | None = None, before: int | None = None) -> dict:
+def switching_log(connection, limit: int = 50, device: str | None = None, before: int | None = None) -> SwitchingLog:
     """The latest switching operations, newest first, each with its devices.
 
     ``device`` keeps the operations that operated it; ``before`` (the ``next_before`` of a
@@ -207,15 +269,12 @@ def switching_log(connection, limit: int = 50, device: str | None = None, before
         "  d.kind::text AS kind, e.action, e.from_state, e.to_state"
         " FROM operations o JOIN switching_events e USING (operation_id) JOIN devices d ON d.id = e.device_id"
         " ORDER BY o.last_id DESC, e.id"), {"device": device, "before": before, "limit": limit}).all()
-    operations: list[dict] = []
+    operations: list[Operated] = []
+    last_id = None
     for row in rows:
-        if not operations or operations[-1]["operation_id"] != row.operation_id:
-            operations.append({"operation_id": row.operation_id, "occurred_at": row.occurred_at.isoformat(),
-                               "actor": row.actor, "reason": row.reason, "topology_version": row.topology_version,
-                               "devices": [], "_last_id": row.last_id})
-        operations[-1]["devices"].append({"code": row.code, "kind": row.kind, "action": row.action,
-                                          "from_state": row.from_state, "to_state": row.to_state})
-    next_before = operations[-1]["_last_id"] if len(operations) == limit else None
-    for operation in operations:
-        del operation["_last_id"]
-    return {"operations": operations, "next_before": next_before}
+        if not operations or operations[-1].operation_id != row.operation_id:
+            operations.append(Operated(row.operation_id, row.occurred_at, row.actor, row.reason,
+                                       row.topology_version, devices=[]))
+            last_id = row.last_id
+        operations[-1].devices.append(OperatedDevice(row.code, row.kind, row.action, row.from_state, row.to_state))
+    return SwitchingLog(operations, next_before=last_id if len(operations) == limit else None)

@@ -28,12 +28,12 @@ Examples
 >>> topology = Topology(data)
 >>> affected_by_codes(topology, open=["F1"]).customer_codes()
 ['C2']
->>> upstream(topology, "c")["protective_devices"]
+>>> upstream(topology, "c").as_dict()["protective_devices"]
 [{'code': 'F1', 'kind': 'fuse', 'state': 'closed'}, {'code': 'B1', 'kind': 'breaker', 'state': 'closed'}]
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Iterable, Sequence
 
 import networkx as nx
@@ -47,8 +47,8 @@ from topology.network import EDGE_TABLES, PROTECTIVE, SWITCHGEAR, NetworkData
 from topology.nxview import to_networkx
 
 __all__ = [
-    "Element", "Outage", "resolve", "affected", "affected_by_codes", "downstream", "upstream",
-    "isolation", "connected", "SupplyState", "supply_state", "Deenergised", "deenergised",
+    "Element", "Part", "SupplyLoss", "resolve", "affected", "affected_by_codes", "downstream", "DeviceOnPath",
+    "Upstream", "upstream", "IsolatingDevice", "Isolation", "isolation", "Elements", "Connected", "connected", "SupplyState", "supply_state", "Deenergised", "deenergised",
     "recompute_affected", "energised_by_networkx",
 ]
 
@@ -92,8 +92,11 @@ def resolve(data: NetworkData, codes: Iterable[str]) -> list[Element]:
 
 
 # -- affected customers ----------------------------------------------------------------------------
+Part = tuple[str, str, list[str]]  # elements of a result for a map: (segment | device | service_point, role, codes)
+
+
 @dataclass
-class Outage:
+class SupplyLoss:
     """The elements that lose supply in a change: node and service point positions."""
 
     topology: Topology
@@ -129,33 +132,38 @@ class Outage:
             after &= ~np.isin(candidates, self.removed_edges)
         return np.unique(candidates[before & ~after])
 
+    def edge_codes(self) -> tuple[list[str], list[str]]:
+        """The codes of the segments and of the devices that lose supply (see ``edges``)."""
+        data = self.topology.data
+        edges = self.edges()
+        return (data.edge_code[edges[data.edge_table[edges] == 0]].tolist(),
+                data.edge_code[edges[data.edge_table[edges] == 1]].tolist())
+
     def by_feeder(self) -> dict[str, int]:
         """Affected customers per feeder of their node (``unassigned`` for nodes without one)."""
-        data = self.topology.data
-        feeders = data.node_feeder[data.sp_node[self.customers]]
-        counts = np.bincount(feeders + 1, minlength=len(data.feeder_code) + 1)
-        names = ["unassigned"] + data.feeder_code.tolist()
-        return {names[i]: int(counts[i]) for i in np.flatnonzero(counts)}
+        return self.topology.data.customers_by_feeder(self.customers)
 
     def as_dict(self) -> dict:
         """The API's JSON body: counts, codes and customers per feeder."""
-        data = self.topology.data
-        edges = self.edges()
-        segments = edges[data.edge_table[edges] == 0]
-        devices = edges[data.edge_table[edges] == 1]
+        segments, devices = self.edge_codes()
         return {
             "customer_count": self.customer_count, "node_count": len(self.nodes),
             "segment_count": len(segments), "device_count": len(devices),
             "customers": self.customer_codes(),
             "nodes": self.node_codes(),
-            "segments": data.edge_code[segments].tolist(),
-            "devices": data.edge_code[devices].tolist(),
+            "segments": segments,
+            "devices": devices,
             "by_feeder": self.by_feeder(),
         }
 
+    def feature_parts(self, role: str = "affected") -> list[Part]:
+        """Its segments, devices and customers for a map, each in ``role``."""
+        segments, devices = self.edge_codes()
+        return [("segment", role, segments), ("device", role, devices), ("service_point", role, self.customer_codes())]
+
 
 def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_edges: Sequence[int] = (),
-             out_of_service_nodes: Sequence[int] = ()) -> Outage:
+             out_of_service_nodes: Sequence[int] = ()) -> SupplyLoss:
     """What loses supply when ``open_edges`` open and the other elements go out of service.
 
     Notes
@@ -219,7 +227,7 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
         lost = _lost_in_meshed(topology, section, np.array(cut, dtype=np.int64), np.array(removed, dtype=np.int64))
         node_parts.append(lost)
         customer_parts.append(data.customers_at(lost))
-    return Outage(topology, _joined(node_parts), _joined(customer_parts), removed_edges)
+    return SupplyLoss(topology, _joined(node_parts), _joined(customer_parts), removed_edges)
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
@@ -263,7 +271,7 @@ def _change_from_codes(topology: Topology, open: Sequence[str], out_of_service: 
             [e.index for e in failed if e.table == "node"])
 
 
-def affected_by_codes(topology: Topology, open: Sequence[str] = (), out_of_service: Sequence[str] = ()) -> Outage:
+def affected_by_codes(topology: Topology, open: Sequence[str] = (), out_of_service: Sequence[str] = ()) -> SupplyLoss:
     """``affected`` for elements named by code."""
     opened, edges, nodes = _change_from_codes(topology, open, out_of_service)
     return affected(topology, opened, edges, nodes)
@@ -336,7 +344,7 @@ def _node_of(topology: Topology, element: Element) -> int | None:
     return None
 
 
-def downstream(topology: Topology, code: str) -> tuple[Element, Outage]:
+def downstream(topology: Topology, code: str) -> tuple[Element, SupplyLoss]:
     """What loses supply if the element opens (switchgear) or fails (anything else)."""
     element = _element(topology, code)
     data = topology.data
@@ -386,7 +394,58 @@ def _path_in_meshed(topology: Topology, nodes: np.ndarray, start: int) -> tuple[
     return edges, path_nodes
 
 
-def upstream(topology: Topology, code: str) -> dict:
+@dataclass(frozen=True)
+class DeviceOnPath:
+    """A protective device on an upstream path and its current state (open or closed)."""
+
+    code: str
+    kind: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The path from an element to its source: edge and node codes nearest first, and its sources.
+
+    ``segments`` and ``devices`` split ``path`` by table, for a map; ``as_dict`` leaves them out.
+    """
+
+    element: str
+    energised: bool
+    path: list[str] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+    protective_devices: list[DeviceOnPath] = field(default_factory=list)
+    source: str | None = None
+    sources: list[str] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """The API's JSON body."""
+        return {"element": self.element, "energised": self.energised, "path": self.path, "nodes": self.nodes,
+                "protective_devices": [asdict(device) for device in self.protective_devices],
+                "source": self.source, "sources": self.sources}
+
+    def feature_parts(self) -> list[Part]:
+        """The path's segments and devices for a map, its protective devices in a role of their own."""
+        protective = [device.code for device in self.protective_devices]
+        return [("segment", "path", self.segments), ("device", "protective", protective),
+                ("device", "path", [code for code in self.devices if code not in protective])]
+
+
+def _path_from_edge(topology: Topology, edge: int) -> tuple[list[int], list[int]] | None:
+    """The edge, then the shorter way to a source from one of its nodes that does not run back through it."""
+    data = topology.data
+    options = [p for p in (_path_to_source(topology, int(data.edge_u[edge])),
+                           _path_to_source(topology, int(data.edge_v[edge])))
+               if p is not None and edge not in p[0]]
+    if not options:
+        return None
+    edges, nodes = min(options, key=lambda p: len(p[0]))
+    return [edge] + edges, nodes
+
+
+def upstream(topology: Topology, code: str) -> Upstream:
     """The path from the element to its source, with the protective devices on it, nearest first.
 
     For an edge the path starts with the edge itself and continues from whichever of its
@@ -396,30 +455,20 @@ def upstream(topology: Topology, code: str) -> dict:
     element = _element(topology, code)
     data = topology.data
     node = _node_of(topology, element)
-    if node is not None:
-        found = _path_to_source(topology, node)
-    else:
-        edge = element.index
-        options = [p for p in (_path_to_source(topology, int(data.edge_u[edge])),
-                               _path_to_source(topology, int(data.edge_v[edge])))
-                   if p is not None and edge not in p[0]]
-        found = min(options, key=lambda p: len(p[0])) if options else None
-        if found is not None:
-            found = ([edge] + found[0], found[1])
-    body = {"element": code, "energised": found is not None, "path": [], "nodes": [], "protective_devices": [],
-            "source": None, "sources": []}
+    found = _path_to_source(topology, node) if node is not None else _path_from_edge(topology, element.index)
     if found is None:
-        return body
+        return Upstream(code, energised=False)
     edges, nodes = found
-    body["path"] = data.edge_code[edges].tolist() if edges else []
-    body["nodes"] = data.node_code[nodes].tolist()
-    body["sources"] = data.source_codes_at(nodes[-1])
-    body["source"] = body["sources"][0] if body["sources"] else None
-    body["protective_devices"] = [
-        {"code": data.edge_code[e], "kind": data.kind_of(e), "state": "closed" if topology.closed[e] else "open"}
-        for e in edges if data.kind_of(e) in PROTECTIVE and not (element.table == "edge" and e == element.index)
+    edges = np.array(edges, dtype=np.int64)
+    sources = data.source_codes_at(nodes[-1])
+    protective = [
+        DeviceOnPath(data.edge_code[e], data.kind_of(e), "closed" if topology.closed[e] else "open")
+        for e in edges.tolist() if data.kind_of(e) in PROTECTIVE and not (element.table == "edge" and e == element.index)
     ]
-    return body
+    return Upstream(code, energised=True, path=data.edge_code[edges].tolist(), nodes=data.node_code[nodes].tolist(),
+                    protective_devices=protective, source=sources[0] if sources else None, sources=sources,
+                    segments=data.edge_code[edges[data.edge_table[edges] == 0]].tolist(),
+                    devices=data.edge_code[edges[data.edge_table[edges] == 1]].tolist())
 
 
 # -- connected and isolation -----------------------------------------------------------------------
@@ -447,8 +496,28 @@ def _ends(topology: Topology, element: Element) -> list[int]:
     return [int(data.edge_u[element.index]), int(data.edge_v[element.index])]
 
 
+@dataclass(frozen=True)
+class Elements:
+    """Codes and counts of some nodes, the in-service edges between them and their customers."""
+
+    customer_count: int
+    node_count: int
+    segment_count: int
+    device_count: int
+    open_device_count: int
+    customers: list[str]
+    nodes: list[str]
+    segments: list[str]
+    devices: list[str]
+    open_devices: list[str]
+
+    def as_dict(self) -> dict:
+        """The API's JSON body (the lists themselves, not copies: a whole network's are millions long)."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
 def _elements_on(topology: Topology, nodes: np.ndarray) -> dict:
-    """Codes and counts of the nodes, in-service edges between them and their customers."""
+    """The fields of ``Elements``: codes and counts of the nodes, in-service edges between them and their customers."""
     data = topology.data
     edges = np.unique(data.incident_edges(nodes))
     inside = np.isin(data.edge_u[edges], nodes) & np.isin(data.edge_v[edges], nodes) & data.edge_in_service[edges]
@@ -456,16 +525,28 @@ def _elements_on(topology: Topology, nodes: np.ndarray) -> dict:
     customers = data.customers_at(nodes)
     segments, devices = edges[data.edge_table[edges] == 0], edges[data.edge_table[edges] == 1]
     opened = devices[~topology.closed[devices]]
-    return {
-        "customer_count": len(customers), "node_count": len(nodes), "segment_count": len(segments),
-        "device_count": len(devices), "open_device_count": len(opened),
-        "customers": data.sp_code[customers].tolist(), "nodes": data.node_code[nodes].tolist(),
-        "segments": data.edge_code[segments].tolist(), "devices": data.edge_code[devices].tolist(),
-        "open_devices": data.edge_code[opened].tolist(),
-    }
+    return dict(
+        customer_count=len(customers), node_count=len(nodes), segment_count=len(segments),
+        device_count=len(devices), open_device_count=len(opened),
+        customers=data.sp_code[customers].tolist(), nodes=data.node_code[nodes].tolist(),
+        segments=data.edge_code[segments].tolist(), devices=data.edge_code[devices].tolist(),
+        open_devices=data.edge_code[opened].tolist(),
+    )
 
 
-def connected(topology: Topology, code: str) -> dict:
+@dataclass(frozen=True)
+class Connected(Elements):
+    """What ``element`` reaches over in-service elements, whatever the switch states."""
+
+    element: str
+
+    def feature_parts(self) -> list[Part]:
+        """The segments, devices and customers for a map."""
+        return [("segment", "connected", self.segments), ("device", "connected", self.devices),
+                ("service_point", "connected", self.customers)]
+
+
+def connected(topology: Topology, code: str) -> Connected:
     """Everything reachable from the element over in-service elements, whatever the switch states."""
     element = _element(topology, code)
     data = topology.data
@@ -473,7 +554,7 @@ def connected(topology: Topology, code: str) -> dict:
     labels = _physical_labels(topology)
     nodes = np.flatnonzero(np.isin(labels, labels[ends])) if ends else np.zeros(0, np.int64)
     nodes = nodes[data.node_in_service[nodes]]
-    return {"element": code, **_elements_on(topology, nodes)}
+    return Connected(**_elements_on(topology, nodes), element=code)
 
 
 @dataclass(frozen=True)
@@ -504,22 +585,46 @@ def _zones(topology: Topology) -> _Zones:
     return topology.data.shared("zones", build)
 
 
-def isolation(topology: Topology, code: str) -> dict:
-    """The switchgear that isolates a fault on the element from every source, and what it costs.
+@dataclass(frozen=True)
+class IsolatingDevice:
+    """A device to open to isolate a fault; ``side`` is ``supply`` when its far side stays energised, else ``load``."""
 
-    The fault's zone is what the element reaches without crossing switchgear (for a
-    switchgear element, the zones on both its sides). A boundary device is listed when a
-    source lies beyond it: now, or by closing open switches elsewhere. Those still closed are
-    the ones to open (``devices``); open ones are ``already_open``. Sides leading to no source
-    at all need no switching. Each device's ``side`` is ``supply`` when its far side stays
-    energised once the devices are open, else ``load``. ``customer_count`` and ``customers`` are what opening
-    ``devices`` de-energises (the zone and everything fed through it).
-    """
-    element = _element(topology, code)
-    data = topology.data
-    zones = _zones(topology)
-    ends = [n for n in _ends(topology, element) if data.node_in_service[n]]
-    faulted = np.unique(zones.label[ends])
+    code: str
+    kind: str
+    side: str
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """The switchgear that isolates a fault from every source, and what opening it costs."""
+
+    element: str
+    devices: list[IsolatingDevice]
+    already_open: list[str]
+    isolable: bool
+    sources_inside: list[str]
+    customer_count: int
+    customers: list[str]
+    zone: Elements
+
+    def as_dict(self) -> dict:
+        """The API's JSON body."""
+        return {"element": self.element, "devices": [asdict(device) for device in self.devices],
+                "already_open": self.already_open, "isolable": self.isolable, "sources_inside": self.sources_inside,
+                "customer_count": self.customer_count, "customers": self.customers, "zone": self.zone.as_dict()}
+
+    def feature_parts(self) -> list[Part]:
+        """The devices to open, those already open, the zone and the customers cut off, for a map."""
+        isolating = [device.code for device in self.devices]
+        return [("device", "isolate", isolating), ("device", "already_open", self.already_open),
+                ("segment", "zone", self.zone.segments),
+                ("device", "zone", [code for code in self.zone.devices if code not in isolating]),
+                ("service_point", "affected", self.customers)]
+
+
+def _boundary_devices(topology: Topology, zones: _Zones, faulted: np.ndarray,
+                      element: Element) -> tuple[np.ndarray, np.ndarray]:
+    """The switchgear around the ``faulted`` zones with a source beyond it: (closed ones, open ones)."""
     a_in, b_in = np.isin(zones.a, faulted), np.isin(zones.b, faulted)
     boundary = a_in ^ b_in
     if element.table == "edge":
@@ -535,25 +640,43 @@ def isolation(topology: Topology, code: str) -> dict:
     devices = zones.device[boundary]
     far = np.where(a_in[boundary], zones.b[boundary], zones.a[boundary])
     sourced = fed_component[component[far]] if len(far) else np.zeros(0, bool)
-    needed = devices[sourced & topology.closed[devices]]
-    already_open = devices[sourced & ~topology.closed[devices]]
-    outage = affected(topology, open_edges=needed)
+    return devices[sourced & topology.closed[devices]], devices[sourced & ~topology.closed[devices]]
+
+
+def isolation(topology: Topology, code: str) -> Isolation:
+    """The switchgear that isolates a fault on the element from every source, and what it costs.
+
+    The fault's zone is what the element reaches without crossing switchgear (for a
+    switchgear element, the zones on both its sides). A boundary device is listed when a
+    source lies beyond it: now, or by closing open switches elsewhere. Those still closed are
+    the ones to open (``devices``); open ones are ``already_open``. Sides leading to no source
+    at all need no switching. Each device's ``side`` is ``supply`` when its far side stays
+    energised once the devices are open, else ``load``. ``customer_count`` and ``customers`` are what opening
+    ``devices`` de-energises (the zone and everything fed through it).
+    """
+    element = _element(topology, code)
+    data = topology.data
+    zones = _zones(topology)
+    ends = [n for n in _ends(topology, element) if data.node_in_service[n]]
+    faulted = np.unique(zones.label[ends])
+    needed, already_open = _boundary_devices(topology, zones, faulted, element)
+    loss = affected(topology, open_edges=needed)
     zone_nodes = np.flatnonzero(np.isin(zones.label, faulted) & data.node_in_service)
     inside_sources = [code for node in zone_nodes[data.is_root[zone_nodes]].tolist()
                       for code in data.source_codes_at(node)]
     far = np.where(np.isin(data.edge_u[needed], zone_nodes), data.edge_v[needed], data.edge_u[needed])
-    supplied = topology.energised[far] & ~np.isin(far, outage.nodes)
-    return {
-        "element": code,
-        "devices": [{"code": data.edge_code[e], "kind": data.kind_of(e),
-                     "side": "supply" if fed else "load"} for e, fed in zip(needed.tolist(), supplied.tolist())],
-        "already_open": data.edge_code[already_open].tolist(),
-        "isolable": not inside_sources,
-        "sources_inside": inside_sources,
-        "customer_count": outage.customer_count,
-        "customers": outage.customer_codes(),
-        "zone": _elements_on(topology, zone_nodes),
-    }
+    supplied = topology.energised[far] & ~np.isin(far, loss.nodes)
+    return Isolation(
+        element=code,
+        devices=[IsolatingDevice(data.edge_code[e], data.kind_of(e), "supply" if fed else "load")
+                 for e, fed in zip(needed.tolist(), supplied.tolist())],
+        already_open=data.edge_code[already_open].tolist(),
+        isolable=not inside_sources,
+        sources_inside=inside_sources,
+        customer_count=loss.customer_count,
+        customers=loss.customer_codes(),
+        zone=Elements(**_elements_on(topology, zone_nodes)),
+    )
 
 
 # -- the oracle: full recomputation with networkx --------------------------------------------------

@@ -6,7 +6,7 @@ renders JSON, or with ``?format=geojson`` the elements concerned as a FeatureCol
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.engine import Connection
@@ -16,8 +16,8 @@ from geo.errors import Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
 from topology import switching, trace
 from topology.cache import current_topology, topology_cache
-from topology.index import Topology
-from topology.trace_features import Part, deenergised_features, trace_features
+from topology.trace import Part
+from topology.trace_features import deenergised_features, trace_features
 
 bp = Blueprint("topology_trace", __name__, url_prefix="/api")
 
@@ -61,24 +61,19 @@ def _limit() -> int:
 _LISTS = ("customers", "nodes", "segments", "devices", "open_devices")
 
 
-def _respond(connection: Connection, body: dict, parts: list[Part]):
-    """The body as JSON (``?lists=false``: counts only), or its elements as GeoJSON."""
+def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[], list[Part]]):
+    """``body()`` as JSON (``?lists=false``: counts only), or the elements of ``parts()`` as GeoJSON."""
     if _output_format() == "geojson":
-        return geojson_response(trace_features(connection, parts, _limit()))
+        return geojson_response(trace_features(connection, parts(), _limit()))
     lists = request.args.get("lists", "true")
     if lists not in ("true", "false"):
         raise Invalid(f"lists must be true or false; got {lists!r}", field="lists")
+    answer = body()
     if lists == "false":
-        body = {key: value for key, value in body.items() if key not in _LISTS}
-        if "zone" in body:
-            body["zone"] = {key: value for key, value in body["zone"].items() if key not in _LISTS}
-    return jsonify(body)
-
-
-def _outage_parts(body: dict, role: str = "affected") -> list[Part]:
-    """The GeoJSON parts of an outage: its segments, devices and customers."""
-    return [("segment", role, body["segments"]), ("device", role, body["devices"]),
-            ("service_point", role, body["customers"])]
+        answer = {key: value for key, value in answer.items() if key not in _LISTS}
+        if "zone" in answer:
+            answer["zone"] = {key: value for key, value in answer["zone"].items() if key not in _LISTS}
+    return jsonify(answer)
 
 
 # -- traces ----------------------------------------------------------------------------------------
@@ -87,58 +82,41 @@ def affected():
     """Customers that lose supply if the listed devices open and elements fail."""
     open_codes, failed = parse_change(request.get_json(force=True, silent=True))
     topology, connection = current_topology()
-    body = trace.affected_by_codes(topology, open_codes, failed).as_dict()
-    return _respond(connection, body, _outage_parts(body))
+    loss = trace.affected_by_codes(topology, open_codes, failed)
+    return _respond(connection, loss.as_dict, loss.feature_parts)
 
 
 @bp.get("/trace/downstream/<path:code>")
 def downstream(code: str):
     """What loses supply if the element opens (switchgear) or fails."""
     topology, connection = current_topology()
-    element, outage = trace.downstream(topology, code)
-    body = {"element": code, "element_type": element.type(topology.data), **outage.as_dict()}
-    return _respond(connection, body, _outage_parts(body, "downstream"))
+    element, loss = trace.downstream(topology, code)
+    return _respond(connection, lambda: {"element": code, "element_type": element.type(topology.data), **loss.as_dict()},
+                    lambda: loss.feature_parts("downstream"))
 
 
 @bp.get("/trace/upstream/<path:code>")
 def upstream(code: str):
     """The path from the element to its source, with the protective devices on it."""
     topology, connection = current_topology()
-    body = trace.upstream(topology, code)
-    segments, devices = _split_edges(topology, body["path"])
-    protective = [d["code"] for d in body["protective_devices"]]
-    return _respond(connection, body, [("segment", "path", segments), ("device", "protective", protective),
-                                       ("device", "path", [d for d in devices if d not in protective])])
+    path = trace.upstream(topology, code)
+    return _respond(connection, path.as_dict, path.feature_parts)
 
 
 @bp.get("/trace/isolation/<path:code>")
 def isolation(code: str):
     """The switchgear to open to isolate a fault on the element, and what it costs."""
     topology, connection = current_topology()
-    body = trace.isolation(topology, code)
-    isolating = [d["code"] for d in body["devices"]]
-    return _respond(connection, body, [
-        ("device", "isolate", isolating), ("device", "already_open", body["already_open"]),
-        ("segment", "zone", body["zone"]["segments"]),
-        ("device", "zone", [d for d in body["zone"]["devices"] if d not in isolating]),
-        ("service_point", "affected", body["customers"]),
-    ])
+    found = trace.isolation(topology, code)
+    return _respond(connection, found.as_dict, found.feature_parts)
 
 
 @bp.get("/trace/connected/<path:code>")
 def connected(code: str):
     """Everything reachable from the element over in-service elements, whatever the switch states."""
     topology, connection = current_topology()
-    body = trace.connected(topology, code)
-    return _respond(connection, body, [("segment", "connected", body["segments"]),
-                                       ("device", "connected", body["devices"]),
-                                       ("service_point", "connected", body["customers"])])
-
-
-def _split_edges(topology: Topology, codes: list[str]) -> tuple[list[str], list[str]]:
-    """Edge codes split into (segments, devices)."""
-    positions = topology.data.find("segments", codes)
-    return [c for c, p in zip(codes, positions) if p >= 0], [c for c, p in zip(codes, positions) if p < 0]
+    reached = trace.connected(topology, code)
+    return _respond(connection, reached.as_dict, reached.feature_parts)
 
 
 # -- supply state ----------------------------------------------------------------------------------
@@ -162,8 +140,8 @@ def supply():
 def operate():
     """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason", "actor"}``."""
     switching_request = switching.parse_request(request.get_json(force=True, silent=True))
-    body = switching.operate(get_session(), topology_cache(), switching_request)
-    return jsonify(body), 201
+    result = switching.operate(get_session(), topology_cache(), switching_request)
+    return jsonify(result.as_dict()), 201
 
 
 @bp.get("/switching/log")
@@ -175,4 +153,5 @@ def switching_log():
         if not before.isdigit():
             raise Invalid(f"before must be the next_before of a previous page; got {before!r}", field="before")
         before = int(before)
-    return jsonify(switching.switching_log(get_session().connection(), limit, request.args.get("device"), before))
+    log = switching.switching_log(get_session().connection(), limit, request.args.get("device"), before)
+    return jsonify(log.as_dict())

@@ -15,11 +15,11 @@ from geo.geojson import FeatureCollection, feature_collection
 from geo.spatial import BBox, in_bbox
 from topology import trace
 from topology.index import Topology
+from topology.trace import Part
 from topology.models import Device, Segment, ServicePoint
 
-__all__ = ["Part", "trace_features", "deenergised_features"]
+__all__ = ["trace_features", "deenergised_features"]
 
-Part = tuple[str, str, list[str]]  # (element, role, codes)
 _TABLES = {"segment": Segment.__table__, "device": Device.__table__, "service_point": ServicePoint.__table__}
 _EMPTY = FeatureCollection("", 0, 0, truncated=False)
 

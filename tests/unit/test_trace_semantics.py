@@ -70,19 +70,19 @@ def test_affected_customers_of_a_change(feeder, open_codes, failed, expected):
     assert _customers(feeder, open_codes, failed) == expected
 
 
-def test_the_outage_lists_what_loses_supply(feeder):
-    outage = trace.affected_by_codes(feeder, open=["R1"]).as_dict()
-    assert outage["customer_count"] == 2
-    assert sorted(outage["nodes"]) == ["c", "d", "e", "f"]
-    assert sorted(outage["segments"]) == ["s2", "s3"]
+def test_the_supply_loss_lists_what_loses_supply(feeder):
+    loss = trace.affected_by_codes(feeder, open=["R1"]).as_dict()
+    assert loss["customer_count"] == 2
+    assert sorted(loss["nodes"]) == ["c", "d", "e", "f"]
+    assert sorted(loss["segments"]) == ["s2", "s3"]
     # R1 keeps a live terminal; TIE keeps its live side at x
-    assert outage["devices"] == ["SW2"]
-    assert outage["by_feeder"] == {"F1": 2}
+    assert loss["devices"] == ["SW2"]
+    assert loss["by_feeder"] == {"F1": 2}
 
 
 def test_a_failed_element_is_itself_de_energised(feeder):
-    outage = trace.affected_by_codes(feeder, out_of_service=["s2"]).as_dict()
-    assert sorted(outage["segments"]) == ["s2", "s3"] and outage["customers"] == ["C4", "C5"]
+    loss = trace.affected_by_codes(feeder, out_of_service=["s2"]).as_dict()
+    assert sorted(loss["segments"]) == ["s2", "s3"] and loss["customers"] == ["C4", "C5"]
 
 
 def test_closing_the_tie_re_feeds_the_far_side_through_the_other_feeder(feeder):
@@ -131,74 +131,74 @@ def test_a_code_shared_by_two_tables_is_refused_as_ambiguous():
 
 # -- downstream, upstream, isolation, connected ----------------------------------------------------
 def test_downstream_of_switchgear_is_what_opening_it_cuts(feeder):
-    element, outage = trace.downstream(feeder, "R1")
+    element, loss = trace.downstream(feeder, "R1")
     assert element.type(feeder.data) == "recloser"
-    assert sorted(outage.customer_codes()) == ["C4", "C5"]
-    _, outage = trace.downstream(feeder, "s1")
-    assert sorted(outage.customer_codes()) == ["C1", "C2", "C3", "C4", "C5"]
+    assert sorted(loss.customer_codes()) == ["C4", "C5"]
+    _, loss = trace.downstream(feeder, "s1")
+    assert sorted(loss.customer_codes()) == ["C1", "C2", "C3", "C4", "C5"]
 
 
 def test_downstream_follows_the_current_state(feeder):
     transferred = _operated(_operated(feeder, TIE="closed"), SW2="open")
-    _, outage = trace.downstream(transferred, "B2")
-    assert sorted(outage.customer_codes()) == ["C5", "C9"]
+    _, loss = trace.downstream(transferred, "B2")
+    assert sorted(loss.customer_codes()) == ["C5", "C9"]
 
 
 def test_upstream_lists_the_protective_devices_nearest_first(feeder):
     body = trace.upstream(feeder, "i")
-    assert body["path"] == ["s4", "T1", "F1", "s1", "B1"]
-    assert body["nodes"] == ["i", "h", "g", "b", "a", "src"]
-    assert [d["code"] for d in body["protective_devices"]] == ["F1", "B1"]
-    assert body["source"] == "SRC1"
+    assert body.path == ["s4", "T1", "F1", "s1", "B1"]
+    assert body.nodes == ["i", "h", "g", "b", "a", "src"]
+    assert [d.code for d in body.protective_devices] == ["F1", "B1"]
+    assert body.source == "SRC1"
 
 
 def test_upstream_of_a_device_starts_with_it_and_does_not_list_it(feeder):
     body = trace.upstream(feeder, "F1")
-    assert body["path"] == ["F1", "s1", "B1"] and [d["code"] for d in body["protective_devices"]] == ["B1"]
+    assert body.path == ["F1", "s1", "B1"] and [d.code for d in body.protective_devices] == ["B1"]
 
 
 def test_upstream_of_a_customer_is_that_of_its_node(feeder):
-    assert trace.upstream(feeder, "C4")["path"] == trace.upstream(feeder, "d")["path"]
+    assert trace.upstream(feeder, "C4").path == trace.upstream(feeder, "d").path
 
 
 def test_upstream_of_a_de_energised_element_is_empty(feeder):
     body = trace.upstream(_operated(feeder, R1="open"), "d")
-    assert body["energised"] is False and body["path"] == []
+    assert body.energised is False and body.path == []
 
 
 def test_upstream_after_a_transfer_leads_to_the_other_source(feeder):
     transferred = _operated(_operated(feeder, TIE="closed"), SW2="open")
     body = trace.upstream(transferred, "e")
-    assert body["path"] == ["s3", "TIE", "B2"] and body["source"] == "SRC2"
+    assert body.path == ["s3", "TIE", "B2"] and body.source == "SRC2"
 
 
 def test_isolation_opens_the_nearest_devices_on_every_side_with_a_source(feeder):
     body = trace.isolation(feeder, "s2")
-    assert [(d["code"], d["side"]) for d in body["devices"]] == [("R1", "supply"), ("SW2", "load")]
-    assert sorted(body["customers"]) == ["C4", "C5"] and body["zone"]["nodes"] == ["c", "d"]
-    assert body["isolable"]
+    assert [(d.code, d.side) for d in body.devices] == [("R1", "supply"), ("SW2", "load")]
+    assert sorted(body.customers) == ["C4", "C5"] and body.zone.nodes == ["c", "d"]
+    assert body.isolable
 
 
 def test_isolation_reports_open_boundary_devices_and_skips_dead_ends(feeder):
     body = trace.isolation(feeder, "s3")
-    assert [d["code"] for d in body["devices"]] == ["SW2"] and body["already_open"] == ["TIE"]
+    assert [d.code for d in body.devices] == ["SW2"] and body.already_open == ["TIE"]
     # the fused tap has no source beyond it, so isolating s1 does not need F1 opened
-    assert [d["code"] for d in trace.isolation(feeder, "s1")["devices"]] == ["B1", "R1"]
+    assert [d.code for d in trace.isolation(feeder, "s1").devices] == ["B1", "R1"]
 
 
 def test_isolation_crosses_transformers_but_not_switchgear(feeder):
     body = trace.isolation(feeder, "s4")
-    assert [d["code"] for d in body["devices"]] == ["F1"]
-    assert sorted(body["zone"]["nodes"]) == ["g", "h", "i"] and body["customer_count"] == 3
+    assert [d.code for d in body.devices] == ["F1"]
+    assert sorted(body.zone.nodes) == ["g", "h", "i"] and body.customer_count == 3
 
 
 def test_a_fault_next_to_a_source_cannot_be_isolated(feeder):
     body = trace.isolation(feeder, "src")
-    assert body["isolable"] is False and body["sources_inside"] == ["SRC1"]
+    assert body.isolable is False and body.sources_inside == ["SRC1"]
 
 
 def test_connected_ignores_open_switches():
     topology = _topology(feeder_with_tie())
     body = trace.connected(topology, "d")
-    assert sorted(body["nodes"]) == ["a", "b", "c", "d", "e", "f", "src1", "src2"]
-    assert body["open_devices"] == ["TIE"] and body["customer_count"] == 3
+    assert sorted(body.nodes) == ["a", "b", "c", "d", "e", "f", "src1", "src2"]
+    assert body.open_devices == ["TIE"] and body.customer_count == 3
