@@ -48,7 +48,7 @@ UTC = timezone.utc
 BOOKING_HORIZON_DAYS = 90
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U: codes are read over the phone
 CODE_LENGTH = 12  # 30^12 ≈ 2^59: not guessable
-REMINDER_BEFORE = (timedelta(hours=24), timedelta(hours=2))
+LATE_REMINDER_BEFORE = timedelta(hours=2)  # when the day before at the same time has passed
 
 bookings = Booking.__table__
 counters = SlotCounter.__table__
@@ -300,6 +300,13 @@ def _message(kind: str, booking: Mapping, outlet: OutletView) -> str:
     }[kind]
 
 
+def _reminder_times(start: datetime, outlet: OutletView) -> tuple[datetime, datetime]:
+    """When a reminder of a visit at ``start`` may go, the first choice first: the same wall-clock
+    time the day before on the outlet's clock (23 or 25 hours before across a clock change; a time
+    the clock skips moves on with it, a repeated one is taken at its first showing), then 2 hours before."""
+    return (outlet.schedule.local(start) - timedelta(days=1)).astimezone(UTC), start - LATE_REMINDER_BEFORE
+
+
 def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: datetime, *kinds: str,
             new: bool = False) -> None:
     """Write the messages ``kinds`` (due now) and, for a live booking, its reminder to the outbox;
@@ -309,8 +316,8 @@ def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: d
         outbox.cancel_pending(connection, reference, "booking_reminder")
     rows = [{"kind": kind, "due_at": now} for kind in kinds]
     if booking["status"] == "confirmed":
-        due = next((booking["slot_start"] - before for before in REMINDER_BEFORE
-                    if booking["slot_start"] - before > now + timedelta(minutes=30)), None)
+        due = next((at for at in _reminder_times(booking["slot_start"], outlet) if at > now + timedelta(minutes=30)),
+                   None)
         if due is not None:
             rows.append({"kind": "booking_reminder", "due_at": due})
     outbox.enqueue(connection, (

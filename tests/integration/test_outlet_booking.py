@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from icalendar import Calendar
 from sqlalchemy import text
 
@@ -254,26 +255,63 @@ def test_calendar_file_has_the_event_in_the_outlets_zone(client, outlet, tomorro
     assert client.get("/api/bookings/AAAA-BBBB-CCCC.ics").status_code == 404
 
 
+def _messages(connection):
+    return connection.execute(text(
+        "SELECT kind, status, due_at, recipient, body FROM notification_outbox ORDER BY id")).all()
+
+
+@time_machine.travel(local(date(2027, 6, 7), 12), tick=False)  # a Monday, no clock change near
 def test_reminders_go_to_the_outbox_and_follow_changes(client, outlet, connection):
     day = days_ahead(3)
     code = client.post("/api/bookings", json=_request(local(day, 10))).json["code"]
 
     def messages():
-        return connection.execute(text(
-            "SELECT kind, status, due_at, recipient, body FROM notification_outbox ORDER BY id")).all()
+        return _messages(connection)
 
     confirmation, reminder = messages()
     assert (confirmation.kind, reminder.kind) == ("booking_confirmation", "booking_reminder")
-    assert reminder.status == "pending" and reminder.due_at == local(day, 10) - timedelta(hours=24)
+    assert confirmation.due_at == datetime.now(UTC)
+    assert reminder.status == "pending" and reminder.due_at == local(day - timedelta(days=1), 10)
     assert reminder.recipient == "+497211234567" and code in reminder.body
     client.patch(f"/api/bookings/{code}", json={"start": local(day, 12).isoformat()})
     kinds = [(m.kind, m.status) for m in messages()]
     assert kinds == [("booking_confirmation", "pending"), ("booking_reminder", "cancelled"),
                      ("booking_rescheduled", "pending"), ("booking_reminder", "pending")]
-    assert messages()[-1].due_at == local(day, 12) - timedelta(hours=24)
+    assert messages()[-1].due_at == local(day - timedelta(days=1), 12)
     client.delete(f"/api/bookings/{code}")
     assert [(m.kind, m.status) for m in messages()][-3:] == [
         ("booking_rescheduled", "pending"), ("booking_reminder", "cancelled"), ("booking_cancelled", "pending")]
+
+
+# Berlin's clocks go back in the night to Sunday 31 October 2027 and forward in the night to
+# Sunday 28 March 2027. (booked at, visit, reminder due, real hours between them)
+AUTUMN, SPRING = date(2027, 10, 31), date(2027, 3, 28)
+DAY = timedelta(days=1)
+
+
+@pytest.mark.parametrize("booked_at, visit, due, hours", [
+    (local(AUTUMN - 3 * DAY, 12), local(AUTUMN, 10), local(AUTUMN - DAY, 10), 25),      # Thursday before
+    (local(AUTUMN - DAY, 8), local(AUTUMN, 10), local(AUTUMN - DAY, 10), 25),           # Saturday before
+    (local(AUTUMN - 3 * DAY, 12), local(AUTUMN + DAY, 10), local(AUTUMN, 10), 24),      # the Monday after
+    (local(SPRING - 3 * DAY, 12), local(SPRING, 10), local(SPRING - DAY, 10), 23),
+    (local(SPRING - DAY, 8), local(SPRING, 10), local(SPRING - DAY, 10), 23),
+    # The day before at 02:30 does not exist (02:00 -> 03:00): it moves on with the clock, to 03:30.
+    (local(SPRING - 3 * DAY, 12), local(SPRING + DAY, 2, 30), local(SPRING, 3, 30), 23),
+    # The day before at 10:00 has passed: 2 hours before.
+    (local(AUTUMN - DAY, 10, 30), local(AUTUMN, 10), local(AUTUMN, 8), 2),
+    # Even 2 hours before is due within half an hour: no reminder.
+    (local(AUTUMN, 7, 45), local(AUTUMN, 10), None, None),
+], ids=["autumn-thursday", "autumn-saturday", "autumn-monday-visit", "spring-thursday", "spring-saturday",
+        "spring-skipped-time", "day-before-passed", "too-late"])
+def test_the_reminder_is_due_the_day_before_at_the_same_time(client, connection, booked_at, visit, due, hours):
+    add_outlet(connection, hours="24/7")
+    with time_machine.travel(booked_at, tick=False):
+        answer = client.post("/api/bookings", json=_request(visit))
+    assert answer.status_code == 201, answer.json
+    reminders = [m.due_at for m in _messages(connection) if m.kind == "booking_reminder"]
+    assert reminders == ([] if due is None else [due])
+    if due is not None:
+        assert visit - reminders[0] == timedelta(hours=hours)
 
 
 def test_domain_functions_refuse_full_and_unbookable_slots(session, connection):
