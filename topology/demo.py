@@ -560,10 +560,49 @@ def _substation_names(city: City, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(names, dtype=object)
 
 
+@dataclass(frozen=True)
+class _Substations:
+    """The substations' codes, names and positions, and their two busbars (row 0 west, row 1 east)."""
+
+    code: np.ndarray
+    name: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    busbars: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Feeders:
+    """Every feeder's code and layout: its side of the substation and its trunk's nodes and positions."""
+
+    code: np.ndarray
+    district: np.ndarray
+    local: np.ndarray       # number within its substation
+    east: np.ndarray        # 1 for the feeders going east (busbar 2), else 0
+    direction: np.ndarray   # +1 east, -1 west
+    overhead: np.ndarray
+    mv_kind: np.ndarray     # pole (overhead) or junction (cable)
+    lane: np.ndarray        # the trunk's x where it leaves the substation
+    y_trunk: np.ndarray
+    trunk: np.ndarray       # node codes, one row per feeder: 0 central street, 1..L block middles, L+1 edge
+    trunk_x: np.ndarray
+    trunk_y: np.ndarray
+
+
 def _medium_voltage(city: City, blocks: dict, streets: dict, tables: _Tables) -> dict[str, np.ndarray]:
     """Substations, sources, feeders with their trunks, laterals, ties and the MV/LV stations."""
-    pairs, half = city.pairs, city.half_length
-    width, height = city.block_width_m, city.block_height_m
+    substations = _substations(city, tables)
+    feeders = _feeders(city, substations, tables)
+    _feeder_heads(city, substations, feeders, tables)
+    _trunk_gaps(city, feeders, tables)
+    lateral, tap_x = _laterals(city, feeders, tables)
+    stations = _stations(city, blocks, streets, tables, feeders.code, lateral, tap_x, feeders.overhead)
+    _ties(city, tables, feeders.code, feeders.trunk, feeders.trunk_x, feeders.y_trunk)
+    return stations
+
+
+def _substations(city: City, tables: _Tables) -> _Substations:
+    """A substation near each district centre, with two busbars and a source on each."""
     centre_x, centre_y = city.district_centres()
     sub_x, sub_y = centre_x + 30, centre_y + 30
     substation = _numbered("UW", np.arange(1, city.substations + 1), 3)
@@ -574,7 +613,14 @@ def _medium_voltage(city: City, blocks: dict, streets: dict, tables: _Tables) ->
                geometry=tables.points(np.stack([sub_x - 3, sub_x + 3]), np.stack([sub_y, sub_y])))
     tables.add("sources", code=np.stack([substation + "-T1", substation + "-T2"]), kind="substation",
                node=busbars, substation=np.stack([substation, substation]))
+    return _Substations(substation, substation_name, sub_x, sub_y, busbars)
 
+
+def _feeders(city: City, substations: _Substations, tables: _Tables) -> _Feeders:
+    """The feeders, ``2 * pairs`` per substation, and their trunk nodes out to the district edge."""
+    pairs, half = city.pairs, city.half_length
+    width, height = city.block_width_m, city.block_height_m
+    centre_x, centre_y = city.district_centres()
     feeder = np.arange(city.feeders)
     district, local = np.divmod(feeder, 2 * pairs)
     east, pair = np.divmod(local, pairs)
@@ -584,9 +630,9 @@ def _medium_voltage(city: City, blocks: dict, streets: dict, tables: _Tables) ->
     y_trunk = city.origin[1] + (i * 2 * pairs + 2 * pair + 1) * height
     overhead = np.hypot(x_c, y_c) > OVERHEAD_BEYOND_M
     mv_kind = np.where(overhead, "pole", "junction").astype(object)
-    code = substation[district] + _numbered("-F", local + 1, 2)
-    tables.add("feeders", code=code, name=substation_name[district] + _numbered(" F", local + 1, 2),
-               substation=substation[district], voltage_kv=MV_KV)
+    code = substations.code[district] + _numbered("-F", local + 1, 2)
+    tables.add("feeders", code=code, name=substations.name[district] + _numbered(" F", local + 1, 2),
+               substation=substations.code[district], voltage_kv=MV_KV)
 
     # The trunk: position 0 on the central street, 1..L at block middles, L+1 at the district edge.
     lane = x_c + direction * (1.5 + pair)  # parallel cables out of one substation, side by side
@@ -597,28 +643,37 @@ def _medium_voltage(city: City, blocks: dict, streets: dict, tables: _Tables) ->
     trunk = code[:, None] + _numbered("-M", np.arange(half + 2), 2)[None, :]
     tables.add("nodes", code=trunk, kind=np.repeat(mv_kind, half + 2), voltage_kv=MV_KV,
                feeder=np.repeat(code, half + 2), geometry=tables.points(trunk_x, trunk_y))
+    return _Feeders(code, district, local, east, direction, overhead, mv_kind, lane, y_trunk, trunk, trunk_x, trunk_y)
 
-    head_x, head_y = sub_x[district] + (local - pairs + 0.5) * 2.5, sub_y[district] - 8
+
+def _feeder_heads(city: City, substations: _Substations, feeders: _Feeders, tables: _Tables) -> None:
+    """Each feeder's breaker on its busbar and the cable from it to the trunk's first node."""
+    code, district, local = feeders.code, feeders.district, feeders.local
+    head_x, head_y = substations.x[district] + (local - city.pairs + 0.5) * 2.5, substations.y[district] - 8
     head = code + "-H"
     tables.add("nodes", code=head, kind="junction", voltage_kv=MV_KV, feeder=code,
                geometry=tables.points(head_x, head_y))
-    tables.add("devices", code=code + "-CB", kind="breaker", from_node=busbars[east, district], to_node=head,
-               feeder=code, normal_state="closed", current_state="closed", geometry=tables.points(head_x, head_y))
-    tables.add("segments", code=code + "-EX", from_node=head, to_node=trunk[:, 0], feeder=code,
-               length_m=np.abs(head_x - lane) + np.abs(head_y - y_trunk), conductor=CABLE_TRUNK,
-               geometry=tables.lines(np.column_stack([head_x, lane, lane]),
-                                     np.column_stack([head_y, head_y, y_trunk])))
+    tables.add("devices", code=code + "-CB", kind="breaker", from_node=substations.busbars[feeders.east, district],
+               to_node=head, feeder=code, normal_state="closed", current_state="closed",
+               geometry=tables.points(head_x, head_y))
+    tables.add("segments", code=code + "-EX", from_node=head, to_node=feeders.trunk[:, 0], feeder=code,
+               length_m=np.abs(head_x - feeders.lane) + np.abs(head_y - feeders.y_trunk), conductor=CABLE_TRUNK,
+               geometry=tables.lines(np.column_stack([head_x, feeders.lane, feeders.lane]),
+                                     np.column_stack([head_y, head_y, feeders.y_trunk])))
 
-    # Trunk gaps: gap g joins position g to g+1; some start with a recloser or a sectionaliser.
+
+def _trunk_gaps(city: City, feeders: _Feeders, tables: _Tables) -> None:
+    """The trunk's cables; gap g joins position g to g+1, some starting with a recloser or a sectionaliser."""
+    half, code, trunk, trunk_x, trunk_y = city.half_length, feeders.code, feeders.trunk, feeders.trunk_x, feeders.trunk_y
     gap = np.arange(half + 1)
     recloser_gap = max(1, half // 2)
     gap_kind = np.where(gap == recloser_gap, "recloser",
                         np.where((gap % 3 == 1) | (gap == half), "switch", "")).astype(object)
     equipped = gap[gap_kind != ""]
-    device_x = trunk_x[:, equipped] + direction[:, None] * 10
+    device_x = trunk_x[:, equipped] + feeders.direction[:, None] * 10
     device_node = code[:, None] + _numbered("-G", equipped, 2)[None, :]
     suffix = np.where(gap_kind[equipped] == "recloser", "-RC", "-SW").astype(object)
-    tables.add("nodes", code=device_node, kind=np.repeat(mv_kind, equipped.size), voltage_kv=MV_KV,
+    tables.add("nodes", code=device_node, kind=np.repeat(feeders.mv_kind, equipped.size), voltage_kv=MV_KV,
                feeder=np.repeat(code, equipped.size), geometry=tables.points(device_x, trunk_y[:, equipped]))
     tables.add("devices", code=device_node + suffix[None, :], kind=np.tile(gap_kind[equipped], city.feeders),
                from_node=trunk[:, equipped], to_node=device_node, feeder=np.repeat(code, equipped.size),
@@ -630,22 +685,23 @@ def _medium_voltage(city: City, blocks: dict, streets: dict, tables: _Tables) ->
     start_x[:, equipped] = device_x
     tables.add("segments", code=code[:, None] + _numbered("-C", gap, 2)[None, :], from_node=start,
                to_node=trunk[:, 1:], feeder=np.repeat(code, gap.size), length_m=np.abs(trunk_x[:, 1:] - start_x),
-               conductor=np.repeat(np.where(overhead, OVERHEAD_TRUNK, CABLE_TRUNK).astype(object), gap.size),
+               conductor=np.repeat(np.where(feeders.overhead, OVERHEAD_TRUNK, CABLE_TRUNK).astype(object), gap.size),
                geometry=tables.lines(np.stack([start_x, trunk_x[:, 1:]], -1).reshape(-1, 2),
                                      np.stack([trunk_y[:, 1:], trunk_y[:, 1:]], -1).reshape(-1, 2)))
 
-    # Laterals: a fuse at each block-middle trunk position feeding the stations on both sides.
+
+def _laterals(city: City, feeders: _Feeders, tables: _Tables) -> tuple[np.ndarray, np.ndarray]:
+    """A fused lateral at each block-middle trunk position (it feeds the stations on both sides): codes and x."""
+    half, code = city.half_length, feeders.code
+    steps = np.arange(1, half + 1)
     lateral = code[:, None] + _numbered("-L", steps, 2)[None, :]
-    tap_x, tap_y = trunk_x[:, 1:-1], trunk_y[:, 1:-1]
-    tables.add("nodes", code=lateral, kind=np.repeat(mv_kind, half), voltage_kv=MV_KV,
+    tap_x, tap_y = feeders.trunk_x[:, 1:-1], feeders.trunk_y[:, 1:-1]
+    tables.add("nodes", code=lateral, kind=np.repeat(feeders.mv_kind, half), voltage_kv=MV_KV,
                feeder=np.repeat(code, half), geometry=tables.points(tap_x, tap_y))
-    tables.add("devices", code=lateral + "-FU", kind="fuse", from_node=trunk[:, 1:-1], to_node=lateral,
+    tables.add("devices", code=lateral + "-FU", kind="fuse", from_node=feeders.trunk[:, 1:-1], to_node=lateral,
                feeder=np.repeat(code, half), normal_state="closed", current_state="closed",
                geometry=tables.points(tap_x, tap_y))
-
-    stations = _stations(city, blocks, streets, tables, code, lateral, tap_x, overhead)
-    _ties(city, tables, code, trunk, trunk_x, y_trunk)
-    return stations
+    return lateral, tap_x
 
 
 def _stations(city: City, blocks: dict, streets: dict, tables: _Tables, feeder_code: np.ndarray,

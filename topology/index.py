@@ -147,8 +147,26 @@ def _index(data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
     edge_count = np.bincount(labels[graph.a], minlength=count)
     radial = (virtual == 1) & (edge_count == real)
     single = (real == 1) & (virtual == 0) & (edge_count == 0)
+    sections: list = [None] * count
+    radials, position, tree, child = _radial_sections(data, graph, labels, radial)
+    islands = _islands(nodes, labels, np.flatnonzero(~radial & ~single & (real > 0)), virtual)
+    for label, found in (radials | islands).items():
+        sections[label] = found
+    section = labels[:n].astype(np.int64)
+    section[single[labels[:n]]] = ISOLATED
+    tree_children = child[child < n]
+    tree_edges = graph.edges[tree][child < n]
+    return _Indexed(nodes=nodes, section=section, position=position, sections=sections,
+                    tree_edges=tree_edges, tree_children=nodes[tree_children])
 
-    # Radial sections: a super-root joined to each radial section's virtual source.
+
+def _radial_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray,
+                     radial: np.ndarray) -> tuple[dict[int, Radial], np.ndarray, np.ndarray, np.ndarray]:
+    """The radial sections by label, each node's position in its section, and the tree edges with their child ends.
+
+    One DFS and one BFS from a super-root joined to each radial section's virtual source.
+    """
+    nodes, n = graph.nodes, len(graph.nodes)
     roots = np.flatnonzero(radial[labels[n:]]) + n
     super_root = graph.size
     in_radial = radial[labels[graph.a]]
@@ -159,7 +177,7 @@ def _index(data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
     preorder = preorder[preorder < n]                       # real nodes only, grouped by section
     section_of = labels[preorder]
     starts = np.flatnonzero(np.r_[True, section_of[1:] != section_of[:-1]]) if len(preorder) else np.zeros(0, int)
-    start_of = np.zeros(count, dtype=np.int64)
+    start_of = np.zeros(len(radial), dtype=np.int64)
     start_of[section_of[starts]] = starts
     local_position = np.full(n, -1, dtype=np.int64)
     local_position[preorder] = np.arange(len(preorder)) - start_of[section_of]
@@ -178,7 +196,7 @@ def _index(data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
     np.cumsum(counts, out=cumulative[1:])
     customers = data.customers_at(nodes[preorder]).astype(np.int32)
 
-    sections: list = [None] * count
+    sections: dict[int, Radial] = {}
     ends = np.r_[starts[1:], len(preorder)]
     for start, end in zip(starts.tolist(), ends.tolist()):
         first_edge = int(edge_to_parent[preorder[start]])
@@ -192,21 +210,22 @@ def _index(data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
             customers=customers[cumulative[start]:cumulative[end]],
             source_node=int(source), source_edge=first_edge,
         )
-    others = np.flatnonzero(~radial & ~single & (real > 0))
-    if len(others):
-        member = np.flatnonzero(np.isin(labels[:n], others))
-        member = member[np.argsort(labels[member], kind="stable")]
-        bounds = np.flatnonzero(np.r_[True, labels[member][1:] != labels[member][:-1], True])
-        for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            label = int(labels[member[start]])
-            kind = "meshed" if virtual[label] else "dead"
-            sections[label] = Island(kind, nodes[member[start:end]].astype(np.int32))
-    section = labels[:n].astype(np.int64)
-    section[single[labels[:n]]] = ISOLATED
-    tree_children = child[child < n]
-    tree_edges = graph.edges[tree][child < n]
-    return _Indexed(nodes=nodes, section=section, position=local_position, sections=sections,
-                    tree_edges=tree_edges, tree_children=nodes[tree_children])
+    return sections, local_position, tree, child
+
+
+def _islands(nodes: np.ndarray, labels: np.ndarray, others: np.ndarray, virtual: np.ndarray) -> dict[int, Island]:
+    """The sections labelled ``others`` by label: meshed where they hold a virtual source, else dead."""
+    if not len(others):
+        return {}
+    n = len(nodes)
+    member = np.flatnonzero(np.isin(labels[:n], others))
+    member = member[np.argsort(labels[member], kind="stable")]
+    bounds = np.flatnonzero(np.r_[True, labels[member][1:] != labels[member][:-1], True])
+    islands = {}
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        label = int(labels[member[start]])
+        islands[label] = Island("meshed" if virtual[label] else "dead", nodes[member[start:end]].astype(np.int32))
+    return islands
 
 
 def _subtree_sizes(breadth: np.ndarray, parent: np.ndarray, size: int) -> np.ndarray:

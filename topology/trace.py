@@ -182,6 +182,31 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
     removed = sorted({int(n) for n in out_of_service_nodes})
     removed = [n for n in removed if node_section[n] != REMOVED]
     lost_roots = [n for n in removed if node_section[n] == ROOT]
+    intervals, meshed = _cut_sections(topology, cut, removed, lost_roots)
+
+    node_parts, customer_parts = [], []
+    if lost_roots:
+        node_parts.append(np.array(lost_roots, dtype=np.int64))
+        customer_parts.append(data.customers_at(node_parts[0]))
+    for section, spans in intervals.items():
+        tree = topology.sections[section]
+        end = -1
+        for start, stop in sorted(spans):
+            if start >= end:  # spans in a tree are nested or disjoint
+                node_parts.append(tree.nodes[start:stop])
+                customer_parts.append(tree.customers[tree.cust_ptr[start]:tree.cust_ptr[stop]])
+                end = stop
+    for section in sorted(meshed):
+        lost = _lost_in_meshed(topology, section, np.array(cut, dtype=np.int64), np.array(removed, dtype=np.int64))
+        node_parts.append(lost)
+        customer_parts.append(data.customers_at(lost))
+    return SupplyLoss(topology, _joined(node_parts), _joined(customer_parts), removed_edges)
+
+
+def _cut_sections(topology: Topology, cut: list[int], removed: list[int],
+                  lost_roots: list[int]) -> tuple[dict[int, list[tuple[int, int]]], set[int]]:
+    """Where the cuts fall: spans of preorder positions per radial section, and the meshed sections cut."""
+    data, conducting, node_section = topology.data, topology.conducting, topology.node_section
     intervals: dict[int, list[tuple[int, int]]] = {}
     meshed: set[int] = set()
 
@@ -210,24 +235,7 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
         for edge in data.incident_edges(np.array([root])).tolist():
             if conducting[edge]:
                 cut_below(int(data.edge_v[edge] if data.edge_u[edge] == root else data.edge_u[edge]))
-
-    node_parts, customer_parts = [], []
-    if lost_roots:
-        node_parts.append(np.array(lost_roots, dtype=np.int64))
-        customer_parts.append(data.customers_at(node_parts[0]))
-    for section, spans in intervals.items():
-        tree = topology.sections[section]
-        end = -1
-        for start, stop in sorted(spans):
-            if start >= end:  # spans in a tree are nested or disjoint
-                node_parts.append(tree.nodes[start:stop])
-                customer_parts.append(tree.customers[tree.cust_ptr[start]:tree.cust_ptr[stop]])
-                end = stop
-    for section in sorted(meshed):
-        lost = _lost_in_meshed(topology, section, np.array(cut, dtype=np.int64), np.array(removed, dtype=np.int64))
-        node_parts.append(lost)
-        customer_parts.append(data.customers_at(lost))
-    return SupplyLoss(topology, _joined(node_parts), _joined(customer_parts), removed_edges)
+    return intervals, meshed
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
