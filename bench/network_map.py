@@ -28,7 +28,8 @@ from werkzeug.serving import make_server
 from common import bench_database  # noqa: E402  (puts the project on sys.path)
 from app import create_app  # noqa: E402
 from geo.spatial import BBox  # noqa: E402
-from topology.layers import SWITCHGEAR, Filters, network_extent, network_layer  # noqa: E402
+from topology.layers import Filters, network_extent, network_layer  # noqa: E402
+from topology.models import SWITCHGEAR  # noqa: E402
 from topology.views import DETAIL_ZOOM, OVERVIEW_ZOOM  # noqa: E402
 
 DATABASE = "gridatlas_bench_network_map"

@@ -18,12 +18,12 @@ from geo.errors import Invalid, NotFound
 from geo.geojson import FeatureCollection, feature_collection
 from geo.spatial import BBox, in_bbox
 from topology.models import (
-    Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState, TopologyState,
-    TransformerArea,
+    SWITCHGEAR, Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState,
+    TopologyState, TransformerArea,
 )
 
 __all__ = [
-    "FEEDER_COLOURS", "SWITCHGEAR", "LAYERS", "Filters", "parse_kinds", "parse_level", "parse_state", "network_layer",
+    "FEEDER_COLOURS", "LAYERS", "Filters", "parse_kinds", "parse_level", "parse_state", "network_layer",
     "network_extent", "network_overview", "feeder_list", "network_summary",
 ]
 
@@ -35,7 +35,6 @@ FEEDER_COLOURS = (
 )
 NO_FEEDER_COLOUR = "#555555"
 LV_MAX_KV = 1.0
-SWITCHGEAR = tuple(kind.value for kind in DeviceKind if kind is not DeviceKind.transformer)
 
 _substations, _feeders, _nodes = Substation.__table__, Feeder.__table__, Node.__table__
 _segments, _devices, _sources = Segment.__table__, Device.__table__, Source.__table__

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from geo.db import Base
 
 __all__ = [
-    "NodeKind", "DeviceKind", "SwitchState", "SourceKind",
+    "NodeKind", "DeviceKind", "SWITCHGEAR", "PROTECTIVE", "SwitchState", "SourceKind",
     "Substation", "Feeder", "Node", "Segment", "Device", "Source", "TransformerArea",
     "ServicePoint", "TopologyState", "SwitchingEvent", "NETWORK_TABLES",
 ]
@@ -41,6 +41,11 @@ class DeviceKind(str, enum.Enum):
     switch = "switch"
     fuse = "fuse"
     transformer = "transformer"
+
+
+# The devices that can be operated (opened and closed), and those that interrupt a fault themselves.
+SWITCHGEAR = tuple(kind.value for kind in DeviceKind if kind is not DeviceKind.transformer)
+PROTECTIVE = (DeviceKind.breaker.value, DeviceKind.recloser.value, DeviceKind.fuse.value)
 
 
 class SwitchState(str, enum.Enum):

@@ -22,15 +22,15 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from topology.models import DeviceKind
+
 __all__ = [
-    "EDGE_KINDS", "SWITCHGEAR", "PROTECTIVE", "EDGE_TABLES", "FREEZE_GC_PAST", "NetworkData", "gather_ranges",
+    "EDGE_KINDS", "EDGE_TABLES", "FREEZE_GC_PAST", "NetworkData", "gather_ranges",
     "network_data_from_frames", "network_data_from_lists", "network_data_from_network_frames",
 ]
 
-# Edge kinds by number: segments are conductors, the rest are devices.
-EDGE_KINDS = ("segment", "breaker", "recloser", "switch", "fuse", "transformer")
-SWITCHGEAR = frozenset({"breaker", "recloser", "switch", "fuse"})
-PROTECTIVE = frozenset({"breaker", "recloser", "fuse"})
+# Edge kinds by number: segments are conductors, the rest are devices (switchgear 1 to 4).
+EDGE_KINDS = ("segment", *(kind.value for kind in DeviceKind))
 EDGE_TABLES = ("segments", "devices")
 _KIND_NUMBER = {kind: number for number, kind in enumerate(EDGE_KINDS)}
 

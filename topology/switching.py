@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from geo.errors import Invalid, Conflict, NotFound, Unprocessable
 from topology.cache import TopologyCache
 from topology.index import Topology
-from topology.network import SWITCHGEAR
+from topology.models import SWITCHGEAR
 
 __all__ = [
     "Operation", "SwitchingRequest", "OperatedDevice", "SupplyChange", "Operated", "SwitchingResult", "SwitchingLog",

@@ -43,7 +43,8 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from geo.errors import Invalid, NotFound, Unprocessable
 from topology.index import REMOVED, ROOT, Radial, SplitGraph, Topology
-from topology.network import EDGE_TABLES, PROTECTIVE, SWITCHGEAR, NetworkData
+from topology.models import PROTECTIVE, SWITCHGEAR
+from topology.network import EDGE_TABLES, NetworkData
 from topology.nxview import to_networkx
 
 __all__ = [
