@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+import time_machine
 from sqlalchemy import text
 
 from tests.outlet_data import add_outlet, days_ahead, local, outlet_values
@@ -37,14 +38,30 @@ def test_the_admin_api_needs_the_token(admin, header):
 
 
 # -- one outlet ------------------------------------------------------------------------------------
+def _stored(connection, code: str):
+    return connection.execute(text(
+        "SELECT name, address, active, slot_minutes, "
+        "(SELECT string_agg(service || ':' || capacity, ',' ORDER BY service) FROM outlet_services s "
+        " WHERE s.outlet_id = o.id) AS services FROM outlets o WHERE code = :code"), {"code": code}).one_or_none()
+
+
+@time_machine.travel(local(days_ahead(0), 12), tick=False)
 def test_create_read_replace_retire(admin, connection):
     created = admin.post("/api/admin/outlets", json=outlet_values(), headers=AUTH)
     assert created.status_code == 201, created.json
+    assert created.json["code"] == "OUT-T1" and created.json["name"] == "Centre OUT-T1"
     assert created.json["phone"] == "+497211334455" and created.json["phone_display"] == "+49 721 1334455"
     assert created.json["hours"] == "Mo-Su 08:00-20:00" and created.json["capacity"] == {"billing": 2, "meter": 1}
-    assert admin.post("/api/admin/outlets", json=outlet_values(), headers=AUTH).status_code == 409
+    stored = _stored(connection, "OUT-T1")
+    assert (stored.name, stored.active, stored.slot_minutes, stored.services) == \
+        ("Centre OUT-T1", True, 30, "billing:2,meter:1")
+    duplicate = admin.post("/api/admin/outlets", json=outlet_values(name="Other"), headers=AUTH)
+    assert duplicate.status_code == 409 and "OUT-T1" in duplicate.json["detail"]
+    assert _stored(connection, "OUT-T1").name == "Centre OUT-T1"
     public = admin.get("/api/outlets/OUT-T1")
-    assert public.status_code == 200 and public.json["open_now"] in (True, False)
+    assert public.status_code == 200 and public.json["code"] == "OUT-T1"
+    # At noon on its hours of 08:00-20:00.
+    assert public.json["open_now"] is True and public.json["closes_at"] == local(days_ahead(0), 20).isoformat()
     replaced = admin.put("/api/admin/outlets/OUT-T1", headers=AUTH,
                          json=outlet_values(hours="Mo-Fr 09:00-12:00", services="complaints:3"))
     assert replaced.status_code == 200 and replaced.json["services"] == ["complaints"]
@@ -56,10 +73,14 @@ def test_create_read_replace_retire(admin, connection):
     assert back.status_code == 200 and admin.get("/api/outlets/OUT-T1").status_code == 200
 
 
-def test_put_creates_and_refuses_a_different_code(admin):
-    assert admin.put("/api/admin/outlets/NEW-1", json=outlet_values("NEW-1"), headers=AUTH).status_code == 201
+def test_put_creates_and_refuses_a_different_code(admin, connection):
+    created = admin.put("/api/admin/outlets/NEW-1", json=outlet_values("NEW-1"), headers=AUTH)
+    assert created.status_code == 201 and created.json["code"] == "NEW-1" and created.json["name"] == "Centre NEW-1"
+    assert created.json["services"] == ["billing", "meter"] and created.json["exceptions"] == []
+    assert _stored(connection, "NEW-1").address == "Kaiserstraße 12, 76133 Karlsruhe"
     answer = admin.put("/api/admin/outlets/NEW-1", json=outlet_values("OTHER"), headers=AUTH)
     assert answer.status_code == 400 and "differs" in answer.json["detail"]
+    assert _stored(connection, "OTHER") is None and _count(connection) == 1
 
 
 def test_an_invalid_outlet_lists_every_bad_field(admin, connection):
@@ -95,10 +116,12 @@ def test_dated_exceptions(admin, connection):
     assert admin.delete(f"/api/admin/outlets/OUT-T1/exceptions/{day}", headers=AUTH).status_code == 404
     bad = admin.put(f"/api/admin/outlets/OUT-T1/exceptions/{day}", headers=AUTH, json={"hours": "10-11"})
     assert bad.status_code == 400 and "not a time of day" in bad.json["detail"]
-    assert admin.put("/api/admin/outlets/OUT-T1/exceptions/someday", headers=AUTH,
-                     json={"hours": "off"}).status_code == 400
-    assert admin.put(f"/api/admin/outlets/NOPE/exceptions/{day}", headers=AUTH,
-                     json={"hours": "off"}).status_code == 404
+    not_a_day = admin.put("/api/admin/outlets/OUT-T1/exceptions/someday", headers=AUTH, json={"hours": "off"})
+    assert not_a_day.status_code == 400 and "'someday' is not a date" in not_a_day.json["detail"]
+    no_outlet = admin.put(f"/api/admin/outlets/NOPE/exceptions/{day}", headers=AUTH, json={"hours": "off"})
+    assert no_outlet.status_code == 404 and "no outlet 'NOPE'" in no_outlet.json["detail"]
+    # None of the refused requests stored anything.
+    assert _count(connection, "outlet_exceptions") == 0
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -140,10 +163,16 @@ def test_imports_csv_with_overnight_hours_and_holidays(admin, connection):
     assert nord["hours_known"] is False and nord["phone"] is None
 
 
-def test_imports_semicolon_separated_csv_from_a_spreadsheet(admin):
+def test_imports_semicolon_separated_csv_from_a_spreadsheet(admin, connection):
     rows = 'code;name;address;lon;lat;timezone;services\nS-1;Centre;"Karlstraße 7, Karlsruhe";8.4;49.0;Europe/Berlin;billing\n'
     answer = admin.post("/api/admin/outlets/import?format=csv", data=("\ufeff" + rows).encode(), headers=AUTH)
     assert answer.status_code == 200, answer.json
+    assert answer.json == {"rows": 1, "created": 1, "updated": 0}
+    # The byte-order mark is not part of the first column's name, and the quoted address kept its comma.
+    stored = _stored(connection, "S-1")
+    assert (stored.name, stored.address, stored.services) == ("Centre", "Karlstraße 7, Karlsruhe", "billing:1")
+    public = admin.get("/api/outlets/S-1").json
+    assert (public["lon"], public["lat"], public["timezone"], public["hours_known"]) == (8.4, 49.0, "Europe/Berlin", False)
 
 
 def test_a_bad_file_is_refused_row_by_row_and_changes_nothing(admin, connection):

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from geo.errors import Conflict, Unprocessable
 from outlets.booking import BookingRequest, book, cancel_booking, day_slots, reschedule_booking
-from tests.outlet_data import BERLIN, add_outlet, days_ahead, local
+from tests.outlet_data import add_outlet, days_ahead, local
 
 UTC = timezone.utc
 
@@ -51,11 +51,14 @@ def test_slots_list_remaining_places_per_service(client, outlet, tomorrow):
     assert again[0]["remaining"] == 1 and all(s["service"] == "billing" for s in again)
 
 
+@time_machine.travel(local(days_ahead(0), 12, 10), tick=False)  # today, during opening hours
 def test_slots_skip_the_past_and_explain_empty_days(client, outlet, connection):
     today = days_ahead(0)
-    now = datetime.now(UTC)
     slots = client.get(f"/api/outlets/OUT-T1/slots?date={today}").json["slots"]
-    assert all(datetime.fromisoformat(s["start"]) > now for s in slots)
+    # 12:30 to 19:30 is left of 08:00-20:00, for billing and meter.
+    assert [s["start"] for s in slots[::2]] == [(local(today, 12, 30) + i * timedelta(minutes=30)).isoformat()
+                                              for i in range(15)]
+    assert len(slots) == 30 and all(datetime.fromisoformat(s["start"]) > datetime.now(UTC) for s in slots)
     past = client.get(f"/api/outlets/OUT-T1/slots?date={days_ahead(-3)}").json
     assert past["slots"] == [] and "past" in past["note"]
     far = client.get(f"/api/outlets/OUT-T1/slots?date={days_ahead(200)}").json
@@ -327,7 +330,12 @@ def test_domain_functions_refuse_full_and_unbookable_slots(session, connection):
         cancel_booking(session, code, datetime(2026, 12, 2, 10, 30, tzinfo=UTC))
     with pytest.raises(Conflict, match="fully booked"):
         reschedule_booking(session, code, {"start": local(date(2026, 12, 2), 10).isoformat()}, now)
-    assert BERLIN.key == "Europe/Berlin"
+    # What was refused changed nothing: two bookings, each holding its own place.
+    stored = connection.execute(text(
+        "SELECT idempotency_key, slot_start, status, sequence FROM bookings ORDER BY slot_start")).all()
+    assert stored == [("key-1", local(date(2026, 12, 2), 10), "confirmed", 0),
+                      ("fourth", local(date(2026, 12, 2), 11), "confirmed", 0)]
+    assert [_counter(connection, local(date(2026, 12, 2), hour)) for hour in (10, 11)] == [1, 1]
 
 
 def test_the_counter_upsert_itself_refuses_a_full_slot(connection, outlet, tomorrow):

@@ -101,7 +101,9 @@ def test_outlets_with_equal_hours_share_one_schedule_and_a_change_is_seen(connec
     after = {o["code"]: o for o in nearest(connection, Origin(*CENTRE), at, n=2)}
     assert after["OUT-R1"]["open_now"] is True
     assert after["OUT-R2"]["open_now"] is False and after["OUT-R2"]["today"]["note"] == "Inventory"
-    assert isinstance(datetime.fromisoformat(after["OUT-R2"]["next_opening"]), datetime)
+    # Closed all of tomorrow: it opens again the day after, at 08:00; OUT-R1 closes at 20:00 as before.
+    assert after["OUT-R2"]["next_opening"] == local(tomorrow + timedelta(days=1), 8).isoformat()
+    assert after["OUT-R2"]["closes_at"] is None and after["OUT-R1"]["closes_at"] == local(tomorrow, 20).isoformat()
 
 
 @pytest.mark.parametrize("hours, exceptions", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+import time_machine
 from pyproj import Geod
 from sqlalchemy import text
 
@@ -102,12 +103,15 @@ def test_retired_outlets_are_not_found(client, connection, town):
     assert client.get(f"/api/outlets/nearest?lon={CENTRE[0]}&lat={CENTRE[1]}&n=1").json["outlets"][0]["code"] == "NIGHT"
 
 
-def test_nearest_over_http(client, town):
-    answer = client.get(f"/api/outlets/nearest?lon={CENTRE[0]}&lat={CENTRE[1]}&n=2&service=billing&open=now")
+# NEAR opens 08:00-20:00, NIGHT 22:00-06:00; both offer billing, UNKNOWN does not.
+@pytest.mark.parametrize("hour, found", [(12, ["NEAR"]), (23, ["NIGHT"]), (3, ["NIGHT"]), (21, []), (7, [])])
+def test_nearest_over_http(client, town, hour, found):
+    with time_machine.travel(local(days_ahead(0), hour), tick=False):
+        answer = client.get(f"/api/outlets/nearest?lon={CENTRE[0]}&lat={CENTRE[1]}&n=2&service=billing&open=now")
     assert answer.status_code == 200
     body = answer.json
-    assert body["origin"]["lon"] == CENTRE[0] and len(body["outlets"]) <= 2
-    assert all("billing" in o["services"] and o["open_at"] is not False for o in body["outlets"])
+    assert body["origin"]["lon"] == CENTRE[0] and [o["code"] for o in body["outlets"]] == found
+    assert all("billing" in o["services"] and o["open_at"] is True and o["open_now"] is True for o in body["outlets"])
     assert all({"code", "services", "distance_m", "open_now", "next_opening", "today", "travel",
                 "directions_url"} <= set(o) for o in body["outlets"])
 
