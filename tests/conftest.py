@@ -128,8 +128,10 @@ def committed_engine():
 @pytest.fixture(scope="session")
 def _committed_app(committed_engine):
     """One app on the committed database for the session (its pools outlive a test)."""
-    return create_app({"TESTING": True, "DATABASE_URL": committed_engine.url.render_as_string(False),
-                       "ENGINE": committed_engine, "BASEMAP_URL": "none"})
+    application = create_app({"TESTING": True, "DATABASE_URL": committed_engine.url.render_as_string(False),
+                              "ENGINE": committed_engine, "BASEMAP_URL": "none"})
+    yield application
+    application.extensions["reads"].close()  # the threads' read connections, and their pool
 
 
 @pytest.fixture()
