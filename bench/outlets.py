@@ -218,7 +218,7 @@ def bench_nearest(engine, port: int, runs: int, rng: random.Random, server: str 
         search_ms = []
         for lon, lat in points[: runs // 2]:
             started = time.perf_counter()
-            search.nearest(db, search.Origin(lon, lat), datetime.now(timezone.utc), n=5)
+            [found.as_dict() for found in search.nearest(db, search.Origin(lon, lat), datetime.now(timezone.utc), n=5)]
             search_ms.append((time.perf_counter() - started) * 1000)
     print(summary("nearest-5, raw PostGIS KNN query (psycopg)", raw_ms))
     print(summary(f"nearest-5 over HTTP, {server} (/api/outlets/nearest)", http_ms))

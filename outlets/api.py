@@ -116,7 +116,7 @@ def nearest():
     else:
         origin = search.Origin(lon, lat)
         found = read(search.nearest, origin, current, **options)
-    return jsonify({"origin": vars(origin), "outlets": found, "at": current.isoformat()})
+    return jsonify({"origin": vars(origin), "outlets": [outlet.as_dict() for outlet in found], "at": current.isoformat()})
 
 
 @bp.get("/outlets/addresses")
@@ -142,7 +142,7 @@ def outlet_detail(code: str):
     """One outlet: where, services, weekly hours, coming exceptions, its opening state now."""
     current = now()
     outlet = read(store.load_outlet, code)
-    return jsonify({**store.outlet_summary(outlet, current), **search.opening_state(outlet, current)})
+    return jsonify({**store.outlet_summary(outlet, current), **outlet.schedule.opening(current).as_dict()})
 
 
 @bp.get("/outlets/<code>/slots")

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 __all__ = [
     "DAYS", "FIRST_YEAR", "LAST_YEAR", "in_range", "parse_day", "HoursError", "Interval", "DayException", "Schedule", "Slot",
+    "Opening",
     "parse_interval", "parse_intervals", "parse_weekly", "format_weekly", "weekly_to_json",
     "weekly_from_json", "parse_exceptions", "format_intervals", "zone",
 ]
@@ -339,6 +340,26 @@ def _instant(tz: ZoneInfo, day: date, minutes: int, closing: bool) -> datetime:
 
 
 @dataclass(frozen=True)
+class Opening:
+    """Whether an outlet is open at an instant, until when or from when, and that day's hours,
+    on the outlet's wall clock."""
+
+    hours_known: bool
+    open_now: bool | None
+    closes_at: datetime | None
+    next_opening: datetime | None
+    today: dict
+    hours: str
+
+    def as_dict(self) -> dict:
+        """As the API shows it (instants in ISO 8601 with the outlet's offset)."""
+        return {"hours_known": self.hours_known, "open_now": self.open_now,
+                "closes_at": self.closes_at.isoformat() if self.closes_at is not None else None,
+                "next_opening": self.next_opening.isoformat() if self.next_opening is not None else None,
+                "today": self.today, "hours": self.hours}
+
+
+@dataclass(frozen=True)
 class Schedule:
     """An outlet's hours in its zone: the week (None when unknown) and dated exceptions."""
 
@@ -347,8 +368,9 @@ class Schedule:
     exceptions: Mapping[date, DayException] = field(default_factory=dict)
     # Each day's periods, computed once (a search asks for the same days several times).
     _days: dict = field(default_factory=dict, compare=False, repr=False)
-    # What callers derive from the schedule and keep with it (outlets.search: the opening state).
-    memo: dict = field(default_factory=dict, compare=False, repr=False)
+    # {"opening": (from, until, Opening)}: the last opening state and the instants it holds for,
+    # replaced whole, so that threads sharing the schedule read one consistent tuple.
+    _kept: dict = field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property
     def hours_text(self) -> str:
@@ -474,6 +496,35 @@ class Schedule:
             "closed": not intervals,
             "note": self.note(day),
         }
+
+    def opening(self, now: datetime) -> Opening:
+        """Open at ``now`` or not, until when, the next opening and today's hours (local time).
+
+        Kept while it cannot change (schedules are shared by outlets with equal hours, and a
+        search asks for the same few): until the next closing or opening and at most until
+        local midnight.
+        """
+        kept = self._kept.get("opening")
+        if kept is not None and kept[0] <= now < kept[1]:
+            return kept[2]
+        now = now.astimezone(UTC)
+        is_open = self.is_open(now)
+        closes_at = self.closes_at(now) if is_open else None
+        next_opening = self.next_opening(now) if not is_open else None
+        today = self.local_date(now)
+        opening = Opening(self.known, is_open, closes_at and self.local(closes_at),
+                          next_opening and self.local(next_opening), self.day_hours(today), self.hours_text)
+        midnight = self.local_midnight(today + timedelta(days=1))
+        if not self.known:
+            until = midnight
+        elif is_open:
+            # Open beyond the week closes_at looks at: that horizon moves with the clock.
+            until = min(closes_at, midnight) if closes_at is not None else min(now + timedelta(minutes=1), midnight)
+        else:
+            # No opening within next_opening's horizon: it moves with the clock; keep nothing.
+            until = min(next_opening, midnight) if next_opening is not None else now
+        self._kept["opening"] = (now, until, opening)
+        return opening
 
     def slots(self, day: date, minutes: int) -> list[Slot]:
         """The slots of ``minutes`` whose start falls on local date ``day`` (overnight tails included)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -20,12 +20,13 @@ from sqlalchemy.engine import Connection, Dialect
 from geo.addresses import AddressMatch
 from geo.errors import Invalid
 from geo.spatial import geodesic_distance_m, knn_order, point
+from outlets.hours import Opening
 from outlets.models import SERVICES
 from outlets.store import (
     OutletView, outlet_columns, outlets, phone_fields, services_table, view_from_row,
 )
 
-__all__ = ["nearest", "nearest_query", "nearest_parameters", "Origin", "travel_minutes", "directions",
+__all__ = ["nearest", "nearest_query", "nearest_parameters", "Origin", "NearbyOutlet", "travel_minutes", "directions",
            "MAX_RESULTS", "MAX_SCANNED"]
 
 UTC = timezone.utc
@@ -65,47 +66,6 @@ def directions(outlet: OutletView, origin: tuple[float, float] | None, walking: 
         start = f"{origin[1]:.6f},{origin[0]:.6f}"
         google, apple = f"{google}&origin={start}", f"{apple}&saddr={start}"
     return {"url": google, "apple": apple, "geo": f"geo:{destination}?q={destination}({quote(outlet.name)})"}
-
-
-def _iso(at: datetime | None, outlet: OutletView) -> str | None:
-    """An instant as ISO 8601 on the outlet's clock (None stays None)."""
-    return outlet.schedule.local(at).isoformat() if at is not None else None
-
-
-def opening_state(outlet: OutletView, now: datetime) -> dict[str, Any]:
-    """Open now or not, until when, the next opening and today's hours, in the outlet's local time.
-
-    Kept with the schedule (schedules are shared by outlets with equal hours) while it cannot
-    change: until the next closing or opening and at most until local midnight. Callers copy it.
-    """
-    schedule = outlet.schedule
-    kept = schedule.memo.get("state")
-    if kept is not None and kept[0] <= now < kept[1]:
-        return kept[2]
-    now = now.astimezone(UTC)
-    is_open = schedule.is_open(now)
-    closes_at = schedule.closes_at(now) if is_open else None
-    next_opening = schedule.next_opening(now) if not is_open else None
-    today = schedule.local_date(now)
-    state = {
-        "hours_known": schedule.known,
-        "open_now": is_open,
-        "closes_at": _iso(closes_at, outlet),
-        "next_opening": _iso(next_opening, outlet),
-        "today": schedule.day_hours(today),
-        "hours": schedule.hours_text,
-    }
-    midnight = schedule.local_midnight(today + timedelta(days=1))
-    if not schedule.known:
-        until = midnight
-    elif is_open:
-        # Open beyond the week closes_at looks at: that horizon moves with the clock.
-        until = min(closes_at, midnight) if closes_at is not None else min(now + timedelta(minutes=1), midnight)
-    else:
-        # No opening within next_opening's horizon: it moves with the clock; keep nothing.
-        until = min(next_opening, midnight) if next_opening is not None else now
-    schedule.memo["state"] = (now, until, state)
-    return state
 
 
 def _open_at(outlet: OutletView, at: datetime) -> bool | None:
@@ -170,7 +130,7 @@ def nearest_parameters(origin: Origin, service: str | None = None) -> dict[str, 
 
 
 def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, service: str | None = None,
-            open_at: datetime | None = None) -> list[dict[str, Any]]:
+            open_at: datetime | None = None) -> list[NearbyOutlet]:
     """The ``n`` nearest active outlets to ``origin``, nearest first (geodesic metres).
 
     ``service`` keeps outlets offering it; ``open_at`` keeps those open then, and those whose
@@ -200,20 +160,42 @@ def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, s
     return [_result(outlet, distance, origin, now, open_at) for outlet, distance in found]
 
 
+@dataclass(frozen=True)
+class NearbyOutlet:
+    """One outlet as the nearest search found it: how far, open or not, how to get there."""
+
+    outlet: OutletView
+    distance_m: float
+    opening: Opening
+    travel: dict[str, int]
+    directions: dict[str, str]
+    # Whether it is open at the time the search asked about (None: hours unknown); absent
+    # (``asked_open_at`` False) when the search asked about no time.
+    open_at: bool | None = None
+    asked_open_at: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the API shows it."""
+        outlet = self.outlet
+        result = {
+            "code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),
+            "lon": round(outlet.lon, 7), "lat": round(outlet.lat, 7), "timezone": outlet.timezone,
+            "services": list(outlet.services),
+            "distance_m": round(self.distance_m, 1),
+            **self.opening.as_dict(),
+            "travel": self.travel,
+            "directions": self.directions,
+            "directions_url": self.directions["url"],
+        }
+        if self.asked_open_at:
+            result["open_at"] = self.open_at
+        return result
+
+
 def _result(outlet: OutletView, distance_m: float, origin: Origin, now: datetime,
-            open_at: datetime | None) -> dict[str, Any]:
+            open_at: datetime | None) -> NearbyOutlet:
     """One outlet as the nearest search reports it."""
     travel = travel_minutes(distance_m)
-    result = {
-        "code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),
-        "lon": round(outlet.lon, 7), "lat": round(outlet.lat, 7), "timezone": outlet.timezone,
-        "services": list(outlet.services),
-        "distance_m": round(distance_m, 1),
-        **opening_state(outlet, now),
-        "travel": travel,
-        "directions": directions(outlet, (origin.lon, origin.lat), walking=travel["walking_min"] <= 25),
-    }
-    result["directions_url"] = result["directions"]["url"]
-    if open_at is not None:
-        result["open_at"] = _open_at(outlet, open_at)
-    return result
+    return NearbyOutlet(outlet, distance_m, outlet.schedule.opening(now), travel,
+                        directions(outlet, (origin.lon, origin.lat), walking=travel["walking_min"] <= 25),
+                        _open_at(outlet, open_at) if open_at is not None else None, open_at is not None)

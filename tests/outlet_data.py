@@ -5,6 +5,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from outlets.records import parse_outlet
+from outlets.search import Origin, nearest
 from outlets.store import save_outlet
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -38,3 +39,8 @@ def local(day: date, hour: int, minute: int = 0, tz: ZoneInfo = BERLIN) -> datet
 def days_ahead(days: int, tz: ZoneInfo = BERLIN) -> date:
     """The local date ``days`` from today."""
     return datetime.now(timezone.utc).astimezone(tz).date() + timedelta(days=days)
+
+
+def nearest_answers(connection, origin: Origin, now: datetime, **options) -> list[dict]:
+    """The nearest search's results as the API shows them."""
+    return [outlet.as_dict() for outlet in nearest(connection, origin, now, **options)]

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import text
 
-from outlets.search import Origin, nearest
+from outlets.search import Origin
 from outlets.store import load_outlet
-from tests.outlet_data import CENTRE, add_outlet
+from tests.outlet_data import CENTRE, add_outlet, nearest_answers
 
 UTC = timezone.utc
 
@@ -85,9 +85,9 @@ def test_a_search_sees_a_holiday_the_moment_it_is_written(connection):
     add_outlet(connection, hours="Mo-Su 08:00-20:00")
     tomorrow_noon = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time().replace(hour=12),
                                      tzinfo=timezone(timedelta(hours=1)))
-    first = nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=1, open_at=tomorrow_noon)
+    first = nearest_answers(connection, Origin(*CENTRE), datetime.now(UTC), n=1, open_at=tomorrow_noon)
     assert first and first[0]["open_at"] is True
     connection.execute(text("INSERT INTO outlet_exceptions SELECT id, :d, '[]', 'Holiday' FROM outlets "
                             "WHERE code = 'OUT-T1'"), {"d": tomorrow_noon.date()})
-    assert nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=1, open_at=tomorrow_noon) == []
+    assert nearest_answers(connection, Origin(*CENTRE), datetime.now(UTC), n=1, open_at=tomorrow_noon) == []
     assert load_outlet(connection, "OUT-T1").schedule.note(tomorrow_noon.date()) == "Holiday"

@@ -14,9 +14,9 @@ from sqlalchemy.exc import DBAPIError
 from app import create_app
 from geo.db import read
 from outlets.hours import DayException, Schedule, parse_weekly, weekly_to_json
-from outlets.search import Origin, nearest, opening_state
-from outlets.store import OutletView, schedule_from_text, set_exception
-from tests.outlet_data import CENTRE, add_outlet, days_ahead, local
+from outlets.search import Origin
+from outlets.store import schedule_from_text, set_exception
+from tests.outlet_data import CENTRE, add_outlet, days_ahead, local, nearest_answers
 
 APP_NAME = "gridatlas_outlet_read_test"
 
@@ -95,10 +95,10 @@ def test_outlets_with_equal_hours_share_one_schedule_and_a_change_is_seen(connec
     add_outlet(connection, "OUT-R2", hours="Mo-Su 08:00-20:00", lon=CENTRE[0] + 0.01)
     tomorrow = days_ahead(1)
     at = local(tomorrow, 10).astimezone(timezone.utc)
-    before = {o["code"]: o for o in nearest(connection, Origin(*CENTRE), at, n=2)}
+    before = {o["code"]: o for o in nearest_answers(connection, Origin(*CENTRE), at, n=2)}
     assert before["OUT-R1"]["open_now"] and before["OUT-R2"]["open_now"]
     set_exception(connection, "OUT-R2", tomorrow, DayException((), "Inventory"))
-    after = {o["code"]: o for o in nearest(connection, Origin(*CENTRE), at, n=2)}
+    after = {o["code"]: o for o in nearest_answers(connection, Origin(*CENTRE), at, n=2)}
     assert after["OUT-R1"]["open_now"] is True
     assert after["OUT-R2"]["open_now"] is False and after["OUT-R2"]["today"]["note"] == "Inventory"
     # Closed all of tomorrow: it opens again the day after, at 08:00; OUT-R1 closes at 20:00 as before.
@@ -121,10 +121,5 @@ def test_the_kept_opening_state_equals_a_fresh_one(hours, exceptions):
     at = datetime(2026, 3, 26, 0, 3, tzinfo=timezone.utc)
     while at < datetime(2026, 4, 1, tzinfo=timezone.utc):
         fresh = Schedule(shared.weekly, shared.tz, shared.exceptions)
-        assert opening_state(_view(shared), at) == opening_state(_view(fresh), at), at
+        assert shared.opening(at).as_dict() == fresh.opening(at).as_dict(), at
         at += timedelta(minutes=7)
-
-
-def _view(schedule: Schedule) -> OutletView:
-    """An outlet around ``schedule``."""
-    return OutletView(1, "OUT-V", "V", "", None, "DE", "Europe/Berlin", 15, 8.4, 49.0, True, {}, schedule)

@@ -9,9 +9,9 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from geo.addresses import suggest_addresses
-from outlets.search import Origin, nearest, nearest_parameters, nearest_query
+from outlets.search import Origin, nearest_parameters, nearest_query
 from tests.networks import feeder_with_tie
-from tests.outlet_data import CENTRE, add_outlet, days_ahead, local
+from tests.outlet_data import CENTRE, add_outlet, days_ahead, local, nearest_answers
 from topology.loader import load_network
 
 UTC = timezone.utc
@@ -42,7 +42,7 @@ def town(connection):
 
 
 def test_nearest_first_with_geodesic_metres(connection, town):
-    found = nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=4)
+    found = nearest_answers(connection, Origin(*CENTRE), datetime.now(UTC), n=4)
     assert [o["code"] for o in found] == ["NEAR", "NIGHT", "UNKNOWN", "FAR"]
     for outlet in found:
         _, _, metres = GEOD.inv(CENTRE[0], CENTRE[1], *town[outlet["code"]])
@@ -56,18 +56,18 @@ def test_the_ranking_holds_at_high_latitude_where_degrees_mislead(connection):
     # would pick WEST (0.010 deg away) over NORTH (0.006 deg), which is three times as far.
     add_outlet(connection, "WEST", lon=20.0 - 0.010, lat=70.0, timezone="Europe/Oslo", phone=None)
     add_outlet(connection, "NORTH", lon=20.0, lat=70.006, timezone="Europe/Oslo", phone=None)
-    found = nearest(connection, Origin(20.0, 70.0), datetime.now(UTC), n=1)
+    found = nearest_answers(connection, Origin(20.0, 70.0), datetime.now(UTC), n=1)
     assert found[0]["code"] == "WEST" and found[0]["distance_m"] == pytest.approx(381, abs=2)
 
 
 def test_filters_by_service(connection, town):
-    found = nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=5, service="meter")
+    found = nearest_answers(connection, Origin(*CENTRE), datetime.now(UTC), n=5, service="meter")
     assert [o["code"] for o in found] == ["NIGHT", "UNKNOWN"]
 
 
 def test_open_filter_keeps_open_and_unknown_outlets(connection, town):
     evening = local(days_ahead(2), 23)  # the night counter is open, the day ones closed
-    found = nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=5, open_at=evening)
+    found = nearest_answers(connection, Origin(*CENTRE), datetime.now(UTC), n=5, open_at=evening)
     assert [(o["code"], o["open_at"]) for o in found] == [("NIGHT", True), ("UNKNOWN", None)]
     unknown = found[1]
     assert unknown["hours_known"] is False and unknown["open_now"] is None and unknown["today"]["known"] is False
@@ -80,7 +80,7 @@ def test_a_time_without_offset_is_each_outlets_wall_clock(connection, town):
     weekday = {"FAR"} if day.weekday() < 5 else set()
 
     def open_codes(at):
-        return {o["code"] for o in nearest(connection, Origin(*CENTRE), datetime.now(UTC), n=10, open_at=at)}
+        return {o["code"] for o in nearest_answers(connection, Origin(*CENTRE), datetime.now(UTC), n=10, open_at=at)}
 
     # Noon on each outlet's own clock: New York's desk is open too.
     assert open_codes(datetime.combine(day, datetime.min.time()).replace(hour=12)) == \
@@ -91,7 +91,7 @@ def test_a_time_without_offset_is_each_outlets_wall_clock(connection, town):
 
 def test_opening_state_in_local_time(connection, town):
     monday_noon = local(days_ahead(7 - days_ahead(0).weekday()), 12)
-    near, night = nearest(connection, Origin(*CENTRE), monday_noon, n=2)
+    near, night = nearest_answers(connection, Origin(*CENTRE), monday_noon, n=2)
     assert near["open_now"] is True and near["closes_at"] == local(monday_noon.date(), 20).isoformat()
     assert night["open_now"] is False and night["next_opening"] == local(monday_noon.date(), 22).isoformat()
     assert near["today"]["hours"] == [{"opens": "08:00", "closes": "20:00", "overnight": False}]
