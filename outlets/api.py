@@ -151,12 +151,12 @@ def slots(code: str):
     current = now()
     day = _date(request.args.get("date"))
 
-    def day_slots(connection: Connection) -> dict:
+    def day_slots(connection: Connection) -> booking.DaySlots:
         """The slots of ``day``, or of the outlet's today."""
         when = day or store.load_outlet(connection, code).schedule.local_date(current)
         return booking.day_slots(connection, code, when, request.args.get("service") or None, current)
 
-    return jsonify(read(day_slots))
+    return jsonify(read(day_slots).as_dict())
 
 
 # -- public: bookings ----------------------------------------------------------------------------
@@ -167,10 +167,10 @@ def create_booking():
     result, created = booking.book(get_session(), parsed, now())
     headers = dict(PRIVATE)
     if created:
-        headers["Location"] = url_for("outlets_api.booking_detail", code=result["code"])
+        headers["Location"] = url_for("outlets_api.booking_detail", code=result.display_code)
     else:
         headers["Idempotent-Replayed"] = "true"
-    return jsonify(result), 201 if created else 200, headers
+    return jsonify(result.as_dict()), 201 if created else 200, headers
 
 
 @bp.get("/bookings/<code>")
@@ -178,19 +178,19 @@ def booking_detail(code: str):
     """The booking with this confirmation code (``<code>.ics``: as a calendar file)."""
     if code.lower().endswith(".ics"):
         return booking_calendar(code[:-4])
-    return jsonify(read(booking.get_booking, code)), 200, PRIVATE
+    return jsonify(read(booking.get_booking, code).as_dict()), 200, PRIVATE
 
 
 @bp.delete("/bookings/<code>")
 def booking_cancel(code: str):
     """Cancel the booking (its place is freed)."""
-    return jsonify(booking.cancel_booking(get_session(), code, now())), 200, PRIVATE
+    return jsonify(booking.cancel_booking(get_session(), code, now()).as_dict()), 200, PRIVATE
 
 
 @bp.patch("/bookings/<code>")
 def booking_reschedule(code: str):
     """Move the booking to another slot: ``{"start": ..., "service": ...}``; atomic."""
-    return jsonify(booking.reschedule_booking(get_session(), code, _json_body(), now())), 200, PRIVATE
+    return jsonify(booking.reschedule_booking(get_session(), code, _json_body(), now()).as_dict()), 200, PRIVATE
 
 
 def booking_calendar(code: str):

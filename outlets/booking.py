@@ -34,13 +34,14 @@ from sqlalchemy.orm import Session
 
 from geo import outbox
 from geo.errors import Invalid, Conflict, NotFound, Unprocessable
-from outlets.hours import FIRST_YEAR, LAST_YEAR, Slot, format_intervals, in_range
+from outlets.hours import FIRST_YEAR, LAST_YEAR, Schedule, Slot, format_intervals, in_range
 from outlets.models import SERVICES, Booking, SlotCounter
 from outlets.records import parse_phone
 from outlets.store import OutletView, load_outlet, outlets, phone_fields
 
 __all__ = [
-    "BOOKING_HORIZON_DAYS", "BookingRequest", "parse_booking_request", "parse_start", "day_slots", "check_slot",
+    "BOOKING_HORIZON_DAYS", "BookingRequest", "BookingView", "DaySlots", "SlotPlaces", "parse_booking_request",
+    "parse_start", "day_slots", "check_slot",
     "book", "get_booking", "cancel_booking", "reschedule_booking", "booking_ics", "format_code", "normalise_code",
 ]
 
@@ -189,31 +190,63 @@ def _booked(connection: Connection, outlet_id: int, first: datetime, last: datet
     return {(row.slot_start, row.service): row.booked for row in rows}
 
 
-def day_slots(connection: Connection, code: str, day: date, service: str | None, now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SlotPlaces:
+    """One slot of one service and how many of its places are left."""
+
+    start: datetime
+    end: datetime
+    service: str
+    capacity: int
+    remaining: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "service": self.service,
+                "capacity": self.capacity, "remaining": self.remaining}
+
+
+@dataclass(frozen=True)
+class DaySlots:
+    """An outlet's bookable slots on one local day, or a note saying why there are none."""
+
+    outlet: OutletView
+    day: date
+    hours: dict
+    slots: list[SlotPlaces]
+    note: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outlet": self.outlet.code, "date": self.day.isoformat(), "timezone": self.outlet.timezone,
+                "slot_minutes": self.outlet.slot_minutes, "hours": self.hours,
+                "slots": [slot.as_dict() for slot in self.slots], "note": self.note}
+
+
+def _no_slots_note(schedule: Schedule, day: date, now: datetime) -> str | None:
+    """Why ``day`` offers no slots whatever its hours: in the past, beyond the horizon, hours unknown."""
+    last_day = schedule.local_date(now + timedelta(days=BOOKING_HORIZON_DAYS))
+    if day < schedule.local_date(now):
+        return "this date is in the past"
+    if day > last_day:
+        return f"bookings open {BOOKING_HORIZON_DAYS} days ahead (until {last_day})"
+    if not schedule.known:
+        return "the opening hours of this outlet are unknown, so it takes no bookings"
+    return None
+
+
+def day_slots(connection: Connection, code: str, day: date, service: str | None, now: datetime) -> DaySlots:
     """The bookable slots of outlet ``code`` starting on local ``day``, with the places left."""
     outlet = load_outlet(connection, code)
     wanted = list(outlet.services) if service is None else [service]
     if service is not None:
         _check_service(outlet, service)
     schedule = outlet.schedule
-    last_day = schedule.local_date(now + timedelta(days=BOOKING_HORIZON_DAYS))
-    result = {"outlet": outlet.code, "date": day.isoformat(), "timezone": outlet.timezone,
-              "slot_minutes": outlet.slot_minutes, "hours": schedule.day_hours(day), "slots": [], "note": None}
-    if day < schedule.local_date(now):
-        result["note"] = "this date is in the past"
-    elif day > last_day:
-        result["note"] = f"bookings open {BOOKING_HORIZON_DAYS} days ahead (until {last_day})"
-    elif not schedule.known:
-        result["note"] = "the opening hours of this outlet are unknown, so it takes no bookings"
-    slots = [s for s in schedule.slots(day, outlet.slot_minutes) if s.start > now] if result["note"] is None else []
+    note = _no_slots_note(schedule, day, now)
+    slots = [s for s in schedule.slots(day, outlet.slot_minutes) if s.start > now] if note is None else []
     booked = _booked(connection, outlet.id, slots[0].start, slots[-1].start) if slots else {}
-    result["slots"] = [
-        {"start": schedule.local(slot.start).isoformat(), "end": schedule.local(slot.end).isoformat(),
-         "service": name, "capacity": outlet.services[name],
-         "remaining": max(0, outlet.services[name] - booked.get((slot.start, name), 0))}
-        for slot in slots for name in wanted
-    ]
-    return result
+    places = [SlotPlaces(schedule.local(slot.start), schedule.local(slot.end), name, outlet.services[name],
+                         max(0, outlet.services[name] - booked.get((slot.start, name), 0)))
+              for slot in slots for name in wanted]
+    return DaySlots(outlet, day, schedule.day_hours(day), places, note)
 
 
 # -- transactions --------------------------------------------------------------------------------
@@ -326,23 +359,48 @@ def _notify(connection: Connection, booking: Mapping, outlet: OutletView, now: d
 
 
 # -- bookings ------------------------------------------------------------------------------------
-def _booking_json(booking: Mapping, outlet: OutletView) -> dict[str, Any]:
-    """The booking as the API shows it to whoever holds its code."""
-    code = format_code(booking["code"])
-    return {
-        "code": code,
-        "status": booking["status"],
-        "outlet": {"code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),
-                   "lon": round(outlet.lon, 7), "lat": round(outlet.lat, 7), "timezone": outlet.timezone},
-        "service": booking["service"],
-        "service_label": SERVICES.get(booking["service"], booking["service"]),
-        "start": outlet.schedule.local(booking["slot_start"]).isoformat(),
-        "end": outlet.schedule.local(booking["slot_end"]).isoformat(),
-        "name": booking["name"],
-        **phone_fields(booking["phone"]),
-        "ics_url": f"/api/bookings/{code}.ics",
-        "sequence": booking["sequence"],
-    }
+@dataclass(frozen=True)
+class BookingView:
+    """A booking as whoever holds its code sees it; ``code`` as stored (without dashes)."""
+
+    code: str
+    status: str
+    outlet: OutletView
+    service: str
+    slot_start: datetime
+    slot_end: datetime
+    name: str
+    phone: str
+    sequence: int
+
+    @classmethod
+    def of(cls, booking: Mapping, outlet: OutletView) -> BookingView:
+        """The view of a booking row (or the values it was inserted with)."""
+        return cls(booking["code"], booking["status"], outlet, booking["service"], booking["slot_start"],
+                   booking["slot_end"], booking["name"], booking["phone"], booking["sequence"])
+
+    @property
+    def display_code(self) -> str:
+        """The code as the customer reads it (XXXX-XXXX-XXXX)."""
+        return format_code(self.code)
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the API shows it."""
+        outlet, code = self.outlet, self.display_code
+        return {
+            "code": code,
+            "status": self.status,
+            "outlet": {"code": outlet.code, "name": outlet.name, "address": outlet.address, **phone_fields(outlet.phone),
+                       "lon": round(outlet.lon, 7), "lat": round(outlet.lat, 7), "timezone": outlet.timezone},
+            "service": self.service,
+            "service_label": SERVICES.get(self.service, self.service),
+            "start": outlet.schedule.local(self.slot_start).isoformat(),
+            "end": outlet.schedule.local(self.slot_end).isoformat(),
+            "name": self.name,
+            **phone_fields(self.phone),
+            "ics_url": f"/api/bookings/{code}.ics",
+            "sequence": self.sequence,
+        }
 
 
 def _booking_row(connection: Connection, where, lock: bool = False) -> Mapping | None:
@@ -361,7 +419,7 @@ def _outlet_of(connection: Connection, booking: Mapping) -> OutletView:
 
 
 @_retrying
-def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict[str, Any], bool]:
+def book(session: Session, request: BookingRequest, now: datetime) -> tuple[BookingView, bool]:
     """Book ``request``; returns the booking and whether it is new (False: an idempotent replay).
 
     Conflict when the slot is full; Unprocessable when the slot is not bookable or the
@@ -401,10 +459,10 @@ def book(session: Session, request: BookingRequest, now: datetime) -> tuple[dict
         # Last before the commit: the counter row stays locked for as short a time as can be.
         if not _take_place(connection, outlet, request.service, slot.start):
             raise _full(outlet, request.service, slot.start)
-        return _booking_json(values, outlet), True
+        return BookingView.of(values, outlet), True
 
 
-def _replay(connection: Connection, key: str, fingerprint: str) -> dict[str, Any] | None:
+def _replay(connection: Connection, key: str, fingerprint: str) -> BookingView | None:
     """The booking made with ``key``, or None; Unprocessable if it was another request."""
     row = _booking_row(connection, bookings.c.idempotency_key == key)
     if row is None:
@@ -412,15 +470,15 @@ def _replay(connection: Connection, key: str, fingerprint: str) -> dict[str, Any
     if row["request_hash"] != fingerprint:
         raise Unprocessable("this idempotency_key was already used for a different booking request; "
                                   "send a new key for a new booking", reason="idempotency_key_reused")
-    return _booking_json(row, _outlet_of(connection, row))
+    return BookingView.of(row, _outlet_of(connection, row))
 
 
-def get_booking(connection: Connection, code: str) -> dict[str, Any]:
+def get_booking(connection: Connection, code: str) -> BookingView:
     """The booking with confirmation code ``code`` (NotFound otherwise)."""
     row = _booking_row(connection, bookings.c.code == normalise_code(code))
     if row is None:
         raise NotFound("there is no booking with this code")
-    return _booking_json(row, _outlet_of(connection, row))
+    return BookingView.of(row, _outlet_of(connection, row))
 
 
 def _locked_booking(connection: Connection, code: str) -> Mapping:
@@ -432,14 +490,14 @@ def _locked_booking(connection: Connection, code: str) -> Mapping:
 
 
 @_retrying
-def cancel_booking(session: Session, code: str, now: datetime) -> dict[str, Any]:
+def cancel_booking(session: Session, code: str, now: datetime) -> BookingView:
     """Cancel a booking and free its place; cancelling twice is harmless. Conflict once it began."""
     with session.begin():
         connection = session.connection()
         row = _locked_booking(connection, code)
         outlet = _outlet_of(connection, row)
         if row["status"] == "cancelled":
-            return _booking_json(row, outlet)
+            return BookingView.of(row, outlet)
         if row["slot_start"] <= now:
             raise Conflict("this visit has already begun or passed; it can no longer be cancelled")
         row.update(status="cancelled", sequence=row["sequence"] + 1)
@@ -447,11 +505,11 @@ def cancel_booking(session: Session, code: str, now: datetime) -> dict[str, Any]
             status="cancelled", cancelled_at=now, updated_at=now, sequence=row["sequence"]))
         _give_back_place(connection, row["outlet_id"], row["service"], row["slot_start"])
         _notify(connection, row, outlet, now, "booking_cancelled")
-        return _booking_json(row, outlet)
+        return BookingView.of(row, outlet)
 
 
 @_retrying
-def reschedule_booking(session: Session, code: str, changes: Any, now: datetime) -> dict[str, Any]:
+def reschedule_booking(session: Session, code: str, changes: Any, now: datetime) -> BookingView:
     """Move a booking to another slot (and service): the new place is taken before the old one is
     given back, in one transaction, so a full slot leaves the booking as it was."""
     if not isinstance(changes, Mapping) or "start" not in changes or set(changes) - {"start", "service"}:
@@ -467,7 +525,7 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
         service = _clean_text(changes.get("service", row["service"]), "service", 40)
         start = parse_start(_clean_text(changes["start"], "start", 40), outlet)
         if (start, service) == (row["slot_start"], row["service"]):
-            return _booking_json(row, outlet)
+            return BookingView.of(row, outlet)
         slot = check_slot(outlet, service, start, now)
         old_service, old_start = row["service"], row["slot_start"]
         row.update(service=service, slot_start=slot.start, slot_end=slot.end, sequence=row["sequence"] + 1)
@@ -480,7 +538,7 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
                            f"{outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; your booking is unchanged",
                            reason="slot_full")
         _give_back_place(connection, row["outlet_id"], old_service, old_start)
-        return _booking_json(row, outlet)
+        return BookingView.of(row, outlet)
 
 
 def booking_ics(connection: Connection, code: str, now: datetime) -> bytes:

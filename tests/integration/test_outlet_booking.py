@@ -84,11 +84,11 @@ def test_slots_on_a_dst_night_and_across_midnight(connection, session):
     add_outlet(connection, "NIGHT", hours="Sa 22:00-04:00", services={"billing": 1}, slot_minutes=60)
     now = datetime(2027, 3, 20, 12, tzinfo=UTC)
     # Saturday 27 March 2027, 22:00 CET, to Sunday 04:00 CEST: five hours of real time.
-    saturday = [s["start"] for s in day_slots(connection, "NIGHT", date(2027, 3, 27), "billing", now)["slots"]]
-    sunday = [s["start"] for s in day_slots(connection, "NIGHT", date(2027, 3, 28), "billing", now)["slots"]]
+    saturday = [s["start"] for s in day_slots(connection, "NIGHT", date(2027, 3, 27), "billing", now).as_dict()["slots"]]
+    sunday = [s["start"] for s in day_slots(connection, "NIGHT", date(2027, 3, 28), "billing", now).as_dict()["slots"]]
     assert saturday == ["2027-03-27T22:00:00+01:00", "2027-03-27T23:00:00+01:00"]
     assert sunday == ["2027-03-28T00:00:00+01:00", "2027-03-28T01:00:00+01:00", "2027-03-28T03:00:00+02:00"]
-    booking, _ = book(session, _parsed("2027-03-28T03:00:00+02:00", outlet="NIGHT"), now)
+    booking = book(session, _parsed("2027-03-28T03:00:00+02:00", outlet="NIGHT"), now)[0].as_dict()
     assert booking["start"] == "2027-03-28T03:00:00+02:00" and booking["end"] == "2027-03-28T04:00:00+02:00"
 
 
@@ -325,7 +325,7 @@ def test_domain_functions_refuse_full_and_unbookable_slots(session, connection):
         book(session, _parsed(local(date(2026, 12, 2), 10).isoformat(), key="other"), now)
     with pytest.raises(Unprocessable, match="in the past"):
         book(session, _parsed(local(date(2026, 12, 1), 7).isoformat(), key="third"), now)
-    code = book(session, _parsed(local(date(2026, 12, 2), 11).isoformat(), key="fourth"), now)[0]["code"]
+    code = book(session, _parsed(local(date(2026, 12, 2), 11).isoformat(), key="fourth"), now)[0].display_code
     with pytest.raises(Conflict, match="already begun"):
         cancel_booking(session, code, datetime(2026, 12, 2, 10, 30, tzinfo=UTC))
     with pytest.raises(Conflict, match="fully booked"):
