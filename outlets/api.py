@@ -16,7 +16,6 @@ from geo.auth import require_admin
 from geo.db import get_session, read
 from geo.errors import Invalid, TooLarge
 from geo.geojson import parse_bbox
-from geo.spatial import in_bbox
 from outlets import admin, booking, importers, search, store
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range, parse_day
 from outlets.models import SERVICES
@@ -129,12 +128,11 @@ def address_suggestions():
 @bp.get("/outlets")
 def outlet_collection():
     """Active outlets as a GeoJSON FeatureCollection, optionally within ``bbox=w,s,e,n``."""
-    where = [store.outlets.c.active, in_bbox(store.outlets.c.geom, parse_bbox(request.args.get("bbox")))]
-    limit = current_app.config.get("API_MAX_FEATURES", 20000)
+    bbox = parse_bbox(request.args.get("bbox"))
     current = now()
-    found = read(store.load_outlets, where, limit=limit + 1)
-    return jsonify({"type": "FeatureCollection", "features": [store.outlet_feature(o, current) for o in found[:limit]],
-                    "truncated": len(found) > limit})
+    found, truncated = read(store.active_outlets, bbox, current_app.config.get("API_MAX_FEATURES", 20000))
+    return jsonify({"type": "FeatureCollection", "features": [store.outlet_feature(o, current) for o in found],
+                    "truncated": truncated})
 
 
 @bp.get("/outlets/<code>")

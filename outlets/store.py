@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from geo.errors import Conflict, NotFound
-from geo.spatial import point
+from geo.spatial import BBox, in_bbox, point
 from outlets.hours import DayException, Schedule, format_intervals, format_weekly, parse_intervals, \
     weekly_from_json, weekly_to_json, zone
 from outlets.models import SERVICES, Booking, Outlet, OutletException, OutletService
@@ -26,7 +26,7 @@ from outlets.records import OutletRecord, is_outlet_code
 
 __all__ = [
     "OutletView", "save_outlet", "load_outlet",
-    "load_outlets", "outlets_extent", "outlet_exists", "retire_outlet", "set_exception", "delete_exception", "outlet_summary", "outlet_feature",
+    "load_outlets", "active_outlets", "outlets_extent", "outlet_exists", "retire_outlet", "set_exception", "delete_exception", "outlet_summary", "outlet_feature",
     "export_records",
 ]
 
@@ -127,6 +127,13 @@ def load_outlets(connection: Connection, where: Iterable[ColumnElement] = (),
     """The outlets matching ``where`` (at most ``limit``), ordered by code."""
     query = select(*outlet_columns()).where(*where).order_by(outlets.c.code).limit(limit)
     return [view_from_row(row) for row in connection.execute(query)]
+
+
+def active_outlets(connection: Connection, bbox: BBox | None, limit: int) -> tuple[list[OutletView], bool]:
+    """The active outlets in ``bbox`` (all without one), at most ``limit``, ordered by code, and
+    whether there were more."""
+    found = load_outlets(connection, [outlets.c.active, in_bbox(outlets.c.geom, bbox)], limit=limit + 1)
+    return found[:limit], len(found) > limit
 
 
 # -- writing -------------------------------------------------------------------------------------
