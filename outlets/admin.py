@@ -30,7 +30,7 @@ def replace_outlet(session: Session, code: str, body: Any) -> bool:
     """Create or replace outlet ``code`` (a retired one comes back); True when created."""
     body = dict(_object(body))
     if body.setdefault("code", code) != code:
-        raise Invalid(f"the body's code {body['code']!r} differs from the URL's {code!r}")
+        raise Invalid(f"the body's code {body['code']!r} differs from the URL's {code!r}", field="code")
     record = parse_outlet(body)
     with session.begin():
         return store.save_outlet(session.connection(), record)
@@ -50,10 +50,10 @@ def set_exception(session: Session, code: str, day: date, body: Any) -> None:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 200
                              or any(unicodedata.category(c) == "Cc" for c in note)):
-        raise Invalid("note must be a text of up to 200 characters, without control characters")
+        raise Invalid("note must be a text of up to 200 characters, without control characters", field="note")
     hours = body["hours"]
     if not isinstance(hours, (str, list)) or not all(isinstance(h, str) for h in (hours if isinstance(hours, list) else [])):
-        raise Invalid('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals')
+        raise Invalid('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals', field="hours")
     try:
         intervals = parse_intervals(hours, where=f"exception {day}")
     except HoursError as error:

@@ -42,9 +42,9 @@ def _number(name: str, low: float, high: float) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        raise Invalid(f"{name} must be a number, not {value!r}") from None
+        raise Invalid(f"{name} must be a number, not {value!r}", field=name) from None
     if not low <= number <= high:
-        raise Invalid(f"{name} must be between {low:g} and {high:g}")
+        raise Invalid(f"{name} must be between {low:g} and {high:g}", field=name)
     return number
 
 
@@ -55,7 +55,7 @@ def _date(value: str | None, name: str = "date") -> date | None:
     try:
         return parse_day(value)
     except ValueError as error:
-        raise Invalid(f"{name} {value!r} {error}") from None
+        raise Invalid(f"{name} {value!r} {error}", field=name) from None
 
 
 def _open_at(value: str | None, current: datetime) -> datetime | None:
@@ -67,9 +67,9 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid(f"open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not {value!r}") from None
+        raise Invalid(f"open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not {value!r}", field="open") from None
     if not in_range(at):
-        raise Invalid(f"open {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise Invalid(f"open {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}", field="open")
     return at
 
 
@@ -95,12 +95,12 @@ def nearest():
     lon, lat = _number("lon", -180, 180), _number("lat", -90, 90)
     q = request.args.get("q", "").strip()
     if (lon is None) != (lat is None):
-        raise Invalid("give both lon and lat")
+        raise Invalid("give both lon and lat", field="lon" if lon is None else "lat")
     if (lon is None) == (not q):
         raise Invalid("give lon and lat, or an address q (not both)")
     n = request.args.get("n", "5")
     if not n.isdigit():
-        raise Invalid(f"n must be a whole number 1..{search.MAX_RESULTS}")
+        raise Invalid(f"n must be a whole number 1..{search.MAX_RESULTS}", field="n")
     options = {"n": int(n), "service": request.args.get("service") or None,
                "open_at": _open_at(request.args.get("open"), current)}
     if q:
@@ -258,7 +258,7 @@ def admin_import():
         raise Invalid("send the file as the request body or as the multipart field 'file'")
     mode = request.args.get("mode", "replace")
     if mode not in ("replace", "create"):
-        raise Invalid("mode must be replace or create")
+        raise Invalid("mode must be replace or create", field="mode")
     rows = importers.read_outlets(data, importers.format_of(filename, request.args.get("format")))
     return jsonify(importers.import_outlets(get_session(), rows, replace=mode == "replace"))
 

@@ -94,12 +94,12 @@ _REQUIRED = ("outlet", "service", "start", "name", "phone", "idempotency_key")
 def _clean_text(value: Any, field: str, limit: int) -> str:
     """A required text field with its spaces collapsed; Invalid when empty, long or odd."""
     if not isinstance(value, str) or not value.strip():
-        raise Invalid(f"{field} is required")
+        raise Invalid(f"{field} is required", field=field)
     value = " ".join(value.split())
     if len(value) > limit:
-        raise Invalid(f"{field} is longer than {limit} characters")
+        raise Invalid(f"{field} is longer than {limit} characters", field=field)
     if any(unicodedata.category(c).startswith("C") for c in value):
-        raise Invalid(f"{field} holds control characters")
+        raise Invalid(f"{field} holds control characters", field=field)
     return value
 
 
@@ -112,7 +112,7 @@ def parse_booking_request(body: Any, idempotency_header: str | None = None) -> B
         raise Invalid(f"unknown field(s) {', '.join(unknown)} (send {', '.join(_REQUIRED)})")
     key = body.get("idempotency_key") or idempotency_header
     if body.get("idempotency_key") and idempotency_header and body["idempotency_key"] != idempotency_header:
-        raise Invalid("the Idempotency-Key header and idempotency_key differ")
+        raise Invalid("the Idempotency-Key header and idempotency_key differ", field="idempotency_key")
     return BookingRequest(
         outlet=_clean_text(body.get("outlet"), "outlet", 60),
         service=_clean_text(body.get("service"), "service", 40),
@@ -128,9 +128,9 @@ def parse_start(value: str, outlet: OutletView) -> datetime:
     try:
         start = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except (AttributeError, ValueError):
-        raise Invalid(f"start {value!r} is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)") from None
+        raise Invalid(f"start {value!r} is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)", field="start") from None
     if not in_range(start):
-        raise Invalid(f"start {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise Invalid(f"start {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}", field="start")
     if start.tzinfo is None:
         start = start.replace(tzinfo=outlet.schedule.tz)
     return start.astimezone(UTC)

@@ -43,14 +43,14 @@ def format_of(filename: str | None, declared: str | None = None) -> str:
     """``geojson`` or ``csv`` from a declared format or the file's extension."""
     if declared:
         if declared.lower() not in FORMATS:
-            raise Invalid(f"format {declared!r} is not one of {', '.join(FORMATS)}")
+            raise Invalid(f"format {declared!r} is not one of {', '.join(FORMATS)}", field="format")
         return declared.lower()
     suffix = (filename or "").rsplit(".", 1)[-1].lower()
     if suffix in ("geojson", "json"):
         return "geojson"
     if suffix in ("csv", "txt"):
         return "csv"
-    raise Invalid("say which format the file is in (format=geojson or format=csv, or a .geojson/.csv name)")
+    raise Invalid("say which format the file is in (format=geojson or format=csv, or a .geojson/.csv name)", field="format")
 
 
 def _decoded(data: bytes) -> str:

@@ -78,7 +78,7 @@ def country_of_zone(name: str) -> str | None:
 def parse_phone(text: Any, region: str | None, what: str = "phone") -> str:
     """A phone number in E.164 (``+49721...``); national numbers are read in ``region``."""
     if not isinstance(text, str) or not text.strip():
-        raise Invalid(f"{what} is required")
+        raise Invalid(f"{what} is required", field=what)
     example = phonenumbers.example_number(region) if region else None
     hint = (f" (e.g. {phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)} or "
             f"{phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)})"
@@ -86,9 +86,9 @@ def parse_phone(text: Any, region: str | None, what: str = "phone") -> str:
     try:
         number = phonenumbers.parse(text.strip(), region)
     except phonenumbers.NumberParseException:
-        raise Invalid(f"{what} {text.strip()!r} is not a phone number{hint}") from None
+        raise Invalid(f"{what} {text.strip()!r} is not a phone number{hint}", field=what) from None
     if not phonenumbers.is_valid_number(number):
-        raise Invalid(f"{what} {text.strip()!r} is not a valid phone number{hint}")
+        raise Invalid(f"{what} {text.strip()!r} is not a valid phone number{hint}", field=what)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -137,9 +137,9 @@ def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, s
     hours are unknown (shown as such). Complexity: O(log N + k) index work for k candidates.
     """
     if not 1 <= n <= MAX_RESULTS:
-        raise Invalid(f"n must be 1..{MAX_RESULTS}")
+        raise Invalid(f"n must be 1..{MAX_RESULTS}", field="n")
     if service is not None and service not in SERVICES:
-        raise Invalid(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
+        raise Invalid(f"unknown service {service!r} (known: {', '.join(SERVICES)})", field="service")
     parameters = nearest_parameters(origin, service)
     found: list[tuple[OutletView, float]] = []
     batch, seen = (n if open_at is None else max(4 * n, 32)), 0

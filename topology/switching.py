@@ -127,30 +127,30 @@ def parse_request(body: Any) -> SwitchingRequest:
         raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected operations, reason and actor")
     items = body.get("operations")
     if not isinstance(items, list) or not items:
-        raise Invalid("operations must be a non-empty list of {\"device\": code, \"action\": \"open\" | \"close\"}")
+        raise Invalid("operations must be a non-empty list of {\"device\": code, \"action\": \"open\" | \"close\"}", field="operations")
     if len(items) > MAX_OPERATIONS:
-        raise Invalid(f"at most {MAX_OPERATIONS} devices can be operated at once; got {len(items)}")
+        raise Invalid(f"at most {MAX_OPERATIONS} devices can be operated at once; got {len(items)}", field="operations")
     operations = []
     for number, item in enumerate(items):
         where = f"operations[{number}]"
         if not isinstance(item, dict):
-            raise Invalid(f"{where} must be an object with device and action")
+            raise Invalid(f"{where} must be an object with device and action", field=where)
         device, action = item.get("device"), item.get("action")
         if not isinstance(device, str) or not device.strip():
-            raise Invalid(f"{where}.device must be a device code (a non-empty string)")
+            raise Invalid(f"{where}.device must be a device code (a non-empty string)", field=f"{where}.device")
         if action not in ACTIONS:
-            raise Invalid(f"{where}.action must be 'open' or 'close'; got {action!r}")
+            raise Invalid(f"{where}.action must be 'open' or 'close'; got {action!r}", field=f"{where}.action")
         operations.append(Operation(device.strip(), action))
     seen: set[str] = set()
     twice = sorted({op.device for op in operations if op.device in seen or seen.add(op.device)})
     if twice:
-        raise Invalid(f"device(s) named more than once: {', '.join(twice)}")
+        raise Invalid(f"device(s) named more than once: {', '.join(twice)}", field="operations")
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        raise Invalid("reason is required: say why the devices are operated")
+        raise Invalid("reason is required: say why the devices are operated", field="reason")
     actor = body.get("actor", "anonymous")
     if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
-        raise Invalid(f"actor must be a name of 1 to {MAX_ACTOR} characters")
+        raise Invalid(f"actor must be a name of 1 to {MAX_ACTOR} characters", field="actor")
     return SwitchingRequest(tuple(operations), reason.strip(), actor.strip())
 
 

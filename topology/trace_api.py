@@ -37,9 +37,9 @@ def _code_list(body: dict, key: str) -> list[str]:
     """``body[key]`` checked to be a list of codes."""
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(code, str) and code for code in value):
-        raise Invalid(f"{key} must be a list of element codes (non-empty strings)")
+        raise Invalid(f"{key} must be a list of element codes (non-empty strings)", field=key)
     if len(value) > MAX_CHANGE:
-        raise Invalid(f"{key} may name at most {MAX_CHANGE} elements; got {len(value)}")
+        raise Invalid(f"{key} may name at most {MAX_CHANGE} elements; got {len(value)}", field=key)
     return value
 
 

@@ -1,6 +1,8 @@
 """The application shell: health report, problem+json errors, configuration."""
 from __future__ import annotations
 
+import pytest
+
 from geo.config import from_environment
 from tests.networks import feeder_with_tie
 from topology.loader import load_network
@@ -46,3 +48,23 @@ def test_configuration_from_environment():
     config = from_environment({"DATABASE_URL": "postgresql://u@h/db", "BASEMAP_URL": "none"})
     assert config["DATABASE_URL"] == "postgresql://u@h/db" and config["BASEMAP_URL"] == "none"
     assert from_environment({})["DATABASE_URL"] is None
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    ("get", "/api/network/segments?bbox=1,2,3", None, "bbox"),
+    ("get", "/api/network/segments?limit=0", None, "limit"),
+    ("get", "/api/outlets/nearest?lon=8.4&lat=99", None, "lat"),
+    ("get", "/api/outlets/nearest?lon=8.4&lat=49&n=x", None, "n"),
+    ("get", "/api/outlets/nearest?lon=8.4&lat=49&open=soon", None, "open"),
+    ("get", "/api/outlets/addresses?q=ab", None, "q"),
+    ("post", "/api/bookings", {"outlet": "OUT-T1", "service": "billing", "start": "2030-01-01T10:00:00+01:00",
+                               "name": " ", "phone": "+49 721 1234567", "idempotency_key": "k-1"}, "name"),
+    ("post", "/api/switching", {"operations": [{"device": "B1", "action": "toggle"}], "reason": "x"},
+     "operations[0].action"),
+    ("post", "/api/trace/affected", {"open": "B1"}, "open"),
+])
+def test_a_refused_field_is_named_in_the_problem(client, method, path, body, field):
+    response = getattr(client, method)(path, json=body)
+    assert response.status_code == 400, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["field"] == field
