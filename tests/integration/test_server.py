@@ -129,7 +129,8 @@ class StopWatch:
         status = self.finish()
         assert status == 0, self.output
         assert self.last_seen, "no worker was ever seen"
-        assert self.workers_outlived_the_stop_by() < GRACE_S * 3 / 4, f"a worker was killed, not stopped:\n{self.output}"
+        lived = self.workers_outlived_the_stop_by()
+        assert lived < GRACE_S * 3 / 4, f"a worker lived {lived:.1f} s after the stop: killed, not stopped:\n{self.output}"
         assert _serving(self.port) == [], self.output
 
 
