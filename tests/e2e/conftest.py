@@ -40,20 +40,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
 from geo.db import make_engine
 from geo.migrate import upgrade
-from tests.conftest import _test_database_url
+from tests.conftest import _test_database_url, empty_tables
 from topology.loader import NetworkFrames, load_network
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-# Tables a reset keeps: the migration marker, PostGIS's catalogue, and single-row state tables.
-KEPT_TABLES = {"alembic_version", "spatial_ref_sys", "topology_state"}
 
 
 def pytest_collection_modifyitems(items):
@@ -99,14 +96,7 @@ class LiveServer:
 
     def reset(self) -> None:
         """Empty every data table (every package's), and bump the topology version."""
-        with self.engine.begin() as connection:
-            tables = connection.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars().all()
-            emptied = sorted(set(tables) - KEPT_TABLES)
-            if emptied:
-                connection.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in emptied) + " RESTART IDENTITY CASCADE"))
-            if "topology_state" in tables:
-                connection.execute(text("UPDATE topology_state SET version = version + 1, changed_at = now()"))
+        empty_tables(self.engine)
 
     def only_local(self, urls: list[str]) -> bool:
         """Whether every URL is on this server (or inline: data:, blob:, about:)."""
