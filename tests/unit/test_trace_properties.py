@@ -29,7 +29,7 @@ def _some(draw, codes: list[str], most: int) -> set[str]:
 
 @st.composite
 def networks(draw, meshed: bool):
-    """A random tree of 2..30 nodes with ties, sources, customers and out-of-service elements.
+    """A random tree of 2..30 nodes (so at least one edge) with ties, sources, customers and out-of-service elements.
 
     Ties (extra edges) are open in radial mode; ``meshed`` adds more of them, of any kind and
     often closed, so that loops, parallel edges and sections fed from several sources are common.
@@ -72,11 +72,6 @@ def _positions(codes_in_data, codes) -> list[int]:
     return [where[code] for code in codes]
 
 
-def _body(answer) -> dict:
-    """A trace's JSON body (the traces are moving from dicts to result objects with ``as_dict``)."""
-    return answer.as_dict() if hasattr(answer, "as_dict") else answer
-
-
 def _energised(topology: Topology) -> set[str]:
     """The codes of the nodes the fast path says are energised."""
     return set(topology.data.node_code[topology.energised].tolist())
@@ -95,6 +90,10 @@ def _assert_matches_oracle(topology: Topology, raw: RawNetwork, change) -> None:
     assert set(customers) == expected.customers
     assert set(data.node_code[outage.nodes].tolist()) == expected.nodes
     assert set(data.edge_code[outage.edges()].tolist()) == expected.edges
+    # the full recomputation with networkx (the benchmark's baseline) agrees too
+    slow = trace.recompute_affected(data, topology.closed, _positions(data.edge_code, opened),
+                                    _positions(data.edge_code, failed_edges), _positions(data.node_code, failed_nodes))
+    assert set(data.sp_code[sorted(slow)].tolist()) == expected.customers
 
 
 def _assert_index_consistent(topology: Topology, raw: RawNetwork) -> None:
@@ -156,7 +155,7 @@ def test_upstream_is_a_shortest_live_path_to_a_source(draw, meshed):
     raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
     node = draw.draw(st.sampled_from(raw.nodes))
-    body = _body(trace.upstream(topology, node))
+    body = trace.upstream(topology, node).as_dict()
     distance = raw.distance_to_source(node)
     assert body["energised"] == (distance is not None)
     if distance is None:
@@ -171,6 +170,25 @@ def test_upstream_is_a_shortest_live_path_to_a_source(draw, meshed):
     assert body["sources"] == sources and body["source"] == sources[0]
     assert body["protective_devices"] == [{"code": e, "kind": raw.kind(e), "state": "closed"}
                                           for e in body["path"] if raw.kind(e) in PROTECTIVE]
+
+
+@TRACE
+@given(st.data(), st.booleans())
+def test_upstream_of_an_edge_starts_with_it_and_goes_on_from_its_nearer_end(draw, meshed):
+    raw, data = draw.draw(networks(meshed))
+    topology = Topology(data)
+    code, kind, a, b, _ = draw.draw(st.sampled_from(raw.edges))
+    upstream = trace.upstream(topology, code)
+    distances = [d for d in (raw.distance_to_source(a), raw.distance_to_source(b)) if d is not None]
+    assert upstream.energised == bool(distances)
+    if not distances:
+        return
+    assert upstream.path[0] == code and len(upstream.path) == 1 + min(distances) == len(upstream.nodes)
+    assert upstream.nodes[0] in (a, b)
+    assert upstream.segments == [e for e in upstream.path if raw.kind(e) == "segment"]
+    assert upstream.devices == [e for e in upstream.path if raw.kind(e) != "segment"]
+    assert [d.code for d in upstream.protective_devices] == \
+        [e for e in upstream.path[1:] if raw.kind(e) in PROTECTIVE]
 
 
 @TRACE
@@ -192,6 +210,31 @@ def test_downstream_is_what_opening_or_losing_the_element_costs(draw, meshed):
         expected = raw.loss(removed_edges=[code])
     assert set(outage.customer_codes()) == expected.customers
     assert set(outage.node_codes()) == expected.nodes
+    assert set(topology.data.edge_code[outage.edges()].tolist()) == expected.edges
+
+
+@TRACE
+@given(st.data(), st.booleans())
+def test_supply_state_and_deenergised_elements_agree_with_the_oracle(draw, meshed):
+    raw, data = draw.draw(networks(meshed))
+    topology = Topology(data, version=(7, None))
+    live = raw.energised()
+    served = [code for code, _ in raw.customers if raw.in_service(code)]
+    lit = raw.customers_on(live)
+    state = trace.supply_state(topology)
+    assert (state.topology_version, state.customers, state.energised_customers, state.deenergised_customers) == \
+        (7, len(served), len(lit), len(served) - len(lit))
+    assert state.radial == (state.meshed_sections == 0)
+    dead = trace.deenergised(topology)
+    edges = {code: (kind, a in live or b in live) for code, kind, a, b, _ in raw.edges}
+    code_of = dict(zip(data.edge_id.tolist(), data.edge_code.tolist()))
+    assert sorted(code_of[i] for i in dead.segment_ids.tolist()) == \
+        sorted(c for c, (kind, lit_) in edges.items() if kind == "segment" and not (lit_ and raw.in_service(c)))
+    assert sorted(code_of[i] for i in dead.device_ids.tolist()) == \
+        sorted(c for c, (kind, lit_) in edges.items() if kind != "segment" and not (lit_ and raw.in_service(c)))
+    customer_of = dict(zip(data.sp_id.tolist(), data.sp_code.tolist()))
+    assert sorted(customer_of[i] for i in dead.service_point_ids.tolist()) == \
+        sorted(set(c for c, _ in raw.customers) - set(lit))
 
 
 @TRACE
@@ -199,10 +242,8 @@ def test_downstream_is_what_opening_or_losing_the_element_costs(draw, meshed):
 def test_isolation_cuts_the_zone_off_from_every_source(draw, meshed):
     raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
-    if not raw.edges:
-        return
     edge = draw.draw(st.sampled_from(raw.edges))[0]
-    body = _body(trace.isolation(topology, edge))
+    body = trace.isolation(topology, edge).as_dict()
     if not body["isolable"]:
         return
     # Worst case: every other device closed, only the isolation set and the already-open ones open.
@@ -211,6 +252,15 @@ def test_isolation_cuts_the_zone_off_from_every_source(draw, meshed):
     assert not (set(body["zone"]["nodes"]) & worst.energised())
     # and what it costs is what opening those devices costs now
     assert set(body["customers"]) == raw.loss(opened=[d["code"] for d in body["devices"]]).customers
+    # each is in-service switchgear between in-service nodes, one end in the zone; "supply" when the far one stays live
+    ends = {code: (kind, a, b, closed) for code, kind, a, b, closed in raw.edges}
+    zone, after = set(body["zone"]["nodes"]), raw.energised(opened=[d["code"] for d in body["devices"]])
+    for code, side in [(d["code"], d["side"]) for d in body["devices"]] + [(c, None) for c in body["already_open"]]:
+        kind, a, b, closed = ends[code]
+        assert kind in SWITCHGEAR and all(raw.in_service(x) for x in (code, a, b)) and (a in zone) != (b in zone)
+        assert closed == (side is not None)
+        if side is not None:
+            assert side == ("supply" if (b if a in zone else a) in after else "load")
 
 
 @TRACE
@@ -219,8 +269,13 @@ def test_connected_ignores_switch_states(draw, meshed):
     raw, data = draw.draw(networks(meshed))
     topology = Topology(data)
     node = draw.draw(st.sampled_from(raw.nodes))
-    body = _body(trace.connected(topology, node))
+    body = trace.connected(topology, node).as_dict()
     graph = raw.graph(states=False)
     expected = nx.node_connected_component(graph, node) if node in graph else set()
     assert set(body["nodes"]) == expected
     assert set(body["customers"]) == set(raw.customers_on(expected))
+    inside = [(code, kind, closed) for code, kind, a, b, closed in raw.edges
+              if a in expected and b in expected and raw.in_service(code)]
+    assert sorted(body["segments"]) == sorted(code for code, kind, _ in inside if kind == "segment")
+    assert sorted(body["devices"]) == sorted(code for code, kind, _ in inside if kind != "segment")
+    assert sorted(body["open_devices"]) == sorted(code for code, kind, closed in inside if kind != "segment" and not closed)

@@ -202,3 +202,45 @@ def test_connected_ignores_open_switches():
     body = trace.connected(topology, "d")
     assert sorted(body.nodes) == ["a", "b", "c", "d", "e", "f", "src1", "src2"]
     assert body.open_devices == ["TIE"] and body.customer_count == 3
+
+
+def test_opening_the_only_feed_of_a_loop_cuts_the_loop_whichever_end_the_source_is_on():
+    """::
+
+        a --B-- src        (B drawn from a to src: the source is at its to end)
+        |\\
+        b-c                (a loop, fed through B alone)
+    """
+    data = network_data_from_lists(
+        nodes=["src", "a", "b", "c"], sources=[("S", "src")],
+        edges=[("B", "breaker", "a", "src", True), ("s1", "segment", "a", "b", True),
+               ("s2", "segment", "b", "c", True), ("s3", "segment", "c", "a", True)],
+        service_points=[("C1", "b"), ("C2", "c")])
+    topology = Topology(data)
+    assert not topology.is_radial
+    assert _customers(topology, open=["B"]) == ["C1", "C2"]
+    assert sorted(trace.downstream(topology, "B")[1].node_codes()) == ["a", "b", "c"]
+
+
+def test_opening_a_node_or_a_service_point_is_refused_naming_them(feeder):
+    with pytest.raises(Unprocessable, match="node a, service point C1 cannot"):
+        trace.affected_by_codes(feeder, open=["a", "C1"])
+
+
+def _sorted_parts(parts) -> list:
+    """Map parts with their codes sorted (the traces list them in preorder)."""
+    return [(table, role, sorted(codes)) for table, role, codes in parts]
+
+
+def test_the_parts_of_each_trace_for_the_map(feeder):
+    assert trace.upstream(feeder, "i").feature_parts() == [
+        ("segment", "path", ["s4", "s1"]), ("device", "protective", ["F1", "B1"]), ("device", "path", ["T1"])]
+    assert _sorted_parts(trace.isolation(feeder, "SW2").feature_parts()) == [
+        ("device", "isolate", ["R1"]), ("device", "already_open", ["TIE"]), ("segment", "zone", ["s2", "s3"]),
+        ("device", "zone", ["SW2"]), ("service_point", "affected", ["C4", "C5"])]
+    assert _sorted_parts(trace.connected(feeder, "F1").feature_parts()) == [
+        ("segment", "connected", ["s1", "s2", "s3", "s4"]),
+        ("device", "connected", ["B1", "B2", "F1", "R1", "SW2", "T1", "TIE"]),
+        ("service_point", "connected", ["C1", "C2", "C3", "C4", "C5", "C9"])]
+    assert _sorted_parts(trace.affected_by_codes(feeder, open=["R1"]).feature_parts("lost")) == [
+        ("segment", "lost", ["s2", "s3"]), ("device", "lost", ["SW2"]), ("service_point", "lost", ["C4", "C5"])]
