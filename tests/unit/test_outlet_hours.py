@@ -13,8 +13,8 @@ import outlets.hours
 import outlets.search
 from tests.oracles import OpeningOracle
 from outlets.hours import (
-    DayException, HoursError, Interval, Schedule, format_weekly, parse_exceptions, parse_weekly, weekly_from_json,
-    weekly_to_json,
+    DayException, HoursError, Interval, Schedule, format_weekly, parse_day, parse_exceptions, parse_interval,
+    parse_intervals, parse_weekly, weekly_from_json, weekly_to_json,
 )
 
 UTC = timezone.utc
@@ -40,6 +40,7 @@ def schedule(text: str, exceptions: str | None = None, tz: str = "Europe/Berlin"
     ("Mo-Sa 08:00-18:00; Sa 09:00-12:00", "Mo-Fr 08:00-18:00; Sa 09:00-12:00"),
     ("Fr-Mo 10:00-14:00", "Mo 10:00-14:00; Fr-Su 10:00-14:00"),
     ("Mo-Su 22:00-02:00", "Mo-Su 22:00-02:00"),
+    ("Sa-Su 10:00-14:00", "Sa,Su 10:00-14:00"),
     ("Mo 22:00-00:00", "Mo 22:00-24:00"),
     ("Mo-Su 00:00-24:00", "24/7"),
     ("24/7", "24/7"),
@@ -61,10 +62,37 @@ def test_parses_and_formats_the_text_form(text, canonical):
     ("Mo 08:00-12:00,11:00-13:00", "08:00-12:00 overlaps 11:00-13:00"),
     ("Mo", "names no hours"),
     ("Mo 08:00", "is not an interval"),
+    ("Mo-We-Fr 08:00-12:00", "'Mo-We-Fr' is not a day or a range of days"),
 ])
 def test_refuses_bad_hours_saying_why(text, message):
     with pytest.raises(HoursError, match=message):
         parse_weekly(text)
+
+
+def test_the_edges_of_what_parses():
+    assert parse_interval("08:59-23:59") == Interval(539, 1439)
+    assert parse_intervals("08:00-12:00,12:00-13:00") == (Interval(480, 720), Interval(720, 780))  # adjoining
+    assert parse_intervals(["08:00-12:00", "  ", ""]) == (Interval(480, 720),)  # blank entries are ignored
+    assert not Interval(1320, 1440).overnight and Interval(1320, 1441).overnight
+    assert schedule("Mo 22:00-24:00").day_hours(date(2026, 11, 30))["hours"] == [
+        {"opens": "22:00", "closes": "24:00", "overnight": False}]
+
+
+@pytest.mark.parametrize("text, accepted", [
+    ("1899-12-31", False), ("1900-01-01", True), ("2200-12-31", True), ("2201-01-01", False)])
+def test_dates_within_the_supported_years(text, accepted):
+    if accepted:
+        assert parse_day(text) == date.fromisoformat(text)
+    else:
+        with pytest.raises(ValueError, match="outside the years 1900 to 2200"):
+            parse_day(text)
+
+
+def test_zones_are_iana_names():
+    assert outlets.hours.zone("Australia/Lord_Howe") == ZoneInfo("Australia/Lord_Howe")
+    for name in ("Mars/Olympus_Mons", 42):
+        with pytest.raises(HoursError, match="is not an IANA time zone"):
+            outlets.hours.zone(name)
 
 
 def test_unknown_hours_are_none():
@@ -81,6 +109,8 @@ def test_json_form_round_trips_and_accepts_the_text_form():
     assert weekly_from_json("Mo-Fr 08:00-12:00,13:00-17:00; Sa 22:00-02:00") == week
     with pytest.raises(HoursError, match="'xx' is not a day"):
         weekly_from_json({"xx": ["08:00-12:00"]})
+    assert weekly_from_json({"Monday": "08:00-12:00", "tue": ["08:00-12:00"]}) == parse_weekly("Mo,Tu 08:00-12:00")
+    assert weekly_from_json({"mo": {"08:00-12:00"}}) == parse_weekly("Mo 08:00-12:00")  # unhashable: not cached
 
 
 def test_an_overnight_interval_belongs_to_the_day_it_starts():
@@ -186,6 +216,15 @@ def test_exceptions_from_objects():
                                {"date": "2026-12-25", "hours": "off"}])
     assert parsed[date(2026, 12, 24)] == DayException((Interval(480, 720),), "Eve")
     assert parsed[date(2026, 12, 25)].intervals == ()
+    with pytest.raises(HoursError, match="needs a date"):
+        parse_exceptions([{"hours": "off"}])
+    assert parse_exceptions([{"date": "2026-12-24", "note": "x" * 200}])[date(2026, 12, 24)].note == "x" * 200
+
+
+@pytest.mark.parametrize("note", ["x" * 201, "line\nbreak", 42])
+def test_an_exception_note_is_a_short_plain_text(note):
+    with pytest.raises(HoursError, match="the note must be a text of up to 200 characters"):
+        parse_exceptions([{"date": "2026-12-24", "hours": "off", "note": note}])
 
 
 # -- properties ------------------------------------------------------------------------------------
