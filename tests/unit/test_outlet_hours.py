@@ -99,6 +99,10 @@ def test_unknown_hours_are_none():
     assert parse_weekly(None) is None and parse_weekly("") is None and parse_weekly("unknown") is None
     assert format_weekly(None) == "unknown"
     assert Schedule(None, BERLIN).is_open(berlin(2026, 12, 1, 10)) is None
+    unknown = Schedule(None, BERLIN)
+    assert unknown.closes_at(berlin(2026, 12, 1, 10)) is None and unknown.next_opening(berlin(2026, 12, 1, 10)) is None
+    assert unknown.day_hours(date(2026, 12, 1)) == {
+        "date": "2026-12-01", "known": False, "hours": [], "closed": None, "note": None}
 
 
 def test_json_form_round_trips_and_accepts_the_text_form():
@@ -132,6 +136,8 @@ def test_adjoining_intervals_close_at_the_end_of_the_run():
 def test_open_around_the_clock_has_no_closing_time():
     assert schedule("24/7").closes_at(berlin(2026, 11, 30, 19)) is None
     assert schedule("24/7", "2026-12-03 off").closes_at(berlin(2026, 11, 30, 19)) == berlin(2026, 12, 3)
+    assert schedule("24/7", "2026-12-08 off").closes_at(berlin(2026, 12, 1)) == berlin(2026, 12, 8)  # a week
+    assert schedule("24/7", "2026-12-09 off").closes_at(berlin(2026, 12, 1, 12)) is None  # seven and a half days
 
 
 def test_an_exception_closes_a_day_but_not_the_night_before():
@@ -161,6 +167,18 @@ def test_next_opening_skips_closed_days_and_gives_up_after_the_horizon():
 def test_next_opening_is_after_the_given_instant(exceptions):
     hours = schedule("Mo-Fr 08:00-12:00", exceptions)
     assert hours.next_opening(berlin(2026, 11, 30, 8)) == berlin(2026, 12, 1 if not exceptions else 2, 8)
+
+
+def test_the_next_opening_may_lie_exactly_at_the_horizon():
+    hours = schedule("Mo 09:00-10:00", "2026-12-07 off; 2026-12-14 off; 2026-12-21 off; 2026-12-28 off")
+    assert hours.next_opening(berlin(2026, 12, 4, 9)) == berlin(2027, 1, 4, 9)  # 31 days on
+    assert hours.next_opening(berlin(2026, 12, 4, 8, 59)) is None
+
+
+def test_hours_that_fall_into_the_spring_gap_are_no_opening():
+    hours = schedule("Su 02:30-03:30")  # 2027-03-28: 02:30 is 03:30 CEST, when it closes
+    assert hours.next_opening(berlin(2027, 3, 27, 12)) == berlin(2027, 4, 4, 2, 30)
+    assert hours.slots(date(2027, 3, 28), 15) == []
 
 
 def _labels(hours: Schedule, day: date, minutes: int) -> list[str]:
