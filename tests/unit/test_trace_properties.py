@@ -224,7 +224,8 @@ def test_supply_state_and_deenergised_elements_agree_with_the_oracle(draw, meshe
     state = trace.supply_state(topology)
     assert (state.topology_version, state.customers, state.energised_customers, state.deenergised_customers) == \
         (7, len(served), len(lit), len(served) - len(lit))
-    assert state.radial == (state.meshed_sections == 0)
+    assert state.radial == (state.meshed_sections == 0) == topology.is_radial
+    assert state.as_dict()["deenergised_customers"] == state.deenergised_customers
     dead = trace.deenergised(topology)
     edges = {code: (kind, a in live or b in live) for code, kind, a, b, _ in raw.edges}
     code_of = dict(zip(data.edge_id.tolist(), data.edge_code.tolist()))
