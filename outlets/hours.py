@@ -351,12 +351,17 @@ class Opening:
     today: dict
     hours: str
 
-    def as_dict(self) -> dict:
-        """As the API shows it (instants in ISO 8601 with the outlet's offset)."""
+    @functools.cached_property
+    def _json(self) -> dict:
         return {"hours_known": self.hours_known, "open_now": self.open_now,
                 "closes_at": self.closes_at.isoformat() if self.closes_at is not None else None,
                 "next_opening": self.next_opening.isoformat() if self.next_opening is not None else None,
                 "today": self.today, "hours": self.hours}
+
+    def as_dict(self) -> dict:
+        """As the API shows it (instants in ISO 8601 with the outlet's offset). Formatted once: an
+        opening state is kept and shown again to every search until it changes; callers copy it."""
+        return self._json
 
 
 @dataclass(frozen=True)
