@@ -387,6 +387,23 @@ def test_closing_and_next_opening_agree_with_the_oracle_on_the_hour(rules, hour)
     assert hours.next_opening(at) == oracle.next_opening(at)
 
 
+@settings(max_examples=40, deadline=None)
+@given(_schedules(), st.integers(7, 180))
+def test_the_kept_opening_state_agrees_with_the_oracle_as_time_goes_by(rules, step):
+    week, exceptions, zone, change = rules
+    hours, oracle = _built(week, exceptions, zone), _oracle(*rules)
+    at = datetime.combine(change, datetime.min.time(), UTC) - timedelta(days=1)
+    while at < datetime.combine(change, datetime.min.time(), UTC) + timedelta(days=2):
+        state = hours.opening(at)
+        expected_open = oracle.is_open(at)
+        assert (state.hours_known, state.open_now) == (True, expected_open), at
+        assert state.closes_at == (oracle.closes_at(at) if expected_open else None)
+        assert state.next_opening == (None if expected_open else oracle.next_opening(at))
+        assert state.today["date"] == at.astimezone(ZoneInfo(zone)).date().isoformat()
+        assert state.hours == hours.hours_text == format_weekly(hours.weekly)
+        at += timedelta(minutes=step)
+
+
 @pytest.mark.parametrize("text, zone, at, expected", [
     # the fall-back night: a closing in the repeated hour is its second showing
     ("Sa 22:00-02:30", "Europe/Berlin", datetime(2026, 10, 25, 0, 45, tzinfo=UTC), True),     # 02:45 CEST
