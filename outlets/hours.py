@@ -341,8 +341,8 @@ def _instant(tz: ZoneInfo, day: date, minutes: int, closing: bool) -> datetime:
 
 @dataclass(frozen=True)
 class Opening:
-    """Whether an outlet is open at an instant, until when or from when, and that day's hours,
-    on the outlet's wall clock."""
+    """Whether an outlet is open at an instant, until when or from when (instants in UTC), and
+    that day's hours; shown on the outlet's wall clock (``tz``)."""
 
     hours_known: bool
     open_now: bool | None
@@ -350,13 +350,17 @@ class Opening:
     next_opening: datetime | None
     today: dict
     hours: str
+    tz: ZoneInfo
 
     @functools.cached_property
     def _json(self) -> dict:
         return {"hours_known": self.hours_known, "open_now": self.open_now,
-                "closes_at": self.closes_at.isoformat() if self.closes_at is not None else None,
-                "next_opening": self.next_opening.isoformat() if self.next_opening is not None else None,
+                "closes_at": self._local(self.closes_at), "next_opening": self._local(self.next_opening),
                 "today": self.today, "hours": self.hours}
+
+    def _local(self, at: datetime | None) -> str | None:
+        """An instant in ISO 8601 on the outlet's clock (None stays None)."""
+        return at.astimezone(self.tz).isoformat() if at is not None else None
 
     def as_dict(self) -> dict:
         """As the API shows it (instants in ISO 8601 with the outlet's offset). Formatted once: an
@@ -517,8 +521,7 @@ class Schedule:
         closes_at = self.closes_at(now) if is_open else None
         next_opening = self.next_opening(now) if not is_open else None
         today = self.local_date(now)
-        opening = Opening(self.known, is_open, closes_at and self.local(closes_at),
-                          next_opening and self.local(next_opening), self.day_hours(today), self.hours_text)
+        opening = Opening(self.known, is_open, closes_at, next_opening, self.day_hours(today), self.hours_text, self.tz)
         midnight = self.local_midnight(today + timedelta(days=1))
         if not self.known:
             until = midnight
