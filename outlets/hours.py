@@ -152,7 +152,10 @@ def _checked_day(intervals: Iterable[Interval], where: str) -> tuple[Interval, .
 def parse_intervals(text: str | Iterable[str], where: str = "hours") -> tuple[Interval, ...]:
     """``"08:00-12:00,13:00-17:00"`` (or a list of such strings; ``off`` or empty: closed)."""
     items = text.split(",") if isinstance(text, str) else list(text)
-    items = [item.strip() for item in items if item and item.strip()]
+    odd = [item for item in items if not isinstance(item, str)]
+    if odd:
+        raise HoursError(f"{where}: {odd[0]!r} is not an interval (write HH:MM-HH:MM, e.g. 08:00-12:00)")
+    items = [item.strip() for item in items if item.strip()]
     if len(items) == 1 and items[0].lower() in _CLOSED_WORDS:
         return ()
     try:
@@ -318,10 +321,14 @@ def zone(name: str) -> ZoneInfo:
 _ZONES: set[str] = set()
 
 
+# Files of the zoneinfo folder that are no place's zone: "localtime" is the server's own setting.
+_NOT_ZONES = {"localtime", "posixrules", "Factory"}
+
+
 def _zone_names() -> set[str]:
     """Every IANA zone name tzdata knows (read once)."""
     if not _ZONES:
-        _ZONES.update(available_timezones())
+        _ZONES.update(available_timezones() - _NOT_ZONES)
     return _ZONES
 
 

@@ -92,6 +92,19 @@ def test_an_invalid_outlet_lists_every_bad_field(admin, connection):
     assert _count(connection) == 0
 
 
+@pytest.mark.parametrize("changes, field", [
+    ({"hours": {"mo": [["08:00-12:00"]]}}, "hours"),   # a list where a text belongs: was a 500
+    ({"hours": {"mo": [8]}}, "hours"),
+    ({"hours": {"mo": [None]}}, "hours"),               # not a closed day: a mistake
+    ({"timezone": "localtime"}, "timezone"),            # the server's own zone, no place's
+])
+def test_odd_hours_and_zones_are_refused_by_field(admin, connection, changes, field):
+    answer = admin.post("/api/admin/outlets", json=outlet_values(**changes), headers=AUTH)
+    assert answer.status_code == 422, answer.json
+    assert [e["field"] for e in answer.json["errors"]] == [field]
+    assert _count(connection) == 0
+
+
 def test_an_outlet_with_visits_to_come_cannot_be_retired(admin, connection):
     add_outlet(connection)
     day = days_ahead(2)

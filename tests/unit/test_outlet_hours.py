@@ -14,7 +14,7 @@ import outlets.search
 from tests.oracles import OpeningOracle
 from outlets.hours import (
     DayException, HoursError, Interval, Schedule, format_weekly, parse_day, parse_exceptions, parse_interval,
-    parse_intervals, parse_weekly, weekly_from_json, weekly_to_json,
+    parse_intervals, parse_weekly, weekly_from_json, weekly_to_json, zone,
 )
 
 UTC = timezone.utc
@@ -67,6 +67,18 @@ def test_parses_and_formats_the_text_form(text, canonical):
 def test_refuses_bad_hours_saying_why(text, message):
     with pytest.raises(HoursError, match=message):
         parse_weekly(text)
+
+
+@pytest.mark.parametrize("value", [{"mo": [["08:00-12:00"]]}, {"mo": [8]}, {"mo": ["08:00-12:00", None]}])
+def test_a_week_by_day_refuses_intervals_that_are_not_texts(value):
+    with pytest.raises(HoursError, match="mo: .* is not an interval"):
+        weekly_from_json(value)
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory", "Mars/Olympus", 7])
+def test_only_a_places_iana_zone_is_a_zone(name):
+    with pytest.raises(HoursError, match="is not an IANA time zone"):
+        zone(name)
 
 
 def test_the_edges_of_what_parses():
