@@ -631,13 +631,12 @@ class Isolation:
                 ("service_point", "affected", self.customers)]
 
 
-def _boundary_devices(topology: Topology, zones: _Zones, faulted: np.ndarray,
-                      element: Element) -> tuple[np.ndarray, np.ndarray]:
-    """The switchgear around the ``faulted`` zones with a source beyond it: (closed ones, open ones)."""
+def _boundary_devices(topology: Topology, zones: _Zones, faulted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The switchgear around the ``faulted`` zones with a source beyond it: (closed ones, open ones).
+
+    A faulted switchgear element is never among them: its zones on both sides are faulted."""
     a_in, b_in = np.isin(zones.a, faulted), np.isin(zones.b, faulted)
     boundary = a_in ^ b_in
-    if element.table == "edge":
-        boundary &= zones.device != element.index
     outside = ~(a_in | b_in)
     matrix = csr_matrix((np.ones(int(outside.sum()), np.int8), (zones.a[outside], zones.b[outside])),
                         shape=(zones.count, zones.count))
@@ -668,7 +667,7 @@ def isolation(topology: Topology, code: str) -> Isolation:
     zones = _zones(topology)
     ends = [n for n in _ends(topology, element) if data.node_in_service[n]]
     faulted = np.unique(zones.label[ends])
-    needed, already_open = _boundary_devices(topology, zones, faulted, element)
+    needed, already_open = _boundary_devices(topology, zones, faulted)
     loss = affected(topology, open_edges=needed)
     zone_nodes = np.flatnonzero(np.isin(zones.label, faulted) & data.node_in_service)
     inside_sources = [code for node in zone_nodes[data.is_root[zone_nodes]].tolist()
