@@ -14,6 +14,7 @@ import geo.errors
 import geo.jsonprovider
 import geo.maps
 import geo.migrate
+import geo.security
 import geo.server
 from geo.config import from_environment
 
@@ -41,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.db.init_app(app)
     geo.migrate.init_app(app)
     geo.maps.init_app(app)
+    geo.security.init_app(app)
     geo.server.init_app(app)
 
     import topology

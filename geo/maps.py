@@ -12,6 +12,8 @@ import folium
 from branca.element import Element, MacroElement
 from flask import Flask, current_app, render_template, url_for
 
+from geo.security import nonced
+
 __all__ = ["VENDOR_ASSETS", "localise", "base_map", "render_map", "init_app"]
 
 # folium's asset names -> our vendored file; a name missing here is dropped from the page.
@@ -63,14 +65,15 @@ def base_map(location: tuple[float, float], zoom_start: int = 13, **kwargs) -> f
 
 
 def render_map(fmap: folium.Map, template: str, **context) -> str:
-    """Render ``fmap`` into one of our templates as ``map_header``, ``map_html``, ``map_script``."""
+    """Render ``fmap`` into one of our templates as ``map_header``, ``map_html``, ``map_script``;
+    folium's inline scripts get the response's CSP nonce (the template puts it on ``map_script``'s)."""
     localise(fmap)
     figure = fmap.get_root()
     figure.render()
     return render_template(
         template,
-        map_header=figure.header.render(),
-        map_html=figure.html.render(),
+        map_header=nonced(figure.header.render()),
+        map_html=nonced(figure.html.render()),
         map_script=figure.script.render(),
         map_name=fmap.get_name(),
         **context,

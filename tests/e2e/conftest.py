@@ -49,6 +49,10 @@ from tests.conftest import _test_database_url, empty_tables
 from topology.loader import NetworkFrames, load_network
 
 CHROMIUM = "/usr/bin/chromium"
+# Playwright's wait_for_function polls by evaluating its expression as a string, which our
+# Content-Security-Policy (no 'unsafe-eval') refuses; the tests' pages set the policy aside.
+# tests/e2e/test_security.py opens every page under its real policy.
+TEST_CONTEXT = {"bypass_csp": True}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 
@@ -132,7 +136,7 @@ def requests_seen() -> list[str]:
 @pytest.fixture()
 def page(browser, requests_seen):
     """A fresh 1400x900 page recording its requests; an uncaught JavaScript error fails the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, **TEST_CONTEXT)
     page = context.new_page()
     errors: list[str] = []
     page.on("request", lambda request: requests_seen.append(request.url))

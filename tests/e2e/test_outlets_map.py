@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.e2e.conftest import save_screenshot
+from tests.e2e.conftest import TEST_CONTEXT, save_screenshot
 from tests.outlet_data import CENTRE, add_outlet
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -35,7 +35,7 @@ def town(live_server):
 
 def _context(browser, **options):
     """A browser context whose pages fail the test on a JavaScript error (as the ``page`` fixture)."""
-    context = browser.new_context(**options)
+    context = browser.new_context(**TEST_CONTEXT, **options)
     context.errors = []
     context.seen = []
     context.on("page", lambda page: (page.on("pageerror", lambda e: context.errors.append(str(e))),

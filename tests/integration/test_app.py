@@ -1,6 +1,8 @@
 """The application shell: health report, problem+json errors, configuration."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from geo.config import from_environment
@@ -68,3 +70,30 @@ def test_a_refused_field_is_named_in_the_problem(client, method, path, body, fie
     assert response.status_code == 400, response.get_json()
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["field"] == field
+
+
+@pytest.mark.parametrize("path", ["/map/network", "/map/outlets", "/api/outlets/services", "/no/such/page"])
+def test_every_response_carries_the_security_headers(client, path):
+    response = client.get(path)
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert "'unsafe-eval'" not in policy and "script-src 'self' 'nonce-" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize("path", ["/map/network", "/map/outlets"])
+def test_every_inline_script_of_a_map_page_carries_the_responses_nonce(client, path):
+    first, second = client.get(path), client.get(path)
+    nonce = re.search(r"'nonce-([^']+)'", first.headers["Content-Security-Policy"])[1]
+    assert nonce not in second.headers["Content-Security-Policy"]  # a new one for every response
+    scripts = re.findall(r"<script\b[^>]*>", first.get_data(as_text=True))
+    inline = [tag for tag in scripts if "src=" not in tag]
+    assert inline and all(f'nonce="{nonce}"' in tag for tag in inline), scripts
+
+
+def test_the_base_maps_tile_server_is_allowed_for_images(app, client):
+    app.config["BASEMAP_URL"] = "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
+    assert "img-src 'self' data: blob: https://*.tiles.example.org" in client.get("/map/network").headers[
+        "Content-Security-Policy"]
