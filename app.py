@@ -14,6 +14,7 @@ import geo.errors
 import geo.jsonprovider
 import geo.maps
 import geo.migrate
+import geo.requests
 import geo.security
 import geo.server
 from geo.config import from_environment
@@ -39,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     geo.jsonprovider.init_app(app)
     geo.errors.init_app(app)
+    geo.requests.init_app(app)
     geo.db.init_app(app)
     geo.migrate.init_app(app)
     geo.maps.init_app(app)

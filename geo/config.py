@@ -20,6 +20,9 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         "BASEMAP_URL": env.get("BASEMAP_URL", OSM_TILES),
         "BASEMAP_ATTRIBUTION": env.get("BASEMAP_ATTRIBUTION", OSM_ATTRIBUTION),
         "API_MAX_FEATURES": int(env.get("API_MAX_FEATURES", "20000")),
+        # Bodies longer than this are refused with 413 before they are read (the outlet import
+        # has its own, larger limit).
+        "API_MAX_BODY_BYTES": int(env.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE", "10")),
         "SECRET_KEY": env.get("SECRET_KEY", "dev"),
     }

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 __all__ = [
     "DomainError", "Invalid", "Unauthorized", "Forbidden", "NotFound", "Conflict",
-    "Unprocessable", "TooLarge",
+    "Unprocessable", "TooLarge", "UnsupportedMediaType",
     "ImportFailed", "problem_response", "init_app",
 ]
 
@@ -81,6 +81,13 @@ class Unprocessable(DomainError):
 class TooLarge(DomainError):
     status = 413
     title = "Payload too large"
+
+
+class UnsupportedMediaType(DomainError):
+    """A body sent with a content type the route does not take (JSON routes take application/json)."""
+
+    status = 415
+    title = "Unsupported media type"
 
 
 class ImportFailed(Unprocessable):

@@ -6,7 +6,6 @@ outlets.store, and renders its result; errors are geo.errors classes (problem+js
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.engine import Connection
@@ -14,8 +13,9 @@ from sqlalchemy.engine import Connection
 from geo import addresses
 from geo.auth import require_admin
 from geo.db import get_session, read
-from geo.errors import Invalid, TooLarge
+from geo.errors import Invalid
 from geo.geojson import parse_bbox
+from geo.requests import allow_body, body_bytes, json_body
 from outlets import admin, booking, importers, search, store
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range, parse_day
 from outlets.models import SERVICES
@@ -71,14 +71,6 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
     if not in_range(at):
         raise Invalid(f"open {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}", field="open")
     return at
-
-
-def _json_body() -> Any:
-    """The request's JSON body; Invalid when there is none."""
-    body = request.get_json(silent=True)
-    if body is None:
-        raise Invalid("send a JSON body (Content-Type: application/json)")
-    return body
 
 
 # -- public: outlets -----------------------------------------------------------------------------
@@ -161,7 +153,7 @@ def slots(code: str):
 @bp.post("/bookings")
 def create_booking():
     """Book a slot; 201 with the booking (200 for a replayed idempotency key), 409 when full."""
-    parsed = booking.parse_booking_request(_json_body(), request.headers.get("Idempotency-Key"))
+    parsed = booking.parse_booking_request(json_body(), request.headers.get("Idempotency-Key"))
     result, created = booking.book(get_session(), parsed, now())
     headers = dict(PRIVATE)
     if created:
@@ -188,7 +180,7 @@ def booking_cancel(code: str):
 @bp.patch("/bookings/<code>")
 def booking_reschedule(code: str):
     """Move the booking to another slot: ``{"start": ..., "service": ...}``; atomic."""
-    return jsonify(booking.reschedule_booking(get_session(), code, _json_body(), now()).as_dict()), 200, PRIVATE
+    return jsonify(booking.reschedule_booking(get_session(), code, json_body(), now()).as_dict()), 200, PRIVATE
 
 
 def booking_calendar(code: str):
@@ -214,13 +206,13 @@ def _saved(code: str, created: bool):
 @admin_bp.post("/outlets")
 def admin_create():
     """Create an outlet from a JSON body (fields: docs/outlets.md); 409 if its code exists."""
-    return _saved(admin.create_outlet(get_session(), _json_body()), True)
+    return _saved(admin.create_outlet(get_session(), json_body()), True)
 
 
 @admin_bp.put("/outlets/<code>")
 def admin_replace(code: str):
     """Create or replace the outlet ``code`` (retired outlets come back)."""
-    return _saved(code, admin.replace_outlet(get_session(), code, _json_body()))
+    return _saved(code, admin.replace_outlet(get_session(), code, json_body()))
 
 
 @admin_bp.delete("/outlets/<code>")
@@ -233,7 +225,7 @@ def admin_retire(code: str):
 @admin_bp.put("/outlets/<code>/exceptions/<day>")
 def admin_set_exception(code: str, day: str):
     """Special hours on one date: ``{"hours": "off" | "08:00-12:00,...", "note": "..."}``."""
-    admin.set_exception(get_session(), code, _date(day), _json_body())
+    admin.set_exception(get_session(), code, _date(day), json_body())
     return _saved(code, False)
 
 
@@ -250,10 +242,9 @@ def admin_import():
 
     ``?format=geojson|csv`` (default: from the file name); ``?mode=create`` refuses existing codes.
     """
-    if (request.content_length or 0) > MAX_IMPORT_BYTES:
-        raise TooLarge(f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB")
+    allow_body(MAX_IMPORT_BYTES)  # werkzeug refuses a longer body with 413 before reading it
     upload = request.files.get("file")
-    data, filename = (upload.read(), upload.filename) if upload else (request.get_data(), None)
+    data, filename = (upload.read(), upload.filename) if upload else (body_bytes(), None)
     if not data:
         raise Invalid("send the file as the request body or as the multipart field 'file'")
     mode = request.args.get("mode", "replace")

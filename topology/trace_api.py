@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from geo.db import get_session
 from geo.errors import Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
+from geo.requests import json_body
 from topology import switching, trace
 from topology.cache import current_topology, topology_cache
 from topology.trace import Part
@@ -80,7 +81,7 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
 @bp.post("/trace/affected")
 def affected():
     """Customers that lose supply if the listed devices open and elements fail."""
-    open_codes, failed = parse_change(request.get_json(force=True, silent=True))
+    open_codes, failed = parse_change(json_body())
     topology, connection = current_topology()
     loss = trace.affected_by_codes(topology, open_codes, failed)
     return _respond(connection, loss.as_dict, loss.feature_parts)
@@ -139,7 +140,7 @@ def supply():
 @bp.post("/switching")
 def operate():
     """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason", "actor"}``."""
-    switching_request = switching.parse_request(request.get_json(force=True, silent=True))
+    switching_request = switching.parse_request(json_body())
     result = switching.operate(get_session(), topology_cache(), switching_request)
     return jsonify(result.as_dict()), 201
 

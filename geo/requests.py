@@ -1,0 +1,88 @@
+"""Request bodies: the one place that reads a JSON body, and the size every body may have.
+
+``json_body()`` is what every route that takes JSON calls: it refuses another media type (415;
+``text/plain`` is what a web page may post cross-site without a CORS preflight), a body nested
+deeper than ``MAX_DEPTH`` (400; Python's json raises RecursionError near 1,000 levels, a 500
+before), and malformed JSON (400). ``init_app`` caps every body at ``API_MAX_BODY_BYTES``:
+werkzeug refuses a longer body with 413 before reading it whole, with or without a
+Content-Length; ``allow_body`` raises the cap for one request (the outlet import).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, request
+
+from geo.errors import Invalid, TooLarge, UnsupportedMediaType, problem_response
+
+__all__ = ["JSON", "MAX_DEPTH", "json_body", "body_bytes", "nesting_depth", "allow_body", "init_app"]
+
+JSON = "application/json"
+# Our deepest body is an outlet's weekly hours: object, hours, day, interval (depth 4).
+MAX_DEPTH = 32
+_TOO_DEEP = object()
+
+
+def json_body() -> Any:
+    """The request's body parsed as JSON; UnsupportedMediaType, TooLarge or Invalid otherwise."""
+    mimetype = request.mimetype
+    # Refused before the body is read; a body without any type is refused once it is known to exist.
+    if mimetype != JSON and (mimetype or body_bytes()):
+        raise UnsupportedMediaType(f"send the body as {JSON}, not as {mimetype or 'a body without a Content-Type'}")
+    data = body_bytes()
+    if not data.strip():
+        raise Invalid(f"the body must be a JSON object; it is empty (Content-Type: {JSON})")
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        value = _TOO_DEEP
+    except ValueError as error:
+        raise Invalid(f"the body must be a JSON object; it is not valid JSON ({error})") from None
+    if value is _TOO_DEEP or nesting_depth(value) > MAX_DEPTH:
+        raise Invalid(f"the JSON body is nested too deeply (at most {MAX_DEPTH} levels of lists and objects)")
+    return value
+
+
+def body_bytes() -> bytes:
+    """The whole body; TooLarge (413) when it is longer than the request's limit."""
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # A streamed (chunked) body is cut at the limit without an error; werkzeug raises
+        # RequestEntityTooLarge on the next read, so that a cut body is never taken for the whole.
+        request.stream.read(1)
+    return data
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar is 0), without recursion.
+
+    >>> nesting_depth(1), nesting_depth([]), nesting_depth({"a": [[1], 2]})
+    (0, 1, 3)
+
+    Notes: linear in the number of values.
+    """
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def allow_body(limit: int) -> None:
+    """Let this request's body have up to ``limit`` bytes; call before the body is read."""
+    request.max_content_length = limit
+
+
+def init_app(app: Flask) -> None:
+    """Cap every body at ``API_MAX_BODY_BYTES`` and render the 413 as ``problem+json``."""
+    app.config["MAX_CONTENT_LENGTH"] = app.config["API_MAX_BODY_BYTES"]
+
+    @app.errorhandler(413)
+    def _too_large(error: Exception):
+        limit = request.max_content_length
+        detail = f"the body is larger than {limit:,} bytes, the most this route takes" if limit else TooLarge.title
+        return problem_response(TooLarge.status, TooLarge.title, detail)
