@@ -12,6 +12,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from geo.errors import database_unavailable
+
 __all__ = ["Base", "normalise_url", "make_engine", "init_app", "get_engine", "get_session", "session_scope",
            "ThreadReads", "SessionReads", "read"]
 
@@ -56,7 +58,14 @@ def init_app(app: Flask) -> None:
     def _close_session(_exc):
         session = g.pop("db_session", None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except DBAPIError as error:
+                # The database went away after the answer was made (a restart): the closing
+                # rollback cannot reach it, so its connection is discarded and the answer stands.
+                if not database_unavailable(error):
+                    raise
+                session.invalidate()
 
 
 def get_engine() -> Engine:

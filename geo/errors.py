@@ -8,16 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, json
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 __all__ = [
     "DomainError", "Invalid", "Unauthorized", "Forbidden", "NotFound", "Conflict",
     "Unprocessable", "TooLarge", "UnsupportedMediaType",
-    "ImportFailed", "problem_response", "init_app",
+    "ImportFailed", "problem_response", "database_unavailable", "init_app",
 ]
 
 PROBLEM_JSON = "application/problem+json"
+# What a client should wait before trying again when the database is out of reach: a restart
+# of PostgreSQL takes a few seconds, and the pools reconnect on the first request after it.
+RETRY_AFTER_S = 5
+# SQLSTATEs of a lost or refused connection: class 08 (connection exception), and 57P01-57P03
+# (admin shutdown, crash shutdown, cannot connect now: the server is stopping or starting).
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
 
 
 class DomainError(Exception):
@@ -106,6 +114,20 @@ def problem_response(status: int, title: str, detail: str, **extra: Any) -> Resp
     return Response(json.dumps(body, default=str), status=status, mimetype=PROBLEM_JSON)
 
 
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached now (refused, dropped, shutting down),
+    rather than that it refused what was asked (a constraint, a syntax error: a bug)."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    state = error.sqlstate
+    # No SQLSTATE: psycopg's own report of a connection that failed or was lost, with no server to answer.
+    return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
 def init_app(app: Flask) -> None:
     """Render every error, ours or Flask's, as ``problem+json``."""
 
@@ -119,5 +141,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
+        if database_unavailable(error):
+            app.logger.warning("database unavailable: %s", error)
+            response = problem_response(503, "Service unavailable", "the database is unavailable; try again shortly")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         app.logger.exception("unhandled error")
         return problem_response(500, "Internal server error", "An unexpected error occurred.")
