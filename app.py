@@ -60,8 +60,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _healthz():
-    """Database reachability, PostGIS version, migration head and network counts."""
-    from geo.health import health_report
+    """Whether the service is healthy; versions, migrations and counts for an admin."""
+    from geo.auth import is_admin
+    from geo.health import health_answer
 
-    report = health_report()
-    return jsonify(report), (200 if report["database"]["reachable"] else 503)
+    body, status, headers = health_answer(full=is_admin())
+    return jsonify(body), status, headers

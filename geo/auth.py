@@ -12,7 +12,7 @@ from flask import current_app, request
 
 from geo.errors import Forbidden, Unauthorized
 
-__all__ = ["bearer_token", "check_admin_token", "require_admin"]
+__all__ = ["bearer_token", "check_admin_token", "require_admin", "is_admin"]
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -38,3 +38,12 @@ def check_admin_token(configured: str | None, given: str | None) -> None:
 def require_admin() -> None:
     """The request's check for admin routes (a blueprint's ``before_request``)."""
     check_admin_token(current_app.config.get("ADMIN_TOKEN"), bearer_token(request.headers.get("Authorization")))
+
+
+def is_admin() -> bool:
+    """Whether the request carries the admin token (for answers that say more to an admin)."""
+    try:
+        require_admin()
+    except (Forbidden, Unauthorized):
+        return False
+    return True

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from geo.migrate import current_revision, head_revision
 
-__all__ = ["health_report", "COUNTED_TABLES"]
+__all__ = ["health_report", "health_answer", "COUNTED_TABLES", "RETRY_AFTER_S"]
 
 # Tables whose row counts describe the loaded data; a package adds its own with register_counted.
 COUNTED_TABLES: list[str] = []
@@ -49,3 +49,16 @@ def health_report() -> dict[str, Any]:
     if current != head:
         report["status"] = "migrations pending"
     return report
+
+
+# What an unhealthy answer asks a load balancer or a client to wait before asking again.
+RETRY_AFTER_S = 5
+
+
+def health_answer(full: bool) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The body, status and headers of ``/healthz``: 200 or 503 (with Retry-After) for anyone,
+    with only the status; versions, migrations and row counts when ``full`` (an admin)."""
+    report = health_report()
+    reachable = report["database"]["reachable"]
+    body = report if full else {"status": report["status"]}
+    return body, (200 if reachable else 503), ({} if reachable else {"Retry-After": str(RETRY_AFTER_S)})

@@ -10,9 +10,21 @@ from tests.networks import feeder_with_tie
 from topology.loader import load_network
 
 
-def test_healthz_reports_database_postgis_migrations_and_counts(client, connection):
+ADMIN = {"Authorization": "Bearer health-admin-token"}
+
+
+def test_healthz_tells_anyone_only_whether_the_service_is_healthy(app, client, connection):
+    app.config["ADMIN_TOKEN"] = "health-admin-token"
     load_network(connection, feeder_with_tie())
-    response = client.get("/healthz")
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = client.get("/healthz", headers=headers)
+        assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_healthz_reports_database_postgis_migrations_and_counts_to_an_admin(app, client, connection):
+    app.config["ADMIN_TOKEN"] = "health-admin-token"
+    load_network(connection, feeder_with_tie())
+    response = client.get("/healthz", headers=ADMIN)
     assert response.status_code == 200
     report = response.get_json()
     assert report["database"]["reachable"] is True
@@ -26,10 +38,12 @@ def test_healthz_reports_database_postgis_migrations_and_counts(client, connecti
 def test_healthz_says_when_the_database_is_unreachable(engine):
     from app import create_app
 
-    unreachable = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BASEMAP_URL": "none"})
+    unreachable = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BASEMAP_URL": "none",
+                              "ADMIN_TOKEN": "health-admin-token"})
     response = unreachable.test_client().get("/healthz")
-    assert response.status_code == 503
-    body = response.get_json()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.get_json() == {"status": "unavailable"}
+    body = unreachable.test_client().get("/healthz", headers=ADMIN).get_json()
     assert body["database"]["reachable"] is False and body["database"]["error"]
 
 
