@@ -41,10 +41,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.jsonprovider.init_app(app)
     geo.errors.init_app(app)
     geo.requests.init_app(app)
+    geo.security.init_app(app)  # before the database: the demo's key follows from having no DATABASE_URL
     geo.db.init_app(app)
     geo.migrate.init_app(app)
     geo.maps.init_app(app)
-    geo.security.init_app(app)
     geo.server.init_app(app)
 
     import topology

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -143,7 +144,8 @@ def start_server(url: str, kind: str = "granian") -> tuple[subprocess.Popen, int
         return process, port
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
     process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none"})
+                               stderr=subprocess.DEVNULL, env={**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none",
+                                    "SECRET_KEY": secrets.token_hex(32)})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -24,5 +24,6 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         # has its own, larger limit).
         "API_MAX_BODY_BYTES": int(env.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE", "10")),
-        "SECRET_KEY": env.get("SECRET_KEY", "dev"),
+        # None: a demo on the embedded cluster makes one (geo.security); a deployment must set it.
+        "SECRET_KEY": env.get("SECRET_KEY") or None,
     }

@@ -8,13 +8,18 @@ write style attributes); images may come from the configured base map's tile ser
 """
 from __future__ import annotations
 
+import os
 import re
 import secrets
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g
 
-__all__ = ["csp_nonce", "nonced", "tile_origin", "content_security_policy", "init_app"]
+__all__ = [
+    "csp_nonce", "nonced", "tile_origin", "content_security_policy", "InsecureSecretKey", "secret_key_problem",
+    "demo_secret_key", "require_secret_key", "init_app",
+]
 
 # An inline script: a <script> tag without a src attribute.
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*\bnonce=)([^>]*)>", re.IGNORECASE)
@@ -83,7 +88,68 @@ def _secured(response: Response) -> Response:
     return response
 
 
+# -- the secret key ---------------------------------------------------------------------------------
+MIN_KEY_LENGTH = 32
+# Keys that are known to everyone: examples, placeholders, the framework's old default.
+KNOWN_KEYS = {"dev", "development", "secret", "changeme", "change-me", "please-change-me"}
+
+
+class InsecureSecretKey(RuntimeError):
+    """The server will not start: its SECRET_KEY is missing, known or too short."""
+
+
+def secret_key_problem(key: str | None) -> str | None:
+    """What is wrong with ``key`` as the server's secret, or None.
+
+    >>> secret_key_problem(None), secret_key_problem("dev"), secret_key_problem("x" * 40)
+    ('SECRET_KEY is not set', "SECRET_KEY is 'dev', a value anyone knows", None)
+    """
+    if not key:
+        return "SECRET_KEY is not set"
+    if key.lower() in KNOWN_KEYS:
+        return f"SECRET_KEY is {key!r}, a value anyone knows"
+    if len(key) < MIN_KEY_LENGTH:
+        return f"SECRET_KEY has {len(key)} characters; it needs at least {MIN_KEY_LENGTH}"
+    return None
+
+
+def demo_secret_key(folder: Path) -> str:
+    """The demo's own random key, made once and kept in ``folder/secret_key`` (readable by us
+    only), so that every worker and every restart of ``make run`` signs with the same one."""
+    path = folder / "secret_key"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def require_secret_key(config) -> None:
+    """InsecureSecretKey unless ``config`` holds a usable secret key (a production server's check)."""
+    problem = secret_key_problem(config.get("SECRET_KEY"))
+    if problem:
+        raise InsecureSecretKey(
+            f"{problem}. Set SECRET_KEY in the server's environment to a long random value, e.g. the "
+            "output of: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+
+
+def _provide_secret_key(app: Flask) -> None:
+    """A key where none is set: a random one for the tests, the kept demo key on the embedded
+    cluster; a deployment (DATABASE_URL) gets none, and its server refuses to start."""
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.config.get("TESTING"):
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    elif not app.config.get("DATABASE_URL"):
+        from geo.cluster import cluster_root
+
+        app.config["SECRET_KEY"] = demo_secret_key(cluster_root().parent)
+
+
 def init_app(app: Flask) -> None:
-    """Add the headers to every response and offer ``csp_nonce()`` to the templates."""
+    """Add the headers to every response, offer ``csp_nonce()`` to the templates, and provide the
+    demo's or the tests' secret key."""
+    _provide_secret_key(app)
     app.after_request(_secured)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

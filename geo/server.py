@@ -31,6 +31,9 @@ from pathlib import Path
 import click
 from flask import Flask
 
+from geo.config import from_environment
+from geo.security import InsecureSecretKey, require_secret_key
+
 __all__ = ["serve", "granian_command", "init_app", "default_workers"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,5 +134,10 @@ def init_app(app: Flask) -> None:
     @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
     def serve_command(host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
         """Serve GridAtlas in production (granian, WSGI workers); settings come from the environment."""
+        if os.environ.get("DATABASE_URL"):  # a deployment; the demo on the embedded cluster keeps its own key
+            try:
+                require_secret_key(from_environment())
+            except InsecureSecretKey as error:
+                raise click.ClickException(str(error)) from None
         click.echo(f"GridAtlas: http://{host}:{port}/  ({workers} workers x {threads} threads; Ctrl-C stops)")
         sys.exit(serve(host, port, workers, threads, access_log))

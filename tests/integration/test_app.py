@@ -1,6 +1,7 @@
 """The application shell: health report, problem+json errors, configuration."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -111,3 +112,34 @@ def test_the_base_maps_tile_server_is_allowed_for_images(app, client):
     app.config["BASEMAP_URL"] = "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
     assert "img-src 'self' data: blob: https://*.tiles.example.org" in client.get("/map/network").headers[
         "Content-Security-Policy"]
+
+
+def test_the_demo_keeps_one_random_secret_key_readable_by_its_owner_only(tmp_path):
+    from geo.security import demo_secret_key
+
+    key = demo_secret_key(tmp_path / "var")
+    assert len(key) == 64 and demo_secret_key(tmp_path / "var") == key
+    assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert demo_secret_key(tmp_path / "other") != key
+
+
+def test_the_tests_app_gets_a_random_secret_key_and_a_deployment_none(app):
+    from app import create_app
+
+    assert len(app.config["SECRET_KEY"]) == 64
+    deployed = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BASEMAP_URL": "none",
+                           "SECRET_KEY": None})
+    assert deployed.config["SECRET_KEY"] is None
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the tests run on another database than the embedded cluster")
+def test_the_demo_on_the_embedded_cluster_signs_with_its_kept_key(monkeypatch):
+    from app import create_app
+    from geo.cluster import cluster_root
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    demo = create_app({"BASEMAP_URL": "none"})
+    assert demo.config["SECRET_KEY"] == (cluster_root().parent / "secret_key").read_text().strip()
+    assert create_app({"BASEMAP_URL": "none"}).config["SECRET_KEY"] == demo.config["SECRET_KEY"]
+    demo.extensions["engine"].dispose()

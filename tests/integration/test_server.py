@@ -31,7 +31,8 @@ def _start(database_url: str, **popen) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
     process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
-                               cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url, "BASEMAP_URL": "none"},
+                               cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url, "BASEMAP_URL": "none",
+                                    "SECRET_KEY": "test-server-" + "k" * 32},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
     deadline = time.monotonic() + 60
     while True:
@@ -223,3 +224,17 @@ def test_a_stop_while_the_workers_load_the_app_waits_for_them(database_url):
     process.send_signal(signal.SIGTERM)  # the port is open; the workers may still be loading
     watch.assert_stopped_by_itself()
     assert watch.output.count("Started worker-") == 2, watch.output
+
+
+@pytest.mark.parametrize("key", [None, "dev", "short-key"])
+def test_a_deployment_refuses_to_start_without_a_real_secret_key(database_url, key):
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update(DATABASE_URL=database_url, BASEMAP_URL="none", **({"SECRET_KEY": key} if key else {}))
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    served = subprocess.run([flask, "--app", "app", "serve", "--port", str(_free_port())], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert served.returncode != 0 and "SECRET_KEY" in served.stderr and "token_hex" in served.stderr
+    # Any other WSGI server imports wsgi:app, which refuses too.
+    imported = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert imported.returncode != 0 and "InsecureSecretKey" in imported.stderr
