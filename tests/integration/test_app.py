@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -121,6 +122,10 @@ def test_the_demo_keeps_one_random_secret_key_readable_by_its_owner_only(tmp_pat
     assert len(key) == 64 and demo_secret_key(tmp_path / "var") == key
     assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
     assert demo_secret_key(tmp_path / "other") != key
+    # Workers starting at once on a fresh folder all get the one key.
+    with ThreadPoolExecutor(8) as pool:
+        assert len(set(pool.map(demo_secret_key, [tmp_path / "fresh"] * 32))) == 1
+    assert sorted(p.name for p in (tmp_path / "fresh").iterdir()) == ["secret_key"]
 
 
 def test_the_tests_app_gets_a_random_secret_key_and_a_deployment_none(app):
