@@ -9,20 +9,26 @@ from typing import Any
 
 from flask import Flask, jsonify, redirect, url_for
 
+import geo.audit
+import geo.auth
 import geo.db
 import geo.errors
+import geo.limits
 import geo.jsonprovider
 import geo.maps
 import geo.migrate
 import geo.requests
 import geo.security
 import geo.server
+import geo.signin
+import geo.users_cli
+from geo.auth import PUBLIC, allow
 from geo.config import from_environment
 
 
 # Every module that declares tables, for Alembic and the schema test; geo imports none of the
 # others, so the list lives here, where the packages are wired together.
-MODEL_MODULES = ("geo.addresses", "geo.outbox", "topology.models", "outlets.models")
+MODEL_MODULES = ("geo.accounts", "geo.audit", "geo.addresses", "geo.outbox", "topology.models", "outlets.models")
 
 
 def import_models() -> None:
@@ -46,6 +52,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.migrate.init_app(app)
     geo.maps.init_app(app)
     geo.server.init_app(app)
+    geo.auth.init_app(app)  # before any package: every request is guarded first
+    geo.audit.init_app(app)
+    geo.limits.init_app(app)
+    geo.users_cli.init_app(app)
+    app.register_blueprint(geo.signin.bp)
+    app.register_blueprint(geo.signin.api_bp)
 
     import topology
 
@@ -55,14 +67,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     outlets.init_app(app)
 
     app.add_url_rule("/healthz", "healthz", _healthz)
-    app.add_url_rule("/", "index", lambda: redirect(url_for("topology_views.network_map")))
+    app.add_url_rule("/", "index", _index)
     return app
 
 
+@allow(PUBLIC)
+def _index():
+    """The network map."""
+    return redirect(url_for("topology_views.network_map"))
+
+
+@allow(PUBLIC)
 def _healthz():
     """Whether the service is healthy; versions, migrations and counts for an admin."""
-    from geo.auth import is_admin
+    from geo.auth import ADMIN, current_principal
     from geo.health import health_answer
 
-    body, status, headers = health_answer(full=is_admin())
+    principal = current_principal()
+    body, status, headers = health_answer(full=principal is not None and principal.role == ADMIN)
     return jsonify(body), status, headers

@@ -1,18 +1,93 @@
-"""Who may use a route.
+"""Who may use a route, and who is asking.
 
-Today one role beyond the public exists: the outlet administrator, who sends the server's
-``ADMIN_TOKEN`` as a bearer token. Accounts, roles and API tokens grow here (the accounts
-issue); every package asks this module, never the request headers itself.
+Every view declares its access with ``@allow(...)`` (roles from ``ROLES``; ``PUBLIC`` for
+everyone). One ``before_request`` hook finds the caller (a bearer token, else the session
+cookie), checks the CSRF token of a state-changing request made with a session, and refuses the
+request before the view runs: 401 to an anonymous caller, 403 to a signed-in one without the
+role. A view without a declaration is refused to everyone (fail closed), and the role-matrix
+test fails on it, so no route ships unguarded. The accounts and tokens themselves live in
+``geo.accounts``; every package asks this module, never the request headers itself.
 """
 from __future__ import annotations
 
 import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
 
-from flask import current_app, request
+from flask import Flask, current_app, g, request, session
+from flask.sessions import SecureCookieSessionInterface
 
 from geo.errors import Forbidden, Unauthorized
 
-__all__ = ["bearer_token", "check_admin_token", "require_admin", "is_admin"]
+__all__ = [
+    "PUBLIC", "CREW", "DISPATCHER", "PLANNER", "ADMIN", "ROLES", "STAFF", "NETWORK_READERS",
+    "Principal", "allow", "declare", "access_of", "bearer_token", "current_principal",
+    "require_role", "csrf_token", "sign_in", "sign_out", "init_app",
+]
+
+PUBLIC = "public"
+CREW = "crew"
+DISPATCHER = "dispatcher"
+PLANNER = "planner"
+ADMIN = "admin"
+ROLES = (CREW, DISPATCHER, PLANNER, ADMIN)  # the roles an account can have
+STAFF = frozenset(ROLES)  # any signed-in account
+# Who sees the network with its customers (points, account numbers, addresses), traces and the
+# switching log (docs/access.md).
+NETWORK_READERS = frozenset({DISPATCHER, PLANNER})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+View = TypeVar("View", bound=Callable)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The account behind a request: its name and role, the token used (None for a session),
+    and the feeders a dispatcher is limited to (None: everywhere)."""
+
+    account_id: int
+    name: str
+    role: str
+    token_id: int | None = None
+    control_feeders: frozenset[str] | None = None
+
+    def as_dict(self) -> dict:
+        """As JSON (``/api/session``)."""
+        return {"name": self.name, "role": self.role, "token_id": self.token_id,
+                "control_feeders": sorted(self.control_feeders) if self.control_feeders is not None else None}
+
+
+def allow(*roles: str) -> Callable[[View], View]:
+    """Declare who may call a view: ``@allow(PUBLIC)`` or ``@allow(DISPATCHER, ADMIN)``."""
+    unknown = set(roles) - {PUBLIC, *ROLES}
+    if not roles or unknown:
+        raise ValueError(f"allow() takes roles from {(PUBLIC, *ROLES)}; got {roles!r}")
+
+    def declare_view(view: View) -> View:
+        view.access = frozenset(roles)
+        return view
+
+    return declare_view
+
+
+_DECLARED: dict[str, frozenset[str]] = {}
+
+
+def declare(endpoint: str, *roles: str) -> None:
+    """Declare the access of an endpoint whose view is not ours (``static``)."""
+    allow(*roles)  # validates
+    _DECLARED[endpoint] = frozenset(roles)
+
+
+def access_of(app: Flask, endpoint: str) -> frozenset[str] | None:
+    """The roles declared for ``endpoint``, or None when it declares none."""
+    if endpoint in _DECLARED:
+        return _DECLARED[endpoint]
+    view = app.view_functions.get(endpoint)
+    return getattr(view, "access", None)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -26,24 +101,113 @@ def bearer_token(authorization: str | None) -> str | None:
     return authorization[7:].strip()
 
 
-def check_admin_token(configured: str | None, given: str | None) -> None:
-    """Forbidden when no admin token is configured (the admin API is off); Unauthorized unless
-    ``given`` equals it (compared in constant time)."""
-    if not configured:
-        raise Forbidden("the admin API is switched off: set ADMIN_TOKEN in the server's environment")
-    if given is None or not hmac.compare_digest(given.encode(), configured.encode()):
-        raise Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+# -- who is asking ----------------------------------------------------------------------------------
+def _principal_from_request() -> Principal | None:
+    """The caller: the bearer token's account, else the session's, else None (anonymous).
+
+    A bearer token that is unknown, expired or revoked is refused outright rather than treated
+    as anonymous: an integration with a dead token should hear so, not get the public answer."""
+    from geo import accounts  # the tables; imported here so that this module stays light
+
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        principal = accounts.principal_for_token(token)
+        if principal is None:
+            raise Unauthorized("the bearer token is unknown, expired or revoked")
+        return principal
+    account_id = session.get("account_id")
+    if account_id is None:
+        return None
+    principal = accounts.principal_for_session(account_id, session.get("stamp"))
+    if principal is None:
+        session.clear()  # disabled, deleted or its password changed since: signed out
+    return principal
 
 
-def require_admin() -> None:
-    """The request's check for admin routes (a blueprint's ``before_request``)."""
-    check_admin_token(current_app.config.get("ADMIN_TOKEN"), bearer_token(request.headers.get("Authorization")))
+def current_principal() -> Principal | None:
+    """The signed-in account or token of this request (None: anonymous)."""
+    if "principal" not in g:
+        g.principal = _principal_from_request()
+    return g.principal
 
 
-def is_admin() -> bool:
-    """Whether the request carries the admin token (for answers that say more to an admin)."""
-    try:
-        require_admin()
-    except (Forbidden, Unauthorized):
-        return False
-    return True
+def require_role(principal: Principal | None, roles: Iterable[str]) -> None:
+    """Unauthorized for an anonymous caller, Forbidden for an account without one of ``roles``."""
+    roles = frozenset(roles)
+    if PUBLIC in roles:
+        return
+    if principal is None:
+        raise Unauthorized("sign in, or send an API token as 'Authorization: Bearer <token>'")
+    if principal.role not in roles:
+        raise Forbidden(f"a {principal.role} account may not do this; it is for: {', '.join(sorted(roles))}")
+
+
+# -- sessions and CSRF ------------------------------------------------------------------------------
+def csrf_token() -> str:
+    """This session's CSRF token (made on first use); pages put it in a meta tag and forms."""
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(24)
+    return session[CSRF_FIELD]
+
+
+def _check_csrf() -> None:
+    """A state-changing request made with a session cookie must echo the session's CSRF token
+    (header ``X-CSRF-Token`` or form field ``csrf_token``); bearer-token requests carry no
+    ambient credential and need none."""
+    if request.method in SAFE_METHODS or bearer_token(request.headers.get("Authorization")) is not None:
+        return
+    if CSRF_FIELD not in session and "account_id" not in session:
+        return  # no session: nothing a forged request could ride on
+    expected = session.get(CSRF_FIELD)
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        given = request.form.get(CSRF_FIELD)
+    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden(f"the CSRF token is missing or wrong: send the page's token as {CSRF_HEADER}")
+
+
+def sign_in(principal: Principal, stamp: str) -> None:
+    """Start a session for ``principal``; a new CSRF token, so one fixed before sign-in is useless."""
+    session.clear()
+    session["account_id"] = principal.account_id
+    session["stamp"] = stamp
+    session[CSRF_FIELD] = secrets.token_urlsafe(24)
+    session.permanent = True
+    g.principal = principal
+
+
+def sign_out() -> None:
+    """End the session."""
+    session.clear()
+    g.principal = None
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked Secure whenever the request came over HTTPS (directly or,
+    with ``TRUST_PROXY``, as the proxy's X-Forwarded-Proto says) or SESSION_COOKIE_SECURE is set."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or (request.is_secure if request else False)
+
+
+def _guard() -> None:
+    """The one check before every view: CSRF, then the endpoint's declared roles."""
+    if request.endpoint is None:
+        return  # 404 or 405: werkzeug answers
+    roles = access_of(current_app, request.endpoint)
+    if roles is None:
+        raise Forbidden(f"the route {request.endpoint} declares no access and is refused to everyone")
+    _check_csrf()
+    require_role(current_principal(), roles)
+
+
+def init_app(app: Flask) -> None:
+    """Guard every request; sessions last 12 hours and ride a SameSite=Lax, HttpOnly cookie."""
+    app.session_interface = _SessionInterface()
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_NAME", "gridatlas_session")
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+    declare("static", PUBLIC)
+    app.before_request(_guard)
+    app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token})

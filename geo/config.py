@@ -26,4 +26,11 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE", "10")),
         # None: a demo on the embedded cluster makes one (geo.security); a deployment must set it.
         "SECRET_KEY": env.get("SECRET_KEY") or None,
+        # Rate limits (geo/limits.py), in Flask-Limiter's notation; the counters are per process
+        # unless RATELIMIT_STORAGE_URI names a shared store (redis://host:6379/0).
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour"),
+        "PUBLIC_WRITE_RATE_LIMIT": env.get("PUBLIC_WRITE_RATE_LIMIT", "20 per minute;200 per day"),
+        # Set when a reverse proxy terminates HTTPS: its X-Forwarded-For/-Proto are believed (one hop).
+        "TRUST_PROXY": env.get("TRUST_PROXY", "") not in ("", "0", "false", "no"),
     }

@@ -1,8 +1,6 @@
 """Service outlets: opening hours, the nearest open outlet, race-free bookings, the outlet finder map."""
 from __future__ import annotations
 
-import os
-
 from flask import Flask
 
 
@@ -13,8 +11,6 @@ def init_app(app: Flask) -> None:
     from outlets import api, cli, views
     from outlets.demo import add_demo_outlets
 
-    # The admin API is off until a token is configured (the config or the environment).
-    app.config.setdefault("ADMIN_TOKEN", os.environ.get("ADMIN_TOKEN") or None)
     register_counted("outlets", "bookings")
     demo.register("outlets", add_demo_outlets)
     app.register_blueprint(api.bp)

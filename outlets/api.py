@@ -11,11 +11,12 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.engine import Connection
 
 from geo import addresses
-from geo.auth import require_admin
 from geo.db import get_session, read
 from geo.errors import Invalid
 from geo.geojson import parse_bbox
 from geo.requests import allow_body, body_bytes, json_body
+from geo.auth import ADMIN, PUBLIC, allow
+from geo.limits import public_write_limits
 from outlets import admin, booking, importers, search, store
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range, parse_day
 from outlets.models import SERVICES
@@ -75,12 +76,14 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
 
 # -- public: outlets -----------------------------------------------------------------------------
 @bp.get("/outlets/services")
+@allow(PUBLIC)
 def services():
     """The services outlets offer: code -> label."""
     return jsonify({"services": SERVICES})
 
 
 @bp.get("/outlets/nearest")
+@allow(PUBLIC)
 def nearest():
     """The nearest outlets to ``lon``/``lat`` or to the address ``q``; see docs/outlets.md."""
     current = now()
@@ -111,6 +114,7 @@ def nearest():
 
 
 @bp.get("/outlets/addresses")
+@allow(PUBLIC)
 def address_suggestions():
     """Address suggestions for ``q`` from our own outlet and customer addresses."""
     found = addresses.suggest_addresses(get_session().connection(), request.args.get("q", ""))
@@ -118,6 +122,7 @@ def address_suggestions():
 
 
 @bp.get("/outlets")
+@allow(PUBLIC)
 def outlet_collection():
     """Active outlets as a GeoJSON FeatureCollection, optionally within ``bbox=w,s,e,n``."""
     bbox = parse_bbox(request.args.get("bbox"))
@@ -128,6 +133,7 @@ def outlet_collection():
 
 
 @bp.get("/outlets/<code>")
+@allow(PUBLIC)
 def outlet_detail(code: str):
     """One outlet: where, services, weekly hours, coming exceptions, its opening state now."""
     current = now()
@@ -136,6 +142,7 @@ def outlet_detail(code: str):
 
 
 @bp.get("/outlets/<code>/slots")
+@allow(PUBLIC)
 def slots(code: str):
     """The slots of one outlet on ``date`` (default: its today), per service, with places left."""
     current = now()
@@ -151,6 +158,8 @@ def slots(code: str):
 
 # -- public: bookings ----------------------------------------------------------------------------
 @bp.post("/bookings")
+@allow(PUBLIC)
+@public_write_limits
 def create_booking():
     """Book a slot; 201 with the booking (200 for a replayed idempotency key), 409 when full."""
     parsed = booking.parse_booking_request(json_body(), request.headers.get("Idempotency-Key"))
@@ -164,6 +173,7 @@ def create_booking():
 
 
 @bp.get("/bookings/<code>")
+@allow(PUBLIC)
 def booking_detail(code: str):
     """The booking with this confirmation code (``<code>.ics``: as a calendar file)."""
     if code.lower().endswith(".ics"):
@@ -172,12 +182,16 @@ def booking_detail(code: str):
 
 
 @bp.delete("/bookings/<code>")
+@allow(PUBLIC)
+@public_write_limits
 def booking_cancel(code: str):
     """Cancel the booking (its place is freed)."""
     return jsonify(booking.cancel_booking(get_session(), code, now()).as_dict()), 200, PRIVATE
 
 
 @bp.patch("/bookings/<code>")
+@allow(PUBLIC)
+@public_write_limits
 def booking_reschedule(code: str):
     """Move the booking to another slot: ``{"start": ..., "service": ...}``; atomic."""
     return jsonify(booking.reschedule_booking(get_session(), code, json_body(), now()).as_dict()), 200, PRIVATE
@@ -192,8 +206,7 @@ def booking_calendar(code: str):
 
 
 # -- admin ---------------------------------------------------------------------------------------
-# Every admin route needs ``Authorization: Bearer <ADMIN_TOKEN>``.
-admin_bp.before_request(require_admin)
+# Every admin route is for admins: a signed-in admin account or an admin's API token.
 
 
 def _saved(code: str, created: bool):
@@ -204,18 +217,21 @@ def _saved(code: str, created: bool):
 
 
 @admin_bp.post("/outlets")
+@allow(ADMIN)
 def admin_create():
     """Create an outlet from a JSON body (fields: docs/outlets.md); 409 if its code exists."""
     return _saved(admin.create_outlet(get_session(), json_body()), True)
 
 
 @admin_bp.put("/outlets/<code>")
+@allow(ADMIN)
 def admin_replace(code: str):
     """Create or replace the outlet ``code`` (retired outlets come back)."""
     return _saved(code, admin.replace_outlet(get_session(), code, json_body()))
 
 
 @admin_bp.delete("/outlets/<code>")
+@allow(ADMIN)
 def admin_retire(code: str):
     """Retire an outlet (hidden from search and booking); 409 while visits are booked."""
     admin.retire_outlet(get_session(), code, now())
@@ -223,6 +239,7 @@ def admin_retire(code: str):
 
 
 @admin_bp.put("/outlets/<code>/exceptions/<day>")
+@allow(ADMIN)
 def admin_set_exception(code: str, day: str):
     """Special hours on one date: ``{"hours": "off" | "08:00-12:00,...", "note": "..."}``."""
     admin.set_exception(get_session(), code, _date(day), json_body())
@@ -230,6 +247,7 @@ def admin_set_exception(code: str, day: str):
 
 
 @admin_bp.delete("/outlets/<code>/exceptions/<day>")
+@allow(ADMIN)
 def admin_delete_exception(code: str, day: str):
     """Return the outlet to its weekly hours on that date."""
     admin.delete_exception(get_session(), code, _date(day))
@@ -237,6 +255,7 @@ def admin_delete_exception(code: str, day: str):
 
 
 @admin_bp.post("/outlets/import")
+@allow(ADMIN)
 def admin_import():
     """Import outlets from a GeoJSON or CSV upload (``file`` field, or the raw body): all or nothing.
 
@@ -255,6 +274,7 @@ def admin_import():
 
 
 @admin_bp.get("/outlets/export")
+@allow(ADMIN)
 def admin_export():
     """Every active outlet in the import layout: ``?format=geojson`` (default) or ``csv``."""
     file_format = importers.format_of(None, request.args.get("format", "geojson"))

@@ -5,6 +5,7 @@ from flask import Blueprint, url_for
 
 from geo.db import get_session
 from geo.maps import base_map, render_map
+from geo.auth import PUBLIC, allow
 from outlets.booking import BOOKING_HORIZON_DAYS
 from outlets.models import SERVICES
 from outlets.store import outlets_extent
@@ -13,6 +14,7 @@ bp = Blueprint("outlets_views", __name__)
 
 
 @bp.get("/map/outlets")
+@allow(PUBLIC)
 def outlet_map():
     """The outlet finder; the page's script does the searching and booking through the API."""
     extent = outlets_extent(get_session().connection())

@@ -48,6 +48,8 @@ class Filters(NamedTuple):
     kinds: Sequence[str] | None = None
     level: str | None = None
     state: str | None = None
+    # A dispatcher's control zone: only customers on these feeders (None: everywhere).
+    feeders: frozenset[str] | None = None
 
 
 # Which layers each filter applies to, and its query parameter.
@@ -143,8 +145,17 @@ def _service_points_layer(bbox: BBox | None, filters: Filters) -> Select:
         select(sp.c.code.label("id"), sp.c.geom, sp.c.code, sp.c.account_number, sp.c.address,
                a.c.code.label("transformer_area"), sp.c.in_service)
         .select_from(sp.outerjoin(a, a.c.id == sp.c.transformer_area_id))
-        .where(in_bbox(sp.c.geom, bbox))
+        .where(in_bbox(sp.c.geom, bbox), _on_feeders(sp.c.node_id, filters.feeders))
     )
+
+
+def _on_feeders(node_id: ColumnElement, feeders: frozenset[str] | None) -> ColumnElement:
+    """The element's node lies on one of ``feeders`` (always true for None)."""
+    if feeders is None:
+        return literal(True)
+    n, f = _nodes, _feeders
+    zone_nodes = select(n.c.id).join(f, f.c.id == n.c.feeder_id).where(f.c.code.in_(sorted(feeders)))
+    return node_id.in_(zone_nodes)
 
 
 def _transformer_areas_layer(bbox: BBox | None, filters: Filters) -> Select:
@@ -223,7 +234,7 @@ def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: 
     if query is None:
         raise NotFound(f"no network layer {layer!r}; the layers are {', '.join(LAYERS)}", layer=layer)
     for name, value in filters._asdict().items():
-        if value and layer not in _FILTERED_LAYERS[name]:
+        if value and name in _FILTERED_LAYERS and layer not in _FILTERED_LAYERS[name]:
             layers = _FILTERED_LAYERS[name]
             raise Invalid(f"{_PARAMETERS[name]} filters the {' and '.join(layers)} layer{'s' * (len(layers) > 1)} "
                              f"only, not {layer!r}", field=_PARAMETERS[name])

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.errors import Invalid, Conflict, NotFound, Unprocessable
+from geo.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from topology.cache import TopologyCache
 from topology.index import Topology
 from topology.models import SWITCHGEAR
@@ -30,7 +30,6 @@ __all__ = [
 
 ACTIONS = {"open": "open", "close": "closed"}  # action -> the state it leaves the device in
 MAX_OPERATIONS = 200
-MAX_ACTOR = 120
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,8 @@ class SwitchingRequest:
     operations: tuple[Operation, ...]
     reason: str
     actor: str
+    # The feeders the actor may operate on (a dispatcher's control zone); None: everywhere.
+    control_feeders: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,18 +119,22 @@ class SwitchingLog:
         return {"operations": [operation.as_dict() for operation in self.operations], "next_before": self.next_before}
 
 
-def parse_request(body: Any) -> SwitchingRequest:
-    """A ``SwitchingRequest`` from a JSON body; ``Invalid`` says what is wrong with it.
+def parse_request(body: Any, actor: str, control_feeders: frozenset[str] | None = None) -> SwitchingRequest:
+    """A ``SwitchingRequest`` of ``actor`` (the signed-in account) from a JSON body; ``Invalid``
+    says what is wrong with it. The body names no actor: who operates is who is signed in.
 
-    >>> parse_request({"operations": [{"device": "SW1", "action": "open"}], "reason": "work on s2"}).operations
+    >>> parse_request({"operations": [{"device": "SW1", "action": "open"}], "reason": "work on s2"}, "d1").operations
     (Operation(device='SW1', action='open'),)
     """
     if not isinstance(body, dict):
         raise Invalid('the body must be a JSON object: {"operations": [{"device": code, "action": '
-                         '"open" | "close"}, ...], "reason": text, "actor": name}')
-    unknown = sorted(set(body) - {"operations", "reason", "actor"})
+                         '"open" | "close"}, ...], "reason": text}')
+    if "actor" in body:
+        raise Invalid("actor is not taken from the body: the operator recorded is the signed-in account",
+                      field="actor")
+    unknown = sorted(set(body) - {"operations", "reason"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected operations, reason and actor")
+        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected operations and reason")
     items = body.get("operations")
     if not isinstance(items, list) or not items:
         raise Invalid("operations must be a non-empty list of {\"device\": code, \"action\": \"open\" | \"close\"}", field="operations")
@@ -153,22 +158,25 @@ def parse_request(body: Any) -> SwitchingRequest:
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise Invalid("reason is required: say why the devices are operated", field="reason")
-    actor = body.get("actor", "anonymous")
-    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
-        raise Invalid(f"actor must be a name of 1 to {MAX_ACTOR} characters", field="actor")
-    return SwitchingRequest(tuple(operations), reason.strip(), actor.strip())
+    return SwitchingRequest(tuple(operations), reason.strip(), actor, control_feeders)
 
 
 def _lock_devices(connection, request: SwitchingRequest) -> list:
     """The devices' rows, locked; refuses unknown codes, non-switchgear, out-of-service and no-ops."""
     codes = [op.device for op in request.operations]
     rows = connection.execute(text(
-        "SELECT id, code, kind::text AS kind, current_state::text AS state, in_service FROM devices "
-        "WHERE code = ANY(:codes) ORDER BY id FOR UPDATE"), {"codes": codes}).all()
+        "SELECT d.id, d.code, d.kind::text AS kind, d.current_state::text AS state, d.in_service, f.code AS feeder "
+        "FROM devices d LEFT JOIN feeders f ON f.id = d.feeder_id "
+        "WHERE d.code = ANY(:codes) ORDER BY d.id FOR UPDATE OF d"), {"codes": codes}).all()
     by_code = {row.code: row for row in rows}
     unknown = [code for code in codes if code not in by_code]
     if unknown:
         raise NotFound(f"unknown device code(s): {', '.join(map(repr, unknown))}", codes=unknown)
+    zone = request.control_feeders
+    outside = [code for code in codes if zone is not None and by_code[code].feeder not in zone]
+    if outside:
+        raise Forbidden(f"outside your control zone (feeders {', '.join(sorted(zone)) or 'none'}): "
+                        f"{', '.join(outside)}", codes=outside)
     not_gear = [by_code[c] for c in codes if by_code[c].kind not in SWITCHGEAR]
     if not_gear:
         names = ", ".join(f"{row.code} (a {row.kind})" for row in not_gear)

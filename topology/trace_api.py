@@ -15,6 +15,8 @@ from geo.db import get_session
 from geo.errors import Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.requests import json_body
+from geo.audit import note_audit
+from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, current_principal
 from topology import switching, trace
 from topology.cache import current_topology, topology_cache
 from topology.trace import Part
@@ -79,6 +81,7 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
 
 # -- traces ----------------------------------------------------------------------------------------
 @bp.post("/trace/affected")
+@allow(*NETWORK_READERS)
 def affected():
     """Customers that lose supply if the listed devices open and elements fail."""
     open_codes, failed = parse_change(json_body())
@@ -88,6 +91,7 @@ def affected():
 
 
 @bp.get("/trace/downstream/<path:code>")
+@allow(*NETWORK_READERS)
 def downstream(code: str):
     """What loses supply if the element opens (switchgear) or fails."""
     topology, connection = current_topology()
@@ -97,6 +101,7 @@ def downstream(code: str):
 
 
 @bp.get("/trace/upstream/<path:code>")
+@allow(*NETWORK_READERS)
 def upstream(code: str):
     """The path from the element to its source, with the protective devices on it."""
     topology, connection = current_topology()
@@ -105,6 +110,7 @@ def upstream(code: str):
 
 
 @bp.get("/trace/isolation/<path:code>")
+@allow(*NETWORK_READERS)
 def isolation(code: str):
     """The switchgear to open to isolate a fault on the element, and what it costs."""
     topology, connection = current_topology()
@@ -113,6 +119,7 @@ def isolation(code: str):
 
 
 @bp.get("/trace/connected/<path:code>")
+@allow(*NETWORK_READERS)
 def connected(code: str):
     """Everything reachable from the element over in-service elements, whatever the switch states."""
     topology, connection = current_topology()
@@ -122,6 +129,7 @@ def connected(code: str):
 
 # -- supply state ----------------------------------------------------------------------------------
 @bp.get("/network/deenergised")
+@allow(*NETWORK_READERS)
 def deenergised():
     """``?bbox=&limit=``: the segments, devices and service points without supply in view (GeoJSON)."""
     bbox = parse_bbox(request.args.get("bbox"))
@@ -130,6 +138,7 @@ def deenergised():
 
 
 @bp.get("/network/supply")
+@allow(*NETWORK_READERS)
 def supply():
     """Counts of energised and de-energised customers, and whether the state is radial."""
     topology, _ = current_topology()
@@ -138,14 +147,18 @@ def supply():
 
 # -- switching -------------------------------------------------------------------------------------
 @bp.post("/switching")
+@allow(DISPATCHER, ADMIN)
 def operate():
-    """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason", "actor"}``."""
-    switching_request = switching.parse_request(json_body())
+    """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason"}``, as the signed-in account."""
+    principal = current_principal()
+    switching_request = switching.parse_request(json_body(), principal.name, principal.control_feeders)
     result = switching.operate(get_session(), topology_cache(), switching_request)
+    note_audit(operation_id=result.operation.operation_id, devices=[op.device for op in switching_request.operations])
     return jsonify(result.as_dict()), 201
 
 
 @bp.get("/switching/log")
+@allow(*NETWORK_READERS)
 def switching_log():
     """``?limit=&device=&before=``: the latest switching operations, newest first."""
     limit = parse_limit(request.args.get("limit"), 500) if request.args.get("limit") else 50

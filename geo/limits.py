@@ -1,0 +1,69 @@
+"""Rate limits (Flask-Limiter): sign-ins per account and per client address, public writes per
+client address and per phone number.
+
+The counters live in memory by default, which is right for one process; with several workers or
+machines set ``RATELIMIT_STORAGE_URI`` (``redis://host:6379/0``) so they share one count. The
+limits themselves are settings (``LOGIN_RATE_LIMIT``, ``PUBLIC_WRITE_RATE_LIMIT``), read per
+request, so a deployment and the tests can change them. A refused request answers 429
+problem+json with Retry-After.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+__all__ = ["limiter", "login_limits", "public_write_limits", "client_address", "init_app"]
+
+
+def client_address() -> str:
+    """The client's address (behind a trusted proxy, the one it reports: geo.server)."""
+    return request.remote_addr or "unknown"
+
+
+limiter = Limiter(key_func=client_address, headers_enabled=True, strategy="moving-window")
+
+
+def _setting(name: str) -> Callable[[], str]:
+    return lambda: current_app.config[name]
+
+
+def _login_name() -> str:
+    """The account a sign-in names (form or JSON), lower-cased: guessing one account's password
+    from many addresses is limited as well as many accounts from one address."""
+    name = request.form.get("name") if request.form else None
+    if name is None and request.is_json:
+        body = request.get_json(silent=True)
+        name = body.get("name") if isinstance(body, dict) else None
+    return f"login-name:{str(name or '').strip().lower()[:64]}"
+
+
+def _phone() -> str:
+    """The phone number a public write gives (a booking's), digits only; the address when there is none."""
+    body = request.get_json(silent=True) if request.is_json else None
+    phone = body.get("phone") if isinstance(body, dict) else None
+    if not isinstance(phone, str) or not phone.strip():
+        return f"phone-none:{client_address()}"
+    return "phone:" + "".join(ch for ch in phone if ch.isdigit())[:20]
+
+
+def login_limits(view):
+    """Sign-in attempts: per client address and per account name."""
+    view = limiter.limit(_setting("LOGIN_RATE_LIMIT"), key_func=client_address, scope="login-address")(view)
+    return limiter.limit(_setting("LOGIN_RATE_LIMIT"), key_func=_login_name, scope="login-name")(view)
+
+
+def public_write_limits(view):
+    """Public writes (bookings; calls later): per client address and per phone."""
+    view = limiter.limit(_setting("PUBLIC_WRITE_RATE_LIMIT"), key_func=client_address, scope="write-address",
+                         methods=["POST", "PUT", "PATCH", "DELETE"])(view)
+    return limiter.limit(_setting("PUBLIC_WRITE_RATE_LIMIT"), key_func=_phone, scope="write-phone",
+                         methods=["POST", "PUT", "PATCH"])(view)
+
+
+def init_app(app: Flask) -> None:
+    """Counters in memory unless ``RATELIMIT_STORAGE_URI`` points elsewhere."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)

@@ -1,0 +1,226 @@
+"""Signing in and out (pages and JSON), who is signed in, and the admin's accounts, tokens and audit log.
+
+Views only: each parses, calls one function of ``geo.accounts`` or ``geo.audit``, and answers.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+
+from geo import accounts
+from geo.audit import audit_log, note_audit
+from geo.auth import ADMIN, PUBLIC, allow, csrf_token, current_principal, sign_in, sign_out
+from geo.db import get_session
+from geo.errors import Invalid, Unauthorized
+from geo.limits import login_limits
+from geo.requests import json_body
+
+__all__ = ["bp", "api_bp"]
+
+bp = Blueprint("accounts", __name__)
+api_bp = Blueprint("accounts_api", __name__, url_prefix="/api")
+PRIVATE = {"Cache-Control": "no-store"}
+
+
+def _local(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site (no scheme, no host, not ``//``), else ``default``:
+    a sign-in link cannot send anyone elsewhere.
+
+    >>> _local("/map/network?x=1", "/"), _local("https://evil.example/", "/"), _local("//evil", "/")
+    ('/map/network?x=1', '/', '/')
+    """
+    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default
+
+
+def _authenticate(name, password):
+    """Check the credentials and start the session; the audit log hears of every attempt."""
+    note_audit(account=name if isinstance(name, str) else None, event="sign-in")
+    session = get_session()
+    principal, stamp = accounts.authenticate(session, name, password)
+    session.commit()
+    sign_in(principal, stamp)
+    return principal
+
+
+# -- pages ------------------------------------------------------------------------------------------
+@bp.get("/login")
+@allow(PUBLIC)
+def login_page():
+    """The sign-in form."""
+    return render_template("login.html", next=_local(request.args.get("next"), "/"), error=None), 200, PRIVATE
+
+
+@bp.post("/login")
+@allow(PUBLIC)
+@login_limits
+def login():
+    """Sign in from the form, then go where the visitor was going."""
+    target = _local(request.form.get("next"), "/")
+    try:
+        _authenticate(request.form.get("name", ""), request.form.get("password", ""))
+    except Unauthorized as error:
+        return render_template("login.html", next=target, error=error.detail,
+                               name=request.form.get("name", "")), 401, PRIVATE
+    return redirect(target, 303)
+
+
+@bp.post("/logout")
+@allow(PUBLIC)
+def logout():
+    """Sign out (a POST with the CSRF token: a link on another site cannot sign anyone out)."""
+    principal = current_principal()
+    if principal is not None:
+        note_audit(event="sign-out")
+    sign_out()
+    return redirect(_local(request.form.get("next"), url_for("accounts.login_page")), 303)
+
+
+@bp.get("/admin/audit")
+@allow(ADMIN)
+def audit_page():
+    """The audit log and the accounts, for admins."""
+    before = _before(request.args.get("before"))
+    page = audit_log(get_session().connection(), 100, before, request.args.get("account") or None,
+                     request.args.get("action") or None)
+    return render_template("admin/audit.html", page=page, accounts=accounts.list_accounts(get_session()),
+                           account=request.args.get("account", ""), action=request.args.get("action", "")), 200, PRIVATE
+
+
+# -- JSON -------------------------------------------------------------------------------------------
+@api_bp.get("/session")
+@allow(PUBLIC)
+def who_am_i():
+    """Who is signed in (null: nobody), and the CSRF token state-changing requests must send."""
+    principal = current_principal()
+    return jsonify({"principal": principal.as_dict() if principal else None, "csrf_token": csrf_token()}), 200, PRIVATE
+
+
+@api_bp.post("/session")
+@allow(PUBLIC)
+@login_limits
+def api_login():
+    """Sign in with ``{"name", "password"}``: a session cookie, and its CSRF token."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise Invalid('the body must be a JSON object: {"name": ..., "password": ...}')
+    principal = _authenticate(body.get("name"), body.get("password"))
+    return jsonify({"principal": principal.as_dict(), "csrf_token": csrf_token()}), 201, PRIVATE
+
+
+@api_bp.delete("/session")
+@allow(PUBLIC)
+def api_logout():
+    """Sign out."""
+    if current_principal() is not None:
+        note_audit(event="sign-out")
+    sign_out()
+    return "", 204
+
+
+def _before(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise Invalid(f"before must be the next_before of a previous page; got {value!r}", field="before")
+    return int(value)
+
+
+def _limit(value: str | None, default: int = 100) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 500:
+        raise Invalid("limit must be a whole number from 1 to 500", field="limit")
+    return int(value)
+
+
+@api_bp.get("/admin/audit")
+@allow(ADMIN)
+def audit_api():
+    """``?limit=&before=&account=&action=``: audit entries, newest first."""
+    page = audit_log(get_session().connection(), _limit(request.args.get("limit")), _before(request.args.get("before")),
+                     request.args.get("account") or None, request.args.get("action") or None)
+    return jsonify(page.as_dict()), 200, PRIVATE
+
+
+@api_bp.get("/admin/accounts")
+@allow(ADMIN)
+def account_list():
+    """Every account (never a password hash)."""
+    return jsonify({"accounts": [view.as_dict() for view in accounts.list_accounts(get_session())]}), 200, PRIVATE
+
+
+def _object(body) -> dict:
+    if not isinstance(body, dict):
+        raise Invalid("the body must be a JSON object")
+    return body
+
+
+@api_bp.post("/admin/accounts")
+@allow(ADMIN)
+def account_create():
+    """``{"name", "role", "password"?, "control_feeders"?}``: a new account."""
+    body = _object(json_body())
+    unknown = sorted(set(body) - {"name", "role", "password", "control_feeders"})
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected name, role, password, control_feeders")
+    session = get_session()
+    with session.begin():
+        view = accounts.create_account(session, body.get("name"), body.get("role"), body.get("password"),
+                                       body.get("control_feeders"))
+    note_audit(target=view.name, role=view.role)
+    return jsonify(view.as_dict()), 201, PRIVATE
+
+
+@api_bp.patch("/admin/accounts/<name>")
+@allow(ADMIN)
+def account_change(name: str):
+    """``{"disabled"?, "password"?, "control_feeders"?}``: change an account."""
+    body = _object(json_body())
+    unknown = sorted(set(body) - {"disabled", "password", "control_feeders"})
+    if unknown or not body:
+        raise Invalid("send some of disabled, password, control_feeders" + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    if "disabled" in body and not isinstance(body["disabled"], bool):
+        raise Invalid("disabled must be true or false", field="disabled")
+    session = get_session()
+    with session.begin():
+        accounts.change_account(session, name, body)
+    note_audit(target=name, changed=sorted(body))
+    return jsonify(next(v.as_dict() for v in accounts.list_accounts(get_session()) if v.name == name)), 200, PRIVATE
+
+
+@api_bp.get("/admin/accounts/<name>/tokens")
+@allow(ADMIN)
+def token_list(name: str):
+    """The account's tokens (never their secrets)."""
+    return jsonify({"tokens": [t.as_dict() for t in accounts.list_tokens(get_session(), name)]}), 200, PRIVATE
+
+
+@api_bp.post("/admin/accounts/<name>/tokens")
+@allow(ADMIN)
+def token_issue(name: str):
+    """``{"expires_days"?, "label"?}``: a new token, shown once."""
+    body = _object(json_body())
+    unknown = sorted(set(body) - {"expires_days", "label"})
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected expires_days, label")
+    session = get_session()
+    with session.begin():
+        issued = accounts.issue_token(session, name, body.get("expires_days", accounts.DEFAULT_TOKEN_DAYS),
+                                      body.get("label"))
+    note_audit(target=name, token_id=issued.id)
+    return jsonify(issued.as_dict()), 201, PRIVATE
+
+
+@api_bp.delete("/admin/tokens/<int:token_id>")
+@allow(ADMIN)
+def token_revoke(token_id: int):
+    """Revoke a token."""
+    session = get_session()
+    with session.begin():
+        accounts.revoke_token(session, token_id)
+    note_audit(target_token=token_id)
+    return "", 204
