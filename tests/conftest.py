@@ -20,6 +20,13 @@ from sqlalchemy.orm import Session
 from app import create_app
 from geo.db import SessionReads, make_engine
 from geo.migrate import upgrade
+from tests.accounts import add_role_accounts
+
+# The tests book, sign in and fuzz from one address far faster than any customer: rate limits
+# would refuse them. Apps made by the tests (and the e2e server, which inherits the environment)
+# take these; tests/integration/test_access.py checks the limits themselves with low ones.
+os.environ.setdefault("LOGIN_RATE_LIMIT", "100000 per minute")
+os.environ.setdefault("PUBLIC_WRITE_RATE_LIMIT", "100000 per minute")
 
 # Tables ``empty_tables`` keeps: the migration marker, PostGIS's catalogue, single-row state tables.
 KEPT_TABLES = {"alembic_version", "spatial_ref_sys", "topology_state"}
@@ -86,6 +93,7 @@ def app(engine, connection, monkeypatch):
     application.extensions["sessionmaker"] = sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
     application.extensions["test_connection"] = connection
+    add_role_accounts(connection)
     # Reads go through the same connection, so that they see what the test wrote.
     application.extensions["reads"] = SessionReads()
     return application
@@ -139,4 +147,6 @@ def committed_app(_committed_app, committed_engine):
     """The app on the committed database, emptied: requests commit for real, and concurrent ones
     meet each other's row locks. Give each thread its own ``committed_app.test_client()``."""
     empty_tables(committed_engine)
+    with committed_engine.begin() as connection:
+        add_role_accounts(connection)
     return _committed_app
