@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable, Iterable, TypeVar
 
 from flask import Flask, current_app, g, request, session
@@ -38,6 +39,8 @@ STAFF = frozenset(ROLES)  # any signed-in account
 NETWORK_READERS = frozenset({DISPATCHER, PLANNER})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
+SESSION_SETTINGS = {"SESSION_COOKIE_SAMESITE": "Lax", "SESSION_COOKIE_HTTPONLY": True,
+                    "SESSION_COOKIE_NAME": "gridatlas_session", "PERMANENT_SESSION_LIFETIME": timedelta(hours=12)}
 CSRF_FIELD = "csrf_token"
 
 View = TypeVar("View", bound=Callable)
@@ -204,10 +207,11 @@ def _guard() -> None:
 def init_app(app: Flask) -> None:
     """Guard every request; sessions last 12 hours and ride a SameSite=Lax, HttpOnly cookie."""
     app.session_interface = _SessionInterface()
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_NAME", "gridatlas_session")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+    for name, value in SESSION_SETTINGS.items():
+        # Flask fills these with its own defaults before any extension runs, so setdefault never
+        # applied (a 'session' cookie without SameSite, kept 31 days); a deployment's value stays.
+        if app.config.get(name) == Flask.default_config.get(name):
+            app.config[name] = value
     declare("static", PUBLIC)
     app.before_request(_guard)
     app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token})
