@@ -17,12 +17,15 @@ import geo.limits
 import geo.jsonprovider
 import geo.maps
 import geo.migrate
+import geo.openapi
 import geo.requests
 import geo.security
 import geo.server
 import geo.signin
 import geo.users_cli
 from geo.auth import PUBLIC, allow
+from geo.contracts import UNHEALTHY, Health
+from geo.openapi import Answer, contract
 from geo.config import from_environment
 
 
@@ -58,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.users_cli.init_app(app)
     app.register_blueprint(geo.signin.bp)
     app.register_blueprint(geo.signin.api_bp)
+    app.register_blueprint(geo.openapi.bp)
 
     import topology
 
@@ -72,12 +76,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 @allow(PUBLIC)
+@contract(responses={302: Answer(None, headers={"Location": "the network map"})})
 def _index():
     """The network map."""
     return redirect(url_for("topology_views.network_map"))
 
 
 @allow(PUBLIC)
+@contract(responses={200: Health, 503: UNHEALTHY})
 def _healthz():
     """Whether the service is healthy; versions, migrations and counts for an admin."""
     from geo.auth import ADMIN, current_principal

@@ -14,7 +14,9 @@ from geo.auth import ADMIN, PUBLIC, allow, csrf_token, current_principal, sign_i
 from geo.db import get_session
 from geo.errors import Invalid, Unauthorized
 from geo.limits import login_limits
+from geo.openapi import HTML, Answer, contract
 from geo.requests import json_body
+from geo import contracts as c
 
 __all__ = ["bp", "api_bp"]
 
@@ -49,6 +51,7 @@ def _authenticate(name, password):
 # -- pages ------------------------------------------------------------------------------------------
 @bp.get("/login")
 @allow(PUBLIC)
+@contract(query=c.NextQuery, responses={200: Answer(HTML)})
 def login_page():
     """The sign-in form."""
     return render_template("login.html", next=_local(request.args.get("next"), "/"), error=None), 200, PRIVATE
@@ -56,6 +59,7 @@ def login_page():
 
 @bp.post("/login")
 @allow(PUBLIC)
+@contract(body={"application/x-www-form-urlencoded": c.LoginForm}, responses={303: c.SEE_OTHER, 401: c.SIGN_IN_REFUSED}, errors=(429,))
 @login_limits
 def login():
     """Sign in from the form, then go where the visitor was going."""
@@ -70,6 +74,7 @@ def login():
 
 @bp.post("/logout")
 @allow(PUBLIC)
+@contract(body={"application/x-www-form-urlencoded": c.LogoutForm}, responses={303: c.SEE_OTHER})
 def logout():
     """Sign out (a POST with the CSRF token: a link on another site cannot sign anyone out)."""
     principal = current_principal()
@@ -81,6 +86,7 @@ def logout():
 
 @bp.get("/admin/audit")
 @allow(ADMIN)
+@contract(query=c.AuditPageQuery, responses={200: Answer(HTML)}, errors=(400,))
 def audit_page():
     """The audit log and the accounts, for admins."""
     before = _before(request.args.get("before"))
@@ -93,6 +99,7 @@ def audit_page():
 # -- JSON -------------------------------------------------------------------------------------------
 @api_bp.get("/session")
 @allow(PUBLIC)
+@contract(responses={200: c.SessionAnswer})
 def who_am_i():
     """Who is signed in (null: nobody), and the CSRF token state-changing requests must send."""
     principal = current_principal()
@@ -101,6 +108,7 @@ def who_am_i():
 
 @api_bp.post("/session")
 @allow(PUBLIC)
+@contract(body=c.Credentials, responses={201: c.SessionAnswer}, errors=(429,))
 @login_limits
 def api_login():
     """Sign in with ``{"name", "password"}``: a session cookie, and its CSRF token."""
@@ -113,6 +121,7 @@ def api_login():
 
 @api_bp.delete("/session")
 @allow(PUBLIC)
+@contract(responses={204: None})
 def api_logout():
     """Sign out."""
     if current_principal() is not None:
@@ -139,6 +148,7 @@ def _limit(value: str | None, default: int = 100) -> int:
 
 @api_bp.get("/admin/audit")
 @allow(ADMIN)
+@contract(query=c.AuditQuery, responses={200: c.AuditPage}, errors=(400,))
 def audit_api():
     """``?limit=&before=&account=&action=``: audit entries, newest first."""
     page = audit_log(get_session().connection(), _limit(request.args.get("limit")), _before(request.args.get("before")),
@@ -148,6 +158,7 @@ def audit_api():
 
 @api_bp.get("/admin/accounts")
 @allow(ADMIN)
+@contract(responses={200: c.AccountList})
 def account_list():
     """Every account (never a password hash)."""
     return jsonify({"accounts": [view.as_dict() for view in accounts.list_accounts(get_session())]}), 200, PRIVATE
@@ -161,6 +172,7 @@ def _object(body) -> dict:
 
 @api_bp.post("/admin/accounts")
 @allow(ADMIN)
+@contract(body=c.NewAccount, responses={201: c.AccountModel}, errors=(409,))
 def account_create():
     """``{"name", "role", "password"?, "control_feeders"?}``: a new account."""
     body = _object(json_body())
@@ -177,6 +189,7 @@ def account_create():
 
 @api_bp.patch("/admin/accounts/<name>")
 @allow(ADMIN)
+@contract(body=c.AccountChange, responses={200: c.AccountModel}, errors=(404,))
 def account_change(name: str):
     """``{"disabled"?, "password"?, "control_feeders"?}``: change an account."""
     body = _object(json_body())
@@ -194,6 +207,7 @@ def account_change(name: str):
 
 @api_bp.get("/admin/accounts/<name>/tokens")
 @allow(ADMIN)
+@contract(responses={200: c.TokenList})
 def token_list(name: str):
     """The account's tokens (never their secrets)."""
     return jsonify({"tokens": [t.as_dict() for t in accounts.list_tokens(get_session(), name)]}), 200, PRIVATE
@@ -201,6 +215,7 @@ def token_list(name: str):
 
 @api_bp.post("/admin/accounts/<name>/tokens")
 @allow(ADMIN)
+@contract(body=c.TokenRequest, responses={201: c.IssuedTokenModel}, errors=(404,))
 def token_issue(name: str):
     """``{"expires_days"?, "label"?}``: a new token, shown once."""
     body = _object(json_body())
@@ -217,6 +232,7 @@ def token_issue(name: str):
 
 @api_bp.delete("/admin/tokens/<int:token_id>")
 @allow(ADMIN)
+@contract(responses={204: None}, errors=(404,))
 def token_revoke(token_id: int):
     """Revoke a token."""
     session = get_session()

@@ -17,7 +17,9 @@ from geo.geojson import parse_bbox
 from geo.requests import allow_body, body_bytes, json_body
 from geo.auth import ADMIN, PUBLIC, allow
 from geo.limits import public_write_limits
+from geo.openapi import JSON, Answer, FeatureCollection, contract
 from outlets import admin, booking, importers, search, store
+from outlets import contracts as c
 from outlets.hours import FIRST_YEAR, LAST_YEAR, in_range, parse_day
 from outlets.models import SERVICES
 
@@ -77,6 +79,7 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
 # -- public: outlets -----------------------------------------------------------------------------
 @bp.get("/outlets/services")
 @allow(PUBLIC)
+@contract(responses={200: c.Services})
 def services():
     """The services outlets offer: code -> label."""
     return jsonify({"services": SERVICES})
@@ -84,6 +87,7 @@ def services():
 
 @bp.get("/outlets/nearest")
 @allow(PUBLIC)
+@contract(query=c.NearestQuery, responses={200: c.NearestAnswer}, errors=(400,))
 def nearest():
     """The nearest outlets to ``lon``/``lat`` or to the address ``q``; see docs/outlets.md."""
     current = now()
@@ -115,6 +119,7 @@ def nearest():
 
 @bp.get("/outlets/addresses")
 @allow(PUBLIC)
+@contract(query=c.AddressQuery, responses={200: c.AddressSuggestions}, errors=(400,))
 def address_suggestions():
     """Address suggestions for ``q`` from our own outlet and customer addresses."""
     found = addresses.suggest_addresses(get_session().connection(), request.args.get("q", ""))
@@ -123,6 +128,7 @@ def address_suggestions():
 
 @bp.get("/outlets")
 @allow(PUBLIC)
+@contract(query=c.BboxQuery, responses={200: FeatureCollection}, errors=(400,))
 def outlet_collection():
     """Active outlets as a GeoJSON FeatureCollection, optionally within ``bbox=w,s,e,n``."""
     bbox = parse_bbox(request.args.get("bbox"))
@@ -134,6 +140,7 @@ def outlet_collection():
 
 @bp.get("/outlets/<code>")
 @allow(PUBLIC)
+@contract(responses={200: c.OutletDetail}, errors=(404,))
 def outlet_detail(code: str):
     """One outlet: where, services, weekly hours, coming exceptions, its opening state now."""
     current = now()
@@ -143,6 +150,7 @@ def outlet_detail(code: str):
 
 @bp.get("/outlets/<code>/slots")
 @allow(PUBLIC)
+@contract(query=c.SlotsQuery, responses={200: c.DaySlots}, errors=(400, 404, 422))
 def slots(code: str):
     """The slots of one outlet on ``date`` (default: its today), per service, with places left."""
     current = now()
@@ -159,6 +167,8 @@ def slots(code: str):
 # -- public: bookings ----------------------------------------------------------------------------
 @bp.post("/bookings")
 @allow(PUBLIC)
+@contract(body=c.BookingBody, errors=(404, 409, 422, 429), responses={
+    201: Answer(JSON, c.Booking, headers=c.LOCATION), 200: Answer(JSON, c.Booking, "A replayed idempotency key: the booking made first")})
 @public_write_limits
 def create_booking():
     """Book a slot; 201 with the booking (200 for a replayed idempotency key), 409 when full."""
@@ -174,6 +184,7 @@ def create_booking():
 
 @bp.get("/bookings/<code>")
 @allow(PUBLIC)
+@contract(responses={200: c.BOOKING_OR_CALENDAR}, errors=(400, 404))
 def booking_detail(code: str):
     """The booking with this confirmation code (``<code>.ics``: as a calendar file)."""
     if code.lower().endswith(".ics"):
@@ -183,6 +194,7 @@ def booking_detail(code: str):
 
 @bp.delete("/bookings/<code>")
 @allow(PUBLIC)
+@contract(responses={200: c.Booking}, errors=(404, 409, 429))
 @public_write_limits
 def booking_cancel(code: str):
     """Cancel the booking (its place is freed)."""
@@ -191,6 +203,7 @@ def booking_cancel(code: str):
 
 @bp.patch("/bookings/<code>")
 @allow(PUBLIC)
+@contract(body=c.RescheduleBody, responses={200: c.Booking}, errors=(404, 409, 422, 429))
 @public_write_limits
 def booking_reschedule(code: str):
     """Move the booking to another slot: ``{"start": ..., "service": ...}``; atomic."""
@@ -218,6 +231,7 @@ def _saved(code: str, created: bool):
 
 @admin_bp.post("/outlets")
 @allow(ADMIN)
+@contract(body=c.OutletBody, responses={201: c.OutletSummary}, errors=(409, 422))
 def admin_create():
     """Create an outlet from a JSON body (fields: docs/outlets.md); 409 if its code exists."""
     return _saved(admin.create_outlet(get_session(), json_body()), True)
@@ -225,6 +239,7 @@ def admin_create():
 
 @admin_bp.put("/outlets/<code>")
 @allow(ADMIN)
+@contract(body=c.OutletBody, responses={200: c.OutletSummary, 201: c.OutletSummary}, errors=(422,))
 def admin_replace(code: str):
     """Create or replace the outlet ``code`` (retired outlets come back)."""
     return _saved(code, admin.replace_outlet(get_session(), code, json_body()))
@@ -232,6 +247,7 @@ def admin_replace(code: str):
 
 @admin_bp.delete("/outlets/<code>")
 @allow(ADMIN)
+@contract(responses={204: None}, errors=(404, 409))
 def admin_retire(code: str):
     """Retire an outlet (hidden from search and booking); 409 while visits are booked."""
     admin.retire_outlet(get_session(), code, now())
@@ -240,6 +256,7 @@ def admin_retire(code: str):
 
 @admin_bp.put("/outlets/<code>/exceptions/<day>")
 @allow(ADMIN)
+@contract(path=c.ExceptionPath, body=c.ExceptionBody, responses={200: c.OutletSummary}, errors=(404,))
 def admin_set_exception(code: str, day: str):
     """Special hours on one date: ``{"hours": "off" | "08:00-12:00,...", "note": "..."}``."""
     admin.set_exception(get_session(), code, _date(day), json_body())
@@ -248,6 +265,7 @@ def admin_set_exception(code: str, day: str):
 
 @admin_bp.delete("/outlets/<code>/exceptions/<day>")
 @allow(ADMIN)
+@contract(path=c.ExceptionPath, responses={204: None}, errors=(400, 404))
 def admin_delete_exception(code: str, day: str):
     """Return the outlet to its weekly hours on that date."""
     admin.delete_exception(get_session(), code, _date(day))
@@ -256,6 +274,7 @@ def admin_delete_exception(code: str, day: str):
 
 @admin_bp.post("/outlets/import")
 @allow(ADMIN)
+@contract(query=c.ImportQuery, body=c.IMPORT_BODY, responses={200: c.ImportReport}, errors=(400, 422))
 def admin_import():
     """Import outlets from a GeoJSON or CSV upload (``file`` field, or the raw body): all or nothing.
 
@@ -275,6 +294,7 @@ def admin_import():
 
 @admin_bp.get("/outlets/export")
 @allow(ADMIN)
+@contract(query=c.ExportQuery, responses={200: c.EXPORT}, errors=(400,))
 def admin_export():
     """Every active outlet in the import layout: ``?format=geojson`` (default) or ``csv``."""
     file_format = importers.format_of(None, request.args.get("format", "geojson"))

@@ -6,6 +6,7 @@ from flask import Blueprint, url_for
 from geo.db import get_session
 from geo.maps import base_map, render_map
 from geo.auth import PUBLIC, allow
+from geo.openapi import HTML, Answer, contract
 from outlets.booking import BOOKING_HORIZON_DAYS
 from outlets.models import SERVICES
 from outlets.store import outlets_extent
@@ -15,6 +16,7 @@ bp = Blueprint("outlets_views", __name__)
 
 @bp.get("/map/outlets")
 @allow(PUBLIC)
+@contract(responses={200: Answer(HTML)})
 def outlet_map():
     """The outlet finder; the page's script does the searching and booking through the API."""
     extent = outlets_extent(get_session().connection())

@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, jsonify, request
 from geo.db import get_session
 from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.auth import NETWORK_READERS, PUBLIC, allow, current_principal
+from geo.openapi import contract
+from topology import contracts as c
 from topology.layers import (
     Filters, feeder_list, network_layer, network_overview, parse_kinds, parse_level, parse_state,
 )
@@ -15,6 +17,7 @@ bp = Blueprint("topology_api", __name__, url_prefix="/api")
 
 @bp.get("/network/<layer>")
 @allow(PUBLIC)
+@contract(path=c.LayerPath, query=c.LayerQuery, responses={200: c.LAYER}, errors=(400, 404))
 def layer_features(layer: str):
     """``?bbox=west,south,east,north&limit=N`` (and ``kind``, ``state``, ``level``): a FeatureCollection
     of a layer without customers' data (the network itself)."""
@@ -23,6 +26,7 @@ def layer_features(layer: str):
 
 @bp.get("/network/service_points")
 @allow(*NETWORK_READERS)
+@contract(query=c.LayerQuery, responses={200: c.LAYER}, errors=(400,))
 def service_points():
     """Customers' service points (account numbers, addresses): for dispatchers and planners."""
     return _layer("service_points")
@@ -48,6 +52,7 @@ def _layer(layer: str):
 
 @bp.get("/network/extent")
 @allow(PUBLIC)
+@contract(responses={200: c.Extent})
 def extent():
     """``{"bbox": [west, south, east, north]}`` around the whole network (null when empty)."""
     box, _ = network_overview(get_session().connection())
@@ -56,6 +61,7 @@ def extent():
 
 @bp.get("/network/feeders")
 @allow(PUBLIC)
+@contract(responses={200: c.Feeders})
 def feeders():
     """``{"feeders": [...]}``: code, name, substation, voltage and map colour of every feeder."""
     return jsonify({"feeders": feeder_list(get_session().connection())})

@@ -17,6 +17,8 @@ from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.requests import json_body
 from geo.audit import note_audit
 from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, current_principal
+from geo.openapi import contract
+from topology import contracts as c
 from topology import switching, trace
 from topology.cache import current_topology, topology_cache
 from topology.trace import Part
@@ -82,6 +84,7 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
 # -- traces ----------------------------------------------------------------------------------------
 @bp.post("/trace/affected")
 @allow(*NETWORK_READERS)
+@contract(query=c.TraceQuery, body=c.ChangeBody, responses={200: c.trace_answer(c.Loss)}, errors=(400, 404, 422))
 def affected():
     """Customers that lose supply if the listed devices open and elements fail."""
     open_codes, failed = parse_change(json_body())
@@ -92,6 +95,7 @@ def affected():
 
 @bp.get("/trace/downstream/<path:code>")
 @allow(*NETWORK_READERS)
+@contract(query=c.TraceQuery, responses={200: c.trace_answer(c.Downstream)}, errors=(400, 404, 422))
 def downstream(code: str):
     """What loses supply if the element opens (switchgear) or fails."""
     topology, connection = current_topology()
@@ -102,6 +106,7 @@ def downstream(code: str):
 
 @bp.get("/trace/upstream/<path:code>")
 @allow(*NETWORK_READERS)
+@contract(query=c.TraceQuery, responses={200: c.trace_answer(c.Upstream)}, errors=(400, 404, 422))
 def upstream(code: str):
     """The path from the element to its source, with the protective devices on it."""
     topology, connection = current_topology()
@@ -111,6 +116,7 @@ def upstream(code: str):
 
 @bp.get("/trace/isolation/<path:code>")
 @allow(*NETWORK_READERS)
+@contract(query=c.TraceQuery, responses={200: c.trace_answer(c.Isolation)}, errors=(400, 404, 422))
 def isolation(code: str):
     """The switchgear to open to isolate a fault on the element, and what it costs."""
     topology, connection = current_topology()
@@ -120,6 +126,7 @@ def isolation(code: str):
 
 @bp.get("/trace/connected/<path:code>")
 @allow(*NETWORK_READERS)
+@contract(query=c.TraceQuery, responses={200: c.trace_answer(c.Elements)}, errors=(400, 404, 422))
 def connected(code: str):
     """Everything reachable from the element over in-service elements, whatever the switch states."""
     topology, connection = current_topology()
@@ -130,6 +137,7 @@ def connected(code: str):
 # -- supply state ----------------------------------------------------------------------------------
 @bp.get("/network/deenergised")
 @allow(*NETWORK_READERS)
+@contract(query=c.BboxLimitQuery, responses={200: c.LAYER}, errors=(400,))
 def deenergised():
     """``?bbox=&limit=``: the segments, devices and service points without supply in view (GeoJSON)."""
     bbox = parse_bbox(request.args.get("bbox"))
@@ -139,6 +147,7 @@ def deenergised():
 
 @bp.get("/network/supply")
 @allow(*NETWORK_READERS)
+@contract(responses={200: c.SupplyState})
 def supply():
     """Counts of energised and de-energised customers, and whether the state is radial."""
     topology, _ = current_topology()
@@ -148,6 +157,7 @@ def supply():
 # -- switching -------------------------------------------------------------------------------------
 @bp.post("/switching")
 @allow(DISPATCHER, ADMIN)
+@contract(body=c.SwitchingBody, responses={201: c.SwitchingResult}, errors=(404, 409, 422))
 def operate():
     """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason"}``, as the signed-in account."""
     principal = current_principal()
@@ -159,6 +169,7 @@ def operate():
 
 @bp.get("/switching/log")
 @allow(*NETWORK_READERS)
+@contract(query=c.LogQuery, responses={200: c.SwitchingLog}, errors=(400,))
 def switching_log():
     """``?limit=&device=&before=``: the latest switching operations, newest first."""
     limit = parse_limit(request.args.get("limit"), 500) if request.args.get("limit") else 50

@@ -8,6 +8,7 @@ from folium.plugins import MarkerCluster
 from geo.db import get_session
 from geo.maps import base_map, render_map
 from geo.auth import PUBLIC, allow
+from geo.openapi import HTML, Answer, contract
 from topology.layers import network_overview
 
 bp = Blueprint("topology_views", __name__)
@@ -28,6 +29,7 @@ class _ClusterAssets(JSCSSMixin):
 
 @bp.get("/map/network")
 @allow(PUBLIC)
+@contract(responses={200: Answer(HTML)})
 def network_map():
     """The network map: feeders, switchgear and their states, transformers and customers by bbox."""
     connection = get_session().connection()
