@@ -21,7 +21,8 @@ VENDOR_FILES := \
 	node_modules/leaflet.markercluster/dist/MarkerCluster.Default.css \
 	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js \
 	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css \
-	node_modules/leaflet-realtime/dist/leaflet-realtime.js
+	node_modules/leaflet-realtime/dist/leaflet-realtime.js \
+	node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css
 
 .PHONY: run test install assets browser stop clean-db lint
 
@@ -47,9 +48,10 @@ $(VENV)/.installed: pyproject.toml
 
 assets: $(VENDOR)/.installed
 
+# --ignore-scripts: no package needs one (swagger-ui-dist's dependency @scarf/scarf would phone home).
 $(VENDOR)/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { $(APT) update -qq && $(APT_INSTALL) nodejs npm; }
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@mkdir -p $(VENDOR)/images
 	cp $(VENDOR_FILES) $(VENDOR)/
 	cp node_modules/leaflet/dist/images/* $(VENDOR)/images/
