@@ -16,11 +16,13 @@ from flask import Flask, request
 
 from geo.errors import Invalid, TooLarge, UnsupportedMediaType, problem_response
 
-__all__ = ["JSON", "MAX_DEPTH", "json_body", "body_bytes", "nesting_depth", "allow_body", "init_app"]
+__all__ = ["JSON", "MAX_DEPTH", "MAX_ID", "json_body", "body_bytes", "nesting_depth", "unstorable_text", "whole_number",
+           "allow_body", "init_app"]
 
 JSON = "application/json"
 # Our deepest body is an outlet's weekly hours: object, hours, day, interval (depth 4).
 MAX_DEPTH = 32
+MAX_ID = 2**63 - 1  # PostgreSQL's bigint: a larger id in a query is an error of the database (a 500 before)
 _TOO_DEEP = object()
 
 
@@ -41,7 +43,43 @@ def json_body() -> Any:
         raise Invalid(f"the body must be a JSON object; it is not valid JSON ({error})") from None
     if value is _TOO_DEEP or nesting_depth(value) > MAX_DEPTH:
         raise Invalid(f"the JSON body is nested too deeply (at most {MAX_DEPTH} levels of lists and objects)")
+    if unstorable_text(value):
+        raise Invalid("the JSON body holds a NUL character (\\u0000) or an unpaired surrogate (\\ud800-\\udfff), "
+                      "which no text field takes")
     return value
+
+
+def unstorable_text(value: Any) -> bool:
+    """Whether a text in ``value`` (a key or a string, at any depth) holds what PostgreSQL cannot store:
+    NUL, or a UTF-16 surrogate that JSON's escapes let through unpaired.
+
+    >>> unstorable_text({"a": ["ok", "x\\x00y"]}), unstorable_text("\\ud800"), unstorable_text({"ok": [1, "é"]})
+    (True, True, False)
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item or (not item.isascii() and any("\ud800" <= ch <= "\udfff" for ch in item)):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def whole_number(value: str, most: int = MAX_ID) -> int | None:
+    """``value`` as a whole number from 0 to ``most``, or None when it is not one (ASCII digits only:
+    ``str.isdigit`` takes "²", which ``int`` refuses).
+
+    >>> whole_number("42"), whole_number("²"), whole_number("-1"), whole_number("99", most=50)
+    (42, None, None, None)
+    """
+    if not value.isascii() or not value.isdigit() or int(value) > most:
+        return None
+    return int(value)
 
 
 def body_bytes() -> bytes:

@@ -15,7 +15,7 @@ from geo.db import get_session
 from geo.errors import Invalid, Unauthorized
 from geo.limits import login_limits
 from geo.openapi import HTML, Answer, contract
-from geo.requests import json_body
+from geo.requests import json_body, whole_number
 from geo import contracts as c
 
 __all__ = ["bp", "api_bp"]
@@ -133,17 +133,19 @@ def api_logout():
 def _before(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    before = whole_number(value)
+    if before is None:
         raise Invalid(f"before must be the next_before of a previous page; got {value!r}", field="before")
-    return int(value)
+    return before
 
 
 def _limit(value: str | None, default: int = 100) -> int:
     if value is None:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= 500:
+    limit = whole_number(value, 500)
+    if not limit:
         raise Invalid("limit must be a whole number from 1 to 500", field="limit")
-    return int(value)
+    return limit
 
 
 @api_bp.get("/admin/audit")

@@ -14,7 +14,7 @@ from geo import addresses
 from geo.db import get_session, read
 from geo.errors import Invalid
 from geo.geojson import parse_bbox
-from geo.requests import allow_body, body_bytes, json_body
+from geo.requests import allow_body, body_bytes, json_body, whole_number
 from geo.auth import ADMIN, PUBLIC, allow
 from geo.limits import public_write_limits
 from geo.openapi import JSON, Answer, FeatureCollection, contract
@@ -97,10 +97,10 @@ def nearest():
         raise Invalid("give both lon and lat", field="lon" if lon is None else "lat")
     if (lon is None) == (not q):
         raise Invalid("give lon and lat, or an address q (not both)")
-    n = request.args.get("n", "5")
-    if not n.isdigit():
+    n = whole_number(request.args.get("n", "5"))
+    if n is None:
         raise Invalid(f"n must be a whole number 1..{search.MAX_RESULTS}", field="n")
-    options = {"n": int(n), "service": request.args.get("service") or None,
+    options = {"n": n, "service": request.args.get("service") or None,
                "open_at": _open_at(request.args.get("open"), current)}
     if q:
         # The address search needs a transaction for its settings; a search by point does not.

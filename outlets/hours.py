@@ -285,6 +285,8 @@ def parse_exceptions(value: str | Iterable[Mapping] | None) -> dict[date, DayExc
             day, _, rest = part.partition(" ")
             hours, _, note = rest.strip().partition(" ")
             items.append((day, hours, note.strip() or None))
+    elif not isinstance(value, (list, tuple)):
+        raise HoursError('exceptions must be text ("2026-12-25 off") or a list of {"date", "hours", "note"} objects')
     else:
         for entry in value:
             if not isinstance(entry, Mapping) or "date" not in entry:

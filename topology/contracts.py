@@ -115,8 +115,8 @@ class Downstream(Loss):
 class Upstream(_Open):
     element: str
     energised: bool
-    path: list[Any]
-    nodes: list[Any]
+    path: list[str]
+    nodes: Codes = None
     protective_devices: list[dict[str, Any]]
     source: str | None
     sources: list[str]

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from geo.db import get_session
 from geo.errors import Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
-from geo.requests import json_body
+from geo.requests import json_body, whole_number
 from geo.audit import note_audit
 from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, current_principal
 from geo.openapi import contract
@@ -66,8 +66,9 @@ def _limit() -> int:
 _LISTS = ("customers", "nodes", "segments", "devices", "open_devices")
 
 
-def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[], list[Part]]):
-    """``body()`` as JSON (``?lists=false``: counts only), or the elements of ``parts()`` as GeoJSON."""
+def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[], list[Part]], keep: tuple = ()):
+    """``body()`` as JSON (``?lists=false``: counts only, and the fields in ``keep``), or the elements
+    of ``parts()`` as GeoJSON."""
     if _output_format() == "geojson":
         return geojson_response(trace_features(connection, parts(), _limit()))
     lists = request.args.get("lists", "true")
@@ -75,7 +76,7 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
         raise Invalid(f"lists must be true or false; got {lists!r}", field="lists")
     answer = body()
     if lists == "false":
-        answer = {key: value for key, value in answer.items() if key not in _LISTS}
+        answer = {key: value for key, value in answer.items() if key not in _LISTS or key in keep}
         if "zone" in answer:
             answer["zone"] = {key: value for key, value in answer["zone"].items() if key not in _LISTS}
     return jsonify(answer)
@@ -121,7 +122,8 @@ def isolation(code: str):
     """The switchgear to open to isolate a fault on the element, and what it costs."""
     topology, connection = current_topology()
     found = trace.isolation(topology, code)
-    return _respond(connection, found.as_dict, found.feature_parts)
+    # Its devices are the answer (the few to open), not a list of codes.
+    return _respond(connection, found.as_dict, found.feature_parts, keep=("devices",))
 
 
 @bp.get("/trace/connected/<path:code>")
@@ -169,14 +171,15 @@ def operate():
 
 @bp.get("/switching/log")
 @allow(*NETWORK_READERS)
-@contract(query=c.LogQuery, responses={200: c.SwitchingLog}, errors=(400,))
+@contract(query=c.LogQuery, responses={200: c.SwitchingLog}, errors=(400, 404))
 def switching_log():
     """``?limit=&device=&before=``: the latest switching operations, newest first."""
     limit = parse_limit(request.args.get("limit"), 500) if request.args.get("limit") else 50
     before = request.args.get("before")
     if before is not None:
-        if not before.isdigit():
+        number = whole_number(before)
+        if number is None:
             raise Invalid(f"before must be the next_before of a previous page; got {before!r}", field="before")
-        before = int(before)
+        before = number
     log = switching.switching_log(get_session().connection(), limit, request.args.get("device"), before)
     return jsonify(log.as_dict())
