@@ -24,7 +24,7 @@ VENDOR_FILES := \
 	node_modules/leaflet-realtime/dist/leaflet-realtime.js \
 	node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css
 
-.PHONY: run test install assets browser stop clean-db lint
+.PHONY: run test fuzz install assets browser stop clean-db lint
 
 run: install assets
 	$(BIN)/flask --app app db upgrade
@@ -34,6 +34,11 @@ run: install assets
 
 test: install assets browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Schemathesis over every operation of /openapi.json, anonymous and as each role (bench/fuzz.py):
+# about 3,000 cases, a few minutes; FUZZ_ARGS="--examples 40" for more.
+fuzz: install
+	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
 install: $(VENV)/.installed
 

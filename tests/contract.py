@@ -1,0 +1,189 @@
+"""Schemathesis against the app in process: data to reach past the 404s, an account and a token of
+each role, and a runner that counts cases and failures per operation and role.
+
+Shared by the short run in the test suite (``tests/integration/test_contract.py``) and by
+``make fuzz`` (``bench/fuzz.py``). Every operation of ``/openapi.json`` is called anonymously and
+with a bearer token of each role (bearer tokens need no CSRF token; a session cookie would).
+Nothing is skipped: signing out (DELETE /api/session) only clears the session of its own
+request, and revoking or disabling can only reach the spare account and token, never the
+fuzzers' own (their names and ids are not generated; a revoked token would show as 401s).
+"""
+from __future__ import annotations
+
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import hypothesis
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from schemathesis import GenerationMode
+from schemathesis.core.failures import FailureGroup
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from geo import accounts
+from geo.auth import ROLES
+from tests.accounts import TOKENS, add_role_accounts
+from tests.networks import protected_feeder
+from tests.outlet_data import add_outlet, days_ahead, local
+from topology.loader import load_network
+
+ANONYMOUS = "anonymous"
+CHECKS_NAMES = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+                "response_schema_conformance")
+# High enough that no fuzzer meets a 429; the contract documents 429 on the limited routes.
+UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000 per minute", "PUBLIC_WRITE_RATE_LIMIT": "1000000 per minute"}
+
+
+@dataclass
+class Seeded:
+    """What the fuzzers can name: tokens by role, and known values of path parameters by path."""
+
+    tokens: dict[str, str]
+    known: dict[str, dict[str, object]]
+
+
+def seed(engine: Engine, app) -> Seeded:
+    """Commit protected_feeder, an outlet with a booking, the tests' account and token of each role
+    (tests/accounts.py), and a spare account and token that the admin's fuzzing may change and revoke."""
+    with engine.begin() as connection:
+        add_role_accounts(connection)
+        load_network(connection, protected_feeder())
+        add_outlet(connection, "OUT-T1", hours="Mo-Su 08:00-20:00", services={"billing": 50, "meter": 50})
+    with Session(engine) as session, session.begin():
+        accounts.create_account(session, "spare-account", "crew", "a long enough password")
+        spare_token = accounts.issue_token(session, "spare-account").id
+    start = local(days_ahead(2), 10).isoformat()
+    answer = app.test_client().post("/api/bookings", json={
+        "outlet": "OUT-T1", "service": "billing", "start": start, "name": "Ada Lovelace",
+        "phone": "0721 1334455", "idempotency_key": "contract-seed"})
+    assert answer.status_code in (200, 201), answer.get_data(as_text=True)
+    booking = answer.get_json()["code"]
+    day = days_ahead(3).isoformat()
+    known = {
+        "/api/outlets/{code}": {"code": "OUT-T1"}, "/api/outlets/{code}/slots": {"code": "OUT-T1"},
+        "/api/bookings/{code}": {"code": booking},
+        "/api/admin/outlets/{code}": {"code": "OUT-T1"},
+        "/api/admin/outlets/{code}/exceptions/{day}": {"code": "OUT-T1", "day": day},
+        "/api/admin/accounts/{name}": {"name": "spare-account"},
+        "/api/admin/accounts/{name}/tokens": {"name": "spare-account"},
+        "/api/admin/tokens/{token_id}": {"token_id": spare_token},
+    }
+    for trace in ("downstream", "upstream", "isolation", "connected"):
+        known[f"/api/trace/{trace}/{{code}}"] = {"code": "SW2"}
+    return Seeded(dict(TOKENS), known)
+
+
+@dataclass
+class Tally:
+    """Cases and failures per (operation, role), and the failures themselves (one of each kind)."""
+
+    cases: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    failures: dict[tuple, str] = field(default_factory=dict)
+
+    def add(self, operation: str, role: str, status: int, problem: str | None, key: tuple | None = None) -> None:
+        self.cases[operation, role] += 1
+        self.statuses[status] += 1
+        if problem is not None:
+            self.failed[operation, role] += 1
+            self.failures.setdefault(key or (operation, role, problem[:80]), problem)
+
+    def report(self) -> str:
+        """Cases and failures per operation and role, and the totals."""
+        operations = sorted({operation for operation, _ in self.cases})
+        roles = [ANONYMOUS, *ROLES]
+        lines = [f"{'operation':58} " + " ".join(f"{role[:10]:>10}" for role in roles) + "   failed"]
+        for operation in operations:
+            row = " ".join(f"{self.cases[operation, role]:>10}" for role in roles)
+            lines.append(f"{operation:58} {row}   {sum(self.failed[operation, role] for role in roles)}")
+        lines.append(f"cases: {sum(self.cases.values())} over {len(operations)} operations and {len(roles)} roles "
+                     f"(anonymous and {', '.join(ROLES)}); failed cases: {sum(self.failed.values())}; "
+                     f"distinct failures: {len(self.failures)}")
+        lines.append("statuses: " + ", ".join(f"{status}: {count}" for status, count in sorted(self.statuses.items())))
+        return "\n".join(lines)
+
+
+def load_schema(app):
+    """The app's own /openapi.json, with the checks of the contract."""
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    return schema
+
+
+def operations(schema) -> list:
+    """Every operation, /openapi.json included (schemathesis leaves out the one serving the schema)."""
+    found = [result.ok() for result in schema.get_all_operations()]
+    if not any(operation.path == "/openapi.json" for operation in found):
+        found.append(schema.find_operation_by_id("openapi.openapi_json"))
+    return found
+
+
+def _checks():
+    from schemathesis import checks as general
+    from schemathesis.specs.openapi import checks as openapi
+
+    return [general.not_a_server_error, openapi.status_code_conformance, openapi.content_type_conformance,
+            openapi.response_schema_conformance]
+
+
+def _call(case, app, role: str, seeded: Seeded, tally: Tally, checks) -> None:
+    """Send one case as ``role`` and record what the checks say."""
+    case.headers = {key: value for key, value in (case.headers or {}).items() if key.lower() != "authorization"}
+    case.cookies = {}
+    if role != ANONYMOUS:
+        case.headers["Authorization"] = f"Bearer {seeded.tokens[role]}"
+    label = f"{case.method} {case.path}"
+    response = case.call(app=app)
+    try:
+        case.validate_response(response, checks=checks)
+        problem = None
+    except (AssertionError, FailureGroup) as error:  # a Failure, or a FailureGroup of every check that failed
+        problem = f"{label} as {role}: {response.status_code}\n{error}\n{case.as_curl_command()}"
+        key = (label, role, response.status_code, type(error).__name__, str(error)[:120])
+        tally.add(label, role, response.status_code, problem, key)
+        return
+    tally.add(label, role, response.status_code, problem)
+
+
+def run(app, seeded: Seeded, examples: int, modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+        roles=(ANONYMOUS, *ROLES), seed_value: int = 1) -> Tally:
+    """About ``examples`` cases per operation, role and mode (half with known path values where
+    there are any), and the tally."""
+    schema = load_schema(app)
+    checks = _checks()
+    tally = Tally()
+    for operation in operations(schema):
+        known = seeded.known.get(operation.path)
+        for role in roles:
+            for mode in modes:
+                strategies = [operation.as_strategy(generation_mode=mode)]
+                if known and mode == GenerationMode.POSITIVE:
+                    strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=known))
+                for strategy in strategies:
+                    _drive(strategy, max(1, examples // len(strategies)), seed_value,
+                           lambda case, role=role: _call(case, app, role, seeded, tally, checks))
+    return tally
+
+
+def _drive(strategy, examples: int, seed_value: int, call) -> None:
+    """Draw ``examples`` cases from ``strategy`` and ``call`` each."""
+    settings = hypothesis.settings(max_examples=examples, deadline=None, database=None, derandomize=False,
+                                   suppress_health_check=list(HealthCheck), phases=[Phase.generate],
+                                   print_blob=False)
+
+    @settings
+    @hypothesis.seed(seed_value)
+    @hypothesis.given(strategy)
+    def each(case):
+        call(case)
+
+    try:
+        each()
+    except hypothesis.errors.Unsatisfiable:
+        pass  # a strategy that can make no case (a negative one of an operation without inputs)
+    except Exception:
+        traceback.print_exc()
+        raise
