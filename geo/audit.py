@@ -90,7 +90,7 @@ def record(connection, *, account: str | None, role: str | None, token_id: int |
            path: str, status: int, address: str | None, detail: dict | None) -> None:
     """Append one entry."""
     connection.execute(_audit.insert().values(
-        account=account, role=role, token_id=token_id, action=action[:120], method=method, path=path[:500],
+        account=account[:64] if account else account, role=role, token_id=token_id, action=action[:120], method=method, path=path[:500],
         status=status, address=address, detail=detail))
 
 

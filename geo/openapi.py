@@ -143,7 +143,8 @@ def contract_of(app: Flask, endpoint: str) -> Contract | None:
 
 
 # -- building the document ------------------------------------------------------------------------
-_RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+_RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?:max=(?P<max>[0-9]+))?[^)]*\))?:)?"
+                            r"(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 _CONVERTERS = {
     "int": {"type": "integer", "minimum": 0},
     "float": {"type": "number", "minimum": 0},
@@ -155,11 +156,15 @@ _CONVERTERS = {
 def _path_of(rule: str) -> tuple[str, list[tuple[str, dict]]]:
     """The OpenAPI path of a url rule and its parameters with the schema of their converter.
 
-    >>> _path_of("/api/admin/tokens/<int:token_id>")
-    ('/api/admin/tokens/{token_id}', [('token_id', {'type': 'integer', 'minimum': 0})])
+    >>> _path_of("/api/admin/tokens/<int(max=99):token_id>")
+    ('/api/admin/tokens/{token_id}', [('token_id', {'type': 'integer', 'minimum': 0, 'maximum': 99})])
     """
-    parameters = [(match["name"], dict(_CONVERTERS.get(match["converter"] or "default", _CONVERTERS["default"])))
-                  for match in _RULE_ARGUMENT.finditer(rule)]
+    parameters = []
+    for match in _RULE_ARGUMENT.finditer(rule):
+        schema = dict(_CONVERTERS.get(match["converter"] or "default", _CONVERTERS["default"]))
+        if match["max"]:
+            schema["maximum"] = int(match["max"])
+        parameters.append((match["name"], schema))
     return _RULE_ARGUMENT.sub(lambda match: "{" + match["name"] + "}", rule), parameters
 
 
@@ -224,9 +229,12 @@ def _parameters(schemas: _Schemas, declared: Contract | None, arguments: list[tu
     return parameters
 
 
-def _problem_statuses(declared: Contract | None, method: str, roles: frozenset[str]) -> set[int]:
-    """Every problem a route can answer: its own, and those of every route of its kind."""
+def _problem_statuses(declared: Contract | None, method: str, roles: frozenset[str], parameters: bool) -> set[int]:
+    """Every problem a route can answer: its own, and those of every route of its kind (a route
+    with parameters refuses a NUL in them: geo.requests.refuse_unstorable_url)."""
     statuses = {401, 503} | set(declared.errors if declared else ())
+    if parameters or (declared and declared.body):
+        statuses.add(400)
     if PUBLIC not in roles or method not in SAFE_METHODS:
         statuses.add(403)
     if declared and JSON in declared.body:
@@ -242,7 +250,8 @@ def _content(schemas: _Schemas, answer: Answer) -> dict | None:
     return {name: ({"schema": schemas.ref(model)} if model is not None else {}) for name, model in media.items()} or None
 
 
-def _responses(schemas: _Schemas, declared: Contract | None, method: str, roles: frozenset[str]) -> dict:
+def _responses(schemas: _Schemas, declared: Contract | None, method: str, roles: frozenset[str],
+               parameters: bool) -> dict:
     """The operation's answers: its own, then its problems."""
     answers = dict(declared.responses) if declared else {200: Answer(None, description="undeclared")}
     responses = {}
@@ -255,7 +264,7 @@ def _responses(schemas: _Schemas, declared: Contract | None, method: str, roles:
             described["headers"] = {name: {"description": text, "schema": {"type": "string"}}
                                     for name, text in answer.headers.items()}
         responses[str(status)] = described
-    for status in sorted(_problem_statuses(declared, method, roles) - set(answers)):
+    for status in sorted(_problem_statuses(declared, method, roles, parameters) - set(answers)):
         responses[str(status)] = {"description": STATUS_TEXT.get(status, str(status)),
                                   "content": {PROBLEM_JSON: {"schema": schemas.ref(Problem)}}}
         if status in (429, 503):
@@ -278,6 +287,7 @@ def _operation(app: Flask, schemas: _Schemas, endpoint: str, method: str, argume
     roles = access_of(app, endpoint) or frozenset()
     lines = (view.__doc__ or endpoint).strip().splitlines()
     security, who = _security(roles)
+    parameters = _parameters(schemas, declared, arguments)
     operation = {
         "operationId": f"{endpoint}.{method.lower()}" if method != "GET" else endpoint,
         "tags": [endpoint.split(".")[0] if "." in endpoint else "service"],
@@ -285,8 +295,8 @@ def _operation(app: Flask, schemas: _Schemas, endpoint: str, method: str, argume
         "description": " ".join(line.strip() for line in lines[1:] if line.strip()) + ("\n\n" if len(lines) > 1 else "") + who,
         "security": security,
         "x-roles": sorted(roles),
-        "parameters": _parameters(schemas, declared, arguments),
-        "responses": _responses(schemas, declared, method, roles),
+        "parameters": parameters,
+        "responses": _responses(schemas, declared, method, roles, bool(parameters)),
     }
     if declared is None:
         operation["x-contract-missing"] = True

@@ -17,6 +17,7 @@ from flask import Flask, request
 from geo.errors import Invalid, TooLarge, UnsupportedMediaType, problem_response
 
 __all__ = ["JSON", "MAX_DEPTH", "MAX_ID", "json_body", "body_bytes", "nesting_depth", "unstorable_text", "whole_number",
+           "refuse_unstorable_url",
            "allow_body", "init_app"]
 
 JSON = "application/json"
@@ -65,7 +66,7 @@ def unstorable_text(value: Any) -> bool:
         elif isinstance(item, dict):
             pending.extend(item)
             pending.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):
             pending.extend(item)
     return False
 
@@ -115,9 +116,19 @@ def allow_body(limit: int) -> None:
     request.max_content_length = limit
 
 
+def refuse_unstorable_url() -> None:
+    """Invalid (400) for a path, query or sign-in form holding a NUL, which no code, name or
+    filter can hold and PostgreSQL refuses to compare (a 500 before); before the access check."""
+    form = request.form if request.mimetype == "application/x-www-form-urlencoded" else {}
+    if "\x00" in request.path or unstorable_text([*request.args.lists(), *(form.lists() if form else ())]):
+        raise Invalid("the URL or the form holds a NUL character (%00), which no parameter takes")
+
+
 def init_app(app: Flask) -> None:
-    """Cap every body at ``API_MAX_BODY_BYTES`` and render the 413 as ``problem+json``."""
+    """Cap every body at ``API_MAX_BODY_BYTES``, render the 413 as ``problem+json``, and refuse a
+    NUL in a URL or form before anything reads it."""
     app.config["MAX_CONTENT_LENGTH"] = app.config["API_MAX_BODY_BYTES"]
+    app.before_request(refuse_unstorable_url)
 
     @app.errorhandler(413)
     def _too_large(error: Exception):

@@ -232,7 +232,7 @@ def token_issue(name: str):
     return jsonify(issued.as_dict()), 201, PRIVATE
 
 
-@api_bp.delete("/admin/tokens/<int:token_id>")
+@api_bp.delete("/admin/tokens/<int(max=9223372036854775807):token_id>")  # a bigint
 @allow(ADMIN)
 @contract(responses={204: None}, errors=(404,))
 def token_revoke(token_id: int):

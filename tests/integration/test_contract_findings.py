@@ -55,3 +55,28 @@ def test_counts_only_isolation_keeps_the_devices_to_open(client, connection):
     isolation = client.get("/api/trace/isolation/s2?lists=false", headers=HEADERS["dispatcher"]).get_json()
     assert isolation["devices"] and {"code", "kind", "side"} <= set(isolation["devices"][0])
     assert "customers" not in isolation and "nodes" not in isolation["zone"]
+
+
+@pytest.mark.parametrize("method, path, role", [
+    ("put", "/api/admin/outlets/OUT%00", "admin"), ("delete", "/api/admin/outlets/OUT%00/exceptions/2026-12-01", "admin"),
+    ("get", "/api/admin/accounts/a%00b/tokens", "admin"), ("patch", "/api/admin/accounts/a%00b", "admin"),
+    ("get", "/api/switching/log?device=SW%002", "dispatcher"), ("get", "/api/admin/audit?account=a%00b", "admin"),
+    ("get", "/admin/audit?action=x%00", "admin"),
+])
+def test_a_nul_in_the_url_is_a_400_not_a_500(client, method, path, role):
+    answer = getattr(client, method)(path, json={}, headers=HEADERS[role])
+    assert "NUL character" in _problem(answer, 400)["detail"]
+
+
+def test_a_nul_in_the_sign_in_form_is_a_400_not_a_500(client):
+    assert _problem(client.post("/login", data={"name": "a\x00b", "password": "p" * 12}), 400)
+
+
+def test_a_sign_in_naming_a_long_account_is_refused_and_audited(client, connection):
+    answer = client.post("/api/session", json={"name": "x" * 100, "password": "p" * 12})
+    assert _problem(answer, 401)
+    assert connection.exec_driver_sql("SELECT account FROM audit_log ORDER BY id DESC LIMIT 1").scalar() == "x" * 64
+
+
+def test_a_token_id_past_bigint_is_no_route(client):
+    assert _problem(client.delete(f"/api/admin/tokens/{HUGE}", headers=HEADERS["admin"]), 404)

@@ -70,7 +70,7 @@ def test_security_follows_the_declared_roles(app, document):
 def test_path_parameters_come_from_the_url_rule(document):
     revoke = document["paths"]["/api/admin/tokens/{token_id}"]["delete"]
     assert revoke["parameters"] == [{"name": "token_id", "in": "path", "required": True, "description": "",
-                                     "schema": {"type": "integer", "minimum": 0}}]
+                                     "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}]
     layer = document["paths"]["/api/network/{layer}"]["get"]["parameters"][0]
     assert "service_points" not in layer["schema"]["enum"] and "segments" in layer["schema"]["enum"]
 
