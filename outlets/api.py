@@ -87,7 +87,7 @@ def services():
 
 @bp.get("/outlets/nearest")
 @allow(PUBLIC)
-@contract(query=c.NearestQuery, responses={200: c.NearestAnswer}, errors=(400,))
+@contract(query=c.NearestQuery, responses={200: c.NearestAnswer}, errors=(400, 404))
 def nearest():
     """The nearest outlets to ``lon``/``lat`` or to the address ``q``; see docs/outlets.md."""
     current = now()

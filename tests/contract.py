@@ -27,7 +27,7 @@ from geo import accounts
 from geo.auth import ROLES
 from tests.accounts import TOKENS, add_role_accounts
 from tests.networks import protected_feeder
-from tests.outlet_data import add_outlet, days_ahead, local
+from tests.outlet_data import add_outlet, days_ahead, local, outlet_values
 from topology.loader import load_network
 
 ANONYMOUS = "anonymous"
@@ -39,10 +39,12 @@ UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000 per minute", "PUBLIC_WRITE_RATE_LIMIT"
 
 @dataclass
 class Seeded:
-    """What the fuzzers can name: tokens by role, and known values of path parameters by path."""
+    """What the fuzzers can name: tokens by role, known values of path parameters by path, and
+    bodies that the rules take (or refuse only for the state they find) by operation."""
 
     tokens: dict[str, str]
     known: dict[str, dict[str, object]]
+    bodies: dict[str, list] = field(default_factory=dict)
 
 
 def seed(engine: Engine, app) -> Seeded:
@@ -73,7 +75,27 @@ def seed(engine: Engine, app) -> Seeded:
     }
     for trace in ("downstream", "upstream", "isolation", "connected"):
         known[f"/api/trace/{trace}/{{code}}"] = {"code": "SW2"}
-    return Seeded(dict(TOKENS), known)
+    return Seeded(dict(TOKENS), known, _good_bodies())
+
+
+def _good_bodies() -> dict[str, list]:
+    """Bodies the rules take, so that positive cases reach past the parsing to the answers."""
+    later = local(days_ahead(4), 11).isoformat()
+    switch = [{"operations": [{"device": "SW2", "action": action}], "reason": "fuzzing"} for action in ("open", "close")]
+    return {
+        "POST /api/bookings": [{"outlet": "OUT-T1", "service": "meter", "start": later, "name": "Grace Hopper",
+                                "phone": "+49 721 1334455"}],
+        "PATCH /api/bookings/{code}": [{"start": later}, {"start": later, "service": "meter"}],
+        "POST /api/trace/affected": [{"open": ["SW2"], "out_of_service": ["s1"]}],
+        "POST /api/switching": switch,
+        "POST /api/admin/outlets": [outlet_values("OUT-F2")],
+        "PUT /api/admin/outlets/{code}": [outlet_values("OUT-T1", services={"billing": 50, "meter": 50})],
+        "PUT /api/admin/outlets/{code}/exceptions/{day}": [{"hours": "08:00-12:00", "note": "fuzzing"}, {"hours": "off"}],
+        "POST /api/admin/accounts": [{"name": "fuzz-made", "role": "planner", "password": "a long enough password"}],
+        "PATCH /api/admin/accounts/{name}": [{"disabled": False, "control_feeders": ["F1"]}],
+        "POST /api/admin/accounts/{name}/tokens": [{"expires_days": 1, "label": "fuzzing"}],
+        "POST /api/session": [{"name": "spare-account", "password": "a long enough password"}],
+    }
 
 
 @dataclass
@@ -150,8 +172,8 @@ def _call(case, app, role: str, seeded: Seeded, tally: Tally, checks) -> None:
 
 def run(app, seeded: Seeded, examples: int, modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
         roles=(ANONYMOUS, *ROLES), seed_value: int = 1) -> Tally:
-    """About ``examples`` cases per operation, role and mode (half with known path values where
-    there are any), and the tally."""
+    """About ``examples`` cases per operation, role and mode (positive ones shared with the known
+    path values and the good bodies, where there are any), and the tally."""
     schema = load_schema(app)
     checks = _checks()
     tally = Tally()
@@ -160,12 +182,20 @@ def run(app, seeded: Seeded, examples: int, modes=(GenerationMode.POSITIVE, Gene
         for role in roles:
             for mode in modes:
                 strategies = [operation.as_strategy(generation_mode=mode)]
-                if known and mode == GenerationMode.POSITIVE:
-                    strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=known))
+                if mode == GenerationMode.POSITIVE:
+                    strategies += _known_strategies(operation, known, seeded.bodies.get(operation.label, []))
                 for strategy in strategies:
                     _drive(strategy, max(1, examples // len(strategies)), seed_value,
                            lambda case, role=role: _call(case, app, role, seeded, tally, checks))
     return tally
+
+
+def _known_strategies(operation, known: dict | None, bodies: list) -> list:
+    """Positive strategies with the path values that exist, and with each good body."""
+    fixed = {"path_parameters": known} if known else {}
+    strategies = [operation.as_strategy(generation_mode=GenerationMode.POSITIVE, **fixed)] if known else []
+    return strategies + [operation.as_strategy(generation_mode=GenerationMode.POSITIVE, body=body,
+                                               media_type="application/json", **fixed) for body in bodies]
 
 
 def _drive(strategy, examples: int, seed_value: int, call) -> None:
