@@ -112,23 +112,25 @@ class Contract:
 
     query: type[BaseModel] | None
     path: type[BaseModel] | None
+    headers: type[BaseModel] | None
     body: Mapping[str, type[BaseModel] | dict]  # media type -> model or JSON Schema; empty: no body
     responses: Mapping[int, Answer]
     errors: frozenset[int]
 
 
 def contract(*, responses: Mapping[int, Any], query: type[BaseModel] | None = None,
-             path: type[BaseModel] | None = None, body: type[BaseModel] | Mapping[str, Any] | None = None,
-             errors: Iterable[int] = ()) -> Callable[[View], View]:
+             path: type[BaseModel] | None = None, headers: type[BaseModel] | None = None,
+             body: type[BaseModel] | Mapping[str, Any] | None = None, errors: Iterable[int] = ()) -> Callable[[View], View]:
     """Declare a view's contract: ``query`` (a model of its query parameters), ``path`` (a model
-    describing its path parameters more closely than the url rule), ``body`` (the model of its
+    describing its path parameters more closely than the url rule), ``headers`` (a model of the
+    request headers it reads, named by their aliases), ``body`` (the model of its
     JSON body, or media type -> model or JSON Schema), ``responses`` (status -> model, ``Answer``
     or None for no body) and the problem statuses it can answer besides those every route of its
     kind can (``errors``)."""
     answers = {status: answer if isinstance(answer, Answer) else Answer(JSON if answer else None, answer)
                for status, answer in responses.items()}
     bodies = {} if body is None else dict(body) if isinstance(body, Mapping) else {JSON: body}
-    declared = Contract(query, path, bodies, answers, frozenset(errors))
+    declared = Contract(query, path, headers, bodies, answers, frozenset(errors))
 
     def declare_view(view: View) -> View:
         view.contract = declared
@@ -174,8 +176,8 @@ class _Schemas:
     def __init__(self, contracts: Iterable[Contract]):
         models = {(Problem, "serialization")}
         for declared in contracts:
-            models |= {(model, "validation") for model in (declared.query, declared.path, *declared.body.values())
-                       if isinstance(model, type)}
+            models |= {(model, "validation") for model in (declared.query, declared.path, declared.headers,
+                                                           *declared.body.values()) if isinstance(model, type)}
             models |= {(model, "serialization") for answer in declared.responses.values()
                        for model in answer.models() if isinstance(model, type)}
         ordered = sorted(models, key=lambda item: (item[0].__module__, item[0].__qualname__, item[1]))
@@ -220,11 +222,11 @@ def _parameters(schemas: _Schemas, declared: Contract | None, arguments: list[tu
         refined, description = _parameter_schema(described.get(name, {}))
         parameters.append({"name": name, "in": "path", "required": True, "description": description,
                            "schema": {**schema, **refined}})
-    if declared and declared.query:
-        properties, required = schemas.properties(declared.query)
+    for place, model in (("query", declared.query), ("header", declared.headers)) if declared else ():
+        properties, required = schemas.properties(model) if model else ({}, set())
         for name, schema in properties.items():
             schema, description = _parameter_schema(schema)
-            parameters.append({"name": name, "in": "query", "required": name in required,
+            parameters.append({"name": name, "in": place, "required": name in required,
                                "description": description, "schema": schema})
     return parameters
 

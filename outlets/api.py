@@ -167,7 +167,7 @@ def slots(code: str):
 # -- public: bookings ----------------------------------------------------------------------------
 @bp.post("/bookings")
 @allow(PUBLIC)
-@contract(body=c.BookingBody, errors=(404, 409, 422, 429), responses={
+@contract(body=c.BookingBody, headers=c.IdempotencyHeader, errors=(404, 409, 422, 429), responses={
     201: Answer(JSON, c.Booking, headers=c.LOCATION), 200: Answer(JSON, c.Booking, "A replayed idempotency key: the booking made first")})
 @public_write_limits
 def create_booking():

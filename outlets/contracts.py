@@ -71,6 +71,12 @@ class BookingBody(BaseModel):
     idempotency_key: str | None = Field(None, max_length=200)
 
 
+class IdempotencyHeader(BaseModel):
+    idempotency_key: str | None = Field(None, alias="Idempotency-Key", min_length=1, max_length=200,
+                                        pattern=r"^[\x21-\x7e]+$",
+                                        description="makes a retried booking safe (or idempotency_key in the body)")
+
+
 class RescheduleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     start: str = Field(max_length=40)
