@@ -287,7 +287,8 @@ def _operation(app: Flask, schemas: _Schemas, endpoint: str, method: str, argume
     view = app.view_functions[endpoint]
     declared = contract_of(app, endpoint)
     roles = access_of(app, endpoint) or frozenset()
-    lines = (view.__doc__ or endpoint).strip().splitlines()
+    # Docstrings write code as reST's ``x``; the document's text is Markdown.
+    lines = (view.__doc__ or endpoint).replace("``", "`").strip().splitlines()
     security, who = _security(roles)
     parameters = _parameters(schemas, declared, arguments)
     operation = {
