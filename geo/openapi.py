@@ -215,7 +215,8 @@ def _parameter_schema(schema: dict) -> tuple[dict, str]:
 
 
 def _parameters(schemas: _Schemas, declared: Contract | None, arguments: list[tuple[str, dict]]) -> list[dict]:
-    """The path parameters (from the url rule, refined by the contract's path model) and the query parameters."""
+    """The path parameters (from the url rule, refined by the contract's path model), then the query
+    and header parameters of the contract's models."""
     described, _ = schemas.properties(declared.path) if declared and declared.path else ({}, set())
     parameters = []
     for name, schema in arguments:

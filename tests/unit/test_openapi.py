@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import schemathesis
 from flask import Flask
 
 from app import create_app
@@ -42,6 +43,10 @@ def test_a_route_without_a_contract_is_flagged():
     bare.add_url_rule("/bare", "bare", allow(PUBLIC)(lambda: "bare"))
     assert contract_of(bare, "bare") is None
     assert openapi_document(bare)["paths"]["/bare"]["get"]["x-contract-missing"] is True
+
+
+def test_the_document_is_valid_openapi_3_1(document):
+    schemathesis.openapi.from_dict(document).validate()  # raises on a document off the OpenAPI 3.1 schema
 
 
 def test_the_document_has_every_route_and_nothing_else(app, document):
