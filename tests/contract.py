@@ -10,6 +10,7 @@ fuzzers' own (their names and ids are not generated; a revoked token would show 
 """
 from __future__ import annotations
 
+import json
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from geo import accounts
 from geo.auth import ROLES
 from tests.accounts import TOKENS, add_role_accounts
 from tests.networks import protected_feeder
-from tests.outlet_data import add_outlet, days_ahead, local, outlet_values
+from tests.outlet_data import CENTRE, add_outlet, days_ahead, local, outlet_values
 from topology.loader import load_network
 
 ANONYMOUS = "anonymous"
@@ -39,12 +40,13 @@ UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000 per minute", "PUBLIC_WRITE_RATE_LIMIT"
 
 @dataclass
 class Seeded:
-    """What the fuzzers can name: tokens by role, known values of path parameters by path, and
-    bodies that the rules take (or refuse only for the state they find) by operation."""
+    """What the fuzzers can name: tokens by role, known values of path parameters by operation or
+    path, and queries and bodies that the rules take (or refuse only for the state they find) by operation."""
 
     tokens: dict[str, str]
-    known: dict[str, dict[str, object]]
+    known: dict[str, dict[str, object] | list[dict[str, object]]]
     bodies: dict[str, list] = field(default_factory=dict)
+    queries: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def seed(engine: Engine, app) -> Seeded:
@@ -57,16 +59,12 @@ def seed(engine: Engine, app) -> Seeded:
     with Session(engine) as session, session.begin():
         accounts.create_account(session, "spare-account", "crew", "a long enough password")
         spare_token = accounts.issue_token(session, "spare-account").id
-    start = local(days_ahead(2), 10).isoformat()
-    answer = app.test_client().post("/api/bookings", json={
-        "outlet": "OUT-T1", "service": "billing", "start": start, "name": "Ada Lovelace",
-        "phone": "0721 1334455", "idempotency_key": "contract-seed"})
-    assert answer.status_code in (200, 201), answer.get_data(as_text=True)
-    booking = answer.get_json()["code"]
+    booking, cancelled = (_book(app, local(days_ahead(2), hour), f"contract-seed-{hour}") for hour in (10, 12))
     day = days_ahead(3).isoformat()
     known = {
         "/api/outlets/{code}": {"code": "OUT-T1"}, "/api/outlets/{code}/slots": {"code": "OUT-T1"},
-        "/api/bookings/{code}": {"code": booking},
+        "/api/bookings/{code}": [{"code": booking}, {"code": f"{booking}.ics"}],
+        "DELETE /api/bookings/{code}": {"code": cancelled},  # another booking: the rest still find theirs
         "/api/admin/outlets/{code}": {"code": "OUT-T1"},
         "/api/admin/outlets/{code}/exceptions/{day}": {"code": "OUT-T1", "day": day},
         "/api/admin/accounts/{name}": {"name": "spare-account"},
@@ -75,7 +73,18 @@ def seed(engine: Engine, app) -> Seeded:
     }
     for trace in ("downstream", "upstream", "isolation", "connected"):
         known[f"/api/trace/{trace}/{{code}}"] = {"code": "SW2"}
-    return Seeded(dict(TOKENS), known, _good_bodies())
+    queries = {"GET /api/outlets/nearest": [{"lon": CENTRE[0], "lat": CENTRE[1]}, {"q": "Kaiserstraße 12"}],
+               "POST /api/admin/outlets/import": [{"format": "geojson"}]}
+    return Seeded(dict(TOKENS), known, _good_bodies(), queries)
+
+
+def _book(app, start, key: str) -> str:
+    """The code of a new booking at OUT-T1."""
+    answer = app.test_client().post("/api/bookings", json={
+        "outlet": "OUT-T1", "service": "billing", "start": start.isoformat(), "name": "Ada Lovelace",
+        "phone": "0721 1334455", "idempotency_key": key})
+    assert answer.status_code in (200, 201), answer.get_data(as_text=True)
+    return answer.get_json()["code"]
 
 
 def _good_bodies() -> dict[str, list]:
@@ -84,7 +93,7 @@ def _good_bodies() -> dict[str, list]:
     switch = [{"operations": [{"device": "SW2", "action": action}], "reason": "fuzzing"} for action in ("open", "close")]
     return {
         "POST /api/bookings": [{"outlet": "OUT-T1", "service": "meter", "start": later, "name": "Grace Hopper",
-                                "phone": "+49 721 1334455"}],
+                                "phone": "+49 721 1334455", "idempotency_key": "fuzzing"}],
         "PATCH /api/bookings/{code}": [{"start": later}, {"start": later, "service": "meter"}],
         "POST /api/trace/affected": [{"open": ["SW2"], "out_of_service": ["s1"]}],
         "POST /api/switching": switch,
@@ -95,20 +104,32 @@ def _good_bodies() -> dict[str, list]:
         "PATCH /api/admin/accounts/{name}": [{"disabled": False, "control_feeders": ["F1"]}],
         "POST /api/admin/accounts/{name}/tokens": [{"expires_days": 1, "label": "fuzzing"}],
         "POST /api/session": [{"name": "spare-account", "password": "a long enough password"}],
+        "POST /api/admin/outlets/import": [("multipart/form-data", {"file": _outlet_file()})],
     }
+
+
+def _outlet_file() -> bytes:
+    """A GeoJSON file of one outlet in the import layout."""
+    values = outlet_values("OUT-F3")
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [values.pop("lon"), values.pop("lat")]},
+               "properties": values}
+    return json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
 
 
 @dataclass
 class Tally:
-    """Cases and failures per (operation, role), and the failures themselves (one of each kind)."""
+    """Cases and failures per (operation, role), answers below 400 per operation (how often a case
+    got past the checks to the work), and the failures themselves (one of each kind)."""
 
     cases: Counter = field(default_factory=Counter)
+    answered: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
     failures: dict[tuple, str] = field(default_factory=dict)
 
     def add(self, operation: str, role: str, status: int, problem: str | None, key: tuple | None = None) -> None:
         self.cases[operation, role] += 1
+        self.answered[operation] += status < 400
         self.statuses[status] += 1
         if problem is not None:
             self.failed[operation, role] += 1
@@ -118,10 +139,11 @@ class Tally:
         """Cases and failures per operation and role, and the totals."""
         operations = sorted({operation for operation, _ in self.cases})
         roles = [ANONYMOUS, *ROLES]
-        lines = [f"{'operation':58} " + " ".join(f"{role[:10]:>10}" for role in roles) + "   failed"]
+        lines = [f"{'operation':50} " + " ".join(f"{role[:10]:>10}" for role in roles) + "    2xx/3xx  failed"]
         for operation in operations:
             row = " ".join(f"{self.cases[operation, role]:>10}" for role in roles)
-            lines.append(f"{operation:58} {row}   {sum(self.failed[operation, role] for role in roles)}")
+            failed = sum(self.failed[operation, role] for role in roles)
+            lines.append(f"{operation:50} {row} {self.answered[operation]:>10} {failed:>7}")
         lines.append(f"cases: {sum(self.cases.values())} over {len(operations)} operations and {len(roles)} roles "
                      f"(anonymous and {', '.join(ROLES)}); failed cases: {sum(self.failed.values())}; "
                      f"distinct failures: {len(self.failures)}")
@@ -178,24 +200,34 @@ def run(app, seeded: Seeded, examples: int, modes=(GenerationMode.POSITIVE, Gene
     checks = _checks()
     tally = Tally()
     for operation in operations(schema):
-        known = seeded.known.get(operation.path)
+        known = seeded.known.get(operation.label, seeded.known.get(operation.path))
         for role in roles:
             for mode in modes:
                 strategies = [operation.as_strategy(generation_mode=mode)]
                 if mode == GenerationMode.POSITIVE:
-                    strategies += _known_strategies(operation, known, seeded.bodies.get(operation.label, []))
+                    strategies += _known_strategies(operation, known, seeded.bodies.get(operation.label, []),
+                                                    seeded.queries.get(operation.label, []))
                 for strategy in strategies:
                     _drive(strategy, max(1, examples // len(strategies)), seed_value,
                            lambda case, role=role: _call(case, app, role, seeded, tally, checks))
     return tally
 
 
-def _known_strategies(operation, known: dict | None, bodies: list) -> list:
-    """Positive strategies with the path values that exist, and with each good body."""
-    fixed = {"path_parameters": known} if known else {}
-    strategies = [operation.as_strategy(generation_mode=GenerationMode.POSITIVE, **fixed)] if known else []
-    return strategies + [operation.as_strategy(generation_mode=GenerationMode.POSITIVE, body=body,
-                                               media_type="application/json", **fixed) for body in bodies]
+def _known_strategies(operation, known: dict | list | None, bodies: list, queries: list) -> list:
+    """Positive strategies with the path values that exist, each good query, and each good body
+    (JSON, or ``(media type, body)``)."""
+    values = known if isinstance(known, list) else [known] if known else []
+    strategies = [operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=value)
+                  for value in values]
+    strategies += [operation.as_strategy(generation_mode=GenerationMode.POSITIVE, query=query) for query in queries]
+    fixed = {"path_parameters": values[0]} if values else {}
+    if queries:
+        fixed["query"] = queries[0]
+    for body in bodies:
+        media, body = body if isinstance(body, tuple) else ("application/json", body)
+        strategies.append(operation.as_strategy(generation_mode=GenerationMode.POSITIVE, body=body, media_type=media,
+                                                **fixed))
+    return strategies
 
 
 def _drive(strategy, examples: int, seed_value: int, call) -> None:
