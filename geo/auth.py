@@ -13,9 +13,10 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable, Iterable, TypeVar
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from geo.errors import Forbidden, Unauthorized
@@ -39,6 +40,9 @@ NETWORK_READERS = frozenset({DISPATCHER, PLANNER})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+# The sign-in form checks its token even without a session: another site must not sign a
+# visitor in to an account of its choosing (login CSRF). The form page sets the token.
+_ALWAYS_CSRF = frozenset({"accounts.login"})
 
 View = TypeVar("View", bound=Callable)
 
@@ -137,9 +141,10 @@ def require_role(principal: Principal | None, roles: Iterable[str]) -> None:
     if PUBLIC in roles:
         return
     if principal is None:
-        raise Unauthorized("sign in, or send an API token as 'Authorization: Bearer <token>'")
+        raise Unauthorized("sign in, or send an API token as 'Authorization: Bearer <token>'", roles=sorted(roles))
     if principal.role not in roles:
-        raise Forbidden(f"a {principal.role} account may not do this; it is for: {', '.join(sorted(roles))}")
+        raise Forbidden(f"a {principal.role} account may not do this; it is for: {', '.join(sorted(roles))}",
+                        roles=sorted(roles))
 
 
 # -- sessions and CSRF ------------------------------------------------------------------------------
@@ -156,7 +161,7 @@ def _check_csrf() -> None:
     ambient credential and need none."""
     if request.method in SAFE_METHODS or bearer_token(request.headers.get("Authorization")) is not None:
         return
-    if CSRF_FIELD not in session and "account_id" not in session:
+    if CSRF_FIELD not in session and "account_id" not in session and request.endpoint not in _ALWAYS_CSRF:
         return  # no session: nothing a forged request could ride on
     expected = session.get(CSRF_FIELD)
     given = request.headers.get(CSRF_HEADER)
@@ -190,24 +195,28 @@ class _SessionInterface(SecureCookieSessionInterface):
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (request.is_secure if request else False)
 
 
-def _guard() -> None:
-    """The one check before every view: CSRF, then the endpoint's declared roles."""
+def _guard():
+    """The one check before every view: CSRF, then the endpoint's declared roles. An anonymous
+    visitor of a page (not the API) that needs an account is sent to the sign-in page instead."""
     if request.endpoint is None:
-        return  # 404 or 405: werkzeug answers
+        return None  # 404 or 405: werkzeug answers
     roles = access_of(current_app, request.endpoint)
     if roles is None:
         raise Forbidden(f"the route {request.endpoint} declares no access and is refused to everyone")
+    principal = current_principal()
     _check_csrf()
-    require_role(current_principal(), roles)
+    if principal is None and PUBLIC not in roles and request.method == "GET" and not request.path.startswith("/api/"):
+        return redirect(url_for("accounts.login_page", next=request.full_path.rstrip("?")))
+    require_role(principal, roles)
+    return None
 
 
 def init_app(app: Flask) -> None:
     """Guard every request; sessions last 12 hours and ride a SameSite=Lax, HttpOnly cookie."""
     app.session_interface = _SessionInterface()
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_NAME", "gridatlas_session")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+    # Flask's defaults are SameSite unset and 31 days: a control-room session is a working day.
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_NAME="gridatlas_session", PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
     declare("static", PUBLIC)
     app.before_request(_guard)
     app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token})

@@ -30,7 +30,7 @@ def _local(target: str | None, default: str) -> str:
     >>> _local("/map/network?x=1", "/"), _local("https://evil.example/", "/"), _local("//evil", "/")
     ('/map/network?x=1', '/', '/')
     """
-    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else default

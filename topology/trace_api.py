@@ -25,6 +25,7 @@ from topology.trace_features import deenergised_features, trace_features
 bp = Blueprint("topology_trace", __name__, url_prefix="/api")
 
 MAX_CHANGE = 10_000
+SWITCHING_ROLES = (DISPATCHER, ADMIN)  # who may operate switchgear (inside a dispatcher's control zone)
 
 
 # -- request parsing -------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def supply():
 
 # -- switching -------------------------------------------------------------------------------------
 @bp.post("/switching")
-@allow(DISPATCHER, ADMIN)
+@allow(*SWITCHING_ROLES)
 def operate():
     """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason"}``, as the signed-in account."""
     principal = current_principal()

@@ -484,6 +484,8 @@
   GridAtlas.start = function (map, options) {
     config = options || {};
     GridAtlas.map = map;
+    // Customers' points are for dispatchers and planners: others get the network without them.
+    if (!config.customers) { LAYERS = LAYERS.filter(function (spec) { return spec.name !== "customers"; }); }
     // Fitted before the handlers below exist: the first load is of this view, and only once.
     if (config.extent) {  // [west, south, east, north]
       var e = config.extent;
@@ -496,8 +498,10 @@
     });
     // The cluster group adds customers as the view changes: keep them under the devices.
     var afterCustomers = function () { restack(LAYERS.findIndex(function (spec) { return spec.cluster; })); };
-    GridAtlas.layers.customers.on("animationend", afterCustomers);
-    map.on("moveend", afterCustomers);
+    if (GridAtlas.layers.customers) {
+      GridAtlas.layers.customers.on("animationend", afterCustomers);
+      map.on("moveend", afterCustomers);
+    }
     var overlays = {};
     LAYERS.slice().reverse().forEach(function (spec) { overlays[spec.label] = GridAtlas.layers[spec.name]; });
     GridAtlas.control = L.control.layers(null, overlays, {collapsed: false, position: "topright"}).addTo(map);

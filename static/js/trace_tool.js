@@ -10,8 +10,10 @@
  * recloser, switch or fuse also offers to operate it (POST /api/switching, with a reason);
  * the answer lists the customers who lost and regained supply, and the map redraws.
  *
- * The script reads its API root from its data-api attribute. window.GridAtlas.trace exposes
- * {state, run(code, trace), select(code), operate(code, action, reason, actor), clear(),
+ * The script reads its API root from its data-api attribute, and whether the signed-in account
+ * may operate switchgear from data-can-switch (the page loads the tool only for those who may
+ * trace: dispatchers and planners). window.GridAtlas.trace exposes
+ * {state, run(code, trace), select(code), operate(code, action, reason), clear(),
  * refreshSupply()} for tests and other tools; state.busy counts requests in flight and
  * state.runs / state.supplyLoads count completed traces and de-energised reloads.
  */
@@ -21,6 +23,7 @@
   var GA = window.GridAtlas;
   var script = document.currentScript;
   var API = (script && script.getAttribute("data-api")) || "/api";
+  var CAN_SWITCH = !!script && script.getAttribute("data-can-switch") === "true";
   var GREY = (GA.colours && GA.colours.deenergised) || "#9e9e9e";
   var GEAR = {breaker: true, recloser: true, "switch": true, fuse: true};
   var TRACES = [
@@ -172,11 +175,11 @@
   }
 
   // ---- switching ----
-  function operate(code, action, reason, actor) {
+  // The operator recorded is the signed-in account (the server's choice, not the page's).
+  function operate(code, action, reason) {
     state.error = null;
     render();
     var body = {operations: [{device: code, action: action}], reason: reason};
-    if (actor) { body.actor = actor; }
     return request(API + "/switching", {
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
     }).then(function (answer) {
@@ -195,14 +198,12 @@
     event.preventDefault();
     var form = event.target, selected = state.selected;
     var reason = form.querySelector("[name=reason]").value.trim();
-    var actor = form.querySelector("[name=actor]").value.trim();
     if (!reason) {
       state.error = "Say why the device is operated.";
       render();
       return;
     }
-    try { window.localStorage.setItem("gridatlas.operator", actor); } catch (e) { /* private mode */ }
-    operate(selected.code, selected.state === "open" ? "close" : "open", reason, actor);
+    operate(selected.code, selected.state === "open" ? "close" : "open", reason);
   }
 
   // ---- the panel ----
@@ -282,14 +283,11 @@
         "<br>Regained supply: <strong>" + plural(done.regained.customer_count, "customer") + "</strong>" +
         (done.regained.customer_count ? " (" + codeList(done.regained.customers, 8) + ")" : "") + "</p></div>";
     }
-    if (!selected || selected.layer !== "switchgear" || !GEAR[selected.kind]) { return html; }
+    if (!CAN_SWITCH || !selected || selected.layer !== "switchgear" || !GEAR[selected.kind]) { return html; }
     var action = selected.state === "open" ? "Close" : "Open";
-    var actor = "";
-    try { actor = window.localStorage.getItem("gridatlas.operator") || ""; } catch (e) { /* private mode */ }
     return html + '<form class="ga-trace-operate"><h3>Operate <code>' + escapeHtml(selected.code) + "</code> (" +
       escapeHtml(selected.state || "?") + ")</h3>" +
       '<label>Reason <input name="reason" required maxlength="500" placeholder="why"></label>' +
-      '<label>Operator <input name="actor" maxlength="120" placeholder="your name" value="' + escapeHtml(actor) + '"></label>' +
       '<button type="submit" class="ga-trace-' + action.toLowerCase() + '"' + (state.busy ? " disabled" : "") + ">" +
       action + " " + escapeHtml(selected.code) + "</button></form>";
   }
