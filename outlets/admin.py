@@ -22,7 +22,8 @@ def create_outlet(session: Session, body: Any) -> str:
     with session.begin():
         connection = session.connection()
         if store.outlet_exists(connection, record.code):
-            raise Conflict(_("outlet %(code)r already exists; PUT /api/admin/outlets/%(code)s replaces it", code=record.code))
+            raise Conflict(_("outlet %(code)r already exists; PUT %(url)s replaces it", code=record.code,
+                             url="/api/admin/outlets/" + record.code))
         store.save_outlet(connection, record)
     return record.code
 
