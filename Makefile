@@ -71,6 +71,8 @@ $(VENDOR)/.installed: package.json package-lock.json
 
 browser:
 	@[ -x /usr/bin/chromium ] || { $(APT) update -qq && $(APT_INSTALL) chromium chromium-driver; }
+	@# A Chinese font, so that the Chinese pages' screenshots show characters, not boxes.
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { $(APT) update -qq && $(APT_INSTALL) fonts-wqy-zenhei; }
 
 # geo.cluster needs only the standard library: these work before (and without) the venv.
 stop:

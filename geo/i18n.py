@@ -36,7 +36,8 @@ _HTML_LANG = {"en": "en", "zh": "zh-CN"}
 # subtag: zh-SG -> zh). Traditional Chinese readers read Simplified better than English.
 _ACCEPTED = ["en", "zh", "zh-CN", "zh-Hans", "zh-SG", "zh-TW", "zh-HK", "zh-Hant"]
 # The keywords that mark a text in our JavaScript, as in babel.cfg.
-JS_KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_html": None, "ngettext_html": (1, 2)}
+JS_KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "_html": None,
+               "ngettext_html": (1, 2)}
 JS_FILES = ("static/js/i18n.js", "static/js/network_map.js", "static/js/trace_tool.js",
             "static/js/outlets_map.js")
 
@@ -145,26 +146,30 @@ def html_lang() -> str:
 
 
 @lru_cache(maxsize=None)
-def _js_messages(root: str) -> tuple[str | tuple[str, str], ...]:
-    """Every text our JavaScript marks (``_("…")``, ``ngettext("…", "…", n)``), read once."""
+def _js_messages(root: str) -> tuple[tuple[str | None, str | tuple[str, str]], ...]:
+    """(context, text) of every text our JavaScript marks (``_("…")``, ``ngettext("…", "…", n)``,
+    ``pgettext("context", "…")``), read once."""
     from babel.messages.extract import extract_from_file
 
     found: dict[Any, None] = {}
     for name in JS_FILES:
         path = Path(root) / name
         if path.exists():
-            for _line, message, _comments, _context in extract_from_file("javascript", str(path), keywords=JS_KEYWORDS):
-                found[message] = None
+            for _line, message, _comments, context in extract_from_file("javascript", str(path), keywords=JS_KEYWORDS):
+                found[context, message] = None
     return tuple(found)
 
 
 def js_texts() -> dict[str, Any]:
     """The JavaScript's texts in the request's language: msgid -> text, or for a plural text
-    msgid -> [one, other] (our two languages have at most these two forms)."""
+    msgid -> [one, other] (our two languages have at most these two forms); a text with a context
+    under context + "\x04" + msgid, as gettext keys it."""
     translations = get_translations()
     texts: dict[str, Any] = {}
-    for message in _js_messages(current_app.root_path):
-        if isinstance(message, tuple):
+    for context, message in _js_messages(current_app.root_path):
+        if context is not None:
+            texts[f"{context}\x04{message}"] = translations.upgettext(context, message)
+        elif isinstance(message, tuple):
             singular, plural = message[:2]
             texts[singular] = [translations.ungettext(singular, plural, 1), translations.ungettext(singular, plural, 2)]
         else:

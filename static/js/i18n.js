@@ -7,6 +7,7 @@
  *
  *   var _ = GridAtlasI18n._, ngettext = GridAtlasI18n.ngettext;
  *   _("%(count)s outlets nearest to %(place)s", {count: 3, place: "Main St 1"})
+ *   pgettext("outlet", "closed")   // a text whose English word also means something else
  *
  * Placeholders are Python's %(name)s (also %(name)d), so that translators see one syntax.
  * _html() and ngettext_html() are for scripts that build HTML: the text is escaped, the
@@ -31,6 +32,12 @@
   /* The text of msgid in the page's language (msgid itself when there is none). */
   function gettext(msgid, params) {
     var text = texts[msgid];
+    return fill(typeof text === "string" ? text : msgid, params);
+  }
+
+  /* msgid in a context, where one English word means two things ("closed": a switch, a day). */
+  function pgettext(context, msgid, params) {
+    var text = texts[context + "\u0004" + msgid];
     return fill(typeof text === "string" ? text : msgid, params);
   }
 
@@ -72,6 +79,6 @@
     L.Control.Zoom.prototype.options.zoomOutTitle = gettext("Zoom out");
   }
 
-  window.GridAtlasI18n = {_: gettext, gettext: gettext, ngettext: ngettext, _html: gettextHtml, ngettext_html: ngettextHtml,
+  window.GridAtlasI18n = {_: gettext, gettext: gettext, ngettext: ngettext, pgettext: pgettext, _html: gettextHtml, ngettext_html: ngettextHtml,
                           locale: locale, formatNumber: formatNumber, escapeHtml: escapeHtml};
 })();

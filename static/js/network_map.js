@@ -524,6 +524,8 @@
     var overlays = {};
     LAYERS.slice().reverse().forEach(function (spec) { overlays[spec.label] = GridAtlas.layers[spec.name]; });
     GridAtlas.control = L.control.layers(null, overlays, {collapsed: false, position: "topright"}).addTo(map);
+    // Leaflet writes its toggle's title in English.
+    GridAtlas.control.getContainer().querySelector(".leaflet-control-layers-toggle").title = _("Layers");
     legendControl().addTo(map);
     statusControl().addTo(map);
     GridAtlas.legend = map.getContainer().querySelector(".ga-legend");

@@ -17,7 +17,7 @@
 
   var COLOURS = {open: "#1e8e3e", closed: "#c5221f", unknown: "#b06000", origin: "#1a73e8"};
   var DAY_KEYS = ["mo", "tu", "we", "th", "fr", "sa", "su"];
-  var _ = GridAtlasI18n._, ngettext = GridAtlasI18n.ngettext, LOCALE = GridAtlasI18n.locale;
+  var _ = GridAtlasI18n._, ngettext = GridAtlasI18n.ngettext, pgettext = GridAtlasI18n.pgettext, LOCALE = GridAtlasI18n.locale;
   // Monday to Sunday in the page's language (1 January 2024 was a Monday).
   var DAY_NAMES = DAY_KEYS.map(function (key, index) {
     return new Intl.DateTimeFormat(LOCALE, {weekday: "long", timeZone: "UTC"}).format(new Date(Date.UTC(2024, 0, 1 + index)));
@@ -294,7 +294,7 @@
       var hours = outlet.week && outlet.week[key];
       return el("tr", {className: index === todayIndex ? "of-today" : ""}, [
         el("th", {}, [DAY_NAMES[index]]),
-        el("td", {}, [hours ? hours.join(", ").replace("00:00-24:00", _("24 hours")).replace(/-/g, "–") : _("closed")]),
+        el("td", {}, [hours ? hours.join(", ").replace("00:00-24:00", _("24 hours")).replace(/-/g, "–") : pgettext("outlet", "closed")]),
       ]);
     });
     var directions = outlet.directions_url || ("https://www.google.com/maps/dir/?api=1&destination=" + outlet.lat + "," + outlet.lon);
@@ -317,7 +317,7 @@
       if (outlet.exceptions && outlet.exceptions.length) {
         detail.appendChild(el("ul", {className: "of-exceptions"}, outlet.exceptions.slice(0, 4).map(function (e) {
           var day = new Date(e.date + "T12:00:00Z").toLocaleDateString(LOCALE, {weekday: "short", day: "numeric", month: "short", timeZone: "UTC"});
-          var hours = e.hours === "off" ? _("closed") : e.hours.replace(/-/g, "–");
+          var hours = e.hours === "off" ? pgettext("outlet", "closed") : e.hours.replace(/-/g, "–");
           return el("li", {}, [e.note ? _("%(day)s: %(hours)s (%(note)s)", {day: day, hours: hours, note: e.note})
             : _("%(day)s: %(hours)s", {day: day, hours: hours})]);
         })));
@@ -444,8 +444,8 @@
     box.appendChild(el("p", {className: "of-code-label"}, [_("Confirmation code")]));
     box.appendChild(el("p", {className: "of-code", id: box.id + "-code"}, [booking.code]));
     box.appendChild(el("p", {}, [_("%(service)s at %(outlet)s", {service: serviceLabel(booking.service), outlet: booking.outlet.name})]));
-    box.appendChild(el("p", {}, [formatTime(booking.start, zone, true) + "–" + formatTime(booking.end, zone)
-      + " (" + zone + ")"]));
+    box.appendChild(el("p", {}, [_("%(start)s–%(end)s (%(zone)s)", {
+      start: formatTime(booking.start, zone, true), end: formatTime(booking.end, zone), zone: zone})]));
     box.appendChild(el("p", {className: "of-muted"}, [booking.outlet.address]));
     if (!cancelled) {
       box.appendChild(el("p", {className: "of-muted"}, [_("Keep this code: you need it to see, move or cancel the visit. We send a reminder to %(phone)s.",

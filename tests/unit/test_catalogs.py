@@ -36,7 +36,9 @@ def catalog():
 
 
 def _ids(catalog) -> set:
-    return {message.id if isinstance(message.id, str) else tuple(message.id) for message in catalog if message.id}
+    """(context, id) of every message; a plural message's id is its two forms."""
+    return {(message.context, message.id if isinstance(message.id, str) else tuple(message.id))
+            for message in catalog if message.id}
 
 
 def test_every_marked_text_has_a_chinese_translation(extracted, catalog):
