@@ -14,15 +14,18 @@ text stays English.
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from babel import Locale
+from babel.dates import format_date, format_datetime
 from flask import Flask, current_app, has_request_context, redirect, request, url_for
 from flask_babel import Babel, get_locale, get_translations
 
-__all__ = ["LANGUAGES", "COOKIE", "Message", "Joined", "_", "ngettext", "translate", "translate_all", "locale_code",
+__all__ = ["LANGUAGES", "COOKIE", "Message", "Joined", "Moment", "_", "ngettext", "translate", "translate_all", "locale_code",
            "html_lang", "js_texts", "init_app"]
 
 # The languages we serve: locale code -> what the language switch shows (in that language).
@@ -67,6 +70,26 @@ class Message(str):
         return Message, (self.msgid, self.params, self.plural, self.count)
 
 
+class Moment(str):
+    """A date or a time in a message: reads as ``value.strftime(english)``, and in the request's
+    language as the CLDR ``pattern`` (weekday and zone names in that language) on its own clock.
+
+    >>> Moment(date(2026, 12, 1), "%a %Y-%m-%d", "EEE yyyy-MM-dd")
+    'Tue 2026-12-01'
+    """
+
+    def __new__(cls, value: date | datetime, english: str, pattern: str):
+        self = super().__new__(cls, value.strftime(english))
+        self.value, self.pattern = value, pattern
+        return self
+
+    def localised(self, locale: Locale) -> str:
+        """The moment written for ``locale``."""
+        if isinstance(self.value, datetime):
+            return format_datetime(self.value, self.pattern, tzinfo=self.value.tzinfo, locale=locale)
+        return format_date(self.value, self.pattern, locale=locale)
+
+
 def _(msgid: str, **params: Any) -> Message:
     """Mark ``msgid`` for translation; ``params`` fill its ``%(name)s`` placeholders."""
     return Message(msgid, params)
@@ -101,7 +124,7 @@ def translate(value: Any) -> Any:
         text = translations.ugettext(value.msgid)
     else:
         text = translations.ungettext(value.msgid, value.plural, value.count)
-    params = {name: translate(_message_of(param)) for name, param in value.params.items()}
+    params = {name: _localised(translate(_message_of(param))) for name, param in value.params.items()}
     try:
         return text % params if params else text
     except (KeyError, TypeError, ValueError):  # a broken translation must not break the answer
@@ -116,6 +139,12 @@ def translate_all(value: Any) -> Any:
     if isinstance(value, (list, tuple)) and not isinstance(value, str):
         return [translate_all(item) for item in value]
     return translate(value)
+
+
+def _localised(param: Any) -> Any:
+    """A :class:`Moment` written in the request's language; anything else as it is."""
+    locale = get_locale()
+    return param.localised(locale) if isinstance(param, Moment) and locale is not None else param
 
 
 def _message_of(param: Any) -> Any:

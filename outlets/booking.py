@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from geo import outbox
 from geo.errors import Invalid, Conflict, NotFound, Unprocessable
-from geo.i18n import _
+from geo.i18n import Moment, _
 from outlets.hours import FIRST_YEAR, LAST_YEAR, Schedule, Slot, format_intervals, in_range
 from outlets.models import SERVICES, Booking, SlotCounter
 from outlets.records import parse_phone
@@ -139,7 +139,7 @@ def parse_start(value: str, outlet: OutletView) -> datetime:
 
 def _when(outlet: OutletView, at: datetime) -> str:
     """An instant as a customer reads it on the outlet's clock."""
-    return outlet.schedule.local(at).strftime("%a %Y-%m-%d %H:%M (UTC%z)")
+    return Moment(outlet.schedule.local(at), "%a %Y-%m-%d %H:%M (UTC%z)", "EEE yyyy-MM-dd HH:mm ('UTC'xx)")
 
 
 def _check_service(outlet: OutletView, service: str) -> int:
@@ -168,8 +168,8 @@ def check_slot(outlet: OutletView, service: str, start: datetime, now: datetime)
     note = schedule.note(day)
     if not schedule.is_open(start):
         if not schedule.intervals_starting(day):
-            raise Unprocessable(_("outlet %(code)s is closed on %(day)s (%(note)s)", code=outlet.code, day=day.strftime("%a %Y-%m-%d"), note=note)
-                                if note else _("outlet %(code)s is closed on %(day)s", code=outlet.code, day=day.strftime("%a %Y-%m-%d")))
+            raise Unprocessable(_("outlet %(code)s is closed on %(day)s (%(note)s)", code=outlet.code, day=Moment(day, "%a %Y-%m-%d", "EEE yyyy-MM-dd"), note=note)
+                                if note else _("outlet %(code)s is closed on %(day)s", code=outlet.code, day=Moment(day, "%a %Y-%m-%d", "EEE yyyy-MM-dd")))
         hours = format_intervals(schedule.intervals_starting(day))
         raise Unprocessable(_("%(when)s is outside the opening hours of outlet %(code)s (that day: %(hours)s; %(note)s)",
                               when=_when(outlet, start), code=outlet.code, hours=hours, note=note) if note else

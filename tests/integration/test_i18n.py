@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
+from tests.outlet_data import add_outlet, days_ahead, local
+
 ROOT = Path(__file__).resolve().parents[2]
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
@@ -65,7 +67,7 @@ def test_a_chinese_browser_gets_every_page_in_chinese(client, path):
              if re.search(rf"(?<![\w-]){re.escape(english)}(?![\w-])", text)]
     assert leaks == []
     # The scripts' texts come in Chinese too.
-    texts = json.loads(re.search(r'<script type="application/json" id="ga-texts">(.*?)</script>', html, re.S).group(1))
+    texts = json.loads(re.search(r'<script type="application/json" id="ga-texts"[^>]*>(.*?)</script>', html, re.S).group(1))
     assert texts["Layers"] == "图层" and texts["Cancel booking"] == "取消预约"
     assert texts["%(num)s customer"] == ["%(num)s 户用户", "%(num)s 户用户"]
 
@@ -128,3 +130,14 @@ def test_werkzeugs_errors_and_nested_messages_are_translated_too(client):
     # A message made of another message (the hours' error inside the booking's) is translated whole.
     answer = client.get("/api/outlets/X/slots?date=2026-13-01", headers=ZH).get_json()
     assert CHINESE.search(answer["detail"]) and "not a date" not in answer["detail"]
+
+
+def test_a_time_in_a_problem_is_written_the_clients_way(client, connection):
+    add_outlet(connection, "DESK-1", hours="24/7", services={"billing": 1})
+    body = {"outlet": "DESK-1", "service": "billing", "start": local(days_ahead(-2), 10).isoformat(),
+            "name": "张三", "phone": "0721 1234567", "idempotency_key": "i18n-1"}
+    chinese = client.post("/api/bookings", json=body, headers=ZH)
+    assert chinese.status_code == 422 and chinese.get_json()["title"] == "无法处理的请求"
+    assert re.fullmatch(r"周[一二三四五六日] \d{4}-\d\d-\d\d 10:00 \(UTC\+0[12]00\) 已经过去", chinese.get_json()["detail"])
+    english = client.post("/api/bookings", json=body, headers=EN).get_json()["detail"]
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d 10:00 \(UTC\+0[12]00\) is in the past", english)
