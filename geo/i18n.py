@@ -25,8 +25,8 @@ from babel.dates import format_date, format_datetime
 from flask import Flask, current_app, has_request_context, redirect, request, url_for
 from flask_babel import Babel, get_locale, get_translations
 
-__all__ = ["LANGUAGES", "COOKIE", "Message", "Joined", "Moment", "_", "ngettext", "translate", "translate_all", "locale_code",
-           "html_lang", "js_texts", "init_app"]
+__all__ = ["LANGUAGES", "COOKIE", "Message", "Joined", "Moment", "_", "ngettext", "translate", "translate_all",
+           "locale_code", "html_lang", "js_texts", "init_app"]
 
 # The languages we serve: locale code -> what the language switch shows (in that language).
 LANGUAGES = {"en": "English", "zh": "中文"}
@@ -38,7 +38,8 @@ _HTML_LANG = {"en": "en", "zh": "zh-CN"}
 # Tags a browser may send that mean one of ours (werkzeug also falls back to the primary
 # subtag: zh-SG -> zh). Traditional Chinese readers read Simplified better than English.
 _ACCEPTED = ["en", "zh", "zh-CN", "zh-Hans", "zh-SG", "zh-TW", "zh-HK", "zh-Hant"]
-# The keywords that mark a text in our JavaScript, as in babel.cfg.
+# The keywords that mark a text in our JavaScript (pybabel's defaults plus the -k of the Makefile's
+# `translations` target), and the scripts whose texts a page embeds.
 JS_KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "_html": None,
                "ngettext_html": (1, 2)}
 JS_FILES = ("static/js/i18n.js", "static/js/network_map.js", "static/js/trace_tool.js",

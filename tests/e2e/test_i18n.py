@@ -123,3 +123,17 @@ def test_the_switch_turns_a_chinese_page_english_and_back(chinese_town, browser)
         page.click(".ga-lang a[lang=zh]")
     assert page.locator(".ga-heading").inner_text() == "电网"
     context.close()
+
+
+def test_the_chinese_outlet_finder_fits_a_phone(chinese_town, browser):
+    context = browser.new_context(**{**CHINESE, "viewport": {"width": 390, "height": 844}, "is_mobile": True,
+                                     "has_touch": True, "device_scale_factor": 2})
+    page = context.new_page()
+    page.goto(chinese_town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    # The title bar holds the heading and the language switch side by side, nothing to scroll sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    heading, switch = page.locator(".ga-heading").bounding_box(), page.locator(".ga-lang").bounding_box()
+    assert heading["x"] + heading["width"] <= switch["x"] and switch["x"] + switch["width"] <= 390
+    save_screenshot(page, "i18n_outlets_zh_phone")
+    context.close()

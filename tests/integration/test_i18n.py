@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
+from tests.networks import protected_feeder
 from tests.outlet_data import add_outlet, days_ahead, local
+from topology.loader import load_network
 
 ROOT = Path(__file__).resolve().parents[2]
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -141,3 +143,12 @@ def test_a_time_in_a_problem_is_written_the_clients_way(client, connection):
     assert re.fullmatch(r"周[一二三四五六日] \d{4}-\d\d-\d\d 10:00 \(UTC\+0[12]00\) 已经过去", chinese.get_json()["detail"])
     english = client.post("/api/bookings", json=body, headers=EN).get_json()["detail"]
     assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d 10:00 \(UTC\+0[12]00\) is in the past", english)
+
+
+def test_the_elements_a_problem_names_are_named_in_the_clients_language(client, connection):
+    load_network(connection, protected_feeder())
+    body = {"open": ["T1", "s2"]}
+    chinese = client.post("/api/trace/affected", json=body, headers=ZH).get_json()["detail"]
+    assert chinese.startswith("只能断开断路器、重合器、开关和熔断器；变压器 T1、线路段 s2 不能断开")
+    english = client.post("/api/trace/affected", json=body, headers=EN).get_json()["detail"]
+    assert english.startswith("only breakers, reclosers, switches and fuses can be opened; transformer T1, segment s2 cannot")
