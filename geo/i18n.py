@@ -155,13 +155,21 @@ def _message_of(param: Any) -> Any:
     return param
 
 
+@lru_cache(maxsize=None)
+def _compiled(root: str) -> frozenset[str]:
+    """The languages whose catalog is compiled (``make install``); English needs none."""
+    return frozenset({DEFAULT} | {code for code in LANGUAGES
+                                  if (Path(root) / "translations" / code / "LC_MESSAGES" / "messages.mo").exists()})
+
+
 def _select_locale() -> str:
-    """The remembered choice (the ``lang`` cookie), else the browser's best match, else English."""
+    """The remembered choice (the ``lang`` cookie), else the browser's best match, else English;
+    a language without a compiled catalog is not offered (its page would be English anyway)."""
     chosen = request.cookies.get(COOKIE)
-    if chosen in LANGUAGES:
-        return chosen
-    best = request.accept_languages.best_match(_ACCEPTED)
-    return "zh" if best and best.startswith("zh") else DEFAULT
+    if chosen not in LANGUAGES:
+        best = request.accept_languages.best_match(_ACCEPTED)
+        chosen = "zh" if best and best.startswith("zh") else DEFAULT
+    return chosen if chosen in _compiled(current_app.root_path) else DEFAULT
 
 
 def locale_code() -> str:
