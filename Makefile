@@ -23,7 +23,7 @@ VENDOR_FILES := \
 	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css \
 	node_modules/leaflet-realtime/dist/leaflet-realtime.js
 
-.PHONY: run test install assets browser stop clean-db lint
+.PHONY: run test install assets browser stop clean-db lint translations
 
 run: install assets
 	$(BIN)/flask --app app db upgrade
@@ -34,7 +34,21 @@ run: install assets
 test: install assets browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-install: $(VENV)/.installed
+# Compiled catalogs (.mo) are built here, never committed: each follows its .po.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+
+install: $(VENV)/.installed $(CATALOGS)
+
+translations/%.mo: translations/%.po $(VENV)/.installed
+	$(BIN)/pybabel compile -f --statistics -i $< -o $@
+
+# For developers, after adding or changing a text (docs/i18n.md): re-extract the template and
+# bring every language's .po up to date; then translate the new entries and run `make install`.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k ngettext:1,2 -k _html -k ngettext_html:1,2 --ignore-dirs ".* _* node_modules vendor var tests bench" \
+		--no-wrap --sort-by-file --project GridAtlas \
+		--copyright-holder "GridAtlas contributors" -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-wrap --no-fuzzy-matching --ignore-obsolete
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(APT) update -qq && $(APT_INSTALL) python3-venv; }
@@ -57,6 +71,8 @@ $(VENDOR)/.installed: package.json package-lock.json
 
 browser:
 	@[ -x /usr/bin/chromium ] || { $(APT) update -qq && $(APT_INSTALL) chromium chromium-driver; }
+	@# A Chinese font, so that the Chinese pages' screenshots show characters, not boxes.
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { $(APT) update -qq && $(APT_INSTALL) fonts-wqy-zenhei; }
 
 # geo.cluster needs only the standard library: these work before (and without) the venv.
 stop:

@@ -13,6 +13,7 @@ import geo.audit
 import geo.auth
 import geo.db
 import geo.errors
+import geo.i18n
 import geo.limits
 import geo.jsonprovider
 import geo.maps
@@ -46,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     geo.jsonprovider.init_app(app)
     geo.errors.init_app(app)
+    geo.i18n.init_app(app)
     geo.requests.init_app(app)
     geo.security.init_app(app)  # before the database: the demo's key follows from having no DATABASE_URL
     geo.db.init_app(app)

@@ -220,5 +220,3 @@ def init_app(app: Flask) -> None:
     declare("static", PUBLIC)
     app.before_request(_guard)
     app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token})
-    # Until geo.i18n installs the catalogs' gettext, templates' _() leaves English as it is.
-    app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)

@@ -13,8 +13,10 @@ import json
 from typing import Any
 
 from flask import Flask, request
+from flask_babel import format_number
 
 from geo.errors import Invalid, TooLarge, UnsupportedMediaType, problem_response
+from geo.i18n import _, translate
 
 __all__ = ["JSON", "MAX_DEPTH", "json_body", "body_bytes", "nesting_depth", "allow_body", "init_app"]
 
@@ -29,18 +31,19 @@ def json_body() -> Any:
     mimetype = request.mimetype
     # Refused before the body is read; a body without any type is refused once it is known to exist.
     if mimetype != JSON and (mimetype or body_bytes()):
-        raise UnsupportedMediaType(f"send the body as {JSON}, not as {mimetype or 'a body without a Content-Type'}")
+        raise UnsupportedMediaType(_("send the body as %(json)s, not as %(value)s",
+                                                  json=JSON, value=mimetype or _("a body without a Content-Type")))
     data = body_bytes()
     if not data.strip():
-        raise Invalid(f"the body must be a JSON object; it is empty (Content-Type: {JSON})")
+        raise Invalid(_("the body must be a JSON object; it is empty (Content-Type: %(json)s)", json=JSON))
     try:
         value = json.loads(data)
     except RecursionError:
         value = _TOO_DEEP
     except ValueError as error:
-        raise Invalid(f"the body must be a JSON object; it is not valid JSON ({error})") from None
+        raise Invalid(_("the body must be a JSON object; it is not valid JSON (%(error)s)", error=error)) from None
     if value is _TOO_DEEP or nesting_depth(value) > MAX_DEPTH:
-        raise Invalid(f"the JSON body is nested too deeply (at most {MAX_DEPTH} levels of lists and objects)")
+        raise Invalid(_("the JSON body is nested too deeply (at most %(max_depth)s levels of lists and objects)", max_depth=MAX_DEPTH))
     return value
 
 
@@ -84,5 +87,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(413)
     def _too_large(error: Exception):
         limit = request.max_content_length
-        detail = f"the body is larger than {limit:,} bytes, the most this route takes" if limit else TooLarge.title
-        return problem_response(TooLarge.status, TooLarge.title, detail)
+        detail = _("the body is larger than %(limit)s bytes, the most this route takes",
+                   limit=format_number(limit)) if limit else TooLarge.title
+        return problem_response(TooLarge.status, translate(TooLarge.title), translate(detail))
+

@@ -4,8 +4,6 @@ Views only: each parses, calls one function of ``geo.accounts`` or ``geo.audit``
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from geo import accounts
@@ -15,25 +13,13 @@ from geo.db import get_session
 from geo.errors import Invalid, Unauthorized
 from geo.limits import login_limits
 from geo.requests import json_body
+from geo.security import local_path
 
 __all__ = ["bp", "api_bp"]
 
 bp = Blueprint("accounts", __name__)
 api_bp = Blueprint("accounts_api", __name__, url_prefix="/api")
 PRIVATE = {"Cache-Control": "no-store"}
-
-
-def _local(target: str | None, default: str) -> str:
-    """``target`` when it is a path on this site (no scheme, no host, not ``//``), else ``default``:
-    a sign-in link cannot send anyone elsewhere.
-
-    >>> _local("/map/network?x=1", "/"), _local("https://evil.example/", "/"), _local("//evil", "/")
-    ('/map/network?x=1', '/', '/')
-    """
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return default
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else default
 
 
 def _authenticate(name, password):
@@ -51,7 +37,7 @@ def _authenticate(name, password):
 @allow(PUBLIC)
 def login_page():
     """The sign-in form."""
-    return render_template("login.html", next=_local(request.args.get("next"), "/"), error=None), 200, PRIVATE
+    return render_template("login.html", next=local_path(request.args.get("next"), "/"), error=None), 200, PRIVATE
 
 
 @bp.post("/login")
@@ -59,7 +45,7 @@ def login_page():
 @login_limits
 def login():
     """Sign in from the form, then go where the visitor was going."""
-    target = _local(request.form.get("next"), "/")
+    target = local_path(request.form.get("next"), "/")
     try:
         _authenticate(request.form.get("name", ""), request.form.get("password", ""))
     except Unauthorized as error:
@@ -76,7 +62,7 @@ def logout():
     if principal is not None:
         note_audit(event="sign-out")
     sign_out()
-    return redirect(_local(request.form.get("next"), url_for("accounts.login_page")), 303)
+    return redirect(local_path(request.form.get("next"), url_for("accounts.login_page")), 303)
 
 
 @bp.get("/admin/audit")

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from geo.db import get_session
 from geo.errors import Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
+from geo.i18n import _
 from geo.requests import json_body
 from geo.audit import note_audit
 from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, current_principal
@@ -33,7 +34,7 @@ def _output_format() -> str:
     """The ``format`` parameter: json (default) or geojson."""
     value = request.args.get("format", "json")
     if value not in ("json", "geojson"):
-        raise Invalid(f"format must be json or geojson; got {value!r}", field="format")
+        raise Invalid(_("format must be json or geojson; got %(value)r", value=value), field="format")
     return value
 
 
@@ -41,19 +42,19 @@ def _code_list(body: dict, key: str) -> list[str]:
     """``body[key]`` checked to be a list of codes."""
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(code, str) and code for code in value):
-        raise Invalid(f"{key} must be a list of element codes (non-empty strings)", field=key)
+        raise Invalid(_("%(key)s must be a list of element codes (non-empty strings)", key=key), field=key)
     if len(value) > MAX_CHANGE:
-        raise Invalid(f"{key} may name at most {MAX_CHANGE} elements; got {len(value)}", field=key)
+        raise Invalid(_("%(key)s may name at most %(max_change)s elements; got %(count)s", key=key, max_change=MAX_CHANGE, count=len(value)), field=key)
     return value
 
 
 def parse_change(body: Any) -> tuple[list[str], list[str]]:
     """``(open, out_of_service)`` from ``{"open": [codes], "out_of_service": [codes]}``."""
     if not isinstance(body, dict):
-        raise Invalid('the body must be a JSON object: {"open": [device codes], "out_of_service": [element codes]}')
+        raise Invalid(_('the body must be a JSON object: {"open": [device codes], "out_of_service": [element codes]}'))
     unknown = sorted(set(body) - {"open", "out_of_service"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected open and out_of_service")
+        raise Invalid(_("unknown field(s): %(unknown)s; expected open and out_of_service", unknown=', '.join(unknown)))
     return _code_list(body, "open"), _code_list(body, "out_of_service")
 
 
@@ -71,7 +72,7 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
         return geojson_response(trace_features(connection, parts(), _limit()))
     lists = request.args.get("lists", "true")
     if lists not in ("true", "false"):
-        raise Invalid(f"lists must be true or false; got {lists!r}", field="lists")
+        raise Invalid(_("lists must be true or false; got %(lists)r", lists=lists), field="lists")
     answer = body()
     if lists == "false":
         answer = {key: value for key, value in answer.items() if key not in _LISTS}
@@ -166,7 +167,7 @@ def switching_log():
     before = request.args.get("before")
     if before is not None:
         if not before.isdigit():
-            raise Invalid(f"before must be the next_before of a previous page; got {before!r}", field="before")
+            raise Invalid(_("before must be the next_before of a previous page; got %(before)r", before=before), field="before")
         before = int(before)
     log = switching.switching_log(get_session().connection(), limit, request.args.get("device"), before)
     return jsonify(log.as_dict())

@@ -52,7 +52,9 @@ CHROMIUM = "/usr/bin/chromium"
 # Playwright's wait_for_function polls by evaluating its expression as a string, which our
 # Content-Security-Policy (no 'unsafe-eval') refuses; the tests' pages set the policy aside.
 # tests/e2e/test_security.py opens every page under its real policy.
-TEST_CONTEXT = {"bypass_csp": True}
+# English whatever the machine's locale: the pages follow the browser's Accept-Language (tests of the
+# Chinese pages set locale="zh-CN").
+TEST_CONTEXT = {"bypass_csp": True, "locale": "en-US"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 

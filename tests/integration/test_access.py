@@ -24,7 +24,7 @@ CALLERS = (None, *ROLES)  # anonymous, then each role's token
 # until it is added here: its access is then a decision someone wrote down twice.
 NETWORK = {DISPATCHER, PLANNER}
 EXPECTED = {
-    "static": {PUBLIC}, "index": {PUBLIC}, "healthz": {PUBLIC},
+    "static": {PUBLIC}, "index": {PUBLIC}, "healthz": {PUBLIC}, "choose_language": {PUBLIC},
     "accounts.login_page": {PUBLIC}, "accounts.login": {PUBLIC}, "accounts.logout": {PUBLIC},
     "accounts.audit_page": {ADMIN},
     "accounts_api.who_am_i": {PUBLIC}, "accounts_api.api_login": {PUBLIC}, "accounts_api.api_logout": {PUBLIC},
