@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from geo.auth import ROLES, Principal
 from geo.db import Base, get_session
 from geo.errors import Conflict, Invalid, NotFound, Unauthorized
+from geo.i18n import _
 
 __all__ = [
     "Account", "ApiToken", "AccountView", "IssuedToken", "TokenView", "NAME_PATTERN", "MIN_PASSWORD",
@@ -134,22 +135,22 @@ class TokenView:
 # -- checks ----------------------------------------------------------------------------------------
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise Invalid("an account name is 2 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter "
-                      f"or digit; got {name!r}", field="name")
+        raise Invalid(_("an account name is 2 to 64 letters, digits, '.', '_', '@' or '-', starting with a "
+                        "letter or digit; got %(name)r", name=name), field="name")
     return name
 
 
 def _check_role(role: str) -> str:
     if role not in ROLES:
-        raise Invalid(f"role must be one of {', '.join(ROLES)}; got {role!r}", field="role")
+        raise Invalid(_("role must be one of %(roles)s; got %(role)r", roles=", ".join(ROLES), role=role), field="role")
     return role
 
 
 def _check_password(password: str) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise Invalid(f"a password has at least {MIN_PASSWORD} characters", field="password")
+        raise Invalid(_("a password has at least %(count)s characters", count=MIN_PASSWORD), field="password")
     if len(password) > MAX_PASSWORD:
-        raise Invalid(f"a password has at most {MAX_PASSWORD} characters", field="password")
+        raise Invalid(_("a password has at most %(count)s characters", count=MAX_PASSWORD), field="password")
     return password
 
 
@@ -157,14 +158,15 @@ def _check_feeders(feeders: list[str] | None) -> list[str] | None:
     if feeders is None:
         return None
     if not isinstance(feeders, list) or not all(isinstance(code, str) and 0 < len(code) <= 64 for code in feeders):
-        raise Invalid("control_feeders must be a list of feeder codes, or null for everywhere", field="control_feeders")
+        raise Invalid(_("control_feeders must be a list of feeder codes, or null for everywhere"),
+                      field="control_feeders")
     return sorted(set(feeders))
 
 
 def _account_id(session: Session, name: str) -> int:
     found = session.execute(select(_accounts.c.id).where(_accounts.c.name == name)).scalar()
     if found is None:
-        raise NotFound(f"no account named {name!r}")
+        raise NotFound(_("no account named %(name)r", name=name))
     return found
 
 
@@ -179,7 +181,7 @@ def create_account(session: Session, name: str, role: str, password: str | None,
         with session.begin_nested():
             row = session.execute(_accounts.insert().values(**values).returning(_accounts)).one()
     except IntegrityError:
-        raise Conflict(f"an account named {name!r} exists already") from None
+        raise Conflict(_("an account named %(name)r exists already", name=name)) from None
     return _view(row)
 
 
@@ -239,7 +241,7 @@ def authenticate(session: Session, name: str, password: str) -> tuple[Principal,
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         good = False
     if not good:
-        raise Unauthorized("the name or the password is wrong, or the account is disabled")
+        raise Unauthorized(_("the name or the password is wrong, or the account is disabled"))
     session.execute(update(_accounts).where(_accounts.c.id == row.id).values(last_login_at=func.now()))
     return _principal(row), row.stamp
 
@@ -263,9 +265,10 @@ def issue_token(session: Session, name: str, expires_days: int = DEFAULT_TOKEN_D
                 label: str | None = None) -> IssuedToken:
     """A new token for the account, valid ``expires_days`` days."""
     if not isinstance(expires_days, int) or isinstance(expires_days, bool) or not 1 <= expires_days <= MAX_TOKEN_DAYS:
-        raise Invalid(f"expires_days must be a whole number of days from 1 to {MAX_TOKEN_DAYS}", field="expires_days")
+        raise Invalid(_("expires_days must be a whole number of days from 1 to %(most)s", most=MAX_TOKEN_DAYS),
+                      field="expires_days")
     if label is not None and (not isinstance(label, str) or len(label) > 120):
-        raise Invalid("label must be a text of at most 120 characters", field="label")
+        raise Invalid(_("label must be a text of at most 120 characters"), field="label")
     account_id = _account_id(session, name)
     secret = secrets.token_urlsafe(32)
     expires = datetime.now(timezone.utc) + timedelta(days=expires_days)
@@ -280,7 +283,7 @@ def revoke_token(session: Session, token_id: int) -> None:
     found = session.execute(update(_tokens).where(_tokens.c.id == token_id).values(
         revoked_at=func.coalesce(_tokens.c.revoked_at, func.now())).returning(_tokens.c.id)).scalar()
     if found is None:
-        raise NotFound(f"no token with id {token_id}")
+        raise NotFound(_("no token with id %(id)s", id=token_id))
 
 
 def list_tokens(session: Session, name: str | None = None) -> list[TokenView]:

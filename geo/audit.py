@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.auth import SAFE_METHODS, current_principal
 from geo.db import Base, get_engine
 from geo.errors import Invalid
+from geo.i18n import _
 
 __all__ = ["AuditEntry", "AuditRecord", "AuditPage", "note_audit", "record", "audit_log", "init_app"]
 
@@ -98,7 +99,7 @@ def audit_log(connection, limit: int = 100, before: int | None = None, account: 
               action: str | None = None) -> AuditPage:
     """The latest entries, newest first; ``before`` continues from a previous page's ``next_before``."""
     if not 1 <= limit <= MAX_PAGE:
-        raise Invalid(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        raise Invalid(_("limit must be between 1 and %(most)s", most=MAX_PAGE), field="limit")
     query = select(_audit).order_by(_audit.c.id.desc()).limit(limit + 1)
     if before is not None:
         query = query.where(_audit.c.id < before)

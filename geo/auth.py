@@ -20,6 +20,7 @@ from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from geo.errors import Forbidden, Unauthorized
+from geo.i18n import _, translate
 
 __all__ = [
     "PUBLIC", "CREW", "DISPATCHER", "PLANNER", "ADMIN", "ROLES", "STAFF", "NETWORK_READERS",
@@ -34,6 +35,7 @@ PLANNER = "planner"
 ADMIN = "admin"
 ROLES = (CREW, DISPATCHER, PLANNER, ADMIN)  # the roles an account can have
 STAFF = frozenset(ROLES)  # any signed-in account
+ROLE_LABELS = {CREW: _("crew"), DISPATCHER: _("dispatcher"), PLANNER: _("planner"), ADMIN: _("admin")}
 # Who sees the network with its customers (points, account numbers, addresses), traces and the
 # switching log (docs/access.md).
 NETWORK_READERS = frozenset({DISPATCHER, PLANNER})
@@ -117,7 +119,7 @@ def _principal_from_request() -> Principal | None:
     if token is not None:
         principal = accounts.principal_for_token(token)
         if principal is None:
-            raise Unauthorized("the bearer token is unknown, expired or revoked")
+            raise Unauthorized(_("the bearer token is unknown, expired or revoked"))
         return principal
     account_id = session.get("account_id")
     if account_id is None:
@@ -141,9 +143,10 @@ def require_role(principal: Principal | None, roles: Iterable[str]) -> None:
     if PUBLIC in roles:
         return
     if principal is None:
-        raise Unauthorized("sign in, or send an API token as 'Authorization: Bearer <token>'", roles=sorted(roles))
+        raise Unauthorized(_("sign in, or send an API token as 'Authorization: Bearer <token>'"), roles=sorted(roles))
     if principal.role not in roles:
-        raise Forbidden(f"a {principal.role} account may not do this; it is for: {', '.join(sorted(roles))}",
+        raise Forbidden(_("a %(role)s account may not do this; it is for: %(roles)s", role=principal.role,
+                          roles=", ".join(sorted(roles))),
                         roles=sorted(roles))
 
 
@@ -168,7 +171,7 @@ def _check_csrf() -> None:
     if given is None and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         given = request.form.get(CSRF_FIELD)
     if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Forbidden(f"the CSRF token is missing or wrong: send the page's token as {CSRF_HEADER}")
+        raise Forbidden(_("the CSRF token is missing or wrong: send the page's token as %(header)s", header=CSRF_HEADER))
 
 
 def sign_in(principal: Principal, stamp: str) -> None:
@@ -202,7 +205,8 @@ def _guard():
         return None  # 404 or 405: werkzeug answers
     roles = access_of(current_app, request.endpoint)
     if roles is None:
-        raise Forbidden(f"the route {request.endpoint} declares no access and is refused to everyone")
+        raise Forbidden(_("the route %(endpoint)s declares no access and is refused to everyone",
+                          endpoint=request.endpoint))
     principal = current_principal()
     _check_csrf()
     if principal is None and PUBLIC not in roles and request.method == "GET" and not request.path.startswith("/api/"):
@@ -219,4 +223,5 @@ def init_app(app: Flask) -> None:
                       SESSION_COOKIE_NAME="gridatlas_session", PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
     declare("static", PUBLIC)
     app.before_request(_guard)
-    app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token})
+    app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token,
+                                   "role_label": lambda role: translate(ROLE_LABELS.get(role, role))})

@@ -11,6 +11,7 @@ from geo.audit import audit_log, note_audit
 from geo.auth import ADMIN, PUBLIC, allow, csrf_token, current_principal, sign_in, sign_out
 from geo.db import get_session
 from geo.errors import Invalid, Unauthorized
+from geo.i18n import _, translate
 from geo.limits import login_limits
 from geo.requests import json_body
 from geo.security import local_path
@@ -49,7 +50,7 @@ def login():
     try:
         _authenticate(request.form.get("name", ""), request.form.get("password", ""))
     except Unauthorized as error:
-        return render_template("login.html", next=target, error=error.detail,
+        return render_template("login.html", next=target, error=translate(error.detail),
                                name=request.form.get("name", "")), 401, PRIVATE
     return redirect(target, 303)
 
@@ -92,7 +93,7 @@ def api_login():
     """Sign in with ``{"name", "password"}``: a session cookie, and its CSRF token."""
     body = json_body()
     if not isinstance(body, dict):
-        raise Invalid('the body must be a JSON object: {"name": ..., "password": ...}')
+        raise Invalid(_('the body must be a JSON object: {"name": ..., "password": ...}'))
     principal = _authenticate(body.get("name"), body.get("password"))
     return jsonify({"principal": principal.as_dict(), "csrf_token": csrf_token()}), 201, PRIVATE
 
@@ -111,7 +112,7 @@ def _before(value: str | None) -> int | None:
     if value is None or value == "":
         return None
     if not value.isdigit():
-        raise Invalid(f"before must be the next_before of a previous page; got {value!r}", field="before")
+        raise Invalid(_("before must be the next_before of a previous page; got %(value)r", value=value), field="before")
     return int(value)
 
 
@@ -119,7 +120,7 @@ def _limit(value: str | None, default: int = 100) -> int:
     if value is None:
         return default
     if not value.isdigit() or not 1 <= int(value) <= 500:
-        raise Invalid("limit must be a whole number from 1 to 500", field="limit")
+        raise Invalid(_("limit must be a whole number from 1 to 500"), field="limit")
     return int(value)
 
 
@@ -141,7 +142,7 @@ def account_list():
 
 def _object(body) -> dict:
     if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object")
+        raise Invalid(_("the body must be a JSON object"))
     return body
 
 
@@ -152,7 +153,8 @@ def account_create():
     body = _object(json_body())
     unknown = sorted(set(body) - {"name", "role", "password", "control_feeders"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected name, role, password, control_feeders")
+        raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
+                        expected="name, role, password, control_feeders"))
     session = get_session()
     with session.begin():
         view = accounts.create_account(session, body.get("name"), body.get("role"), body.get("password"),
@@ -167,10 +169,13 @@ def account_change(name: str):
     """``{"disabled"?, "password"?, "control_feeders"?}``: change an account."""
     body = _object(json_body())
     unknown = sorted(set(body) - {"disabled", "password", "control_feeders"})
-    if unknown or not body:
-        raise Invalid("send some of disabled, password, control_feeders" + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    if unknown:
+        raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
+                        expected="disabled, password, control_feeders"))
+    if not body:
+        raise Invalid(_("send some of disabled, password, control_feeders"))
     if "disabled" in body and not isinstance(body["disabled"], bool):
-        raise Invalid("disabled must be true or false", field="disabled")
+        raise Invalid(_("disabled must be true or false"), field="disabled")
     session = get_session()
     with session.begin():
         accounts.change_account(session, name, body)
@@ -192,7 +197,8 @@ def token_issue(name: str):
     body = _object(json_body())
     unknown = sorted(set(body) - {"expires_days", "label"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected expires_days, label")
+        raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
+                        expected="expires_days, label"))
     session = get_session()
     with session.begin():
         issued = accounts.issue_token(session, name, body.get("expires_days", accounts.DEFAULT_TOKEN_DAYS),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
+from tests.accounts import BEARER, client_as
 from tests.networks import protected_feeder
 from tests.outlet_data import add_outlet, days_ahead, local
 from topology.loader import load_network
@@ -28,11 +29,11 @@ def compiled_catalogs():
         pytest.fail("the catalogs are not compiled: run `make install` (pybabel compile -d translations)")
 
 
-def html_pages(app) -> list[str]:
-    """The path of every GET route without parameters that answers a page (text/html)."""
+def html_pages(app, role: str | None = None) -> list[str]:
+    """The path of every GET route without parameters that answers ``role`` (None: anonymous) a page (text/html)."""
     paths = sorted(rule.rule for rule in app.url_map.iter_rules()
                    if "GET" in rule.methods and not rule.arguments and rule.endpoint != "static")
-    with app.test_client() as client:
+    with client_as(app, role) as client:
         answers = {path: client.get(path) for path in paths}
     return [path for path, answer in answers.items() if answer.status_code == 200 and answer.mimetype == "text/html"]
 
@@ -54,13 +55,20 @@ def template_texts() -> list[str]:
     return sorted(found)
 
 
-def test_the_pages_are_the_two_map_pages(app):
-    assert html_pages(app) == ["/map/network", "/map/outlets"]
+# Every page, as the roles that see it differently (the network map shows dispatchers more).
+PAGES = [("/login", None), ("/map/network", None), ("/map/network", "dispatcher"), ("/map/outlets", None),
+         ("/admin/audit", "admin")]
 
 
-@pytest.mark.parametrize("path", ["/map/network", "/map/outlets"])
-def test_a_chinese_browser_gets_every_page_in_chinese(client, path):
-    response = client.get(path, headers=ZH)
+def test_the_pages_are_the_sign_in_page_the_maps_and_the_audit_log(app):
+    assert html_pages(app) == ["/login", "/map/network", "/map/outlets"]
+    assert html_pages(app, "admin") == ["/admin/audit", "/login", "/map/network", "/map/outlets"]
+    assert {path for path, _ in PAGES} == set(html_pages(app, "admin"))
+
+
+@pytest.mark.parametrize("path, role", PAGES)
+def test_a_chinese_browser_gets_every_page_in_chinese(app, path, role):
+    response = client_as(app, role).get(path, headers=ZH)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and '<html lang="zh-CN">' in html
     text = visible_text(html)
@@ -68,19 +76,22 @@ def test_a_chinese_browser_gets_every_page_in_chinese(client, path):
     leaks = [english for english in template_texts() + SERVICE_LABELS
              if re.search(rf"(?<![\w-]){re.escape(english)}(?![\w-])", text)]
     assert leaks == []
+    if not path.startswith("/map/"):
+        return
     # The scripts' texts come in Chinese too.
     texts = json.loads(re.search(r'<script type="application/json" id="ga-texts"[^>]*>(.*?)</script>', html, re.S).group(1))
     assert texts["Layers"] == "图层" and texts["Cancel booking"] == "取消预约"
     assert texts["%(num)s customer"] == ["%(num)s 户用户", "%(num)s 户用户"]
 
 
-@pytest.mark.parametrize("path", ["/map/network", "/map/outlets"])
-def test_an_english_browser_gets_every_page_in_english(client, path):
-    html = client.get(path, headers=EN).get_data(as_text=True)
+@pytest.mark.parametrize("path, role", PAGES)
+def test_an_english_browser_gets_every_page_in_english(app, path, role):
+    html = client_as(app, role).get(path, headers=EN).get_data(as_text=True)
     assert '<html lang="en">' in html
     text = visible_text(html)
     assert CHINESE.findall(text) == ["中", "文"]  # only the switch's own name of Chinese
-    assert ("Outlet finder" if "outlets" in path else "Network") in text
+    assert {"/login": "Sign in", "/map/outlets": "Outlet finder", "/map/network": "Network",
+            "/admin/audit": "Audit log"}[path] in text
 
 
 def test_the_network_totals_count_in_each_language(client):
@@ -148,6 +159,7 @@ def test_a_time_in_a_problem_is_written_the_clients_way(client, connection):
 def test_the_elements_a_problem_names_are_named_in_the_clients_language(client, connection):
     load_network(connection, protected_feeder())
     body = {"open": ["T1", "s2"]}
+    client.environ_base["HTTP_AUTHORIZATION"] = BEARER["dispatcher"]
     chinese = client.post("/api/trace/affected", json=body, headers=ZH).get_json()["detail"]
     assert chinese.startswith("只能断开断路器、重合器、开关和熔断器；变压器 T1、线路段 s2 不能断开")
     english = client.post("/api/trace/affected", json=body, headers=EN).get_json()["detail"]
