@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
+import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from geo import accounts
@@ -402,3 +404,32 @@ def test_the_network_map_offers_what_the_caller_may_do(app, caller, trace_tool, 
     assert ('data-can-switch="true"' in page) is switching
     assert ('"customers": true' in page) is trace_tool
     assert ("Sign in" in page) is (caller is None)
+
+
+def test_an_audited_request_with_a_nul_in_its_path_or_name_is_recorded_not_a_500(client, connection):
+    answer = client.put("/api/admin/outlets/X%00Y", json={}, headers=HEADERS[ADMIN])
+    assert 400 <= answer.status_code < 500
+    failed = client.post("/login", data={"name": "a\x00b", "password": "x"})
+    assert failed.status_code in (401, 403)
+    paths = connection.execute(text("SELECT path FROM audit_log ORDER BY id DESC LIMIT 5")).scalars().all()
+    assert "/api/admin/outlets/X\\x00Y" in paths
+
+
+def test_a_write_and_its_audit_row_commit_together(client, connection, monkeypatch):
+    """The row is written inside the write's transaction, then completed with the answer's status;
+    when the database is lost between the two, the write is still answered as done and its row is
+    there (status 0: committed, answer not recorded)."""
+    load_network(connection, protected_feeder())
+    body = {"operations": [{"device": "SW2", "action": "open"}], "reason": "work"}
+    operation = client.post("/api/switching", json=body, headers=HEADERS[DISPATCHER]).get_json()["operation_id"]
+
+    def lost(*args, **kwargs):
+        raise OperationalError("UPDATE audit_log", {}, psycopg.OperationalError("server closed the connection"))
+
+    monkeypatch.setattr("geo.audit.update", lost)
+    closing = client.post("/api/switching", json={**body, "operations": [{"device": "SW2", "action": "close"}]},
+                          headers=HEADERS[DISPATCHER])
+    assert closing.status_code == 201
+    rows = connection.execute(text("SELECT status, detail FROM audit_log WHERE action = 'topology_trace.operate' "
+                                   "ORDER BY id")).all()
+    assert [(row.status, (row.detail or {}).get("operation_id")) for row in rows] == [(201, operation), (0, None)]
