@@ -23,7 +23,7 @@ VENDOR_FILES := \
 	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css \
 	node_modules/leaflet-realtime/dist/leaflet-realtime.js
 
-.PHONY: run test install assets browser stop clean-db lint translations
+.PHONY: run test install assets browser redis stop clean-db lint translations
 
 run: install assets
 	$(BIN)/flask --app app db upgrade
@@ -31,7 +31,7 @@ run: install assets
 	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (Ctrl-C stops the server)"
 	$(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
 
-test: install assets browser
+test: install assets browser redis
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Compiled catalogs (.mo) are built here, never committed: each follows its .po.
@@ -73,6 +73,11 @@ browser:
 	@[ -x /usr/bin/chromium ] || { $(APT) update -qq && $(APT_INSTALL) chromium chromium-driver; }
 	@# A Chinese font, so that the Chinese pages' screenshots show characters, not boxes.
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { $(APT) update -qq && $(APT_INSTALL) fonts-wqy-zenhei; }
+
+# The rate-limit test shares counts between two workers through a redis-server it starts itself
+# on a free port. RUNLEVEL=1: Debian's package must not start (and enable) a service of its own.
+redis:
+	@command -v redis-server >/dev/null || { $(APT) update -qq && $(SUDO) env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
 
 # geo.cluster needs only the standard library: these work before (and without) the venv.
 stop:

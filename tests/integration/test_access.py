@@ -433,3 +433,31 @@ def test_a_write_and_its_audit_row_commit_together(client, connection, monkeypat
     rows = connection.execute(text("SELECT status, detail FROM audit_log WHERE action = 'topology_trace.operate' "
                                    "ORDER BY id")).all()
     assert [(row.status, (row.detail or {}).get("operation_id")) for row in rows] == [(201, operation), (0, None)]
+
+
+def test_behind_a_trusted_proxy_the_client_address_and_https_are_believed(engine):
+    from app import create_app
+
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    for trusted, address in ((True, "203.0.113.9"), (False, "127.0.0.1")):
+        app = create_app({"TESTING": True, "DATABASE_URL": engine.url.render_as_string(False), "ENGINE": engine,
+                          "BASEMAP_URL": "none", "TRUST_PROXY": trusted})
+        app.add_url_rule("/_where", "where", allow(PUBLIC)(lambda: {"address": __import__("flask").request.remote_addr}))
+        client = app.test_client()
+        assert client.get("/_where", headers=forwarded).get_json()["address"] == address
+        cookie = client.get("/login", headers=forwarded).headers["Set-Cookie"]
+        assert ("Secure" in cookie) is trusted
+
+
+def test_two_workers_share_their_counts_through_redis(engine, redis_url):
+    """With RATELIMIT_STORAGE_URI on Redis, two workers (two apps) count one sign-in budget."""
+    from app import create_app
+
+    workers = [create_app({"TESTING": True, "DATABASE_URL": engine.url.render_as_string(False), "ENGINE": engine,
+                           "BASEMAP_URL": "none", "RATELIMIT_STORAGE_URI": redis_url,
+                           "LOGIN_RATE_LIMIT": "3 per minute"}) for _ in range(2)]
+    limiter.reset()
+    statuses = [workers[n % 2].test_client().post("/api/session", json={"name": "nobody", "password": "x" * 12})
+                .status_code for n in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    limiter.reset()
