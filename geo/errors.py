@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from flask import Flask, Response, json
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from geo.i18n import _, translate, translate_all
@@ -25,9 +26,10 @@ PROBLEM_JSON = "application/problem+json"
 # What a client should wait before trying again when the database is out of reach: a restart
 # of PostgreSQL takes a few seconds, and the pools reconnect on the first request after it.
 RETRY_AFTER_S = 5
-# SQLSTATEs of a lost or refused connection: class 08 (connection exception), and 57P01-57P03
-# (admin shutdown, crash shutdown, cannot connect now: the server is stopping or starting).
-_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
+# SQLSTATEs of a lost or refused connection: class 08 (connection exception), 57P01-57P03
+# (admin shutdown, crash shutdown, cannot connect now: the server is stopping or starting), and
+# 53300 (too many connections: the server is full for now).
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
 
 
 class DomainError(Exception):
@@ -121,7 +123,10 @@ def problem_response(status: int, title: str, detail: str, **extra: Any) -> Resp
 
 def database_unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database cannot be reached now (refused, dropped, shutting down),
-    rather than that it refused what was asked (a constraint, a syntax error: a bug)."""
+    rather than that it refused what was asked (a constraint, a syntax error: a bug). Every
+    connection of the pool busy past its timeout counts too: the service is overloaded for now."""
+    if isinstance(error, PoolTimeout):
+        return True
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True

@@ -141,3 +141,38 @@ def test_the_import_takes_5_mb_and_refuses_more_than_its_limit(client, connectio
     upload = {"file": (io.BytesIO(too_big), "outlets.geojson")}
     _problem(client.post("/api/admin/outlets/import", data=upload, headers=AUTH, content_type="multipart/form-data"), 413)
     assert _counts(connection) == counts
+
+
+def test_a_chunked_upload_over_the_import_limit_is_413_not_a_cut_file(client, connection, world):
+    """A multipart upload without a Content-Length is refused at 20 MB, never imported cut short."""
+    body = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="o.geojson"\r\n'
+            b"Content-Type: application/geo+json\r\n\r\n" + _geojson(outlet_values("CUT-1")) + b" " * (21 * MB)
+            + b"\r\n--B--\r\n")
+    answer = client.post("/api/admin/outlets/import", input_stream=io.BytesIO(body), headers={
+        **AUTH, "Content-Type": "multipart/form-data; boundary=B", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True})
+    assert "larger than 20,971,520 bytes" in _problem(answer, 413)["detail"]
+    assert _counts(connection) == world
+
+
+def test_a_session_import_reads_its_upload_under_the_import_limit(client, connection, world):
+    """The CSRF check reads no multipart form (it would under the 1 MB API limit): a signed-in
+    admin sends the token as X-CSRF-Token and a 5 MB upload goes through."""
+    from sqlalchemy.orm import Session
+
+    from geo import accounts
+
+    with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+        accounts.create_account(session, "admin.web", "admin", "a long admin password")
+        session.commit()
+    token = client.post("/api/session", json={"name": "admin.web", "password": "a long admin password"}).json["csrf_token"]
+
+    def upload():
+        return {"file": (io.BytesIO(_geojson(outlet_values("WEB-1")) + b" " * (5 * MB)), "outlets.geojson")}
+
+    as_field = client.post("/api/admin/outlets/import", data={**upload(), "csrf_token": token},
+                           content_type="multipart/form-data")
+    assert "X-CSRF-Token" in _problem(as_field, 403)["detail"]  # not a 413 from reading it too early
+    answer = client.post("/api/admin/outlets/import", data=upload(), content_type="multipart/form-data",
+                         headers={"X-CSRF-Token": token})
+    assert answer.status_code == 200 and answer.json["created"] == 1, answer.data[:300]

@@ -205,6 +205,8 @@ def _wrapped(orig: Exception, invalidated: bool = False) -> exc.DBAPIError:
     (_wrapped(psycopg.errors.AdminShutdown("terminating connection")), True),
     (_wrapped(psycopg.OperationalError("consuming input failed: server closed the connection")), True),
     (_wrapped(psycopg.InterfaceError("the connection is lost"), invalidated=True), True),
+    (_wrapped(psycopg.errors.TooManyConnections("sorry, too many clients already")), True),
+    (exc.TimeoutError("QueuePool limit of size 1 overflow 0 reached, connection timed out"), True),
     (_wrapped(psycopg.errors.UniqueViolation("duplicate key")), False),
     (_wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")), False),
     (_wrapped(psycopg.errors.UndefinedTable("relation does not exist")), False),
@@ -245,3 +247,20 @@ def test_a_connection_dropped_after_the_answer_leaves_the_answer_standing(engine
         return {"pid": pid}
 
     assert app.test_client().get("/_terminated").status_code == 200
+
+
+def test_a_pool_with_every_connection_busy_answers_503_not_500(database_url):
+    """Every connection of the pool held (a burst bigger than the pool): a request waits for the
+    pool's timeout and then hears 503 with Retry-After, not 500."""
+    from geo.db import make_engine
+
+    engine = make_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    app = create_app({"DATABASE_URL": database_url, "ENGINE": engine, "BASEMAP_URL": "none"})
+    try:
+        with engine.connect():
+            response = app.test_client().post("/api/switching", json={"operations": [], "reason": "x"},
+                                              headers=HEADERS["dispatcher"])
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+        assert response.mimetype == PROBLEM
+    finally:
+        engine.dispose()
