@@ -28,7 +28,7 @@ VENDOR_FILES := \
 run: install assets
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app demo --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --if-empty
-	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (Ctrl-C stops the server)"
+	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (sign in at /login: a first run prints the demo accounts; Ctrl-C stops the server)"
 	$(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
 
 test: install assets browser redis

@@ -51,7 +51,7 @@ from topology.nxview import to_networkx
 __all__ = [
     "Element", "Part", "SupplyLoss", "resolve", "affected", "affected_by_codes", "downstream", "DeviceOnPath",
     "Upstream", "upstream", "IsolatingDevice", "Isolation", "isolation", "Elements", "Connected", "connected", "SupplyState", "supply_state", "Deenergised", "deenergised",
-    "recompute_affected", "energised_by_networkx",
+    "recompute_affected", "energised_by_networkx", "outside_zone",
 ]
 
 
@@ -507,6 +507,26 @@ def _ends(topology: Topology, element: Element) -> list[int]:
     if node is not None:
         return [node]
     return [int(data.edge_u[element.index]), int(data.edge_v[element.index])]
+
+
+def outside_zone(topology: Topology, codes: Iterable[str], feeders: frozenset[str]) -> list[str]:
+    """The codes whose element touches none of ``feeders`` (by its end nodes' feeders): what a
+    dispatcher held to those feeders may not trace. Unknown codes raise ``NotFound``.
+
+    >>> from topology.index import Topology
+    >>> from topology.network import network_data_from_lists
+    >>> topology = Topology(network_data_from_lists(  # every node on feeder "F1"
+    ...     nodes=["src", "a"], sources=[("S", "src")], edges=[("s1", "segment", "src", "a", True)], service_points=[]))
+    >>> outside_zone(topology, ["s1"], frozenset({"F1"})), outside_zone(topology, ["s1"], frozenset({"F9"}))
+    ([], ['s1'])
+    """
+    data = topology.data
+    outside = []
+    for element in resolve(data, codes):
+        positions = data.node_feeder[_ends(topology, element)]
+        if not {data.feeder_code[p] for p in positions if p >= 0} & feeders:
+            outside.append(element.code)
+    return outside
 
 
 @dataclass(frozen=True)

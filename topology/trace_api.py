@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.engine import Connection
 
 from geo.db import get_session
-from geo.errors import Invalid
+from geo.errors import Forbidden, Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.i18n import _
 from geo.requests import json_body
@@ -81,6 +81,18 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
     return jsonify(answer)
 
 
+def _in_zone(topology, codes) -> None:
+    """Forbidden when the signed-in dispatcher is held to feeders and an element is outside them."""
+    principal = current_principal()
+    zone = principal.control_feeders if principal is not None else None
+    if zone is None:
+        return
+    outside = trace.outside_zone(topology, codes, zone)
+    if outside:
+        raise Forbidden(_("outside your control zone (feeders %(zone)s): %(devices)s",
+                          zone=", ".join(sorted(zone)) or "-", devices=", ".join(outside)), codes=outside)
+
+
 # -- traces ----------------------------------------------------------------------------------------
 @bp.post("/trace/affected")
 @allow(*NETWORK_READERS)
@@ -88,6 +100,7 @@ def affected():
     """Customers that lose supply if the listed devices open and elements fail."""
     open_codes, failed = parse_change(json_body())
     topology, connection = current_topology()
+    _in_zone(topology, open_codes + failed)
     loss = trace.affected_by_codes(topology, open_codes, failed)
     return _respond(connection, loss.as_dict, loss.feature_parts)
 
@@ -97,6 +110,7 @@ def affected():
 def downstream(code: str):
     """What loses supply if the element opens (switchgear) or fails."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     element, loss = trace.downstream(topology, code)
     return _respond(connection, lambda: {"element": code, "element_type": element.type(topology.data), **loss.as_dict()},
                     lambda: loss.feature_parts("downstream"))
@@ -107,6 +121,7 @@ def downstream(code: str):
 def upstream(code: str):
     """The path from the element to its source, with the protective devices on it."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     path = trace.upstream(topology, code)
     return _respond(connection, path.as_dict, path.feature_parts)
 
@@ -116,6 +131,7 @@ def upstream(code: str):
 def isolation(code: str):
     """The switchgear to open to isolate a fault on the element, and what it costs."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     found = trace.isolation(topology, code)
     return _respond(connection, found.as_dict, found.feature_parts)
 
@@ -125,6 +141,7 @@ def isolation(code: str):
 def connected(code: str):
     """Everything reachable from the element over in-service elements, whatever the switch states."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     reached = trace.connected(topology, code)
     return _respond(connection, reached.as_dict, reached.feature_parts)
 

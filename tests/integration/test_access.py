@@ -461,3 +461,18 @@ def test_two_workers_share_their_counts_through_redis(engine, redis_url):
                 .status_code for n in range(4)]
     assert statuses == [401, 401, 401, 429]
     limiter.reset()
+
+
+def test_a_zoned_dispatcher_traces_only_inside_its_feeders(client, connection):
+    load_network(connection, protected_feeder())  # everything on feeder F1
+    with _session(connection) as session:
+        for name, zone in (("d.f1", ["F1"]), ("d.other", ["ELSEWHERE"])):
+            accounts.create_account(session, name, DISPATCHER, None, zone)
+        inside, outside = (accounts.issue_token(session, name) for name in ("d.f1", "d.other"))
+        session.commit()
+    for token, status in ((inside, 200), (outside, 403)):
+        headers = {"Authorization": f"Bearer {token.token}"}
+        assert client.get("/api/trace/downstream/SW2", headers=headers).status_code == status
+        assert client.post("/api/trace/affected", json={"open": ["SW2"]}, headers=headers).status_code == status
+    refused = client.get("/api/trace/upstream/SW2", headers={"Authorization": f"Bearer {outside.token}"}).get_json()
+    assert refused["codes"] == ["SW2"] and "ELSEWHERE" in refused["detail"]
