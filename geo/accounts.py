@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from geo.auth import ROLES, Principal
-from geo.db import Base, get_session
+from geo.db import Base, get_session, read
 from geo.errors import Conflict, Invalid, NotFound, Unauthorized
 from geo.i18n import _
 
@@ -248,9 +248,8 @@ def authenticate(session: Session, name: str, password: str) -> tuple[Principal,
 
 def principal_for_session(account_id: int, stamp: str | None) -> Principal | None:
     """The account a session cookie names, if it still exists, is enabled, and its stamp holds."""
-    session = get_session()
-    row = session.execute(select(_accounts).where(_accounts.c.id == account_id)).first()
-    session.commit()  # ends the read: the view's service functions begin their own transactions
+    row = read(lambda connection: connection.execute(select(_accounts).where(_accounts.c.id == account_id)).first())
+    _end_read()
     if row is None or row.disabled or stamp is None or not hmac.compare_digest(row.stamp, stamp):
         return None
     return _principal(row)
@@ -302,17 +301,25 @@ def principal_for_token(token: str) -> Principal | None:
     if match is None:
         return None
     token_id, secret = int(match.group(1)), match.group(2)
-    session = get_session()
-    row = session.execute(
+    row = read(lambda connection: connection.execute(
         select(_accounts, _tokens.c.secret_sha256, _tokens.c.last_used_at)
         .join(_tokens, _tokens.c.account_id == _accounts.c.id)
         .where(_tokens.c.id == token_id, _tokens.c.revoked_at.is_(None), _tokens.c.expires_at > func.now())
-    ).first()
+    ).first())
     good = row is not None and not row.disabled and hmac.compare_digest(row.secret_sha256, _digest(secret))
     # Its use is recorded at most once a minute: a crew phone polling every few seconds should not
-    # write a row each time. Committed here, ending the read, so the view's service functions
-    # begin their own transactions.
+    # write a row each time.
     if good and (row.last_used_at is None or datetime.now(timezone.utc) - row.last_used_at > timedelta(minutes=1)):
-        session.execute(update(_tokens).where(_tokens.c.id == token_id).values(last_used_at=func.now()))
-    session.commit()
+        get_session().execute(update(_tokens).where(_tokens.c.id == token_id).values(last_used_at=func.now()))
+    _end_read()
     return _principal(row, token_id) if good else None
+
+
+def _end_read() -> None:
+    """Commit what the look-up began on the request's session (a token's last use; in the tests'
+    app, reads share the session): the view's service functions begin their own transactions.
+    The look-up itself runs on the thread's autocommit read connection: one round trip, no
+    pool checkout, no BEGIN and COMMIT (1.8 ms a request on the session, measured)."""
+    session = get_session()
+    if session.in_transaction():
+        session.commit()

@@ -157,15 +157,17 @@ def _audit_in_transaction(session: Session) -> None:
 
 def _audit_request(response: Response) -> Response:
     """Once the answer is decided: complete this request's row with the status and the view's
-    detail, or append the row of a write that committed nothing (a refusal). Through the request's
+    detail, or append the row of a request that committed nothing but was refused (4xx, 5xx) or
+    noted something (a sign-out); a query sent with POST that changed nothing (a trace) leaves no
+    row. Through the request's
     session: whatever it left uncommitted is rolled back first (as the teardown would), then the
     row commits on its own. If the database is gone by now, the answer stands and the log says
     what was lost."""
     who = _who()
-    if who is None:
-        return response
-    session = get_session()
     row = g.setdefault("audit_row", None)  # from here on the commit hook leaves this request alone
+    if who is None or row is None and response.status_code < 400 and not g.get("audit_detail"):
+        return response  # nothing committed and nothing refused: a query made with POST (a trace)
+    session = get_session()
     try:
         session.rollback()
         with session.begin():

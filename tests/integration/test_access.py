@@ -476,3 +476,12 @@ def test_a_zoned_dispatcher_traces_only_inside_its_feeders(client, connection):
         assert client.post("/api/trace/affected", json={"open": ["SW2"]}, headers=headers).status_code == status
     refused = client.get("/api/trace/upstream/SW2", headers={"Authorization": f"Bearer {outside.token}"}).get_json()
     assert refused["codes"] == ["SW2"] and "ELSEWHERE" in refused["detail"]
+
+
+def test_a_trace_sent_with_post_changes_nothing_and_is_not_audited(client, connection):
+    load_network(connection, protected_feeder())
+    before = connection.execute(text("SELECT count(*) FROM audit_log")).scalar()
+    assert client.post("/api/trace/affected", json={"open": ["SW2"]}, headers=HEADERS[DISPATCHER]).status_code == 200
+    assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar() == before
+    assert client.post("/api/trace/affected", json={"open": 7}, headers=HEADERS[DISPATCHER]).status_code == 400
+    assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar() == before + 1

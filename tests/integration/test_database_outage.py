@@ -258,8 +258,9 @@ def test_a_pool_with_every_connection_busy_answers_503_not_500(database_url):
     app = create_app({"DATABASE_URL": database_url, "ENGINE": engine, "BASEMAP_URL": "none"})
     try:
         with engine.connect():
-            response = app.test_client().post("/api/switching", json={"operations": [], "reason": "x"},
-                                              headers=HEADERS["dispatcher"])
+            response = app.test_client().post("/api/bookings", json={
+                "outlet": "X", "service": "billing", "start": "2030-01-07T10:00:00+01:00", "name": "A Customer",
+                "phone": "0721 1234567", "idempotency_key": "k1"})
         assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
         assert response.mimetype == PROBLEM
     finally:
