@@ -24,15 +24,15 @@ VENDOR_FILES := \
 	node_modules/leaflet-realtime/dist/leaflet-realtime.js \
 	node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css
 
-.PHONY: run test fuzz install assets browser stop clean-db lint
+.PHONY: run test fuzz install assets browser redis stop clean-db lint translations
 
 run: install assets
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app demo --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --if-empty
-	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (Ctrl-C stops the server)"
+	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (sign in at /login: a first run prints the demo accounts; Ctrl-C stops the server)"
 	$(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
 
-test: install assets browser
+test: install assets browser redis
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Schemathesis over every operation of /openapi.json, anonymous and as each role (bench/fuzz.py):
@@ -40,7 +40,21 @@ test: install assets browser
 fuzz: install
 	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
-install: $(VENV)/.installed
+# Compiled catalogs (.mo) are built here, never committed: each follows its .po.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+
+install: $(VENV)/.installed $(CATALOGS)
+
+translations/%.mo: translations/%.po $(VENV)/.installed
+	$(BIN)/pybabel compile -f --statistics -i $< -o $@
+
+# For developers, after adding or changing a text (docs/i18n.md): re-extract the template and
+# bring every language's .po up to date; then translate the new entries and run `make install`.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k ngettext:1,2 -k _html -k ngettext_html:1,2 --ignore-dirs ".* _* node_modules vendor var tests bench" \
+		--no-wrap --sort-by-file --project GridAtlas \
+		--copyright-holder "GridAtlas contributors" -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-wrap --no-fuzzy-matching --ignore-obsolete
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { $(APT) update -qq && $(APT_INSTALL) python3-venv; }
@@ -64,6 +78,13 @@ $(VENDOR)/.installed: package.json package-lock.json
 
 browser:
 	@[ -x /usr/bin/chromium ] || { $(APT) update -qq && $(APT_INSTALL) chromium chromium-driver; }
+	@# A Chinese font, so that the Chinese pages' screenshots show characters, not boxes.
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { $(APT) update -qq && $(APT_INSTALL) fonts-wqy-zenhei; }
+
+# The rate-limit test shares counts between two workers through a redis-server it starts itself
+# on a free port. RUNLEVEL=1: Debian's package must not start (and enable) a service of its own.
+redis:
+	@command -v redis-server >/dev/null || { $(APT) update -qq && $(SUDO) env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
 
 # geo.cluster needs only the standard library: these work before (and without) the venv.
 stop:

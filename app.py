@@ -13,6 +13,7 @@ import geo.audit
 import geo.auth
 import geo.db
 import geo.errors
+import geo.i18n
 import geo.limits
 import geo.jsonprovider
 import geo.maps
@@ -49,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     geo.jsonprovider.init_app(app)
     geo.errors.init_app(app)
+    geo.i18n.init_app(app)
     geo.requests.init_app(app)
     geo.security.init_app(app)  # before the database: the demo's key follows from having no DATABASE_URL
     geo.db.init_app(app)
@@ -56,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.maps.init_app(app)
     geo.server.init_app(app)
     geo.auth.init_app(app)  # before any package: every request is guarded first
+    app.before_request(geo.requests.refuse_unstorable_url)  # after the guard: a refusal is audited with its account
     geo.audit.init_app(app)
     geo.limits.init_app(app)
     geo.users_cli.init_app(app)

@@ -78,3 +78,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def bench_token(engine, role: str = "dispatcher") -> dict[str, str]:
+    """The Authorization header of a fresh ``bench-<role>`` account's API token (every route but
+    the public ones needs one), made in the bench database."""
+    from geo import accounts
+    from geo.db import session_scope
+
+    name = f"bench-{role}"
+    with session_scope(engine) as session:
+        if all(view.name != name for view in accounts.list_accounts(session)):
+            accounts.create_account(session, name, role, None)
+        issued = accounts.issue_token(session, name, 1, label="bench")
+    return {"Authorization": f"Bearer {issued.token}"}

@@ -28,7 +28,7 @@ from statistics import median
 import numpy as np
 import requests
 
-from common import ROOT, bench_database, free_port, load_note  # noqa: E402  (puts the project on sys.path)
+from common import ROOT, bench_database, bench_token, free_port, load_note  # noqa: E402  (puts the project on sys.path)
 
 from geo.db import make_engine  # noqa: E402
 from topology import trace  # noqa: E402
@@ -170,6 +170,7 @@ def bench(size: int, reuse: bool, port: int | None) -> dict:
     worker = start_worker(port, url)
     try:
         http = requests.Session()
+        http.headers.update(bench_token(engine))  # traces and switching are a dispatcher's
         base = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
         assert http.get(f"{base}/api/network/supply", timeout=600).status_code == 200
@@ -196,8 +197,7 @@ def bench(size: int, reuse: bool, port: int | None) -> dict:
         seconds = []
         for edge in operated:
             for action in ("open", "close"):
-                body = {"operations": [{"device": data.edge_code[edge], "action": action}], "reason": "benchmark",
-                        "actor": "bench/trace.py"}
+                body = {"operations": [{"device": data.edge_code[edge], "action": action}], "reason": "benchmark"}
                 started = time.perf_counter()
                 response = http.post(f"{base}/api/switching", json=body, timeout=60)
                 seconds.append(time.perf_counter() - started)

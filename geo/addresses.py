@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.db import Base
 from geo.errors import Invalid, NotFound
+from geo.i18n import _
 
 __all__ = [
     "AddressEntry", "AddressPlace", "AddressStreet", "AddressMatch", "spelled_sql", "address_query",
@@ -283,9 +284,9 @@ def _checked_query(q: str | None) -> str:
     holds control characters."""
     q = " ".join((q or "").split())
     if not MIN_QUERY <= len(q) <= MAX_QUERY:
-        raise Invalid(f"q must be {MIN_QUERY} to {MAX_QUERY} characters", field="q")
+        raise Invalid(_("q must be %(min_query)s to %(max_query)s characters", min_query=MIN_QUERY, max_query=MAX_QUERY), field="q")
     if any(unicodedata.category(c) == "Cc" for c in q):
-        raise Invalid("q holds control characters", field="q")
+        raise Invalid(_("q holds control characters"), field="q")
     return q
 
 
@@ -369,7 +370,7 @@ def resolve_address(connection: Connection, q: str) -> tuple[AddressMatch | None
     """
     matches = suggest_addresses(connection, q)
     if not matches:
-        raise NotFound(f"no address like {q.strip()!r} is known; try a street name and number")
+        raise NotFound(_("no address like %(q)r is known; try a street name and number", q=q.strip()))
     exact = _spelling(address_query(q), matches)
     if len(exact) > 1:
         return None, exact

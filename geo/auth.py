@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Iterable, TypeVar
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from geo.errors import Forbidden, Unauthorized
+from geo.i18n import _, translate
 
 __all__ = [
     "PUBLIC", "CREW", "DISPATCHER", "PLANNER", "ADMIN", "ROLES", "STAFF", "NETWORK_READERS",
@@ -34,14 +35,16 @@ PLANNER = "planner"
 ADMIN = "admin"
 ROLES = (CREW, DISPATCHER, PLANNER, ADMIN)  # the roles an account can have
 STAFF = frozenset(ROLES)  # any signed-in account
+ROLE_LABELS = {CREW: _("crew"), DISPATCHER: _("dispatcher"), PLANNER: _("planner"), ADMIN: _("admin")}
 # Who sees the network with its customers (points, account numbers, addresses), traces and the
 # switching log (docs/access.md).
 NETWORK_READERS = frozenset({DISPATCHER, PLANNER})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
-SESSION_SETTINGS = {"SESSION_COOKIE_SAMESITE": "Lax", "SESSION_COOKIE_HTTPONLY": True,
-                    "SESSION_COOKIE_NAME": "gridatlas_session", "PERMANENT_SESSION_LIFETIME": timedelta(hours=12)}
 CSRF_FIELD = "csrf_token"
+# The sign-in form checks its token even without a session: another site must not sign a
+# visitor in to an account of its choosing (login CSRF). The form page sets the token.
+_ALWAYS_CSRF = frozenset({"accounts.login"})
 
 View = TypeVar("View", bound=Callable)
 
@@ -116,7 +119,7 @@ def _principal_from_request() -> Principal | None:
     if token is not None:
         principal = accounts.principal_for_token(token)
         if principal is None:
-            raise Unauthorized("the bearer token is unknown, expired or revoked")
+            raise Unauthorized(_("the bearer token is unknown, expired or revoked"))
         return principal
     account_id = session.get("account_id")
     if account_id is None:
@@ -140,9 +143,11 @@ def require_role(principal: Principal | None, roles: Iterable[str]) -> None:
     if PUBLIC in roles:
         return
     if principal is None:
-        raise Unauthorized("sign in, or send an API token as 'Authorization: Bearer <token>'")
+        raise Unauthorized(_("sign in, or send an API token as 'Authorization: Bearer <token>'"), roles=sorted(roles))
     if principal.role not in roles:
-        raise Forbidden(f"a {principal.role} account may not do this; it is for: {', '.join(sorted(roles))}")
+        raise Forbidden(_("a %(role)s account may not do this; it is for: %(roles)s", role=principal.role,
+                          roles=", ".join(sorted(roles))),
+                        roles=sorted(roles))
 
 
 # -- sessions and CSRF ------------------------------------------------------------------------------
@@ -159,14 +164,16 @@ def _check_csrf() -> None:
     ambient credential and need none."""
     if request.method in SAFE_METHODS or bearer_token(request.headers.get("Authorization")) is not None:
         return
-    if CSRF_FIELD not in session and "account_id" not in session:
+    if CSRF_FIELD not in session and "account_id" not in session and request.endpoint not in _ALWAYS_CSRF:
         return  # no session: nothing a forged request could ride on
     expected = session.get(CSRF_FIELD)
     given = request.headers.get(CSRF_HEADER)
-    if given is None and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    # Only a plain form (sign-in, sign-out) carries it as a field: parsing a multipart upload here
+    # would read it under the default body limit, before its route raises the limit for imports.
+    if given is None and request.mimetype == "application/x-www-form-urlencoded":
         given = request.form.get(CSRF_FIELD)
     if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Forbidden(f"the CSRF token is missing or wrong: send the page's token as {CSRF_HEADER}")
+        raise Forbidden(_("the CSRF token is missing or wrong: send the page's token as %(header)s", header=CSRF_HEADER))
 
 
 def sign_in(principal: Principal, stamp: str) -> None:
@@ -193,27 +200,30 @@ class _SessionInterface(SecureCookieSessionInterface):
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (request.is_secure if request else False)
 
 
-def _guard() -> None:
-    """The one check before every view: CSRF, then the endpoint's declared roles."""
+def _guard():
+    """The one check before every view: CSRF, then the endpoint's declared roles. An anonymous
+    visitor of a page (not the API) that needs an account is sent to the sign-in page instead."""
     if request.endpoint is None:
-        return  # 404 or 405: werkzeug answers
+        return None  # 404 or 405: werkzeug answers
     roles = access_of(current_app, request.endpoint)
     if roles is None:
-        raise Forbidden(f"the route {request.endpoint} declares no access and is refused to everyone")
+        raise Forbidden(_("the route %(endpoint)s declares no access and is refused to everyone",
+                          endpoint=request.endpoint))
+    principal = current_principal()
     _check_csrf()
-    require_role(current_principal(), roles)
+    if principal is None and PUBLIC not in roles and request.method == "GET" and not request.path.startswith("/api/"):
+        return redirect(url_for("accounts.login_page", next=request.full_path.rstrip("?")))
+    require_role(principal, roles)
+    return None
 
 
 def init_app(app: Flask) -> None:
     """Guard every request; sessions last 12 hours and ride a SameSite=Lax, HttpOnly cookie."""
     app.session_interface = _SessionInterface()
-    for name, value in SESSION_SETTINGS.items():
-        # Flask fills these with its own defaults before any extension runs, so setdefault never
-        # applied (a 'session' cookie without SameSite, kept 31 days); a deployment's value stays.
-        if app.config.get(name) == Flask.default_config.get(name):
-            app.config[name] = value
+    # Flask's defaults are SameSite unset and 31 days: a control-room session is a working day.
+    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_NAME="gridatlas_session", PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
     declare("static", PUBLIC)
     app.before_request(_guard)
-    app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token})
-    # Until geo.i18n installs the catalogs' gettext, templates' _() leaves English as it is.
-    app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
+    app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token,
+                                   "role_label": lambda role: translate(ROLE_LABELS.get(role, role))})

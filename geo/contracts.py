@@ -12,7 +12,7 @@ ROLE_PATTERN = r"^(crew|dispatcher|planner|admin)$"
 
 
 class NextQuery(BaseModel):
-    next: str | None = Field(None, description="where to go after signing in (a path on this site)")
+    next: str | None = Field(None, description="where to go next (a path on this site)")
 
 
 class LoginForm(BaseModel):
@@ -137,6 +137,8 @@ class Health(BaseModel):
 
 
 SEE_OTHER = Answer(None, headers={"Location": "where to go next"})
+LANGUAGE_CHOSEN = Answer(None, headers={"Location": "next, or the map", "Set-Cookie": "the language chosen (zh or en)"},
+                         description="Back to next; a known language code is remembered in a cookie")
 SIGN_IN_REFUSED = Answer({HTML: None, PROBLEM_JSON: Problem},
                          description="The form again, saying the name or password is wrong; or an unknown bearer token")
 UNHEALTHY = Answer({JSON: Health, PROBLEM_JSON: Problem}, headers={"Retry-After": "seconds to wait"},

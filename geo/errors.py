@@ -11,7 +11,10 @@ from typing import Any
 import psycopg
 from flask import Flask, Response, json
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from geo.i18n import _, translate, translate_all
 
 __all__ = [
     "DomainError", "Invalid", "Unauthorized", "Forbidden", "NotFound", "Conflict",
@@ -23,16 +26,17 @@ PROBLEM_JSON = "application/problem+json"
 # What a client should wait before trying again when the database is out of reach: a restart
 # of PostgreSQL takes a few seconds, and the pools reconnect on the first request after it.
 RETRY_AFTER_S = 5
-# SQLSTATEs of a lost or refused connection: class 08 (connection exception), and 57P01-57P03
-# (admin shutdown, crash shutdown, cannot connect now: the server is stopping or starting).
-_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
+# SQLSTATEs of a lost or refused connection: class 08 (connection exception), 57P01-57P03
+# (admin shutdown, crash shutdown, cannot connect now: the server is stopping or starting), and
+# 53300 (too many connections: the server is full for now).
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
 
 
 class DomainError(Exception):
     """Base of every error the service reports; subclasses fix the status and the title."""
 
     status = 500
-    title = "Internal server error"
+    title = _("Internal server error")
     type = "about:blank"
 
     def __init__(self, detail: str | None = None, **extra: Any):
@@ -41,16 +45,18 @@ class DomainError(Exception):
         self.extra = extra
 
     def to_dict(self) -> dict[str, Any]:
+        """The problem's members; title, detail and marked texts among the extras in the
+        request's language (geo/i18n.py)."""
         body = {"type": self.type, "title": self.title, "status": self.status, "detail": self.detail}
         body.update(self.extra)
-        return body
+        return translate_all(body)
 
 
 class Invalid(DomainError):
     """The input is malformed; ``field`` names the parameter or body field at fault."""
 
     status = 400
-    title = "Bad request"
+    title = _("Bad request")
 
     def __init__(self, detail: str | None = None, field: str | None = None, **extra: Any):
         if field is not None:
@@ -61,50 +67,51 @@ class Invalid(DomainError):
 
 class Unauthorized(DomainError):
     status = 401
-    title = "Unauthorized"
+    title = _("Unauthorized")
 
 
 class Forbidden(DomainError):
     status = 403
-    title = "Forbidden"
+    title = _("Forbidden")
 
 
 class NotFound(DomainError):
     status = 404
-    title = "Not found"
+    title = _("Not found")
 
 
 class Conflict(DomainError):
     status = 409
-    title = "Conflict"
+    title = _("Conflict")
 
 
 class Unprocessable(DomainError):
     """Well-formed input that the domain refuses (a date in the past, a device that cannot switch)."""
 
     status = 422
-    title = "Unprocessable entity"
+    title = _("Unprocessable entity")
 
 
 class TooLarge(DomainError):
     status = 413
-    title = "Payload too large"
+    title = _("Payload too large")
 
 
 class UnsupportedMediaType(DomainError):
     """A body sent with a content type the route does not take (JSON routes take application/json)."""
 
     status = 415
-    title = "Unsupported media type"
+    title = _("Unsupported media type")
 
 
 class ImportFailed(Unprocessable):
     """A network file was refused; ``layer``, ``row`` and ``reason`` say where and why."""
 
-    title = "Import refused"
+    title = _("Import refused")
 
     def __init__(self, layer: str, row: Any, reason: str):
-        super().__init__(f"layer {layer!r}, row {row}: {reason}", layer=layer, row=row, reason=reason)
+        super().__init__(_("layer %(layer)r, row %(row)s: %(reason)s", layer=layer, row=row, reason=reason),
+                         layer=layer, row=row, reason=reason)
         self.layer, self.row, self.reason = layer, row, reason
 
 
@@ -116,7 +123,10 @@ def problem_response(status: int, title: str, detail: str, **extra: Any) -> Resp
 
 def database_unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database cannot be reached now (refused, dropped, shutting down),
-    rather than that it refused what was asked (a constraint, a syntax error: a bug)."""
+    rather than that it refused what was asked (a constraint, a syntax error: a bug). Every
+    connection of the pool busy past its timeout counts too: the service is overloaded for now."""
+    if isinstance(error, PoolTimeout):
+        return True
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True
@@ -128,6 +138,27 @@ def database_unavailable(error: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
+# werkzeug's errors that reach clients, in our words so that they can be translated; any other
+# keeps werkzeug's English. A description set by the code that raised it (abort(404, "...")) wins.
+_HTTP_TEXTS = {
+    400: (_("Bad request"), _("The browser (or proxy) sent a request that this server could not understand.")),
+    404: (_("Not found"), _("The requested URL was not found on the server. If you entered the URL manually "
+                            "please check your spelling and try again.")),
+    405: (_("Method not allowed"), _("The method is not allowed for the requested URL.")),
+    413: (_("Payload too large"), _("The data value transmitted exceeds the capacity limit.")),
+    415: (_("Unsupported media type"), _("The server does not support the media type transmitted in the request.")),
+    429: (_("Too many requests"), _("This user has exceeded an allotted request count. Try again later.")),
+}
+
+
+def _http_texts(error: HTTPException) -> tuple[Any, Any]:
+    """The title and detail of werkzeug's ``error``, marked for translation where we know them."""
+    title, detail = _HTTP_TEXTS.get(error.code or 500, (error.name, error.description or error.name))
+    if error.description and error.description != type(error).description:
+        detail = error.description
+    return title, detail
+
+
 def init_app(app: Flask) -> None:
     """Render every error, ours or Flask's, as ``problem+json``."""
 
@@ -137,14 +168,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
-        return problem_response(error.code or 500, error.name, error.description or error.name)
+        title, detail = _http_texts(error)
+        return problem_response(error.code or 500, translate(title), translate(detail))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         if database_unavailable(error):
             app.logger.warning("database unavailable: %s", error)
-            response = problem_response(503, "Service unavailable", "the database is unavailable; try again shortly")
+            response = problem_response(503, translate(_("Service unavailable")),
+                                        translate(_("the database is unavailable; try again shortly")))
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
             return response
         app.logger.exception("unhandled error")
-        return problem_response(500, "Internal server error", "An unexpected error occurred.")
+        return problem_response(500, translate(DomainError.title), translate(_("An unexpected error occurred.")))

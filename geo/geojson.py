@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from geo.errors import Invalid
+from geo.i18n import _
 from geo.spatial import BBox
 
 __all__ = [
@@ -49,25 +50,25 @@ def parse_bbox(value: str | None) -> BBox | None:
         return None
     parts = value.split(",")
     if len(parts) != 4:
-        raise Invalid(f"bbox must be four numbers west,south,east,north; got {len(parts)} value(s)",
+        raise Invalid(_("bbox must be four numbers west,south,east,north; got %(count)s value(s)", count=len(parts)),
                          field="bbox")
     try:
         numbers = [float(part) for part in parts]
     except ValueError:
-        raise Invalid(f"bbox must be four numbers west,south,east,north; got {value!r}",
+        raise Invalid(_("bbox must be four numbers west,south,east,north; got %(value)r", value=value),
                          field="bbox") from None
     if not all(math.isfinite(number) for number in numbers):
-        raise Invalid("bbox values must be finite numbers", field="bbox")
+        raise Invalid(_("bbox values must be finite numbers"), field="bbox")
     bbox = BBox(*numbers)
     if not (-180 <= bbox.west <= 180 and -180 <= bbox.east <= 180):
-        raise Invalid("bbox longitudes must lie within [-180, 180]", field="bbox")
+        raise Invalid(_("bbox longitudes must lie within [-180, 180]"), field="bbox")
     if not (-90 <= bbox.south <= 90 and -90 <= bbox.north <= 90):
-        raise Invalid("bbox latitudes must lie within [-90, 90]", field="bbox")
+        raise Invalid(_("bbox latitudes must lie within [-90, 90]"), field="bbox")
     if bbox.west > bbox.east:
-        raise Invalid("bbox west is greater than east (boxes across the antimeridian are not supported)",
+        raise Invalid(_("bbox west is greater than east (boxes across the antimeridian are not supported)"),
                          field="bbox")
     if bbox.south > bbox.north:
-        raise Invalid("bbox south is greater than north", field="bbox")
+        raise Invalid(_("bbox south is greater than north"), field="bbox")
     return bbox
 
 
@@ -82,9 +83,9 @@ def parse_limit(value: str | None, maximum: int) -> int:
     try:
         limit = int(value)
     except ValueError:
-        raise Invalid(f"limit must be a whole number; got {value!r}", field="limit") from None
+        raise Invalid(_("limit must be a whole number; got %(value)r", value=value), field="limit") from None
     if limit < 1:
-        raise Invalid(f"limit must be at least 1; got {limit}", field="limit")
+        raise Invalid(_("limit must be at least 1; got %(limit)s", limit=limit), field="limit")
     return min(limit, maximum)
 
 

@@ -29,20 +29,30 @@ def _setting(name: str) -> Callable[[], str]:
     return lambda: current_app.config[name]
 
 
+def _json_object() -> dict:
+    """The body as a JSON object for a limit's key, or {}: the view's own parser (geo.requests)
+    judges the body; a key must never fail, even on JSON nested a thousand deep."""
+    if not request.is_json:
+        return {}
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def _login_name() -> str:
     """The account a sign-in names (form or JSON), lower-cased: guessing one account's password
     from many addresses is limited as well as many accounts from one address."""
     name = request.form.get("name") if request.form else None
-    if name is None and request.is_json:
-        body = request.get_json(silent=True)
-        name = body.get("name") if isinstance(body, dict) else None
+    if name is None:
+        name = _json_object().get("name")
     return f"login-name:{str(name or '').strip().lower()[:64]}"
 
 
 def _phone() -> str:
     """The phone number a public write gives (a booking's), digits only; the address when there is none."""
-    body = request.get_json(silent=True) if request.is_json else None
-    phone = body.get("phone") if isinstance(body, dict) else None
+    phone = _json_object().get("phone")
     if not isinstance(phone, str) or not phone.strip():
         return f"phone-none:{client_address()}"
     return "phone:" + "".join(ch for ch in phone if ch.isdigit())[:20]

@@ -12,12 +12,13 @@ The document is built from ``app.url_map`` at the first request for it: the path
 come from the url rule, the security of each operation from ``geo.auth.access_of``, the
 summary from the view's docstring, and every error answer is ``application/problem+json``
 (the ``Problem`` schema). What every route of a kind can answer is added here, not by each view:
-401 (an unknown, expired or revoked bearer token is refused on any route), 403 (a route for
-some roles; a state-changing request made with a session cookie and no CSRF token), 400, 413
-and 415 (a JSON body: malformed, too large, of another media type), 503 (the database is out of
-reach). A route without a contract still appears, flagged ``x-contract-missing``, and
-``tests/unit/test_openapi.py`` fails on it. pydantic writes JSON Schema 2020-12, which OpenAPI
-3.1 takes as it is.
+302 (an anonymous visitor of a page for some roles goes to the sign-in page), 401 (an unknown,
+expired or revoked bearer token is refused on any route), 403 (a route for some roles; a
+state-changing request made with a session cookie and no CSRF token), 400 (a NUL in a
+parameter; a JSON body malformed), 413 and 415 (a body too large, of another media type), 503
+(the database is out of reach). A route without a contract still appears, flagged
+``x-contract-missing``, and ``tests/unit/test_openapi.py`` fails on it. pydantic writes JSON
+Schema 2020-12, which OpenAPI 3.1 takes as it is.
 """
 from __future__ import annotations
 
@@ -283,7 +284,11 @@ def _security(roles: frozenset[str]) -> tuple[list, str]:
     return [{"bearerAuth": []}, {"cookieAuth": []}], f"Roles: {', '.join(sorted(roles))}."
 
 
-def _operation(app: Flask, schemas: _Schemas, endpoint: str, method: str, arguments: list) -> dict:
+SIGN_IN_FIRST = {"description": "Found: an anonymous visitor of a page goes to the sign-in page first",
+                 "headers": {"Location": {"description": "/login?next=<this page>", "schema": {"type": "string"}}}}
+
+
+def _operation(app: Flask, schemas: _Schemas, path: str, endpoint: str, method: str, arguments: list) -> dict:
     """One operation of the document."""
     view = app.view_functions[endpoint]
     declared = contract_of(app, endpoint)
@@ -302,6 +307,8 @@ def _operation(app: Flask, schemas: _Schemas, endpoint: str, method: str, argume
         "parameters": parameters,
         "responses": _responses(schemas, declared, method, roles, bool(parameters)),
     }
+    if PUBLIC not in roles and method == "GET" and not path.startswith("/api/"):
+        operation["responses"].setdefault("302", SIGN_IN_FIRST)  # geo.auth's guard
     if declared is None:
         operation["x-contract-missing"] = True
     elif declared.body:
@@ -318,7 +325,7 @@ def openapi_document(app: Flask) -> dict:
     for rule in sorted(rules, key=lambda rule: rule.rule):
         path, arguments = _path_of(rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(app, schemas, rule.endpoint, method, arguments)
+            paths.setdefault(path, {})[method.lower()] = _operation(app, schemas, path, rule.endpoint, method, arguments)
     return {
         "openapi": "3.1.0",
         "info": {"title": "GridAtlas", "version": app.config.get("API_VERSION", "0.1.0"),

@@ -13,8 +13,10 @@ import json
 from typing import Any
 
 from flask import Flask, request
+from flask_babel import format_number
 
 from geo.errors import Invalid, TooLarge, UnsupportedMediaType, problem_response
+from geo.i18n import _, translate
 
 __all__ = ["JSON", "MAX_DEPTH", "MAX_ID", "json_body", "body_bytes", "nesting_depth", "unstorable_text", "whole_number",
            "refuse_unstorable_url",
@@ -32,21 +34,22 @@ def json_body() -> Any:
     mimetype = request.mimetype
     # Refused before the body is read; a body without any type is refused once it is known to exist.
     if mimetype != JSON and (mimetype or body_bytes()):
-        raise UnsupportedMediaType(f"send the body as {JSON}, not as {mimetype or 'a body without a Content-Type'}")
+        raise UnsupportedMediaType(_("send the body as %(json)s, not as %(value)s",
+                                                  json=JSON, value=mimetype or _("a body without a Content-Type")))
     data = body_bytes()
     if not data.strip():
-        raise Invalid(f"the body must be a JSON object; it is empty (Content-Type: {JSON})")
+        raise Invalid(_("the body must be a JSON object; it is empty (Content-Type: %(json)s)", json=JSON))
     try:
         value = json.loads(data)
     except RecursionError:
         value = _TOO_DEEP
     except ValueError as error:
-        raise Invalid(f"the body must be a JSON object; it is not valid JSON ({error})") from None
+        raise Invalid(_("the body must be a JSON object; it is not valid JSON (%(error)s)", error=error)) from None
     if value is _TOO_DEEP or nesting_depth(value) > MAX_DEPTH:
-        raise Invalid(f"the JSON body is nested too deeply (at most {MAX_DEPTH} levels of lists and objects)")
+        raise Invalid(_("the JSON body is nested too deeply (at most %(max_depth)s levels of lists and objects)", max_depth=MAX_DEPTH))
     if unstorable_text(value):
-        raise Invalid("the JSON body holds a NUL character (\\u0000) or an unpaired surrogate (\\ud800-\\udfff), "
-                      "which no text field takes")
+        raise Invalid(_("the JSON body holds a NUL character (\\u0000) or an unpaired surrogate (\\ud800-\\udfff), "
+                        "which no text field takes"))
     return value
 
 
@@ -118,20 +121,21 @@ def allow_body(limit: int) -> None:
 
 def refuse_unstorable_url() -> None:
     """Invalid (400) for a path, query or sign-in form holding a NUL, which no code, name or
-    filter can hold and PostgreSQL refuses to compare (a 500 before); before the access check."""
+    filter can hold and PostgreSQL refuses to compare (a 500 before). Runs before every view, after
+    the access check (app.py), so that a refused write is audited with its account."""
     form = request.form if request.mimetype == "application/x-www-form-urlencoded" else {}
     if "\x00" in request.path or unstorable_text([*request.args.lists(), *(form.lists() if form else ())]):
-        raise Invalid("the URL or the form holds a NUL character (%00), which no parameter takes")
+        raise Invalid(_("the URL or the form holds a NUL character, which no parameter takes"))
 
 
 def init_app(app: Flask) -> None:
-    """Cap every body at ``API_MAX_BODY_BYTES``, render the 413 as ``problem+json``, and refuse a
-    NUL in a URL or form before anything reads it."""
+    """Cap every body at ``API_MAX_BODY_BYTES`` and render the 413 as ``problem+json``."""
     app.config["MAX_CONTENT_LENGTH"] = app.config["API_MAX_BODY_BYTES"]
-    app.before_request(refuse_unstorable_url)
 
     @app.errorhandler(413)
     def _too_large(error: Exception):
         limit = request.max_content_length
-        detail = f"the body is larger than {limit:,} bytes, the most this route takes" if limit else TooLarge.title
-        return problem_response(TooLarge.status, TooLarge.title, detail)
+        detail = _("the body is larger than %(limit)s bytes, the most this route takes",
+                   limit=format_number(limit)) if limit else TooLarge.title
+        return problem_response(TooLarge.status, translate(TooLarge.title), translate(detail))
+

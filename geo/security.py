@@ -18,7 +18,7 @@ from flask import Flask, Response, current_app, g
 
 __all__ = [
     "csp_nonce", "nonced", "tile_origin", "content_security_policy", "InsecureSecretKey", "secret_key_problem",
-    "demo_secret_key", "require_secret_key", "init_app",
+    "demo_secret_key", "require_secret_key", "local_path", "init_app",
 ]
 
 # An inline script: a <script> tag without a src attribute.
@@ -162,3 +162,18 @@ def init_app(app: Flask) -> None:
     _provide_secret_key(app)
     app.after_request(_secured)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+
+def local_path(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site (no scheme, no host, not ``//``, no backslash),
+    else ``default``: a link that redirects cannot send anyone to another site.
+
+    >>> local_path("/map/network?x=1", "/"), local_path("https://evil.example/", "/"), local_path("//evil", "/")
+    ('/map/network?x=1', '/', '/')
+    >>> local_path("/\\evil.example", "/")
+    '/'
+    """
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from geo.config import from_environment
 from geo.security import InsecureSecretKey, require_secret_key
@@ -122,7 +123,11 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool = F
 
 
 def init_app(app: Flask) -> None:
-    """Register ``flask serve``."""
+    """Register ``flask serve``; behind a trusted reverse proxy (``TRUST_PROXY``), believe its
+    X-Forwarded-For and -Proto (one hop): client addresses for limits and the audit log, HTTPS
+    for Secure cookies."""
+    if app.config.get("TRUST_PROXY"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
 
     @app.cli.command("serve", with_appcontext=False)
     @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1 or $HOST")

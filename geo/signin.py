@@ -4,8 +4,6 @@ Views only: each parses, calls one function of ``geo.accounts`` or ``geo.audit``
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from geo import accounts
@@ -13,9 +11,11 @@ from geo.audit import audit_log, note_audit
 from geo.auth import ADMIN, PUBLIC, allow, csrf_token, current_principal, sign_in, sign_out
 from geo.db import get_session
 from geo.errors import Invalid, Unauthorized
+from geo.i18n import _, translate
 from geo.limits import login_limits
 from geo.openapi import HTML, Answer, contract
 from geo.requests import json_body, whole_number
+from geo.security import local_path
 from geo import contracts as c
 
 __all__ = ["bp", "api_bp"]
@@ -23,19 +23,6 @@ __all__ = ["bp", "api_bp"]
 bp = Blueprint("accounts", __name__)
 api_bp = Blueprint("accounts_api", __name__, url_prefix="/api")
 PRIVATE = {"Cache-Control": "no-store"}
-
-
-def _local(target: str | None, default: str) -> str:
-    """``target`` when it is a path on this site (no scheme, no host, not ``//``), else ``default``:
-    a sign-in link cannot send anyone elsewhere.
-
-    >>> _local("/map/network?x=1", "/"), _local("https://evil.example/", "/"), _local("//evil", "/")
-    ('/map/network?x=1', '/', '/')
-    """
-    if not target or not target.startswith("/") or target.startswith("//") or "\\\\" in target:
-        return default
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else default
 
 
 def _authenticate(name, password):
@@ -54,7 +41,7 @@ def _authenticate(name, password):
 @contract(query=c.NextQuery, responses={200: Answer(HTML)})
 def login_page():
     """The sign-in form."""
-    return render_template("login.html", next=_local(request.args.get("next"), "/"), error=None), 200, PRIVATE
+    return render_template("login.html", next=local_path(request.args.get("next"), "/"), error=None), 200, PRIVATE
 
 
 @bp.post("/login")
@@ -63,11 +50,11 @@ def login_page():
 @login_limits
 def login():
     """Sign in from the form, then go where the visitor was going."""
-    target = _local(request.form.get("next"), "/")
+    target = local_path(request.form.get("next"), "/")
     try:
         _authenticate(request.form.get("name", ""), request.form.get("password", ""))
     except Unauthorized as error:
-        return render_template("login.html", next=target, error=error.detail,
+        return render_template("login.html", next=target, error=translate(error.detail),
                                name=request.form.get("name", "")), 401, PRIVATE
     return redirect(target, 303)
 
@@ -81,7 +68,7 @@ def logout():
     if principal is not None:
         note_audit(event="sign-out")
     sign_out()
-    return redirect(_local(request.form.get("next"), url_for("accounts.login_page")), 303)
+    return redirect(local_path(request.form.get("next"), url_for("accounts.login_page")), 303)
 
 
 @bp.get("/admin/audit")
@@ -114,7 +101,7 @@ def api_login():
     """Sign in with ``{"name", "password"}``: a session cookie, and its CSRF token."""
     body = json_body()
     if not isinstance(body, dict):
-        raise Invalid('the body must be a JSON object: {"name": ..., "password": ...}')
+        raise Invalid(_('the body must be a JSON object: {"name": ..., "password": ...}'))
     principal = _authenticate(body.get("name"), body.get("password"))
     return jsonify({"principal": principal.as_dict(), "csrf_token": csrf_token()}), 201, PRIVATE
 
@@ -135,7 +122,7 @@ def _before(value: str | None) -> int | None:
         return None
     before = whole_number(value)
     if before is None:
-        raise Invalid(f"before must be the next_before of a previous page; got {value!r}", field="before")
+        raise Invalid(_("before must be the next_before of a previous page; got %(value)r", value=value), field="before")
     return before
 
 
@@ -144,7 +131,7 @@ def _limit(value: str | None, default: int = 100) -> int:
         return default
     limit = whole_number(value, 500)
     if not limit:
-        raise Invalid("limit must be a whole number from 1 to 500", field="limit")
+        raise Invalid(_("limit must be a whole number from 1 to 500"), field="limit")
     return limit
 
 
@@ -168,7 +155,7 @@ def account_list():
 
 def _object(body) -> dict:
     if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object")
+        raise Invalid(_("the body must be a JSON object"))
     return body
 
 
@@ -180,7 +167,8 @@ def account_create():
     body = _object(json_body())
     unknown = sorted(set(body) - {"name", "role", "password", "control_feeders"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected name, role, password, control_feeders")
+        raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
+                        expected="name, role, password, control_feeders"))
     session = get_session()
     with session.begin():
         view = accounts.create_account(session, body.get("name"), body.get("role"), body.get("password"),
@@ -196,10 +184,13 @@ def account_change(name: str):
     """``{"disabled"?, "password"?, "control_feeders"?}``: change an account."""
     body = _object(json_body())
     unknown = sorted(set(body) - {"disabled", "password", "control_feeders"})
-    if unknown or not body:
-        raise Invalid("send some of disabled, password, control_feeders" + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    if unknown:
+        raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
+                        expected="disabled, password, control_feeders"))
+    if not body:
+        raise Invalid(_("send some of disabled, password, control_feeders"))
     if "disabled" in body and not isinstance(body["disabled"], bool):
-        raise Invalid("disabled must be true or false", field="disabled")
+        raise Invalid(_("disabled must be true or false"), field="disabled")
     session = get_session()
     with session.begin():
         accounts.change_account(session, name, body)
@@ -223,7 +214,8 @@ def token_issue(name: str):
     body = _object(json_body())
     unknown = sorted(set(body) - {"expires_days", "label"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected expires_days, label")
+        raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
+                        expected="expires_days, label"))
     session = get_session()
     with session.begin():
         issued = accounts.issue_token(session, name, body.get("expires_days", accounts.DEFAULT_TOKEN_DAYS),

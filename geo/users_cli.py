@@ -5,12 +5,11 @@ import secrets
 import sys
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from geo import accounts
 from geo.auth import ADMIN, DISPATCHER, PLANNER, ROLES
-from geo.db import get_engine, session_scope
 from geo.errors import DomainError
 
 __all__ = ["users", "demo_accounts", "init_app"]
@@ -22,7 +21,7 @@ DEMO_ACCOUNTS = (("demo-dispatcher", DISPATCHER), ("demo-planner", PLANNER), ("d
 def _run(work):
     """Run ``work(session)`` in one transaction; a domain error becomes the command's error message."""
     try:
-        with session_scope(get_engine()) as session:
+        with current_app.extensions["sessionmaker"]() as session, session.begin():
             return work(session)
     except DomainError as error:
         raise click.ClickException(error.detail) from None

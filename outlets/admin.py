@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from geo.errors import Invalid, Conflict
+from geo.i18n import _
 from outlets import store
 from outlets.hours import DayException, HoursError, parse_intervals
 from outlets.records import parse_outlet
@@ -21,7 +22,8 @@ def create_outlet(session: Session, body: Any) -> str:
     with session.begin():
         connection = session.connection()
         if store.outlet_exists(connection, record.code):
-            raise Conflict(f"outlet {record.code!r} already exists; PUT /api/admin/outlets/{record.code} replaces it")
+            raise Conflict(_("outlet %(code)r already exists; PUT %(url)s replaces it", code=record.code,
+                             url="/api/admin/outlets/" + record.code))
         store.save_outlet(connection, record)
     return record.code
 
@@ -30,7 +32,7 @@ def replace_outlet(session: Session, code: str, body: Any) -> bool:
     """Create or replace outlet ``code`` (a retired one comes back); True when created."""
     body = dict(_object(body))
     if body.setdefault("code", code) != code:
-        raise Invalid(f"the body's code {body['code']!r} differs from the URL's {code!r}", field="code")
+        raise Invalid(_("the body's code %(code)r differs from the URL's %(code2)r", code=body['code'], code2=code), field="code")
     record = parse_outlet(body)
     with session.begin():
         return store.save_outlet(session.connection(), record)
@@ -46,18 +48,18 @@ def set_exception(session: Session, code: str, day: date, body: Any) -> None:
     """Special hours on ``day`` from ``{"hours": "off" | "08:00-12:00,...", "note": "..."}``."""
     body = _object(body)
     if "hours" not in body:
-        raise Invalid('send {"hours": "off"} or {"hours": "08:00-12:00", "note": "..."}')
+        raise Invalid(_('send {"hours": "off"} or {"hours": "08:00-12:00", "note": "..."}'))
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 200
                              or any(unicodedata.category(c) == "Cc" for c in note)):
-        raise Invalid("note must be a text of up to 200 characters, without control characters", field="note")
+        raise Invalid(_("note must be a text of up to 200 characters, without control characters"), field="note")
     hours = body["hours"]
     if not isinstance(hours, (str, list)) or not all(isinstance(h, str) for h in (hours if isinstance(hours, list) else [])):
-        raise Invalid('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals', field="hours")
+        raise Invalid(_('hours must be "off", "08:00-12:00,13:00-17:00" or a list of such intervals'), field="hours")
     try:
         intervals = parse_intervals(hours, where=f"exception {day}")
     except HoursError as error:
-        raise Invalid(str(error)) from None
+        raise Invalid(error.args[0]) from None
     with session.begin():
         store.set_exception(session.connection(), code, day, DayException(intervals, note.strip() if note else None))
 
@@ -71,5 +73,5 @@ def delete_exception(session: Session, code: str, day: date) -> None:
 def _object(body: Any) -> dict:
     """``body`` if it is a JSON object; Invalid otherwise."""
     if not isinstance(body, dict):
-        raise Invalid("send a JSON object")
+        raise Invalid(_("send a JSON object"))
     return body

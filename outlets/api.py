@@ -14,6 +14,7 @@ from geo import addresses
 from geo.db import get_session, read
 from geo.errors import Invalid
 from geo.geojson import parse_bbox
+from geo.i18n import _
 from geo.requests import allow_body, body_bytes, json_body, whole_number
 from geo.auth import ADMIN, PUBLIC, allow
 from geo.limits import public_write_limits
@@ -45,9 +46,9 @@ def _number(name: str, low: float, high: float) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        raise Invalid(f"{name} must be a number, not {value!r}", field=name) from None
+        raise Invalid(_("%(name)s must be a number, not %(value)r", name=name, value=value), field=name) from None
     if not low <= number <= high:
-        raise Invalid(f"{name} must be between {low:g} and {high:g}", field=name)
+        raise Invalid(_("%(name)s must be between %(low)g and %(high)g", name=name, low=low, high=high), field=name)
     return number
 
 
@@ -58,7 +59,7 @@ def _date(value: str | None, name: str = "date") -> date | None:
     try:
         return parse_day(value)
     except ValueError as error:
-        raise Invalid(f"{name} {value!r} {error}", field=name) from None
+        raise Invalid(_("%(name)s %(value)r %(error)s", name=name, value=value, error=error), field=name) from None
 
 
 def _open_at(value: str | None, current: datetime) -> datetime | None:
@@ -70,9 +71,9 @@ def _open_at(value: str | None, current: datetime) -> datetime | None:
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid(f"open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not {value!r}", field="open") from None
+        raise Invalid(_("open must be 'now' or an ISO 8601 time (e.g. 2026-12-01T18:30), not %(value)r", value=value), field="open") from None
     if not in_range(at):
-        raise Invalid(f"open {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}", field="open")
+        raise Invalid(_("open %(value)r is outside the years %(first_year)s to %(last_year)s", value=value, first_year=FIRST_YEAR, last_year=LAST_YEAR), field="open")
     return at
 
 
@@ -94,12 +95,12 @@ def nearest():
     lon, lat = _number("lon", -180, 180), _number("lat", -90, 90)
     q = request.args.get("q", "").strip()
     if (lon is None) != (lat is None):
-        raise Invalid("give both lon and lat", field="lon" if lon is None else "lat")
+        raise Invalid(_("give both lon and lat"), field="lon" if lon is None else "lat")
     if (lon is None) == (not q):
-        raise Invalid("give lon and lat, or an address q (not both)")
+        raise Invalid(_("give lon and lat, or an address q (not both)"))
     n = whole_number(request.args.get("n", "5"))
     if n is None:
-        raise Invalid(f"n must be a whole number 1..{search.MAX_RESULTS}", field="n")
+        raise Invalid(_("n must be a whole number 1..%(max_results)s", max_results=search.MAX_RESULTS), field="n")
     options = {"n": n, "service": request.args.get("service") or None,
                "open_at": _open_at(request.args.get("open"), current)}
     if q:
@@ -284,10 +285,10 @@ def admin_import():
     upload = request.files.get("file")
     data, filename = (upload.read(), upload.filename) if upload else (body_bytes(), None)
     if not data:
-        raise Invalid("send the file as the request body or as the multipart field 'file'")
+        raise Invalid(_("send the file as the request body or as the multipart field 'file'"))
     mode = request.args.get("mode", "replace")
     if mode not in ("replace", "create"):
-        raise Invalid("mode must be replace or create", field="mode")
+        raise Invalid(_("mode must be replace or create"), field="mode")
     rows = importers.read_outlets(data, importers.format_of(filename, request.args.get("format")))
     return jsonify(importers.import_outlets(get_session(), rows, replace=mode == "replace"))
 

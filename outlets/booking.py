@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from geo import outbox
 from geo.errors import Invalid, Conflict, NotFound, Unprocessable
+from geo.i18n import Moment, _
 from outlets.hours import FIRST_YEAR, LAST_YEAR, Schedule, Slot, format_intervals, in_range
 from outlets.models import SERVICES, Booking, SlotCounter
 from outlets.records import parse_phone
@@ -71,7 +72,7 @@ def normalise_code(text: str) -> str:
     """What the customer typed -> the stored code; NotFound for anything that cannot be one."""
     code = re.sub(r"[\s-]", "", text or "").upper()
     if len(code) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
-        raise NotFound("there is no booking with this code")
+        raise NotFound(_("there is no booking with this code"))
     return code
 
 
@@ -94,25 +95,25 @@ _REQUIRED = ("outlet", "service", "start", "name", "phone", "idempotency_key")
 def _clean_text(value: Any, field: str, limit: int) -> str:
     """A required text field with its spaces collapsed; Invalid when empty, long or odd."""
     if not isinstance(value, str) or not value.strip():
-        raise Invalid(f"{field} is required", field=field)
+        raise Invalid(_("%(field)s is required", field=field), field=field)
     value = " ".join(value.split())
     if len(value) > limit:
-        raise Invalid(f"{field} is longer than {limit} characters", field=field)
+        raise Invalid(_("%(field)s is longer than %(limit)s characters", field=field, limit=limit), field=field)
     if any(unicodedata.category(c).startswith("C") for c in value):
-        raise Invalid(f"{field} holds control characters", field=field)
+        raise Invalid(_("%(field)s holds control characters", field=field), field=field)
     return value
 
 
 def parse_booking_request(body: Any, idempotency_header: str | None = None) -> BookingRequest:
     """A JSON body -> BookingRequest; Invalid says which field is missing or malformed."""
     if not isinstance(body, Mapping):
-        raise Invalid("send a JSON object with " + ", ".join(_REQUIRED))
+        raise Invalid(_("send a JSON object with %(required)s", required=", ".join(_REQUIRED)))
     unknown = sorted(set(body) - set(_REQUIRED))
     if unknown:
-        raise Invalid(f"unknown field(s) {', '.join(unknown)} (send {', '.join(_REQUIRED)})")
+        raise Invalid(_("unknown field(s) %(unknown)s (send %(required)s)", unknown=', '.join(unknown), required=', '.join(_REQUIRED)))
     key = body.get("idempotency_key") or idempotency_header
     if body.get("idempotency_key") and idempotency_header and body["idempotency_key"] != idempotency_header:
-        raise Invalid("the Idempotency-Key header and idempotency_key differ", field="idempotency_key")
+        raise Invalid(_("the Idempotency-Key header and idempotency_key differ"), field="idempotency_key")
     return BookingRequest(
         outlet=_clean_text(body.get("outlet"), "outlet", 60),
         service=_clean_text(body.get("service"), "service", 40),
@@ -128,9 +129,9 @@ def parse_start(value: str, outlet: OutletView) -> datetime:
     try:
         start = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except (AttributeError, ValueError):
-        raise Invalid(f"start {value!r} is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)", field="start") from None
+        raise Invalid(_("start %(value)r is not an ISO 8601 date and time (e.g. 2026-12-01T10:30:00+01:00)", value=value), field="start") from None
     if not in_range(start):
-        raise Invalid(f"start {value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}", field="start")
+        raise Invalid(_("start %(value)r is outside the years %(first_year)s to %(last_year)s", value=value, first_year=FIRST_YEAR, last_year=LAST_YEAR), field="start")
     if start.tzinfo is None:
         start = start.replace(tzinfo=outlet.schedule.tz)
     return start.astimezone(UTC)
@@ -138,16 +139,15 @@ def parse_start(value: str, outlet: OutletView) -> datetime:
 
 def _when(outlet: OutletView, at: datetime) -> str:
     """An instant as a customer reads it on the outlet's clock."""
-    return outlet.schedule.local(at).strftime("%a %Y-%m-%d %H:%M (UTC%z)")
+    return Moment(outlet.schedule.local(at), "%a %Y-%m-%d %H:%M (UTC%z)", "EEE yyyy-MM-dd HH:mm ('UTC'xx)")
 
 
 def _check_service(outlet: OutletView, service: str) -> int:
     """The capacity of ``service`` at ``outlet``; Unprocessable when it is not offered."""
     if service not in SERVICES:
-        raise Unprocessable(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
+        raise Unprocessable(_("unknown service %(service)r (known: %(services)s)", service=service, services=', '.join(SERVICES)))
     if service not in outlet.services:
-        raise Unprocessable(f"outlet {outlet.code} does not offer {service!r} "
-                                  f"(it offers: {', '.join(outlet.services)})")
+        raise Unprocessable(_("outlet %(code)s does not offer %(service)r (it offers: %(services)s)", code=outlet.code, service=service, services=', '.join(outlet.services)))
     return outlet.services[service]
 
 
@@ -156,11 +156,11 @@ def check_slot(outlet: OutletView, service: str, start: datetime, now: datetime)
     _check_service(outlet, service)
     schedule = outlet.schedule
     if start <= now:
-        raise Unprocessable(f"{_when(outlet, start)} is in the past")
+        raise Unprocessable(_("%(when)s is in the past", when=_when(outlet, start)))
     if start > now + timedelta(days=BOOKING_HORIZON_DAYS):
-        raise Unprocessable(f"bookings open {BOOKING_HORIZON_DAYS} days ahead; {_when(outlet, start)} is later")
+        raise Unprocessable(_("bookings open %(booking_horizon_days)s days ahead; %(when)s is later", booking_horizon_days=BOOKING_HORIZON_DAYS, when=_when(outlet, start)))
     if not schedule.known:
-        raise Unprocessable(f"the opening hours of outlet {outlet.code} are unknown, so it takes no bookings")
+        raise Unprocessable(_("the opening hours of outlet %(code)s are unknown, so it takes no bookings", code=outlet.code))
     day = schedule.local_date(start)
     slots = schedule.slots(day, outlet.slot_minutes)
     if any(slot.start == start for slot in slots):
@@ -168,15 +168,24 @@ def check_slot(outlet: OutletView, service: str, start: datetime, now: datetime)
     note = schedule.note(day)
     if not schedule.is_open(start):
         if not schedule.intervals_starting(day):
-            raise Unprocessable(f"outlet {outlet.code} is closed on {day:%a %Y-%m-%d}{f' ({note})' if note else ''}")
+            raise Unprocessable(_("outlet %(code)s is closed on %(day)s (%(note)s)", code=outlet.code, day=Moment(day, "%a %Y-%m-%d", "EEE yyyy-MM-dd"), note=note)
+                                if note else _("outlet %(code)s is closed on %(day)s", code=outlet.code, day=Moment(day, "%a %Y-%m-%d", "EEE yyyy-MM-dd")))
         hours = format_intervals(schedule.intervals_starting(day))
-        raise Unprocessable(f"{_when(outlet, start)} is outside the opening hours of outlet {outlet.code} "
-                                  f"(that day: {hours}{'; ' + note if note else ''})")
+        raise Unprocessable(_("%(when)s is outside the opening hours of outlet %(code)s (that day: %(hours)s; %(note)s)",
+                              when=_when(outlet, start), code=outlet.code, hours=hours, note=note) if note else
+                            _("%(when)s is outside the opening hours of outlet %(code)s (that day: %(hours)s)",
+                              when=_when(outlet, start), code=outlet.code, hours=hours))
     before = [s for s in slots if s.start < start][-1:]
     after = [s for s in slots if s.start > start][:1]
-    nearest = " or ".join(schedule.local(s.start).strftime("%H:%M") for s in before + after)
-    raise Unprocessable(f"{_when(outlet, start)} is not a slot start: slots last {outlet.slot_minutes} "
-                              f"minutes{'; the nearest start at ' + nearest if nearest else ''}")
+    nearest = [schedule.local(s.start).strftime("%H:%M") for s in before + after]
+    when, minutes = _when(outlet, start), outlet.slot_minutes
+    if len(nearest) == 2:
+        raise Unprocessable(_("%(when)s is not a slot start: slots last %(minutes)s minutes; the nearest start at "
+                              "%(before)s or %(after)s", when=when, minutes=minutes, before=nearest[0], after=nearest[1]))
+    if nearest:
+        raise Unprocessable(_("%(when)s is not a slot start: slots last %(minutes)s minutes; the nearest start at "
+                              "%(nearest)s", when=when, minutes=minutes, nearest=nearest[0]))
+    raise Unprocessable(_("%(when)s is not a slot start: slots last %(minutes)s minutes", when=when, minutes=minutes))
 
 
 # -- slots ---------------------------------------------------------------------------------------
@@ -301,8 +310,8 @@ def _already_full(connection: Connection, outlet: OutletView, service: str, star
 def _full(outlet: OutletView, service: str, start: datetime) -> Conflict:
     """The 409 for a fully booked slot."""
     local = outlet.schedule.local(start)
-    return Conflict(f"the {local:%H:%M} slot for {service} at outlet {outlet.code} on {local:%Y-%m-%d} is fully "
-                    "booked; pick another slot", reason="slot_full")
+    return Conflict(_("the %(time)s slot for %(service)s at outlet %(code)s on %(date)s is fully booked; pick another slot",
+                      time=local.strftime("%H:%M"), service=service, code=outlet.code, date=local.strftime("%Y-%m-%d")), reason="slot_full")
 
 
 def _give_back_place(connection: Connection, outlet_id: int, service: str, start: datetime) -> None:
@@ -468,8 +477,7 @@ def _replay(connection: Connection, key: str, fingerprint: str) -> BookingView |
     if row is None:
         return None
     if row["request_hash"] != fingerprint:
-        raise Unprocessable("this idempotency_key was already used for a different booking request; "
-                                  "send a new key for a new booking", reason="idempotency_key_reused")
+        raise Unprocessable(_("this idempotency_key was already used for a different booking request; send a new key for a new booking"), reason="idempotency_key_reused")
     return BookingView.of(row, _outlet_of(connection, row))
 
 
@@ -477,7 +485,7 @@ def get_booking(connection: Connection, code: str) -> BookingView:
     """The booking with confirmation code ``code`` (NotFound otherwise)."""
     row = _booking_row(connection, bookings.c.code == normalise_code(code))
     if row is None:
-        raise NotFound("there is no booking with this code")
+        raise NotFound(_("there is no booking with this code"))
     return BookingView.of(row, _outlet_of(connection, row))
 
 
@@ -485,7 +493,7 @@ def _locked_booking(connection: Connection, code: str) -> Mapping:
     """The booking with ``code``, locked for the rest of the transaction; NotFound otherwise."""
     row = _booking_row(connection, bookings.c.code == normalise_code(code), lock=True)
     if row is None:
-        raise NotFound("there is no booking with this code")
+        raise NotFound(_("there is no booking with this code"))
     return row
 
 
@@ -499,7 +507,7 @@ def cancel_booking(session: Session, code: str, now: datetime) -> BookingView:
         if row["status"] == "cancelled":
             return BookingView.of(row, outlet)
         if row["slot_start"] <= now:
-            raise Conflict("this visit has already begun or passed; it can no longer be cancelled")
+            raise Conflict(_("this visit has already begun or passed; it can no longer be cancelled"))
         row.update(status="cancelled", sequence=row["sequence"] + 1)
         connection.execute(update(bookings).where(bookings.c.id == row["id"]).values(
             status="cancelled", cancelled_at=now, updated_at=now, sequence=row["sequence"]))
@@ -513,14 +521,14 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
     """Move a booking to another slot (and service): the new place is taken before the old one is
     given back, in one transaction, so a full slot leaves the booking as it was."""
     if not isinstance(changes, Mapping) or "start" not in changes or set(changes) - {"start", "service"}:
-        raise Invalid("send a JSON object with start (and optionally service)")
+        raise Invalid(_("send a JSON object with start (and optionally service)"))
     with session.begin():
         connection = session.connection()
         row = _locked_booking(connection, code)
         if row["status"] == "cancelled":
-            raise Conflict("this booking is cancelled; book a new visit instead")
+            raise Conflict(_("this booking is cancelled; book a new visit instead"))
         if row["slot_start"] <= now:
-            raise Conflict("this visit has already begun or passed; it can no longer be moved")
+            raise Conflict(_("this visit has already begun or passed; it can no longer be moved"))
         outlet = load_outlet(connection, row["outlet_code"])
         service = _clean_text(changes.get("service", row["service"]), "service", 40)
         start = parse_start(_clean_text(changes["start"], "start", 40), outlet)
@@ -534,8 +542,9 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
         _notify(connection, row, outlet, now, "booking_rescheduled")
         # The new place before the old one is given back; a full slot rolls all of this back.
         if not _take_place(connection, outlet, service, slot.start):
-            raise Conflict(f"the {outlet.schedule.local(slot.start):%H:%M} slot for {service} on "
-                           f"{outlet.schedule.local(slot.start):%Y-%m-%d} is fully booked; your booking is unchanged",
+            raise Conflict(_("the %(time)s slot for %(service)s on %(date)s is fully booked; your booking is unchanged",
+                             time=outlet.schedule.local(slot.start).strftime("%H:%M"), service=service,
+                             date=outlet.schedule.local(slot.start).strftime("%Y-%m-%d")),
                            reason="slot_full")
         _give_back_place(connection, row["outlet_id"], old_service, old_start)
         return BookingView.of(row, outlet)
@@ -547,7 +556,7 @@ def booking_ics(connection: Connection, code: str, now: datetime) -> bytes:
 
     row = _booking_row(connection, bookings.c.code == normalise_code(code))
     if row is None:
-        raise NotFound("there is no booking with this code")
+        raise NotFound(_("there is no booking with this code"))
     outlet = _outlet_of(connection, row)
     calendar = Calendar()
     calendar.add("prodid", "-//GridAtlas//Outlet bookings//EN")

@@ -29,6 +29,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from geo.i18n import _
+
 __all__ = [
     "DAYS", "FIRST_YEAR", "LAST_YEAR", "in_range", "parse_day", "HoursError", "Interval", "DayException", "Schedule", "Slot",
     "Opening",
@@ -58,9 +60,9 @@ def parse_day(text: str) -> date:
     try:
         day = date.fromisoformat(text)
     except (TypeError, ValueError):
-        raise ValueError("is not a date (YYYY-MM-DD)") from None
+        raise ValueError(_("is not a date (YYYY-MM-DD)")) from None
     if not in_range(day):
-        raise ValueError(f"is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise ValueError(_("is outside the years %(first)s to %(last)s", first=FIRST_YEAR, last=LAST_YEAR))
     return day
 
 
@@ -114,10 +116,10 @@ def _minutes(text: str, *, allow_24: bool) -> int:
     """HH:MM as minutes after midnight (24:00 only where ``allow_24``)."""
     match = _TIME.match(text.strip())
     if not match:
-        raise HoursError(f"{text.strip()!r} is not a time of day (write HH:MM, e.g. 08:30)")
+        raise HoursError(_("%(text)r is not a time of day (write HH:MM, e.g. 08:30)", text=text.strip()))
     hours, minutes = int(match.group(1)), int(match.group(2))
     if minutes > 59 or hours > 24 or (hours == 24 and (minutes or not allow_24)):
-        raise HoursError(f"{text.strip()!r} is not a time of day (00:00 to 23:59, or 24:00 as a closing time)")
+        raise HoursError(_("%(text)r is not a time of day (00:00 to 23:59, or 24:00 as a closing time)", text=text.strip()))
     return hours * 60 + minutes
 
 
@@ -131,10 +133,10 @@ def parse_interval(text: str) -> Interval:
     """
     parts = text.strip().replace("\u2013", "-").split("-")
     if len(parts) != 2:
-        raise HoursError(f"{text.strip()!r} is not an interval (write HH:MM-HH:MM, e.g. 08:00-12:00)")
+        raise HoursError(_("%(text)r is not an interval (write HH:MM-HH:MM, e.g. 08:00-12:00)", text=text.strip()))
     start, end = _minutes(parts[0], allow_24=False), _minutes(parts[1], allow_24=True)
     if end == start:
-        raise HoursError(f"{text.strip()!r} opens and closes at the same time")
+        raise HoursError(_("%(text)r opens and closes at the same time", text=text.strip()))
     if end < start:
         end += DAY_MINUTES
     return Interval(start, end)
@@ -145,7 +147,7 @@ def _checked_day(intervals: Iterable[Interval], where: str) -> tuple[Interval, .
     ordered = tuple(sorted(intervals))
     for before, after in zip(ordered, ordered[1:]):
         if after.start < before.end:
-            raise HoursError(f"{where}: {before} overlaps {after}")
+            raise HoursError(_("%(where)s: %(before)s overlaps %(after)s", where=where, before=before, after=after))
     return ordered
 
 
@@ -154,14 +156,15 @@ def parse_intervals(text: str | Iterable[str], where: str = "hours") -> tuple[In
     items = text.split(",") if isinstance(text, str) else list(text)
     odd = [item for item in items if not isinstance(item, str)]
     if odd:
-        raise HoursError(f"{where}: {odd[0]!r} is not an interval (write HH:MM-HH:MM, e.g. 08:00-12:00)")
+        raise HoursError(_("%(where)s: %(value)r is not an interval (write HH:MM-HH:MM, e.g. 08:00-12:00)", where=where, value=odd[0]))
     items = [item.strip() for item in items if item.strip()]
     if len(items) == 1 and items[0].lower() in _CLOSED_WORDS:
         return ()
     try:
         return _checked_day((parse_interval(item) for item in items), where)
     except HoursError as error:
-        raise HoursError(str(error) if str(error).startswith(where) else f"{where}: {error}") from None
+        raise HoursError(error.args[0] if str(error).startswith(where)
+                         else _("%(where)s: %(error)s", where=where, error=error)) from None
 
 
 def _days(selector: str) -> list[int]:
@@ -170,7 +173,7 @@ def _days(selector: str) -> list[int]:
     for part in selector.split(","):
         ends = part.strip().split("-")
         if len(ends) > 2 or not all(end in DAYS for end in ends):
-            raise HoursError(f"{part.strip()!r} is not a day or a range of days (use {' '.join(DAYS)}, e.g. Mo-Fr)")
+            raise HoursError(_("%(part)r is not a day or a range of days (use %(days)s, e.g. Mo-Fr)", part=part.strip(), days=' '.join(DAYS)))
         first, last = DAYS.index(ends[0]), DAYS.index(ends[-1])
         days.extend((first + step) % 7 for step in range((last - first) % 7 + 1))
     return days
@@ -197,14 +200,14 @@ def parse_weekly(text: str | None) -> WeeklyHours | None:
         return tuple(() for _ in DAYS)
     week: list[tuple[Interval, ...]] = [() for _ in DAYS]
     for rule in filter(None, (part.strip() for part in text.split(";"))):
-        selector, _, hours = rule.partition(" ")
+        selector, _space, hours = rule.partition(" ")
         try:
             days = _days(selector)
             if not hours.strip():
-                raise HoursError("names no hours (write e.g. 'Mo-Fr 08:00-17:00' or 'Su off')")
+                raise HoursError(_("names no hours (write e.g. 'Mo-Fr 08:00-17:00' or 'Su off')"))
             intervals = parse_intervals(hours.replace(" ", ""), where=selector)
         except HoursError as error:
-            raise HoursError(f"rule {rule!r}: {error}") from None
+            raise HoursError(_("rule %(rule)r: %(error)s", rule=rule, error=error)) from None
         for day in days:
             week[day] = intervals
     return tuple(week)
@@ -245,7 +248,7 @@ def weekly_from_json(value: Mapping[str, Iterable[str]] | str | None) -> WeeklyH
     if value is None or isinstance(value, str):
         return parse_weekly(value)
     if not isinstance(value, Mapping):
-        raise HoursError("hours must be a text such as 'Mo-Fr 08:00-17:00' or an object by day")
+        raise HoursError(_("hours must be a text such as 'Mo-Fr 08:00-17:00' or an object by day"))
     try:
         key = tuple(sorted((str(day), tuple(hours) if isinstance(hours, list) else hours)
                            for day, hours in value.items()))
@@ -267,7 +270,7 @@ def _weekly_from_mapping(value: Mapping) -> WeeklyHours:
     week: list[tuple[Interval, ...]] = [() for _ in DAYS]
     for key, intervals in value.items():
         if str(key).lower()[:2] not in names:
-            raise HoursError(f"{key!r} is not a day (use {', '.join(n.lower() for n in DAYS)})")
+            raise HoursError(_("%(key)r is not a day (use %(days)s)", key=key, days=', '.join(n.lower() for n in DAYS)))
         if isinstance(intervals, str):
             intervals = [intervals]
         week[names[str(key).lower()[:2]]] = parse_intervals(intervals, where=str(key))
@@ -282,30 +285,29 @@ def parse_exceptions(value: str | Iterable[Mapping] | None) -> dict[date, DayExc
     items: list[tuple[str, object, str | None]] = []
     if isinstance(value, str):
         for part in filter(None, (p.strip() for p in value.split(";"))):
-            day, _, rest = part.partition(" ")
-            hours, _, note = rest.strip().partition(" ")
+            day, _space, rest = part.partition(" ")
+            hours, _space, note = rest.strip().partition(" ")
             items.append((day, hours, note.strip() or None))
     elif not isinstance(value, (list, tuple)):
-        raise HoursError('exceptions must be text ("2026-12-25 off") or a list of {"date", "hours", "note"} objects')
+        raise HoursError(_('exceptions must be text ("2026-12-25 off") or a list of {"date", "hours", "note"} objects'))
     else:
         for entry in value:
             if not isinstance(entry, Mapping) or "date" not in entry:
-                raise HoursError("each exception needs a date, e.g. {\"date\": \"2026-12-25\", \"hours\": \"off\"}")
+                raise HoursError(_('each exception needs a date, e.g. {"date": "2026-12-25", "hours": "off"}'))
             items.append((str(entry["date"]), entry.get("hours", "off"), entry.get("note") or None))
     exceptions: dict[date, DayException] = {}
     for day_text, hours, note in items:
         try:
             day = parse_day(day_text)
         except ValueError as error:
-            raise HoursError(f"exception {day_text!r} {error}") from None
+            raise HoursError(_("exception %(day_text)r %(error)s", day_text=day_text, error=error)) from None
         if note is not None and (not isinstance(note, str) or len(note) > 200
                                  or any(unicodedata.category(c) == "Cc" for c in note)):
-            raise HoursError(f"exception {day}: the note must be a text of up to 200 characters, "
-                             "without control characters")
+            raise HoursError(_("exception %(day)s: the note must be a text of up to 200 characters, without control characters", day=day))
         if day in exceptions:
-            raise HoursError(f"exception {day}: given twice")
+            raise HoursError(_("exception %(day)s: given twice", day=day))
         if hours is None or (isinstance(hours, str) and not hours.strip()):
-            raise HoursError(f"exception {day}: give its hours, or 'off' when closed")
+            raise HoursError(_("exception %(day)s: give its hours, or 'off' when closed", day=day))
         exceptions[day] = DayException(parse_intervals(hours, where=f"exception {day}"), note)
     return exceptions
 
@@ -313,11 +315,11 @@ def parse_exceptions(value: str | Iterable[Mapping] | None) -> dict[date, DayExc
 def zone(name: str) -> ZoneInfo:
     """The IANA zone ``name`` or an HoursError naming it."""
     if not isinstance(name, str) or name not in _zone_names():
-        raise HoursError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)")
+        raise HoursError(_("%(name)r is not an IANA time zone (e.g. Europe/Berlin)", name=name))
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise HoursError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        raise HoursError(_("%(name)r is not an IANA time zone (e.g. Europe/Berlin)", name=name)) from None
 
 
 _ZONES: set[str] = set()

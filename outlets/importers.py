@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo.errors import Invalid, Unprocessable
+from geo.i18n import _
 from outlets.records import FIELDS, RecordInvalid, parse_outlet
 from outlets.store import export_records, outlets, save_outlet
 
@@ -28,13 +29,13 @@ MAX_REPORTED = 500
 class ImportRefused(Unprocessable):
     """A file with bad rows; nothing was imported. ``errors`` lists ``{row, code, field, reason}``."""
 
-    title = "Import refused"
+    title = _("Import refused")
 
     def __init__(self, errors: list[dict[str, Any]], rows: int):
         first = errors[0]
         super().__init__(
-            f"{len(errors)} problem(s) in {rows} row(s), nothing was imported; first: row {first['row']}, "
-            f"{first['field']}: {first['reason']}",
+            _("%(problems)s problem(s) in %(rows)s row(s), nothing was imported; first: row %(row)s, %(field)s: %(reason)s",
+              problems=len(errors), rows=rows, row=first["row"], field=first["field"], reason=first["reason"]),
             rows=rows, errors=errors[:MAX_REPORTED], truncated=len(errors) > MAX_REPORTED)
         self.errors = errors
 
@@ -43,14 +44,14 @@ def format_of(filename: str | None, declared: str | None = None) -> str:
     """``geojson`` or ``csv`` from a declared format or the file's extension."""
     if declared:
         if declared.lower() not in FORMATS:
-            raise Invalid(f"format {declared!r} is not one of {', '.join(FORMATS)}", field="format")
+            raise Invalid(_("format %(declared)r is not one of %(formats)s", declared=declared, formats=', '.join(FORMATS)), field="format")
         return declared.lower()
     suffix = (filename or "").rsplit(".", 1)[-1].lower()
     if suffix in ("geojson", "json"):
         return "geojson"
     if suffix in ("csv", "txt"):
         return "csv"
-    raise Invalid("say which format the file is in (format=geojson or format=csv, or a .geojson/.csv name)", field="format")
+    raise Invalid(_("say which format the file is in (format=geojson or format=csv, or a .geojson/.csv name)"), field="format")
 
 
 def _decoded(data: bytes) -> str:
@@ -58,7 +59,7 @@ def _decoded(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise Invalid(f"the file is not UTF-8 text (byte {error.start})") from None
+        raise Invalid(_("the file is not UTF-8 text (byte %(start)s)", start=error.start)) from None
 
 
 def _geojson_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
@@ -66,10 +67,10 @@ def _geojson_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
     try:
         document = json.loads(_decoded(data))
     except json.JSONDecodeError as error:
-        raise Invalid(f"the file is not JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+        raise Invalid(_("the file is not JSON: %(msg)s at line %(lineno)s, column %(colno)s", msg=error.msg, lineno=error.lineno, colno=error.colno)) from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection" \
             or not isinstance(document.get("features"), list):
-        raise Invalid("a GeoJSON import must be a FeatureCollection of Point features")
+        raise Invalid(_("a GeoJSON import must be a FeatureCollection of Point features"))
     rows = []
     for number, feature in enumerate(document["features"], start=1):
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -95,7 +96,7 @@ def _csv_rows(data: bytes) -> list[tuple[int, dict[str, Any], str | None]]:
     delimiter = ";" if ";" in header and "," not in header else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     if not reader.fieldnames or "code" not in reader.fieldnames:
-        raise Invalid(f"the CSV file needs a header row naming its columns ({', '.join(FIELDS)})")
+        raise Invalid(_("the CSV file needs a header row naming its columns (%(fields)s)", fields=', '.join(FIELDS)))
     rows = []
     for number, row in enumerate(reader, start=1):
         extra = row.pop(None, None)
@@ -108,7 +109,7 @@ def read_outlets(data: bytes, file_format: str) -> list[tuple[int, dict[str, Any
     """A file's rows as (row number from 1, raw values, a problem with the row's shape or None)."""
     rows = _geojson_rows(data) if file_format == "geojson" else _csv_rows(data)
     if not rows:
-        raise Invalid("the file holds no outlets")
+        raise Invalid(_("the file holds no outlets"))
     return rows
 
 
@@ -134,7 +135,7 @@ def import_outlets(session: Session, rows: Iterable[tuple[int, dict[str, Any], s
             continue
         if record.code in first_row:
             errors.append({"row": number, "code": code, "field": "code",
-                           "reason": f"{record.code!r} appears again (first at row {first_row[record.code]})"})
+                           "reason": _("%(code)r appears again (first at row %(row)s)", code=record.code, row=first_row[record.code])})
             continue
         first_row[record.code] = number
         records.append((number, record))
@@ -143,7 +144,7 @@ def import_outlets(session: Session, rows: Iterable[tuple[int, dict[str, Any], s
         if not replace and first_row:
             stored = set(connection.execute(select(outlets.c.code).where(outlets.c.code.in_(first_row))).scalars())
             errors.extend({"row": first_row[code], "code": code, "field": "code",
-                           "reason": f"outlet {code!r} already exists"} for code in sorted(stored))
+                           "reason": _("outlet %(code)r already exists", code=code)} for code in sorted(stored))
         if errors:
             errors.sort(key=lambda error: error["row"])
             raise ImportRefused(errors, len(rows))

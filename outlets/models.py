@@ -18,15 +18,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.db import Base
+from geo.i18n import _
 
 __all__ = ["SERVICES", "Outlet", "OutletService", "OutletException", "SlotCounter", "Booking", "BOOKING_STATUSES"]
 
 # The services an outlet may offer: code -> what a customer reads.
 SERVICES = {
-    "new_connection": "New connection",
-    "billing": "Billing and payment",
-    "meter": "Meters and readings",
-    "complaints": "Complaints",
+    "new_connection": _("New connection"),
+    "billing": _("Billing and payment"),
+    "meter": _("Meters and readings"),
+    "complaints": _("Complaints"),
 }
 BOOKING_STATUSES = ("confirmed", "cancelled")
 

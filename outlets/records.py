@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import phonenumbers
 
 from geo.errors import Invalid, Unprocessable
+from geo.i18n import Joined, _
 from outlets.hours import DayException, HoursError, WeeklyHours, parse_exceptions, weekly_from_json, zone
 from outlets.models import SERVICES
 
@@ -49,10 +50,10 @@ class OutletRecord:
 class RecordInvalid(Unprocessable):
     """A record with bad fields; ``errors`` lists ``{"field", "reason"}`` for each."""
 
-    title = "Invalid outlet"
+    title = _("Invalid outlet")
 
     def __init__(self, errors: list[dict[str, str]]):
-        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        summary = Joined(_("; "), [_("%(field)s: %(reason)s", field=e["field"], reason=e["reason"]) for e in errors])
         super().__init__(summary, errors=errors)
         self.errors = errors
 
@@ -78,17 +79,18 @@ def country_of_zone(name: str) -> str | None:
 def parse_phone(text: Any, region: str | None, what: str = "phone") -> str:
     """A phone number in E.164 (``+49721...``); national numbers are read in ``region``."""
     if not isinstance(text, str) or not text.strip():
-        raise Invalid(f"{what} is required", field=what)
+        raise Invalid(_("%(what)s is required", what=what), field=what)
     example = phonenumbers.example_number(region) if region else None
-    hint = (f" (e.g. {phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)} or "
-            f"{phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)})"
-            if example else " (with its country code, e.g. +49 721 1234567)")
+    hint = (_(" (e.g. %(national)s or %(international)s)",
+              national=phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL),
+              international=phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL))
+            if example else _(" (with its country code, e.g. +49 721 1234567)"))
     try:
         number = phonenumbers.parse(text.strip(), region)
     except phonenumbers.NumberParseException:
-        raise Invalid(f"{what} {text.strip()!r} is not a phone number{hint}", field=what) from None
+        raise Invalid(_("%(what)s %(text)r is not a phone number%(hint)s", what=what, text=text.strip(), hint=hint), field=what) from None
     if not phonenumbers.is_valid_number(number):
-        raise Invalid(f"{what} {text.strip()!r} is not a valid phone number{hint}", field=what)
+        raise Invalid(_("%(what)s %(text)r is not a valid phone number%(hint)s", what=what, text=text.strip(), hint=hint), field=what)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -97,13 +99,13 @@ def _text(values: Mapping[str, Any], name: str, limit: int, errors: list, requir
     value = values.get(name)
     if value is None or not str(value).strip():
         if required:
-            errors.append({"field": name, "reason": "is required"})
+            errors.append({"field": name, "reason": _("is required")})
         return None
     value = str(value).strip()
     if len(value) > limit:
-        errors.append({"field": name, "reason": f"is longer than {limit} characters"})
+        errors.append({"field": name, "reason": _("is longer than %(limit)s characters", limit=limit)})
     if any(unicodedata.category(c) == "Cc" for c in value):
-        errors.append({"field": name, "reason": "holds control characters"})
+        errors.append({"field": name, "reason": _("holds control characters")})
     return value
 
 
@@ -116,7 +118,7 @@ def _number(values: Mapping[str, Any], name: str, low: float, high: float, error
         errors.append({"field": name, "reason": "is required" if value in (None, "") else f"{value!r} is not a number"})
         return None
     if not low <= number <= high:
-        errors.append({"field": name, "reason": f"{number} is outside {low}..{high}"})
+        errors.append({"field": name, "reason": _("%(number)s is outside %(low)s..%(high)s", number=number, low=low, high=high)})
         return None
     return number
 
@@ -128,24 +130,23 @@ def _services(value: Any, errors: list) -> dict[str, int]:
     if isinstance(value, (list, tuple)):
         pairs = []
         for item in value:
-            name, _, capacity = str(item).partition(":")
+            name, _colon, capacity = str(item).partition(":")
             pairs.append((name.strip(), capacity.strip() or 1))
         value = dict(pairs)
     if not isinstance(value, Mapping) or not value:
-        errors.append({"field": "services", "reason": "is required: the services offered and the visits "
-                                                      "one slot takes, e.g. \"billing:2; meter:1\""})
+        errors.append({"field": "services", "reason": _('is required: the services offered and the visits one slot takes, e.g. "billing:2; meter:1"')})
         return {}
     services = {}
     for name, capacity in value.items():
         if name not in SERVICES:
-            errors.append({"field": "services", "reason": f"{name!r} is not a service (known: {', '.join(SERVICES)})"})
+            errors.append({"field": "services", "reason": _("%(name)r is not a service (known: %(services)s)", name=name, services=', '.join(SERVICES))})
             continue
         try:
             number = float(capacity)
         except (TypeError, ValueError):
             number = math.nan
         if not (number.is_integer() and 1 <= number <= 1000):
-            errors.append({"field": "services", "reason": f"{name}: capacity {capacity!r} is not a whole number 1..1000"})
+            errors.append({"field": "services", "reason": _("%(name)s: capacity %(capacity)r is not a whole number 1..1000", name=name, capacity=capacity)})
             continue
         services[name] = int(number)
     return services
@@ -162,7 +163,7 @@ def _flag(value: Any, errors: list) -> bool:
         return True
     if text in ("false", "0", "no", "n"):
         return False
-    errors.append({"field": "active", "reason": f"{value!r} is not true or false"})
+    errors.append({"field": "active", "reason": _("%(value)r is not true or false", value=value)})
     return True
 
 
@@ -174,16 +175,16 @@ def _zone_and_country(values: Mapping[str, Any], errors: list[dict[str, str]]) -
         try:
             zone(timezone)
         except HoursError as error:
-            errors.append({"field": "timezone", "reason": str(error)})
+            errors.append({"field": "timezone", "reason": error.args[0]})
             timezone = None
     if country:
         country = country.upper()
         if country not in phonenumbers.SUPPORTED_REGIONS:
-            errors.append({"field": "country", "reason": f"{country!r} is not an ISO 3166 country code"})
+            errors.append({"field": "country", "reason": _("%(country)r is not an ISO 3166 country code", country=country)})
     elif timezone:
         country = country_of_zone(timezone)
         if country is None:
-            errors.append({"field": "country", "reason": f"is required: {timezone} belongs to no one country"})
+            errors.append({"field": "country", "reason": _("is required: %(timezone)s belongs to no one country", timezone=timezone)})
     return timezone, country
 
 
@@ -196,7 +197,7 @@ def _slot_minutes(value: Any, errors: list[dict[str, str]]) -> int | None:
         if not 5 <= minutes <= 480:
             raise ValueError
     except ValueError:
-        errors.append({"field": "slot_minutes", "reason": f"{value!r} is not a whole number 5..480"})
+        errors.append({"field": "slot_minutes", "reason": _("%(value)r is not a whole number 5..480", value=value)})
         return None
     return minutes
 
@@ -206,12 +207,10 @@ def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
     errors: list[dict[str, str]] = []
     unknown = sorted(set(values) - set(FIELDS) - {"geometry"})
     if unknown:
-        errors.append({"field": unknown[0], "reason": f"unknown field(s) {', '.join(unknown)} "
-                                                      f"(known: {', '.join(FIELDS)})"})
+        errors.append({"field": unknown[0], "reason": _("unknown field(s) %(unknown)s (known: %(fields)s)", unknown=', '.join(unknown), fields=', '.join(FIELDS))})
     code = _text(values, "code", 60, errors)
     if code and not _CODE.match(code):
-        errors.append({"field": "code", "reason": f"{code!r} may hold only letters, digits and . _ : - "
-                                                  "(starting with a letter or digit)"})
+        errors.append({"field": "code", "reason": _("%(code)r may hold only letters, digits and . _ : - (starting with a letter or digit)", code=code)})
     name = _text(values, "name", 200, errors)
     address = _text(values, "address", 500, errors)
     lon = _number(values, "lon", -180, 180, errors)
@@ -231,11 +230,11 @@ def parse_outlet(values: Mapping[str, Any]) -> OutletRecord:
         hours = values.get("hours")
         weekly = weekly_from_json(None if hours == "" else hours)
     except HoursError as error:
-        errors.append({"field": "hours", "reason": str(error)})
+        errors.append({"field": "hours", "reason": error.args[0]})
     try:
         exceptions = parse_exceptions(values.get("exceptions"))
     except HoursError as error:
-        errors.append({"field": "exceptions", "reason": str(error)})
+        errors.append({"field": "exceptions", "reason": error.args[0]})
     active = _flag(values.get("active"), errors)
     if errors:
         raise RecordInvalid(errors)

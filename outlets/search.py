@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from geo.addresses import AddressMatch
 from geo.errors import Invalid
+from geo.i18n import _
 from geo.spatial import geodesic_distance_m, knn_order, point
 from outlets.hours import Opening
 from outlets.models import SERVICES
@@ -137,9 +138,9 @@ def nearest(connection: Connection, origin: Origin, now: datetime, n: int = 5, s
     hours are unknown (shown as such). Complexity: O(log N + k) index work for k candidates.
     """
     if not 1 <= n <= MAX_RESULTS:
-        raise Invalid(f"n must be 1..{MAX_RESULTS}", field="n")
+        raise Invalid(_("n must be 1..%(max_results)s", max_results=MAX_RESULTS), field="n")
     if service is not None and service not in SERVICES:
-        raise Invalid(f"unknown service {service!r} (known: {', '.join(SERVICES)})", field="service")
+        raise Invalid(_("unknown service %(service)r (known: %(services)s)", service=service, services=', '.join(SERVICES)), field="service")
     parameters = nearest_parameters(origin, service)
     found: list[tuple[OutletView, float]] = []
     batch, seen = (n if open_at is None else max(4 * n, 32)), 0

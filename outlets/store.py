@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from geo.errors import Conflict, NotFound
+from geo.i18n import _
 from geo.spatial import BBox, in_bbox, point
 from outlets.hours import DayException, Schedule, format_intervals, format_weekly, parse_intervals, \
     weekly_from_json, weekly_to_json, zone
@@ -115,10 +116,10 @@ def load_outlet(connection: Connection, code: str, *, active_only: bool = True) 
     """The outlet ``code``, its schedule knowing its exceptions from two days ago on; NotFound if
     there is none."""
     if not is_outlet_code(code):
-        raise NotFound(f"there is no outlet {code!r}")
+        raise NotFound(_("there is no outlet %(code)r", code=code))
     row = connection.execute(_outlet_by_code(active_only), {"code": code}).one_or_none()
     if row is None:
-        raise NotFound(f"there is no outlet {code!r}")
+        raise NotFound(_("there is no outlet %(code)r", code=code))
     return view_from_row(row)
 
 
@@ -176,15 +177,15 @@ def retire_outlet(connection: Connection, code: str, now: datetime) -> None:
     The row stays so that past bookings keep their outlet; saving the code again brings it back.
     """
     if not is_outlet_code(code):
-        raise NotFound(f"there is no outlet {code!r}")
+        raise NotFound(_("there is no outlet %(code)r", code=code))
     outlet_id = connection.execute(select(outlets.c.id).where(outlets.c.code == code, outlets.c.active)
                                    .with_for_update()).scalar_one_or_none()
     if outlet_id is None:
-        raise NotFound(f"there is no outlet {code!r}")
+        raise NotFound(_("there is no outlet %(code)r", code=code))
     coming = connection.execute(select(func.count()).select_from(bookings).where(
         bookings.c.outlet_id == outlet_id, bookings.c.status == "confirmed", bookings.c.slot_start > now)).scalar_one()
     if coming:
-        raise Conflict(f"outlet {code!r} has {coming} booked visit(s) to come; cancel or move them first",
+        raise Conflict(_("outlet %(code)r has %(coming)s booked visit(s) to come; cancel or move them first", code=code, coming=coming),
                        bookings=coming)
     connection.execute(update(outlets).where(outlets.c.id == outlet_id).values(active=False, updated_at=func.now()))
 
@@ -205,10 +206,10 @@ def outlet_exists(connection: Connection, code: str) -> bool:
 def _outlet_id(connection: Connection, code: str) -> int:
     """The id of active outlet ``code``; NotFound otherwise."""
     if not is_outlet_code(code):
-        raise NotFound(f"there is no outlet {code!r}")
+        raise NotFound(_("there is no outlet %(code)r", code=code))
     outlet_id = connection.execute(select(outlets.c.id).where(outlets.c.code == code, outlets.c.active)).scalar_one_or_none()
     if outlet_id is None:
-        raise NotFound(f"there is no outlet {code!r}")
+        raise NotFound(_("there is no outlet %(code)r", code=code))
     return outlet_id
 
 
@@ -227,7 +228,7 @@ def delete_exception(connection: Connection, code: str, day: date) -> None:
     deleted = connection.execute(delete(exceptions_table).where(
         exceptions_table.c.outlet_id == outlet_id, exceptions_table.c.day == day)).rowcount
     if not deleted:
-        raise NotFound(f"outlet {code!r} has no exception on {day}")
+        raise NotFound(_("outlet %(code)r has no exception on %(day)s", code=code, day=day))
 
 
 # -- presenting ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 
 from geo.db import get_session
+from geo.i18n import translate
 from geo.maps import base_map, render_map
 from geo.auth import PUBLIC, allow
 from geo.openapi import HTML, Answer, contract
@@ -25,6 +26,7 @@ def outlet_map():
     fmap = base_map(centre, zoom_start=13 if extent else 2, zoom_control=False)
     if extent:
         fmap.fit_bounds([[extent[1], extent[0]], [extent[3], extent[2]]], max_zoom=15)
+    services = {code: translate(label) for code, label in SERVICES.items()}
     config = {
         "nearest": url_for("outlets_api.nearest"),
         "addresses": url_for("outlets_api.address_suggestions"),
@@ -32,9 +34,9 @@ def outlet_map():
         "slots": url_for("outlets_api.slots", code="__code__"),
         "bookings": url_for("outlets_api.create_booking"),
         "booking": url_for("outlets_api.booking_detail", code="__code__"),
-        "services": SERVICES,
+        "services": services,
         "horizonDays": BOOKING_HORIZON_DAYS,
         "centre": [centre[1], centre[0]],
         "hasOutlets": extent is not None,
     }
-    return render_map(fmap, "outlets_map.html", config=config, services=SERVICES)
+    return render_map(fmap, "outlets_map.html", config=config, services=services)

@@ -150,3 +150,35 @@ def committed_app(_committed_app, committed_engine):
     with committed_engine.begin() as connection:
         add_role_accounts(connection)
     return _committed_app
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis of the tests' own: ``redis-server`` (installed by ``make test``) started on a free
+    port for the session; ``TEST_REDIS_URL`` names one instead."""
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    server = shutil.which("redis-server")
+    assert server is not None, "no redis-server: `make test` installs Debian's redis-server (or set TEST_REDIS_URL)"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "redis-server did not start"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from geo.i18n import _
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -48,16 +49,16 @@ def read_network_file(path: str | Path, progress: Say | None = None) -> NetworkF
         return _read_geopackage(path, say)
     if suffix in (".geojson", ".json"):
         return _read_geojson(path, say)
-    raise ImportFailed("file", 0, f"{path.name} is neither a GeoPackage (.gpkg) nor GeoJSON (.geojson, .json)")
+    raise ImportFailed("file", 0, _("%(name)s is neither a GeoPackage (.gpkg) nor GeoJSON (.geojson, .json)", name=path.name))
 
 
 def _check_layer_names(names: list[str]) -> None:
     """Refuse a layer this layout does not have, or a file with none of its layers."""
     for name in names:
         if name not in LAYERS and name not in IGNORED_LAYERS:
-            raise ImportFailed(name, 0, f"unknown layer; expected some of {', '.join(LAYERS)}")
+            raise ImportFailed(name, 0, _("unknown layer; expected some of %(layers)s", layers=', '.join(LAYERS)))
     if not set(names) & set(LAYERS):
-        raise ImportFailed("file", 0, f"no network layer found; expected some of {', '.join(LAYERS)}")
+        raise ImportFailed("file", 0, _("no network layer found; expected some of %(layers)s", layers=', '.join(LAYERS)))
 
 
 def _check_columns(layer: Layer, present) -> list[str]:
@@ -65,7 +66,7 @@ def _check_columns(layer: Layer, present) -> list[str]:
     present = set(present)
     for column in layer.columns:
         if column.required and column.name not in present:
-            raise ImportFailed(layer.table, 0, f"required column {column.name!r} is missing")
+            raise ImportFailed(layer.table, 0, _("required column %(name)r is missing", name=column.name))
     return [name for name in layer.column_names if name in present]
 
 
@@ -74,7 +75,7 @@ def _read_geopackage(path: Path, say: Say) -> NetworkFrames:
     try:
         listed = pyogrio.list_layers(path)
     except pyogrio.errors.DataSourceError as error:
-        raise ImportFailed("file", 0, f"{path.name} cannot be read as a GeoPackage ({error})") from None
+        raise ImportFailed("file", 0, _("%(name)s cannot be read as a GeoPackage (%(error)s)", name=path.name, error=error)) from None
     names = [str(name) for name, _ in listed]
     _check_layer_names(names)
     frames = empty_frames()
@@ -122,16 +123,16 @@ def _read_geojson(path: Path, say: Say) -> NetworkFrames:
         with path.open("rb") as handle:
             document = json.load(handle)
     except (OSError, ValueError) as error:
-        raise ImportFailed("file", 0, f"{path.name} is not JSON ({error})") from None
+        raise ImportFailed("file", 0, _("%(name)s is not JSON (%(error)s)", name=path.name, error=error)) from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise ImportFailed("file", 0, "expected a GeoJSON FeatureCollection")
+        raise ImportFailed("file", 0, _("expected a GeoJSON FeatureCollection"))
     properties: dict[str, list[dict]] = {}
     geometries: dict[str, list[str | None]] = {}
     for position, feature in enumerate(document.get("features") or [], start=1):
         props = feature.get("properties") if isinstance(feature, dict) else None
         name = props.get("layer") if isinstance(props, dict) else None
         if not isinstance(name, str):
-            raise ImportFailed("features", position, "feature has no 'layer' property")
+            raise ImportFailed("features", position, _("feature has no 'layer' property"))
         properties.setdefault(name, []).append(props)
         geometry = feature.get("geometry")
         geometries.setdefault(name, []).append(json.dumps(geometry) if geometry else None)
@@ -151,7 +152,7 @@ def _read_geojson(path: Path, say: Say) -> NetworkFrames:
             geoms = shapely.from_geojson(texts, on_invalid="ignore")
             unreadable = np.flatnonzero(np.not_equal(texts, None) & shapely.is_missing(geoms))
             if len(unreadable):
-                raise ImportFailed(name, int(unreadable[0]) + 1, "geometry is not valid GeoJSON")
+                raise ImportFailed(name, int(unreadable[0]) + 1, _("geometry is not valid GeoJSON"))
             if crs is not None:
                 geoms = np.asarray(gpd.GeoSeries(geoms, crs=crs).to_crs(WGS84).array, dtype=object)
             out["geometry"] = _single_parts(geoms)
@@ -166,13 +167,13 @@ def _legacy_crs(document: dict) -> str | None:
         return None
     name = (crs.get("properties") or {}).get("name")
     if not isinstance(name, str):
-        raise ImportFailed("file", 0, "the 'crs' member names no coordinate reference system")
+        raise ImportFailed("file", 0, _("the 'crs' member names no coordinate reference system"))
     try:
         from pyproj import CRS
 
         return None if CRS.from_user_input(name).equals(WGS84) else name
     except Exception:  # pyproj raises its own CRSError and others on junk
-        raise ImportFailed("file", 0, f"unknown coordinate reference system {name!r}") from None
+        raise ImportFailed("file", 0, _("unknown coordinate reference system %(name)r", name=name)) from None
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ def _read_table(connection: Connection, layer: Layer) -> pd.DataFrame:
 
 
 # -- pandapower ---------------------------------------------------------------------------------
-PANDAPOWER_MISSING = "pandapower is not installed; install the extra with: pip install 'gridatlas[pandapower]'"
+PANDAPOWER_MISSING = _("pandapower is not installed; install the extra with: pip install 'gridatlas[pandapower]'")
 
 
 def read_pandapower_json(path: str | Path, progress: Say | None = None) -> NetworkFrames:
@@ -280,7 +281,7 @@ def read_pandapower_json(path: str | Path, progress: Say | None = None) -> Netwo
     try:
         net = pandapower.from_json(str(path))
     except Exception as error:  # from_json raises whatever its parsers raise on a foreign file
-        raise ImportFailed("file", 0, f"not a pandapower net saved with to_json ({type(error).__name__}: {error})") \
+        raise ImportFailed("file", 0, _("not a pandapower net saved with to_json (%(name)s: %(error)s)", name=type(error).__name__, error=error)) \
             from None
     say("mapping buses, lines, switches, transformers, sources and loads")
     return frames_from_net(net)

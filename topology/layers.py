@@ -16,6 +16,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from geo.errors import Invalid, NotFound
 from geo.geojson import FeatureCollection, feature_collection
+from geo.i18n import _, ngettext
 from geo.spatial import BBox, in_bbox
 from topology.models import (
     SWITCHGEAR, Device, DeviceKind, Feeder, Node, NodeKind, Segment, ServicePoint, Source, Substation, SwitchState,
@@ -191,8 +192,7 @@ def parse_kinds(value: str | None) -> list[str] | None:
     known = {kind.value for kind in DeviceKind}
     unknown = [kind for kind in kinds if kind not in known]
     if unknown:
-        raise Invalid(f"unknown device kind {', '.join(map(repr, unknown))}; expected some of "
-                         f"{', '.join(sorted(known))}", field="kind")
+        raise Invalid(_("unknown device kind %(unknown)s; expected some of %(items)s", unknown=', '.join(map(repr, unknown)), items=', '.join(sorted(known))), field="kind")
     return kinds
 
 
@@ -206,7 +206,7 @@ def parse_level(value: str | None) -> str | None:
         return None
     level = value.strip().lower()
     if level not in LEVELS:
-        raise Invalid(f"level must be mv or lv; got {value!r}", field="level")
+        raise Invalid(_("level must be mv or lv; got %(value)r", value=value), field="level")
     return level
 
 
@@ -220,7 +220,7 @@ def parse_state(value: str | None) -> str | None:
         return None
     state = value.strip().lower()
     if state not in {member.value for member in SwitchState}:
-        raise Invalid(f"state must be open or closed; got {value!r}", field="state")
+        raise Invalid(_("state must be open or closed; got %(value)r", value=value), field="state")
     return state
 
 
@@ -232,12 +232,14 @@ def network_layer(connection: Connection, layer: str, bbox: BBox | None, limit: 
     """
     query = LAYERS.get(layer)
     if query is None:
-        raise NotFound(f"no network layer {layer!r}; the layers are {', '.join(LAYERS)}", layer=layer)
+        raise NotFound(_("no network layer %(layer)r; the layers are %(layers)s", layer=layer, layers=', '.join(LAYERS)), layer=layer)
     for name, value in filters._asdict().items():
         if value and name in _FILTERED_LAYERS and layer not in _FILTERED_LAYERS[name]:
             layers = _FILTERED_LAYERS[name]
-            raise Invalid(f"{_PARAMETERS[name]} filters the {' and '.join(layers)} layer{'s' * (len(layers) > 1)} "
-                             f"only, not {layer!r}", field=_PARAMETERS[name])
+            raise Invalid(ngettext("%(parameter)s filters the %(layers)s layer only, not %(layer)r",
+                                   "%(parameter)s filters the %(layers)s layers only, not %(layer)r", len(layers),
+                                   parameter=_PARAMETERS[name], layers=" and ".join(layers), layer=layer),
+                          field=_PARAMETERS[name])
     return feature_collection(connection, query(bbox, filters), limit)
 
 

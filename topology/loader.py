@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from geo.errors import ImportFailed
+from geo.i18n import _
 from topology.models import DeviceKind, NodeKind, SourceKind, SwitchState
 
 __all__ = ["LAYERS", "Layer", "Column", "Reference", "NetworkFrames", "load_network", "bump_topology_version",
@@ -238,7 +239,7 @@ def normalise_layer(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             duplicated = values.notna() & values.duplicated()
             if duplicated.any():
                 row = _first(duplicated)
-                raise ImportFailed(layer.table, row + 1, f"{column.name} {values.iloc[row]!r} appears twice")
+                raise ImportFailed(layer.table, row + 1, _("%(name)s %(value)r appears twice", name=column.name, value=values.iloc[row]))
     if layer.table == "devices":
         out["current_state"] = out["current_state"].where(out["current_state"].notna(), out["normal_state"])
     if layer.geometry:
@@ -258,9 +259,9 @@ def _column_values(layer: Layer, column: Column, frame: pd.DataFrame) -> pd.Seri
         numbers = pd.to_numeric(values, errors="coerce").astype("float64")
         wrong = numbers.isna() & values.notna()
         if wrong.any():
-            _refuse(layer, wrong, f"{column.name} must be a number")
+            _refuse(layer, wrong, _("%(column)s must be a number", column=column.name))
         if column.minimum is not None and (numbers < column.minimum).any():
-            _refuse(layer, numbers < column.minimum, f"{column.name} must be at least {column.minimum:g}")
+            _refuse(layer, numbers < column.minimum, _("%(column)s must be at least %(minimum)g", column=column.name, minimum=column.minimum))
         values = numbers
     else:
         values = _texts(values)
@@ -269,17 +270,17 @@ def _column_values(layer: Layer, column: Column, frame: pd.DataFrame) -> pd.Seri
         if column.required:
             missing = values.isna() | (values == "")
             if missing.any():
-                _refuse(layer, missing, f"{column.name} is required")
+                _refuse(layer, missing, _("%(column)s is required", column=column.name))
         if column.max_length is not None:
             too_long = values.str.len() > column.max_length
             if too_long.any():
-                _refuse(layer, too_long, f"{column.name} is longer than {column.max_length} characters")
+                _refuse(layer, too_long, _("%(column)s is longer than %(limit)s characters", column=column.name,
+                                                       limit=column.max_length))
         if column.choices is not None:
             unknown = values.notna() & ~values.isin(column.choices)
             if unknown.any():
                 row = _first(unknown)
-                raise ImportFailed(layer.table, row + 1, f"unknown {column.name} {values.iloc[row]!r}; "
-                                   f"expected one of {', '.join(column.choices)}")
+                raise ImportFailed(layer.table, row + 1, _("unknown %(name)s %(value)r; expected one of %(choices)s", name=column.name, value=values.iloc[row], choices=', '.join(column.choices)))
     return values
 
 
@@ -301,10 +302,10 @@ def _booleans(layer: Layer, column: Column, values: pd.Series) -> pd.Series:
         return values
     values = values.where(values.notna(), column.default)
     if values.isna().any():
-        _refuse(layer, values.isna(), f"{column.name} is required")
+        _refuse(layer, values.isna(), _("%(column)s is required", column=column.name))
     converted = values.map(_as_bool)
     if converted.isna().any():
-        _refuse(layer, converted.isna(), f"{column.name} must be true or false")
+        _refuse(layer, converted.isna(), _("%(column)s must be true or false", column=column.name))
     return converted.astype(bool)
 
 
@@ -313,23 +314,23 @@ def _checked_geometries(layer: Layer, frame: pd.DataFrame) -> np.ndarray:
     geoms = np.asarray(frame["geometry"] if "geometry" in frame.columns else [None] * len(frame), dtype=object)
     present = ~shapely.is_missing(geoms)
     if layer.geometry_required and not present.all():
-        _refuse(layer, ~present, "geometry is missing")
+        _refuse(layer, ~present, _("geometry is missing"))
     valid_types = shapely.get_type_id(geoms) == _TYPE_IDS[layer.geometry]
     if (present & ~valid_types).any():
         row = _first(present & ~valid_types)
-        raise ImportFailed(layer.table, row + 1, f"geometry must be a {layer.geometry}, not a {geoms[row].geom_type}")
+        raise ImportFailed(layer.table, row + 1, _("geometry must be a %(geometry)s, not a %(geom_type)s", geometry=layer.geometry, geom_type=geoms[row].geom_type))
     problems = present & ~(shapely.is_valid(geoms) & ~shapely.is_empty(geoms))
     if layer.geometry == "LineString":
         problems |= present & (shapely.get_num_points(geoms) < 2)
     if problems.any():
         row = _first(problems)
-        raise ImportFailed(layer.table, row + 1, f"invalid geometry: {shapely.is_valid_reason(geoms[row])}")
+        raise ImportFailed(layer.table, row + 1, _("invalid geometry: %(reason)s", reason=shapely.is_valid_reason(geoms[row])))
     bounds = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
         outside = present & ((bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90))
     if outside.any():
         raise ImportFailed(layer.table, _first(outside) + 1,
-                           "coordinates are outside longitude/latitude range (SRID 4326 expected)")
+                           _("coordinates are outside longitude/latitude range (SRID 4326 expected)"))
     return geoms
 
 
@@ -390,7 +391,7 @@ def _load_layer(connection: Connection, layer: Layer, table: pd.DataFrame,
     if "from_node_id" in targets:
         loops = targets["from_node_id"] == targets["to_node_id"]
         if loops.any():
-            raise ImportFailed(layer.table, _first(loops) + 1, "from_node and to_node are the same node")
+            raise ImportFailed(layer.table, _first(loops) + 1, _("from_node and to_node are the same node"))
     ids = _reserve_ids(connection, layer.table, len(table))
     bulk = len(table) >= BULK_ROWS and stored <= BULK_GROWTH * len(table)
     restore = _drop_indexes(connection, layer.table) if bulk else []
@@ -418,8 +419,7 @@ def _refuse_stored_values(connection: Connection, layer: Layer, table: pd.DataFr
                                      {"values": wanted}).scalars().all()
         if clashes:
             row = _first(values.isin(clashes))
-            raise ImportFailed(layer.table, row + 1, f"{column.name} {table[column.name].iloc[row]!r} "
-                               f"already exists in the database")
+            raise ImportFailed(layer.table, row + 1, _("%(name)s %(value)r already exists in the database", name=column.name, value=table[column.name].iloc[row]))
 
 
 def _resolve(connection: Connection, layer: Layer, reference: Reference, values: pd.Series,
@@ -442,7 +442,7 @@ def _resolve(connection: Connection, layer: Layer, reference: Reference, values:
         if looked_up.isna().any():
             row = int(np.flatnonzero(missing)[_first(looked_up.isna())])
             raise ImportFailed(layer.table, row + 1,
-                               f"{reference.column} {values.iloc[row]!r} is not a known {reference.table} code")
+                               _("%(column)s %(value)r is not a known %(table)s code", column=reference.column, value=values.iloc[row], table=reference.table))
         ids[missing] = looked_up.to_numpy(dtype=np.int64)
     return ids
 
@@ -455,7 +455,7 @@ def _refuse_areas_of_other_devices(connection: Connection, ids: np.ndarray) -> N
     ), {"first": int(ids[0]), "last": int(ids[-1])}).first()
     if wrong:
         raise ImportFailed("transformer_areas", wrong.id - int(ids[0]) + 1,
-                           f"transformer {wrong.code!r} is a {wrong.kind}, not a transformer")
+                           _("transformer %(code)r is a %(kind)s, not a transformer", code=wrong.code, kind=wrong.kind))
 
 
 def _reserve_ids(connection: Connection, table: str, count: int) -> np.ndarray:

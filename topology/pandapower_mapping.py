@@ -25,6 +25,7 @@ from shapely.geometry import LineString, Point
 from shapely.ops import substring
 
 from geo.errors import ImportFailed
+from geo.i18n import _
 from topology.loader import LAYERS, NetworkFrames
 
 __all__ = ["frames_from_net", "code", "SWITCH_OFFSET_DEG"]
@@ -134,7 +135,7 @@ def _refuse_unsupported(net) -> None:
     for name in _UNSUPPORTED_TABLES:
         table = _table(net, name)
         if len(table):
-            raise ImportFailed(name, int(table.index[0]), f"pandapower {name} elements are not supported")
+            raise ImportFailed(name, int(table.index[0]), _("pandapower %(name)s elements are not supported", name=name))
 
 
 _BUS_COLUMNS = {
@@ -155,13 +156,13 @@ def _check_bus_references(net) -> None:
             unknown = ~table[column].isin(buses)
             if unknown.any():
                 index = table.index[np.flatnonzero(unknown.to_numpy())[0]]
-                raise ImportFailed(name, int(index), f"{column} {int(table.at[index, column])} is not a bus of the net")
+                raise ImportFailed(name, int(index), _("%(column)s %(bus)s is not a bus of the net", column=column, bus=int(table.at[index, column])))
         if len(columns) > 1:
             same = np.zeros(len(table), dtype=bool)
             for first, second in zip(columns, columns[1:]):
                 same |= table[first].to_numpy() == table[second].to_numpy()
             if same.any():
-                raise ImportFailed(name, int(table.index[np.flatnonzero(same)[0]]), "connects a bus to itself")
+                raise ImportFailed(name, int(table.index[np.flatnonzero(same)[0]]), _("connects a bus to itself"))
 
 
 # -- geometry ------------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def _parse_geo(table_name: str, table: pd.DataFrame) -> np.ndarray:
     unreadable = (texts != None) & shapely.is_missing(geoms)  # noqa: E711 (elementwise)
     if unreadable.any():
         position = int(np.flatnonzero(unreadable)[0])
-        raise ImportFailed(table_name, int(table.index[position]), "geo is not a GeoJSON geometry")
+        raise ImportFailed(table_name, int(table.index[position]), _("geo is not a GeoJSON geometry"))
     return geoms
 
 
@@ -200,11 +201,11 @@ def _bus_points(net) -> pd.Series:
                     points.at[bus] = Point(geom.coords[end])
     for bus, geom in points.items():
         if geom is None:
-            raise ImportFailed("bus", int(bus), "has no coordinates: no geo and no line geo ending there")
+            raise ImportFailed("bus", int(bus), _("has no coordinates: no geo and no line geo ending there"))
         if geom.geom_type != "Point":
-            raise ImportFailed("bus", int(bus), f"geo must be a Point, not a {geom.geom_type}")
+            raise ImportFailed("bus", int(bus), _("geo must be a Point, not a %(geom_type)s", geom_type=geom.geom_type))
         if not (-180 <= geom.x <= 180 and -90 <= geom.y <= 90):
-            raise ImportFailed("bus", int(bus), f"coordinates ({geom.x}, {geom.y}) are not longitude/latitude")
+            raise ImportFailed("bus", int(bus), _("coordinates (%(x)s, %(y)s) are not longitude/latitude", x=geom.x, y=geom.y))
     return points
 
 
@@ -217,7 +218,7 @@ def _line_geometry(index: int, geom, start: Point, end: Point) -> LineString:
     elif Point(geom.coords[0]).distance(start) > Point(geom.coords[0]).distance(end):
         geom = geom.reverse()  # drawn from to_bus to from_bus
     if not (-180 <= geom.bounds[0] and geom.bounds[2] <= 180 and -90 <= geom.bounds[1] and geom.bounds[3] <= 90):
-        raise ImportFailed("line", index, "geo coordinates are not longitude/latitude")
+        raise ImportFailed("line", index, _("geo coordinates are not longitude/latitude"))
     if geom.length < _MIN_LENGTH_DEG:
         x, y = geom.coords[0]
         geom = LineString([(x, y), (x + _MIN_LENGTH_DEG, y)])
@@ -235,18 +236,18 @@ def _switch_table(net) -> pd.DataFrame:
     for index, row in _rows(switch):
         if row.et == "b":
             if int(row.element) not in net.bus.index:
-                raise ImportFailed("switch", index, f"element {int(row.element)} is not a bus of the net")
+                raise ImportFailed("switch", index, _("element %(element)s is not a bus of the net", element=int(row.element)))
             if int(row.element) == int(row.bus):
-                raise ImportFailed("switch", index, "joins a bus to itself")
+                raise ImportFailed("switch", index, _("joins a bus to itself"))
             continue
         if row.et not in ends:
-            raise ImportFailed("switch", index, f"unknown element type et={row.et!r}; expected l, t, t3 or b")
+            raise ImportFailed("switch", index, _("unknown element type et=%(et)r; expected l, t, t3 or b", et=row.et))
         table_name, columns = ends[row.et]
         table = _table(net, table_name)
         if int(row.element) not in table.index:
-            raise ImportFailed("switch", index, f"element {int(row.element)} is not a {table_name} of the net")
+            raise ImportFailed("switch", index, _("element %(element)s is not a %(table_name)s of the net", element=int(row.element), table_name=table_name))
         if int(row.bus) not in {int(table.at[int(row.element), column]) for column in columns}:
-            raise ImportFailed("switch", index, f"bus {int(row.bus)} is not an end of {table_name} {int(row.element)}")
+            raise ImportFailed("switch", index, _("bus %(bus)s is not an end of %(table_name)s %(element)s", bus=int(row.bus), table_name=table_name, element=int(row.element)))
     return switch
 
 

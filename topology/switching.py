@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
+from geo.i18n import _
 from topology.cache import TopologyCache
 from topology.index import Topology
 from topology.models import SWITCHGEAR
@@ -127,37 +128,36 @@ def parse_request(body: Any, actor: str, control_feeders: frozenset[str] | None 
     (Operation(device='SW1', action='open'),)
     """
     if not isinstance(body, dict):
-        raise Invalid('the body must be a JSON object: {"operations": [{"device": code, "action": '
-                         '"open" | "close"}, ...], "reason": text}')
+        raise Invalid(_('the body must be a JSON object: {"operations": [{"device": code, "action": "open" | "close"}, ...], "reason": text}'))
     if "actor" in body:
-        raise Invalid("actor is not taken from the body: the operator recorded is the signed-in account",
+        raise Invalid(_("actor is not taken from the body: the operator recorded is the signed-in account"),
                       field="actor")
     unknown = sorted(set(body) - {"operations", "reason"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected operations and reason")
+        raise Invalid(_("unknown field(s): %(unknown)s; expected operations and reason", unknown=', '.join(unknown)))
     items = body.get("operations")
     if not isinstance(items, list) or not items:
-        raise Invalid("operations must be a non-empty list of {\"device\": code, \"action\": \"open\" | \"close\"}", field="operations")
+        raise Invalid(_('operations must be a non-empty list of {"device": code, "action": "open" | "close"}'), field="operations")
     if len(items) > MAX_OPERATIONS:
-        raise Invalid(f"at most {MAX_OPERATIONS} devices can be operated at once; got {len(items)}", field="operations")
+        raise Invalid(_("at most %(max_operations)s devices can be operated at once; got %(count)s", max_operations=MAX_OPERATIONS, count=len(items)), field="operations")
     operations = []
     for number, item in enumerate(items):
         where = f"operations[{number}]"
         if not isinstance(item, dict):
-            raise Invalid(f"{where} must be an object with device and action", field=where)
+            raise Invalid(_("%(where)s must be an object with device and action", where=where), field=where)
         device, action = item.get("device"), item.get("action")
         if not isinstance(device, str) or not device.strip():
-            raise Invalid(f"{where}.device must be a device code (a non-empty string)", field=f"{where}.device")
+            raise Invalid(_("%(where)s.device must be a device code (a non-empty string)", where=where), field=f"{where}.device")
         if action not in ACTIONS:
-            raise Invalid(f"{where}.action must be 'open' or 'close'; got {action!r}", field=f"{where}.action")
+            raise Invalid(_("%(where)s.action must be 'open' or 'close'; got %(action)r", where=where, action=action), field=f"{where}.action")
         operations.append(Operation(device.strip(), action))
     seen: set[str] = set()
     twice = sorted({op.device for op in operations if op.device in seen or seen.add(op.device)})
     if twice:
-        raise Invalid(f"device(s) named more than once: {', '.join(twice)}", field="operations")
+        raise Invalid(_("device(s) named more than once: %(twice)s", twice=', '.join(twice)), field="operations")
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        raise Invalid("reason is required: say why the devices are operated", field="reason")
+        raise Invalid(_("reason is required: say why the devices are operated"), field="reason")
     return SwitchingRequest(tuple(operations), reason.strip(), actor, control_feeders)
 
 
@@ -171,24 +171,24 @@ def _lock_devices(connection, request: SwitchingRequest) -> list:
     by_code = {row.code: row for row in rows}
     unknown = [code for code in codes if code not in by_code]
     if unknown:
-        raise NotFound(f"unknown device code(s): {', '.join(map(repr, unknown))}", codes=unknown)
+        raise NotFound(_("unknown device code(s): %(unknown)s", unknown=', '.join(map(repr, unknown))), codes=unknown)
     zone = request.control_feeders
     outside = [code for code in codes if zone is not None and by_code[code].feeder not in zone]
     if outside:
-        raise Forbidden(f"outside your control zone (feeders {', '.join(sorted(zone)) or 'none'}): "
-                        f"{', '.join(outside)}", codes=outside)
+        raise Forbidden(_("outside your control zone (feeders %(zone)s): %(devices)s",
+                          zone=', '.join(sorted(zone)) or '-', devices=', '.join(outside)), codes=outside)
     not_gear = [by_code[c] for c in codes if by_code[c].kind not in SWITCHGEAR]
     if not_gear:
         names = ", ".join(f"{row.code} (a {row.kind})" for row in not_gear)
-        raise Unprocessable(f"only breakers, reclosers, switches and fuses can be operated, not {names}",
+        raise Unprocessable(_("only breakers, reclosers, switches and fuses can be operated, not %(names)s", names=names),
                                   codes=[row.code for row in not_gear])
     out = [c for c in codes if not by_code[c].in_service]
     if out:
-        raise Conflict(f"out-of-service device(s) cannot be operated: {', '.join(out)}", codes=out)
+        raise Conflict(_("out-of-service device(s) cannot be operated: %(out)s", out=', '.join(out)), codes=out)
     no_op = [op for op in request.operations if by_code[op.device].state == ACTIONS[op.action]]
     if no_op:
         detail = ", ".join(f"{op.device} is already {ACTIONS[op.action]}" for op in no_op)
-        raise Conflict(f"nothing to do: {detail}", codes=[op.device for op in no_op])
+        raise Conflict(_("nothing to do: %(detail)s", detail=detail), codes=[op.device for op in no_op])
     return [by_code[op.device] for op in request.operations]
 
 
@@ -270,7 +270,7 @@ def switching_log(connection, limit: int = 50, device: str | None = None, before
     if device is not None:
         found = connection.execute(text("SELECT id FROM devices WHERE code = :code"), {"code": device}).scalar()
         if found is None:
-            raise NotFound(f"unknown device code: {device!r}", codes=[device])
+            raise NotFound(_("unknown device code: %(device)r", device=device), codes=[device])
     rows = connection.execute(text(
         "WITH operations AS ("
         "  SELECT operation_id, max(id) AS last_id FROM switching_events"

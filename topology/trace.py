@@ -42,6 +42,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from geo.errors import Invalid, NotFound, Unprocessable
+from geo.i18n import Joined, _
 from topology.index import REMOVED, ROOT, Radial, SplitGraph, Topology
 from topology.models import PROTECTIVE, SWITCHGEAR
 from topology.network import EDGE_TABLES, NetworkData
@@ -50,7 +51,7 @@ from topology.nxview import to_networkx
 __all__ = [
     "Element", "Part", "SupplyLoss", "resolve", "affected", "affected_by_codes", "downstream", "DeviceOnPath",
     "Upstream", "upstream", "IsolatingDevice", "Isolation", "isolation", "Elements", "Connected", "connected", "SupplyState", "supply_state", "Deenergised", "deenergised",
-    "recompute_affected", "energised_by_networkx",
+    "recompute_affected", "energised_by_networkx", "outside_zone",
 ]
 
 
@@ -68,10 +69,15 @@ class Element:
         return data.kind_of(self.index) if self.table == "edge" else self.table
 
     def describe(self, data: NetworkData) -> str:
-        """``segment s1``, ``switch SW1``, ``node a``, ``service point C1``."""
-        if self.table == "edge":
-            return f"{data.kind_of(self.index)} {self.code}"
-        return f"{self.table.replace('_', ' ')} {self.code}"
+        """``segment s1``, ``switch SW1``, ``node a``, ``service point C1`` (in the reader's language)."""
+        kind = self.type(data)
+        return _("%(kind)s %(code)s", kind=_ELEMENT_NAMES.get(kind, kind), code=self.code)
+
+
+# What each type of element is called in a message.
+_ELEMENT_NAMES = {"segment": _("segment"), "breaker": _("breaker"), "recloser": _("recloser"), "switch": _("switch"),
+                  "fuse": _("fuse"), "transformer": _("transformer"), "node": _("node"),
+                  "service_point": _("service point")}
 
 
 def resolve(data: NetworkData, codes: Iterable[str]) -> list[Element]:
@@ -85,10 +91,10 @@ def resolve(data: NetworkData, codes: Iterable[str]) -> list[Element]:
                 found[code].append(Element(table, int(position), code))
     unknown = [code for code, matches in found.items() if not matches]
     if unknown:
-        raise NotFound(f"unknown element code(s): {', '.join(map(repr, unknown))}", codes=unknown)
+        raise NotFound(_("unknown element code(s): %(unknown)s", unknown=', '.join(map(repr, unknown))), codes=unknown)
     ambiguous = [code for code, matches in found.items() if len(matches) > 1]
     if ambiguous:
-        raise Invalid(f"code(s) naming more than one element: {', '.join(map(repr, ambiguous))}", codes=ambiguous)
+        raise Invalid(_("code(s) naming more than one element: %(ambiguous)s", ambiguous=', '.join(map(repr, ambiguous))), codes=ambiguous)
     return [found[code][0] for code in codes]
 
 
@@ -266,16 +272,14 @@ def _change_from_codes(topology: Topology, open: Sequence[str], out_of_service: 
     opened, failed = elements[: len(open)], elements[len(open):]
     not_switchgear = [e for e in opened if e.table != "edge" or data.kind_of(e.index) not in SWITCHGEAR]
     if not_switchgear:
-        names = ", ".join(e.describe(data) for e in not_switchgear)
+        names = Joined(_(", "), [e.describe(data) for e in not_switchgear])
         raise Unprocessable(
-            f"only breakers, reclosers, switches and fuses can be opened; {names} cannot "
-            "(list a failed element under out_of_service instead)",
+            _("only breakers, reclosers, switches and fuses can be opened; %(names)s cannot (list a failed element under out_of_service instead)", names=names),
             codes=[e.code for e in not_switchgear])
     customers = [e for e in failed if e.table == "service_point"]
     if customers:
         raise Unprocessable(
-            "service points are not network elements; name the node or device that feeds "
-            f"{', '.join(e.code for e in customers)}", codes=[e.code for e in customers])
+            _("service points are not network elements; name the node or device that feeds %(codes)s", codes=', '.join(e.code for e in customers)), codes=[e.code for e in customers])
     return ([e.index for e in opened], [e.index for e in failed if e.table == "edge"],
             [e.index for e in failed if e.table == "node"])
 
@@ -503,6 +507,26 @@ def _ends(topology: Topology, element: Element) -> list[int]:
     if node is not None:
         return [node]
     return [int(data.edge_u[element.index]), int(data.edge_v[element.index])]
+
+
+def outside_zone(topology: Topology, codes: Iterable[str], feeders: frozenset[str]) -> list[str]:
+    """The codes whose element touches none of ``feeders`` (by its end nodes' feeders): what a
+    dispatcher held to those feeders may not trace. Unknown codes raise ``NotFound``.
+
+    >>> from topology.index import Topology
+    >>> from topology.network import network_data_from_lists
+    >>> topology = Topology(network_data_from_lists(  # every node on feeder "F1"
+    ...     nodes=["src", "a"], sources=[("S", "src")], edges=[("s1", "segment", "src", "a", True)], service_points=[]))
+    >>> outside_zone(topology, ["s1"], frozenset({"F1"})), outside_zone(topology, ["s1"], frozenset({"F9"}))
+    ([], ['s1'])
+    """
+    data = topology.data
+    outside = []
+    for element in resolve(data, codes):
+        positions = data.node_feeder[_ends(topology, element)]
+        if not {data.feeder_code[p] for p in positions if p >= 0} & feeders:
+            outside.append(element.code)
+    return outside
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.engine import Connection
 
 from geo.db import get_session
-from geo.errors import Invalid
+from geo.errors import Forbidden, Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
+from geo.i18n import _
 from geo.requests import json_body, whole_number
 from geo.audit import note_audit
 from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, current_principal
@@ -27,6 +28,7 @@ from topology.trace_features import deenergised_features, trace_features
 bp = Blueprint("topology_trace", __name__, url_prefix="/api")
 
 MAX_CHANGE = 10_000
+SWITCHING_ROLES = (DISPATCHER, ADMIN)  # who may operate switchgear (inside a dispatcher's control zone)
 
 
 # -- request parsing -------------------------------------------------------------------------------
@@ -34,7 +36,7 @@ def _output_format() -> str:
     """The ``format`` parameter: json (default) or geojson."""
     value = request.args.get("format", "json")
     if value not in ("json", "geojson"):
-        raise Invalid(f"format must be json or geojson; got {value!r}", field="format")
+        raise Invalid(_("format must be json or geojson; got %(value)r", value=value), field="format")
     return value
 
 
@@ -42,19 +44,19 @@ def _code_list(body: dict, key: str) -> list[str]:
     """``body[key]`` checked to be a list of codes."""
     value = body.get(key, [])
     if not isinstance(value, list) or not all(isinstance(code, str) and code for code in value):
-        raise Invalid(f"{key} must be a list of element codes (non-empty strings)", field=key)
+        raise Invalid(_("%(key)s must be a list of element codes (non-empty strings)", key=key), field=key)
     if len(value) > MAX_CHANGE:
-        raise Invalid(f"{key} may name at most {MAX_CHANGE} elements; got {len(value)}", field=key)
+        raise Invalid(_("%(key)s may name at most %(max_change)s elements; got %(count)s", key=key, max_change=MAX_CHANGE, count=len(value)), field=key)
     return value
 
 
 def parse_change(body: Any) -> tuple[list[str], list[str]]:
     """``(open, out_of_service)`` from ``{"open": [codes], "out_of_service": [codes]}``."""
     if not isinstance(body, dict):
-        raise Invalid('the body must be a JSON object: {"open": [device codes], "out_of_service": [element codes]}')
+        raise Invalid(_('the body must be a JSON object: {"open": [device codes], "out_of_service": [element codes]}'))
     unknown = sorted(set(body) - {"open", "out_of_service"})
     if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}; expected open and out_of_service")
+        raise Invalid(_("unknown field(s): %(unknown)s; expected open and out_of_service", unknown=', '.join(unknown)))
     return _code_list(body, "open"), _code_list(body, "out_of_service")
 
 
@@ -73,13 +75,25 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
         return geojson_response(trace_features(connection, parts(), _limit()))
     lists = request.args.get("lists", "true")
     if lists not in ("true", "false"):
-        raise Invalid(f"lists must be true or false; got {lists!r}", field="lists")
+        raise Invalid(_("lists must be true or false; got %(lists)r", lists=lists), field="lists")
     answer = body()
     if lists == "false":
         answer = {key: value for key, value in answer.items() if key not in _LISTS or key in keep}
         if "zone" in answer:
             answer["zone"] = {key: value for key, value in answer["zone"].items() if key not in _LISTS}
     return jsonify(answer)
+
+
+def _in_zone(topology, codes) -> None:
+    """Forbidden when the signed-in dispatcher is held to feeders and an element is outside them."""
+    principal = current_principal()
+    zone = principal.control_feeders if principal is not None else None
+    if zone is None:
+        return
+    outside = trace.outside_zone(topology, codes, zone)
+    if outside:
+        raise Forbidden(_("outside your control zone (feeders %(zone)s): %(devices)s",
+                          zone=", ".join(sorted(zone)) or "-", devices=", ".join(outside)), codes=outside)
 
 
 # -- traces ----------------------------------------------------------------------------------------
@@ -90,6 +104,7 @@ def affected():
     """Customers that lose supply if the listed devices open and elements fail."""
     open_codes, failed = parse_change(json_body())
     topology, connection = current_topology()
+    _in_zone(topology, open_codes + failed)
     loss = trace.affected_by_codes(topology, open_codes, failed)
     return _respond(connection, loss.as_dict, loss.feature_parts)
 
@@ -100,6 +115,7 @@ def affected():
 def downstream(code: str):
     """What loses supply if the element opens (switchgear) or fails."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     element, loss = trace.downstream(topology, code)
     return _respond(connection, lambda: {"element": code, "element_type": element.type(topology.data), **loss.as_dict()},
                     lambda: loss.feature_parts("downstream"))
@@ -111,6 +127,7 @@ def downstream(code: str):
 def upstream(code: str):
     """The path from the element to its source, with the protective devices on it."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     path = trace.upstream(topology, code)
     return _respond(connection, path.as_dict, path.feature_parts)
 
@@ -121,6 +138,7 @@ def upstream(code: str):
 def isolation(code: str):
     """The switchgear to open to isolate a fault on the element, and what it costs."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     found = trace.isolation(topology, code)
     # Its devices are the answer (the few to open), not a list of codes.
     return _respond(connection, found.as_dict, found.feature_parts, keep=("devices",))
@@ -132,6 +150,7 @@ def isolation(code: str):
 def connected(code: str):
     """Everything reachable from the element over in-service elements, whatever the switch states."""
     topology, connection = current_topology()
+    _in_zone(topology, [code])
     reached = trace.connected(topology, code)
     return _respond(connection, reached.as_dict, reached.feature_parts)
 
@@ -158,7 +177,7 @@ def supply():
 
 # -- switching -------------------------------------------------------------------------------------
 @bp.post("/switching")
-@allow(DISPATCHER, ADMIN)
+@allow(*SWITCHING_ROLES)
 @contract(body=c.SwitchingBody, responses={201: c.SwitchingResult}, errors=(404, 409, 422))
 def operate():
     """Operate devices atomically: ``{"operations": [{"device", "action"}], "reason"}``, as the signed-in account."""
@@ -179,7 +198,7 @@ def switching_log():
     if before is not None:
         number = whole_number(before)
         if number is None:
-            raise Invalid(f"before must be the next_before of a previous page; got {before!r}", field="before")
+            raise Invalid(_("before must be the next_before of a previous page; got %(before)r", before=before), field="before")
         before = number
     log = switching.switching_log(get_session().connection(), limit, request.args.get("device"), before)
     return jsonify(log.as_dict())

@@ -7,8 +7,9 @@ from folium.plugins import MarkerCluster
 
 from geo.db import get_session
 from geo.maps import base_map, render_map
-from geo.auth import PUBLIC, allow
+from geo.auth import NETWORK_READERS, PUBLIC, allow, current_principal
 from geo.openapi import HTML, Answer, contract
+from topology.trace_api import SWITCHING_ROLES
 from topology.layers import network_overview
 
 bp = Blueprint("topology_views", __name__)
@@ -32,6 +33,9 @@ class _ClusterAssets(JSCSSMixin):
 @contract(responses={200: Answer(HTML)})
 def network_map():
     """The network map: feeders, switchgear and their states, transformers and customers by bbox."""
+    principal = current_principal()
+    # The public sees the network itself; customers, traces and switching need a role that may.
+    may_trace = principal is not None and principal.role in NETWORK_READERS
     connection = get_session().connection()
     extent, summary = network_overview(connection)
     centre = ((extent.south + extent.north) / 2, (extent.west + extent.east) / 2) if extent else (20.0, 0.0)
@@ -47,5 +51,7 @@ def network_map():
         "detailZoom": DETAIL_ZOOM,
         "overviewZoom": OVERVIEW_ZOOM,
         "extent": list(extent) if extent else None,
+        "customers": may_trace,
     }
-    return render_map(fmap, "network_map.html", summary=summary, config=config)
+    return render_map(fmap, "network_map.html", summary=summary, config=config, may_trace=may_trace,
+                      may_switch=principal is not None and principal.role in SWITCHING_ROLES)

@@ -35,6 +35,8 @@
 (function () {
   "use strict";
 
+  // Texts come from the page's catalog (static/js/i18n.js).
+  var I18N = window.GridAtlasI18n, _ = I18N._, _html = I18N._html, ngettext_html = I18N.ngettext_html;
   var COLOURS = {
     open: "#d62728",          // open switchgear: a hollow red symbol
     deenergised: "#9e9e9e",   // reserved for de-energised elements (trace tool)
@@ -46,13 +48,13 @@
   // Each device kind has its own shape and fill; open ones are drawn hollow with a red ring.
   // Minor symbols (numerous, on the LV side) shrink when zoomed out so the MV network stays readable.
   var DEVICE_SYMBOLS = {
-    breaker: {shape: "square", fill: "#1d3557", radius: 7, label: "Breaker"},
-    recloser: {shape: "diamond", fill: "#6a3d9a", radius: 8, label: "Recloser"},
-    "switch": {shape: "circle", fill: "#0b7a75", radius: 6, label: "Switch"},
-    fuse: {shape: "bar", fill: "#c77700", radius: 6, label: "Fuse", minor: true},
+    breaker: {shape: "square", fill: "#1d3557", radius: 7, label: _("Breaker")},
+    recloser: {shape: "diamond", fill: "#6a3d9a", radius: 8, label: _("Recloser")},
+    "switch": {shape: "circle", fill: "#0b7a75", radius: 6, label: _("Switch")},
+    fuse: {shape: "bar", fill: "#c77700", radius: 6, label: _("Fuse"), minor: true},
     // Larger than a fuse: a transformer's LV fuses often sit on it.
-    transformer: {shape: "triangle", fill: "#8d5a2b", radius: 9, label: "Transformer", minor: true},
-    substation: {shape: "square", fill: COLOURS.substation, radius: 10, label: "Substation"},
+    transformer: {shape: "triangle", fill: "#8d5a2b", radius: 9, label: _("Transformer"), minor: true},
+    substation: {shape: "square", fill: COLOURS.substation, radius: 10, label: _("Substation")},
   };
   // What each layer asks for by zoom: below config.overviewZoom the MV network and its open
   // points (ties, abnormally open switchgear); below config.detailZoom all MV switchgear and
@@ -62,20 +64,26 @@
     var wanted = L.extend({kind: "breaker,recloser,switch,fuse"}, mvWhenFar(zoom));
     return zoom < config.overviewZoom ? L.extend(wanted, {state: "open"}) : wanted;
   }
-  // Drawn bottom to top (see restack).
+  // Drawn bottom to top (see restack). count(n, html) is "<n> areas" and so on, html being n as HTML.
   var LAYERS = [
-    {name: "areas", label: "Transformer areas", unit: ["area", "areas"], api: "transformer_areas",
+    {name: "areas", label: _("Transformer areas"),
+     count: function (n, html) { return ngettext_html("%(num)s area", "%(num)s areas", n, {num: html}); }, api: "transformer_areas",
      visible: false, minZoom: "overviewZoom"},
     // Below the detail zoom only the MV network is fetched: LV segments are nine in ten.
-    {name: "segments", label: "Feeders", unit: ["segment", "segments"], api: "segments",
+    {name: "segments", label: _("Feeders"),
+     count: function (n, html) { return ngettext_html("%(num)s segment", "%(num)s segments", n, {num: html}); }, api: "segments",
      visible: true, params: mvWhenFar},
-    {name: "customers", label: "Customers", unit: ["customer", "customers"], api: "service_points",
+    {name: "customers", label: _("Customers"),
+     count: function (n, html) { return ngettext_html("%(num)s customer", "%(num)s customers", n, {num: html}); }, api: "service_points",
      visible: true, cluster: true, minZoom: "detailZoom"},
-    {name: "transformers", label: "Transformers", unit: ["transformer", "transformers"], api: "transformers",
+    {name: "transformers", label: _("Transformers"),
+     count: function (n, html) { return ngettext_html("%(num)s transformer", "%(num)s transformers", n, {num: html}); }, api: "transformers",
      visible: true, minZoom: "overviewZoom"},
-    {name: "switchgear", label: "Switchgear", unit: ["switching device", "switching devices"], api: "devices",
+    {name: "switchgear", label: _("Switchgear"),
+     count: function (n, html) { return ngettext_html("%(num)s switching device", "%(num)s switching devices", n, {num: html}); }, api: "devices",
      visible: true, params: switchgearWanted},
-    {name: "substations", label: "Substations", unit: ["substation", "substations"], api: "substations",
+    {name: "substations", label: _("Substations"),
+     count: function (n, html) { return ngettext_html("%(num)s substation", "%(num)s substations", n, {num: html}); }, api: "substations",
      visible: true},
   ];
 
@@ -188,20 +196,34 @@
     });
   }
 
-  var TITLES = {segments: "Segment", transformers: "Transformer", substations: "Substation",
-                customers: "Customer", areas: "Transformer area"};
+  var TITLES = {segments: _("Segment"), transformers: _("Transformer"), substations: _("Substation"),
+                customers: _("Customer"), areas: _("Transformer area")};
+  // The names of the properties a popup lists, and of the states of switchgear.
+  var PROPERTIES = {
+    name: _("name"), kind: _("kind"), feeder: _("feeder"), voltage_kv: _("voltage (kV)"), conductor: _("conductor"),
+    length_m: _("length (m)"), in_service: _("in service"), normal_state: _("normal state"), current_state: _("current state"),
+    rated_kva: _("rating (kVA)"), area: _("transformer area"), customers: _("customers"), substation: _("substation"),
+    account_number: _("account number"), address: _("address"), transformer_area: _("transformer area"),
+    transformer: _("transformer"),
+  };
+  var VALUES = {open: _("open"), closed: _("closed"), "true": _("yes"), "false": _("no"), breaker: _("breaker"),
+                recloser: _("recloser"), "switch": _("switch"), fuse: _("fuse"), transformer: _("transformer")};
+
+  function valueText(value) { return Object.prototype.hasOwnProperty.call(VALUES, String(value)) ? VALUES[String(value)] : value; }
 
   function popupHtml(feature, name) {
     var p = feature.properties, title = name === "switchgear" ? (DEVICE_SYMBOLS[p.kind] || {}).label : TITLES[name];
     var state = "";
     if (name === "switchgear") {
-      state = '<div class="ga-state ga-state-' + escapeHtml(p.current_state) + '">' + escapeHtml(p.current_state) +
-        (p.current_state !== p.normal_state ? " (normally " + escapeHtml(p.normal_state) + ")" : "") + "</div>";
+      state = '<div class="ga-state ga-state-' + escapeHtml(p.current_state) + '">' +
+        (p.current_state !== p.normal_state
+          ? _html("%(state)s (normally %(normal)s)", {state: escapeHtml(valueText(p.current_state)), normal: escapeHtml(valueText(p.normal_state))})
+          : escapeHtml(valueText(p.current_state))) + "</div>";
     }
     var rows = Object.keys(p).filter(function (k) {
       return k !== "code" && k !== "colour" && p[k] !== null && p[k] !== "";
     }).map(function (k) {
-      return "<tr><th>" + escapeHtml(k.replace(/_/g, " ")) + "</th><td>" + escapeHtml(p[k]) + "</td></tr>";
+      return "<tr><th>" + escapeHtml(PROPERTIES[k] || k.replace(/_/g, " ")) + "</th><td>" + escapeHtml(valueText(p[k])) + "</td></tr>";
     });
     return '<div class="ga-popup"><h3>' + escapeHtml(title || name) + " " + escapeHtml(feature.id) + "</h3>" + state +
       '<table class="ga-props">' + rows.join("") + "</table></div>";
@@ -357,7 +379,7 @@
         state.truncated[spec.name] = collection.truncated;
       })
       .catch(function (error) {
-        if (error.name !== "AbortError") { state.errors.push(spec.label + ": " + error.message); }
+        if (error.name !== "AbortError") { state.errors.push(_("%(layer)s: %(error)s", {layer: spec.label, error: error.message})); }
       })
       .then(function () { state.loading -= 1; });
   }
@@ -390,8 +412,8 @@
   }
 
   // ---- controls: status, legend ----
-  function number(n) { return (n || 0).toLocaleString("en"); }
-  function counted(n, unit) { return "<strong>" + number(n) + "</strong> " + unit[n === 1 ? 0 : 1]; }
+  function number(n) { return I18N.formatNumber(n || 0); }
+  function counted(n, spec) { return spec.count(n || 0, "<strong>" + escapeHtml(number(n)) + "</strong>"); }
 
   function updateStatus() {
     var state = GridAtlas.state, parts = [], notes = [], el = GridAtlas.statusElement;
@@ -401,27 +423,26 @@
     }).length;
     LAYERS.forEach(function (spec) {
       if (!GridAtlas.map.hasLayer(GridAtlas.layers[spec.name]) || state.hidden[spec.name]) { return; }
-      var text = counted(state.counts[spec.name], spec.unit);
+      var text = counted(state.counts[spec.name], spec);
       if (spec.name === "switchgear" && openCount) {
-        text += ' (<span class="ga-open">' + number(openCount) + " open</span>)";
+        text += ' (<span class="ga-open">' + _html("%(count)s open", {count: escapeHtml(number(openCount))}) + "</span>)";
       }
       parts.push("<span>" + text + "</span>");
       if (state.truncated[spec.name]) {
-        notes.push("Showing the first " + number(state.counts[spec.name]) + " " + spec.unit[1] +
-                   " only: zoom in to see all.");
+        notes.push(_html("Showing the first %(items)s only: zoom in to see all.", {items: spec.count(state.counts[spec.name], escapeHtml(number(state.counts[spec.name])))}));
       }
     });
-    if (!config.extent) { notes.push("No network is loaded yet."); }
+    if (!config.extent) { notes.push(_html("No network is loaded yet.")); }
     if (GridAtlas.map.getZoom() < config.overviewZoom) {
-      notes.push("Only open switchgear is drawn: zoom in to see the rest, transformers, customers and the LV network.");
+      notes.push(_html("Only open switchgear is drawn: zoom in to see the rest, transformers, customers and the LV network."));
     } else if (GridAtlas.map.getZoom() < config.detailZoom) {
-      notes.push("Zoom in to see customers and the LV network.");
+      notes.push(_html("Zoom in to see customers and the LV network."));
     }
     state.errors.forEach(function (e) {
-      notes.push('<span class="ga-error">Could not load ' + escapeHtml(e) + "</span>");
+      notes.push('<span class="ga-error">' + _html("Could not load %(what)s", {what: escapeHtml(e)}) + "</span>");
     });
-    var spinner = state.loading ? '<span class="ga-spinner" title="Loading"></span>' : "";
-    el.innerHTML = '<div class="ga-status-counts">' + spinner + "Loaded: " + (parts.join(" · ") || "nothing") +
+    var spinner = state.loading ? '<span class="ga-spinner" title="' + escapeHtml(_("Loading")) + '"></span>' : "";
+    el.innerHTML = '<div class="ga-status-counts">' + spinner + _html("Loaded: %(counts)s", {counts: parts.join(" · ") || _html("nothing")}) +
       "</div>" + notes.map(function (n) { return '<div class="ga-hint">' + n + "</div>"; }).join("");
   }
 
@@ -429,16 +450,18 @@
     var el = GridAtlas.feederLegendElement, seen = {}, list = [];
     if (!el) { return; }
     (GridAtlas.features.segments || []).forEach(function (f) {
-      var code = f.properties.feeder || "no feeder";
+      var code = f.properties.feeder || _("no feeder");
       if (!seen[code]) { seen[code] = true; list.push([code, f.properties.colour]); }
     });
-    list.sort(function (a, b) { return a[0].localeCompare(b[0], "en", {numeric: true}); });
+    list.sort(function (a, b) { return a[0].localeCompare(b[0], I18N.locale, {numeric: true}); });
     var shown = list.slice(0, 8).map(function (item) {
       return '<li><span class="ga-line" style="background:' + escapeHtml(item[1]) + '"></span>' +
         escapeHtml(item[0]) + "</li>";
     });
-    if (list.length > 8) { shown.push('<li class="ga-more">+ ' + (list.length - 8) + " more feeders</li>"); }
-    el.innerHTML = shown.join("") || '<li class="ga-more">no feeders loaded</li>';
+    if (list.length > 8) {
+      shown.push('<li class="ga-more">' + ngettext_html("+ %(num)s more feeder", "+ %(num)s more feeders", list.length - 8) + "</li>");
+    }
+    el.innerHTML = shown.join("") || '<li class="ga-more">' + _html("no feeders loaded") + "</li>";
   }
 
   function legendControl() {
@@ -446,21 +469,21 @@
     control.onAdd = function () {
       var div = L.DomUtil.create("div", "ga-panel ga-legend");
       var devices = ["breaker", "recloser", "switch", "fuse"].map(function (kind) {
-        return "<li>" + symbolSvg(kind, false) + DEVICE_SYMBOLS[kind].label + "</li>";
+        return "<li>" + symbolSvg(kind, false) + escapeHtml(DEVICE_SYMBOLS[kind].label) + "</li>";
       }).join("");
       div.innerHTML =
-        "<h2>Legend</h2>" +
-        '<h3>Feeders</h3><ul class="ga-feeders"></ul>' +
-        '<ul class="ga-levels"><li><span class="ga-line ga-mv"></span>MV</li>' +
-        '<li><span class="ga-line ga-lv"></span>LV</li></ul>' +
-        "<h3>Switchgear</h3><ul>" + devices + "</ul>" +
-        '<ul class="ga-states"><li>' + symbolSvg("switch", false) + "closed</li><li>" + symbolSvg("switch", true) +
-        '<span class="ga-open">open</span></li></ul>' +
-        "<h3>Other</h3><ul>" +
-        "<li>" + symbolSvg("transformer", false) + "Transformer</li>" +
-        "<li>" + symbolSvg("substation", false) + "Substation</li>" +
-        '<li><span class="ga-dot"></span>Customer</li>' +
-        '<li><span class="ga-cluster-sample">12</span>Customers (cluster)</li></ul>';
+        "<h2>" + _html("Legend") + "</h2>" +
+        "<h3>" + _html("Feeders") + '</h3><ul class="ga-feeders"></ul>' +
+        '<ul class="ga-levels"><li><span class="ga-line ga-mv"></span>' + _html("MV") + "</li>" +
+        '<li><span class="ga-line ga-lv"></span>' + _html("LV") + "</li></ul>" +
+        "<h3>" + _html("Switchgear") + "</h3><ul>" + devices + "</ul>" +
+        '<ul class="ga-states"><li>' + symbolSvg("switch", false) + _html("closed") + "</li><li>" + symbolSvg("switch", true) +
+        '<span class="ga-open">' + _html("open") + "</span></li></ul>" +
+        "<h3>" + _html("Other") + "</h3><ul>" +
+        "<li>" + symbolSvg("transformer", false) + _html("Transformer") + "</li>" +
+        "<li>" + symbolSvg("substation", false) + _html("Substation") + "</li>" +
+        '<li><span class="ga-dot"></span>' + _html("Customer") + "</li>" +
+        '<li><span class="ga-cluster-sample">12</span>' + _html("Customers (cluster)") + "</li></ul>";
       L.DomEvent.disableClickPropagation(div);
       L.DomEvent.disableScrollPropagation(div);
       GridAtlas.feederLegendElement = div.querySelector(".ga-feeders");
@@ -484,6 +507,8 @@
   GridAtlas.start = function (map, options) {
     config = options || {};
     GridAtlas.map = map;
+    // Customers' points are for dispatchers and planners: others get the network without them.
+    if (!config.customers) { LAYERS = LAYERS.filter(function (spec) { return spec.name !== "customers"; }); }
     // Fitted before the handlers below exist: the first load is of this view, and only once.
     if (config.extent) {  // [west, south, east, north]
       var e = config.extent;
@@ -496,11 +521,15 @@
     });
     // The cluster group adds customers as the view changes: keep them under the devices.
     var afterCustomers = function () { restack(LAYERS.findIndex(function (spec) { return spec.cluster; })); };
-    GridAtlas.layers.customers.on("animationend", afterCustomers);
-    map.on("moveend", afterCustomers);
+    if (GridAtlas.layers.customers) {
+      GridAtlas.layers.customers.on("animationend", afterCustomers);
+      map.on("moveend", afterCustomers);
+    }
     var overlays = {};
     LAYERS.slice().reverse().forEach(function (spec) { overlays[spec.label] = GridAtlas.layers[spec.name]; });
     GridAtlas.control = L.control.layers(null, overlays, {collapsed: false, position: "topright"}).addTo(map);
+    // Leaflet writes its toggle's title in English.
+    GridAtlas.control.getContainer().querySelector(".leaflet-control-layers-toggle").title = _("Layers");
     legendControl().addTo(map);
     statusControl().addTo(map);
     GridAtlas.legend = map.getContainer().querySelector(".ga-legend");

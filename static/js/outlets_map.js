@@ -9,13 +9,19 @@
  * is drawn: an older one still under way is aborted, and an answer that comes late anyway is
  * dropped and counted in staleSlotLoads.
  * Everything the server sends is put on the page as text, never as HTML.
+ * Texts come from the page's catalog through _() and ngettext() (static/js/i18n.js); dates and
+ * times are written the page language's way (Intl with <html lang>).
  */
 (function () {
   "use strict";
 
   var COLOURS = {open: "#1e8e3e", closed: "#c5221f", unknown: "#b06000", origin: "#1a73e8"};
   var DAY_KEYS = ["mo", "tu", "we", "th", "fr", "sa", "su"];
-  var DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+  var _ = GridAtlasI18n._, ngettext = GridAtlasI18n.ngettext, pgettext = GridAtlasI18n.pgettext, LOCALE = GridAtlasI18n.locale;
+  // Monday to Sunday in the page's language (1 January 2024 was a Monday).
+  var DAY_NAMES = DAY_KEYS.map(function (key, index) {
+    return new Intl.DateTimeFormat(LOCALE, {weekday: "long", timeZone: "UTC"}).format(new Date(Date.UTC(2024, 0, 1 + index)));
+  });
   var RESULTS = 8;
 
   var state = {searches: 0, outlets: [], origin: null, selected: null, booking: null, slotLoads: 0, staleSlotLoads: 0, busy: false};
@@ -53,7 +59,7 @@
           }
           return {status: response.status, body: body};
         });
-      }, function () { throw {status: 0, detail: "The server cannot be reached; check your connection."}; });
+      }, function () { throw {status: 0, detail: _("The server cannot be reached; check your connection.")}; });
   }
 
   function status(text, isError) {
@@ -73,7 +79,7 @@
   function formatTime(iso, zone, withDate) {
     var options = {hour: "2-digit", minute: "2-digit", hour12: false, timeZone: zone};
     if (withDate) { Object.assign(options, {weekday: "short", day: "numeric", month: "short"}); }
-    try { return new Intl.DateTimeFormat("en-GB", options).format(new Date(iso)); }
+    try { return new Intl.DateTimeFormat(LOCALE, options).format(new Date(iso)); }
     catch (e) { return iso.slice(withDate ? 0 : 11, 16).replace("T", " "); }
   }
 
@@ -89,25 +95,28 @@
   }
 
   function distance(metres) {
-    return metres < 1000 ? Math.round(metres) + " m" : (metres / 1000).toFixed(metres < 10000 ? 1 : 0) + " km";
+    if (metres < 1000) { return _("%(distance)s m", {distance: GridAtlasI18n.formatNumber(Math.round(metres))}); }
+    var digits = metres < 10000 ? 1 : 0;
+    return _("%(distance)s km", {distance: GridAtlasI18n.formatNumber(metres / 1000, {minimumFractionDigits: digits, maximumFractionDigits: digits})});
   }
 
   function openState(outlet) {
-    if (!outlet.hours_known) { return {key: "unknown", text: "Hours unknown"}; }
+    if (!outlet.hours_known) { return {key: "unknown", text: _("Hours unknown")}; }
     if (outlet.open_now) {
-      if (!outlet.closes_at) { return {key: "open", text: "Open around the clock"}; }
+      if (!outlet.closes_at) { return {key: "open", text: _("Open around the clock")}; }
       var later = outlet.closes_at.slice(0, 10) !== localDate(outlet.timezone);
-      return {key: "open", text: "Open until " + formatTime(outlet.closes_at, outlet.timezone, later)};
+      return {key: "open", text: _("Open until %(time)s", {time: formatTime(outlet.closes_at, outlet.timezone, later)})};
     }
-    return {key: "closed", text: "Closed" + (outlet.next_opening ? " · opens " + formatTime(outlet.next_opening, outlet.timezone, true) : "")};
+    return {key: "closed", text: outlet.next_opening
+      ? _("Closed · opens %(time)s", {time: formatTime(outlet.next_opening, outlet.timezone, true)}) : _("Closed")};
   }
 
   function todayText(outlet) {
     var today = outlet.today;
-    if (!today || !today.known) { return "Opening hours unknown: please call ahead"; }
-    if (today.closed) { return "Today: closed" + (today.note ? " (" + today.note + ")" : ""); }
-    return "Today: " + today.hours.map(function (h) { return h.opens + "–" + h.closes; }).join(", ").replace("00:00–24:00", "open 24 hours")
-      + (today.note ? " (" + today.note + ")" : "");
+    if (!today || !today.known) { return _("Opening hours unknown: please call ahead"); }
+    if (today.closed) { return today.note ? _("Today: closed (%(note)s)", {note: today.note}) : _("Today: closed"); }
+    var hours = today.hours.map(function (h) { return h.opens + "–" + h.closes; }).join(", ").replace("00:00–24:00", _("open 24 hours"));
+    return today.note ? _("Today: %(hours)s (%(note)s)", {hours: hours, note: today.note}) : _("Today: %(hours)s", {hours: hours});
   }
 
   function serviceLabel(code) { return config.services[code] || code; }
@@ -119,13 +128,13 @@
     if ($("of-service").value) { query.set("service", $("of-service").value); }
     if ($("of-open-now").checked) { query.set("open", "now"); }
     state.busy = true;
-    status("Searching…");
+    status(_("Searching…"));
     clear($("of-did-you-mean"));
     return api(config.nearest + "?" + query.toString()).then(function (answer) {
       var body = answer.body;
       state.busy = false;
       if (body.did_you_mean && body.did_you_mean.length) {
-        status("Several addresses match. Did you mean:");
+        status(_("Several addresses match. Did you mean:"));
         body.did_you_mean.forEach(function (match) {
           $("of-did-you-mean").appendChild(el("li", {}, [el("button", {
             type: "button", className: "of-link",
@@ -135,12 +144,11 @@
         showResults([], null);
       } else {
         var origin = body.origin;
-        var where = label || origin.address || "your location";
+        var where = label || origin.address || _("your location");
         showResults(body.outlets, origin);
         status(body.outlets.length
-          ? body.outlets.length + " outlet" + (body.outlets.length > 1 ? "s" : "") + " nearest to " + where
-          : "No outlet " + ($("of-open-now").checked ? "is open now " : "") + "near " + where
-            + ($("of-service").value ? " offers " + serviceLabel($("of-service").value) : ""));
+          ? ngettext("%(num)s outlet nearest to %(place)s", "%(num)s outlets nearest to %(place)s", body.outlets.length, {place: where})
+          : noOutletText(where));
       }
       state.searches += 1;
     }).catch(function (error) {
@@ -148,6 +156,14 @@
       state.searches += 1;
       status(error.detail, true);
     });
+  }
+
+  function noOutletText(where) {
+    var service = $("of-service").value, params = {place: where, service: serviceLabel(service)};
+    if ($("of-open-now").checked) {
+      return service ? _("No outlet is open now near %(place)s offers %(service)s", params) : _("No outlet is open now near %(place)s", params);
+    }
+    return service ? _("No outlet near %(place)s offers %(service)s", params) : _("No outlet near %(place)s", params);
   }
 
   function highlight(code) {
@@ -190,15 +206,15 @@
         el("span", {className: "of-badge of-" + open.key}, [open.text]),
         el("span", {className: "of-muted"}, [outlet.address]),
         el("span", {className: "of-muted"}, [todayText(outlet)]),
-        el("span", {className: "of-muted"}, ["Walk " + outlet.travel.walking_min + " min · drive "
-          + outlet.travel.driving_min + " min · " + outlet.services.map(serviceLabel).join(", ")]),
+        el("span", {className: "of-muted"}, [_("Walk %(walk)s min · drive %(drive)s min · %(services)s", {
+          walk: outlet.travel.walking_min, drive: outlet.travel.driving_min, services: outlet.services.map(serviceLabel).join(_(", "))})]),
       ])]));
     });
     var bounds = markers.getLayers().length ? markers.getBounds() : null;
     if (origin && origin.lon !== undefined) {
       originMarker = L.circleMarker([origin.lat, origin.lon], {
         radius: 7, color: "#ffffff", weight: 3, fillColor: COLOURS.origin, fillOpacity: 1,
-      }).bindTooltip(origin.address || "You are here").addTo(map);
+      }).bindTooltip(origin.address || _("You are here")).addTo(map);
       bounds = bounds ? bounds.extend([origin.lat, origin.lon]) : L.latLngBounds([[origin.lat, origin.lon]]);
       markers.eachLayer(function (layer) { layer.bringToFront(); });  // an outlet at the address stays clickable
     }
@@ -215,18 +231,18 @@
   }
 
   function locate() {
-    if (!navigator.geolocation) { status("This browser cannot tell where you are; search an address instead.", true); return; }
+    if (!navigator.geolocation) { status(_("This browser cannot tell where you are; search an address instead."), true); return; }
     if (window.isSecureContext === false) {
       // Browsers give a page its location only over https (or on this computer itself).
-      status("Locate me needs a secure (https) connection to this site; search an address instead.", true);
+      status(_("Locate me needs a secure (https) connection to this site; search an address instead."), true);
       return;
     }
-    status("Finding where you are…");
+    status(_("Finding where you are…"));
     navigator.geolocation.getCurrentPosition(function (position) {
-      search({lon: position.coords.longitude.toFixed(6), lat: position.coords.latitude.toFixed(6)}, "your location");
+      search({lon: position.coords.longitude.toFixed(6), lat: position.coords.latitude.toFixed(6)}, _("your location"));
     }, function (error) {
-      status(error.code === 1 ? "Location access was refused; search an address instead."
-        : "Your location is not available right now; search an address instead.", true);
+      status(error.code === 1 ? _("Location access was refused; search an address instead.")
+        : _("Your location is not available right now; search an address instead."), true);
     }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});
   }
 
@@ -278,7 +294,7 @@
       var hours = outlet.week && outlet.week[key];
       return el("tr", {className: index === todayIndex ? "of-today" : ""}, [
         el("th", {}, [DAY_NAMES[index]]),
-        el("td", {}, [hours ? hours.join(", ").replace("00:00-24:00", "24 hours").replace(/-/g, "–") : "closed"]),
+        el("td", {}, [hours ? hours.join(", ").replace("00:00-24:00", _("24 hours")).replace(/-/g, "–") : pgettext("outlet", "closed")]),
       ]);
     });
     var directions = outlet.directions_url || ("https://www.google.com/maps/dir/?api=1&destination=" + outlet.lat + "," + outlet.lon);
@@ -288,25 +304,27 @@
     detail.appendChild(el("span", {className: "of-badge of-" + open.key}, [open.text]));
     detail.appendChild(el("p", {}, [outlet.address]));
     detail.appendChild(el("p", {className: "of-actions"}, [
-      el("a", {href: directions, target: "_blank", rel: "noopener", className: "of-button"}, ["Directions"]),
-      outlet.phone ? el("a", {href: "tel:" + outlet.phone, className: "of-button"}, ["Call " + (outlet.phone_display || outlet.phone)]) : null,
-      outlet.distance_m !== undefined ? el("span", {className: "of-muted"}, [distance(outlet.distance_m) + " · walk "
-        + outlet.travel.walking_min + " min · drive " + outlet.travel.driving_min + " min"]) : null,
+      el("a", {href: directions, target: "_blank", rel: "noopener", className: "of-button"}, [_("Directions")]),
+      outlet.phone ? el("a", {href: "tel:" + outlet.phone, className: "of-button"}, [_("Call %(phone)s", {phone: outlet.phone_display || outlet.phone})]) : null,
+      outlet.distance_m !== undefined ? el("span", {className: "of-muted"}, [_("%(distance)s · walk %(walk)s min · drive %(drive)s min", {
+        distance: distance(outlet.distance_m), walk: outlet.travel.walking_min, drive: outlet.travel.driving_min})]) : null,
     ]));
-    detail.appendChild(el("h3", {}, ["Opening hours"]));
+    detail.appendChild(el("h3", {}, [_("Opening hours")]));
     if (!outlet.hours_known) {
-      detail.appendChild(el("p", {className: "of-warning"}, ["This outlet's opening hours are not known. Please call before you go."]));
+      detail.appendChild(el("p", {className: "of-warning"}, [_("This outlet's opening hours are not known. Please call before you go.")]));
     } else {
       detail.appendChild(el("table", {className: "of-hours"}, [el("tbody", {}, rows)]));
       if (outlet.exceptions && outlet.exceptions.length) {
         detail.appendChild(el("ul", {className: "of-exceptions"}, outlet.exceptions.slice(0, 4).map(function (e) {
-          return el("li", {}, [new Date(e.date + "T12:00:00Z").toLocaleDateString("en-GB", {weekday: "short", day: "numeric", month: "short", timeZone: "UTC"})
-            + ": " + (e.hours === "off" ? "closed" : e.hours.replace(/-/g, "–")) + (e.note ? " (" + e.note + ")" : "")]);
+          var day = new Date(e.date + "T12:00:00Z").toLocaleDateString(LOCALE, {weekday: "short", day: "numeric", month: "short", timeZone: "UTC"});
+          var hours = e.hours === "off" ? pgettext("outlet", "closed") : e.hours.replace(/-/g, "–");
+          return el("li", {}, [e.note ? _("%(day)s: %(hours)s (%(note)s)", {day: day, hours: hours, note: e.note})
+            : _("%(day)s: %(hours)s", {day: day, hours: hours})]);
         })));
       }
-      detail.appendChild(el("p", {className: "of-muted"}, ["Times are local time (" + outlet.timezone + ")."]));
+      detail.appendChild(el("p", {className: "of-muted"}, [_("Times are local time (%(zone)s).", {zone: outlet.timezone})]));
     }
-    detail.appendChild(el("h3", {}, ["Services"]));
+    detail.appendChild(el("h3", {}, [_("Services")]));
     detail.appendChild(el("ul", {className: "of-services"}, outlet.services.map(function (s) { return el("li", {}, [serviceLabel(s)]); })));
   }
 
@@ -333,7 +351,7 @@
       b.setAttribute("aria-pressed", b === button ? "true" : "false");
     });
     $("of-book-submit").disabled = false;
-    $("of-book-submit").textContent = "Book " + formatTime(slot.start, state.selected.timezone, true);
+    $("of-book-submit").textContent = _("Book %(time)s", {time: formatTime(slot.start, state.selected.timezone, true)});
   }
 
   function loadSlots() {
@@ -341,8 +359,8 @@
     var box = clear($("of-slots"));
     chosenSlot = null;
     $("of-book-submit").disabled = true;
-    $("of-book-submit").textContent = "Book this time";
-    box.appendChild(el("p", {className: "of-muted"}, ["Loading times…"]));
+    $("of-book-submit").textContent = _("Book this time");
+    box.appendChild(el("p", {className: "of-muted"}, [_("Loading times…")]));
     var query = new URLSearchParams({date: $("of-book-date").value, service: $("of-book-service").value});
     // The last date or service chosen wins: abort the request before it, and drop any answer that
     // is not the newest request's (it may arrive after the newer one's and would be drawn over it).
@@ -361,13 +379,14 @@
       clear(box);
       var free = body.slots.filter(function (s) { return s.remaining > 0; });
       if (!body.slots.length || !free.length) {
-        var why = body.note || (body.hours.closed ? "Closed on this day" + (body.hours.note ? " (" + body.hours.note + ")" : "")
-          : body.slots.length ? "Every time on this day is booked" : "No times left on this day");
-        box.appendChild(el("p", {className: "of-muted"}, [why + ". "]));
+        var why = body.note ? _("%(note)s.", {note: body.note})
+          : body.hours.closed ? (body.hours.note ? _("Closed on this day (%(note)s).", {note: body.hours.note}) : _("Closed on this day."))
+          : body.slots.length ? _("Every time on this day is booked.") : _("No times left on this day.");
+        box.appendChild(el("p", {className: "of-muted"}, [why + " "]));
         box.appendChild(el("button", {type: "button", className: "of-button", onclick: function () {
           $("of-book-date").value = addDays($("of-book-date").value, 1);
           loadSlots();
-        }}, ["Next day →"]));
+        }}, [_("Next day →")]));
       }
       // On the night the clocks go back a time occurs twice: show its offset to tell them apart.
       var labels = body.slots.map(function (s) { return s.start.slice(11, 16); });
@@ -377,7 +396,7 @@
         var button = el("button", {
           type: "button", className: "of-slot", disabled: slot.remaining <= 0, dataset: {start: slot.start},
           "aria-pressed": "false",
-          title: slot.remaining > 0 ? slot.remaining + " place" + (slot.remaining > 1 ? "s" : "") + " left" : "Fully booked",
+          title: slot.remaining > 0 ? ngettext("%(num)s place left", "%(num)s places left", slot.remaining) : _("Fully booked"),
         }, [label]);
         button.addEventListener("click", function () { chooseSlot(slot, button); });
         box.appendChild(button);
@@ -394,10 +413,10 @@
     event.preventDefault();
     var error = $("of-book-error");
     error.textContent = "";
-    if (!chosenSlot) { error.textContent = "Pick a time first."; return; }
+    if (!chosenSlot) { error.textContent = _("Pick a time first."); return; }
     var name = $("of-book-name").value.trim(), phone = $("of-book-phone").value.trim();
-    if (!name) { error.textContent = "Please give your name."; $("of-book-name").focus(); return; }
-    if (!phone) { error.textContent = "Please give a phone number for the reminder."; $("of-book-phone").focus(); return; }
+    if (!name) { error.textContent = _("Please give your name."); $("of-book-name").focus(); return; }
+    if (!phone) { error.textContent = _("Please give a phone number for the reminder."); $("of-book-phone").focus(); return; }
     var submit = $("of-book-submit");
     submit.disabled = true;
     api(config.bookings, {
@@ -421,26 +440,26 @@
     var zone = booking.outlet.timezone;
     clear(box).hidden = false;
     var cancelled = booking.status === "cancelled";
-    box.appendChild(el("h3", {}, [cancelled ? "Booking cancelled" : "You are booked"]));
-    box.appendChild(el("p", {className: "of-code-label"}, ["Confirmation code"]));
+    box.appendChild(el("h3", {}, [cancelled ? _("Booking cancelled") : _("You are booked")]));
+    box.appendChild(el("p", {className: "of-code-label"}, [_("Confirmation code")]));
     box.appendChild(el("p", {className: "of-code", id: box.id + "-code"}, [booking.code]));
-    box.appendChild(el("p", {}, [booking.service_label + " at " + booking.outlet.name]));
-    box.appendChild(el("p", {}, [formatTime(booking.start, zone, true) + "–" + formatTime(booking.end, zone)
-      + " (" + zone + ")"]));
+    box.appendChild(el("p", {}, [_("%(service)s at %(outlet)s", {service: serviceLabel(booking.service), outlet: booking.outlet.name})]));
+    box.appendChild(el("p", {}, [_("%(start)s–%(end)s (%(zone)s)", {
+      start: formatTime(booking.start, zone, true), end: formatTime(booking.end, zone), zone: zone})]));
     box.appendChild(el("p", {className: "of-muted"}, [booking.outlet.address]));
     if (!cancelled) {
-      box.appendChild(el("p", {className: "of-muted"}, ["Keep this code: you need it to see, move or cancel the visit. "
-        + "We send a reminder to " + (booking.phone_display || booking.phone) + "."]));
+      box.appendChild(el("p", {className: "of-muted"}, [_("Keep this code: you need it to see, move or cancel the visit. We send a reminder to %(phone)s.",
+        {phone: booking.phone_display || booking.phone})]));
       box.appendChild(el("p", {className: "of-actions"}, [
-        el("a", {href: booking.ics_url, className: "of-button", download: ""}, ["Add to calendar"]),
+        el("a", {href: booking.ics_url, className: "of-button", download: ""}, [_("Add to calendar")]),
         el("button", {type: "button", className: "of-button of-danger", onclick: function () { cancel(box, booking); }},
-          ["Cancel booking"]),
+          [_("Cancel booking")]),
       ]));
     }
   }
 
   function cancel(box, booking) {
-    if (!window.confirm("Cancel your visit on " + formatTime(booking.start, booking.outlet.timezone, true) + "?")) { return; }
+    if (!window.confirm(_("Cancel your visit on %(time)s?", {time: formatTime(booking.start, booking.outlet.timezone, true)}))) { return; }
     api(fill(config.booking, booking.code), {method: "DELETE"}).then(function (answer) {
       state.booking = answer.body;
       showConfirmation(box, answer.body);
@@ -468,7 +487,7 @@
     $("of-search").addEventListener("submit", function (event) {
       event.preventDefault();
       var q = $("of-q").value.trim();
-      if (q.length < 3) { status("Type at least three letters of a street, or use Locate me.", true); return; }
+      if (q.length < 3) { status(_("Type at least three letters of a street, or use Locate me."), true); return; }
       search({q: q});
     });
     $("of-q").addEventListener("input", suggest);
@@ -480,12 +499,12 @@
     $("of-book").addEventListener("submit", book);
     $("of-manage-form").addEventListener("submit", manage);
     ["of-service", "of-open-now"].forEach(function (id) {
-      $(id).addEventListener("change", function () { if (state.origin) { search({lon: state.origin.lon, lat: state.origin.lat}, state.origin.address || "your location"); } });
+      $(id).addEventListener("change", function () { if (state.origin) { search({lon: state.origin.lon, lat: state.origin.lat}, state.origin.address || _("your location")); } });
     });
     if (config.hasOutlets) {
-      search({lon: config.centre[0].toFixed(6), lat: config.centre[1].toFixed(6)}, "the map centre");
+      search({lon: config.centre[0].toFixed(6), lat: config.centre[1].toFixed(6)}, _("the map centre"));
     } else {
-      status("No outlets have been set up yet.");
+      status(_("No outlets have been set up yet."));
       state.searches += 1;
     }
   }

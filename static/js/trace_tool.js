@@ -10,27 +10,38 @@
  * recloser, switch or fuse also offers to operate it (POST /api/switching, with a reason);
  * the answer lists the customers who lost and regained supply, and the map redraws.
  *
- * The script reads its API root from its data-api attribute. window.GridAtlas.trace exposes
- * {state, run(code, trace), select(code), operate(code, action, reason, actor), clear(),
+ * The script reads its API root from its data-api attribute, and whether the signed-in account
+ * may operate switchgear from data-can-switch (the page loads the tool only for those who may
+ * trace: dispatchers and planners). window.GridAtlas.trace exposes
+ * {state, run(code, trace), select(code), operate(code, action, reason), clear(),
  * refreshSupply()} for tests and other tools; state.busy counts requests in flight and
  * state.runs / state.supplyLoads count completed traces and de-energised reloads.
+ * Texts come from the page's catalog (static/js/i18n.js): _html() and ngettext_html() escape
+ * the text and take HTML parameters.
  */
 (function () {
   "use strict";
 
   var GA = window.GridAtlas;
+  var I18N = window.GridAtlasI18n, _ = I18N._, _html = I18N._html, ngettext_html = I18N.ngettext_html;
   var script = document.currentScript;
   var API = (script && script.getAttribute("data-api")) || "/api";
+  var CAN_SWITCH = !!script && script.getAttribute("data-can-switch") === "true";
   var GREY = (GA.colours && GA.colours.deenergised) || "#9e9e9e";
   var GEAR = {breaker: true, recloser: true, "switch": true, fuse: true};
   var TRACES = [
-    {name: "downstream", label: "Downstream", hint: "what loses supply if it opens or fails"},
-    {name: "upstream", label: "Upstream", hint: "the path to its source and the protection on it"},
-    {name: "isolation", label: "Isolation", hint: "the switches that isolate a fault on it"},
-    {name: "connected", label: "Connected", hint: "everything joined to it, switch states ignored"},
+    {name: "downstream", label: _("Downstream"), hint: _("what loses supply if it opens or fails")},
+    {name: "upstream", label: _("Upstream"), hint: _("the path to its source and the protection on it")},
+    {name: "isolation", label: _("Isolation"), hint: _("the switches that isolate a fault on it")},
+    {name: "connected", label: _("Connected"), hint: _("everything joined to it, switch states ignored")},
   ];
   // Halo colours by role (the role property of each feature of a trace's GeoJSON): vivid
   // colours outside the feeder palette, red kept for the devices to open.
+  // What a device kind and a switch state read as (the API sends the codes).
+  var KINDS = {breaker: _("breaker"), recloser: _("recloser"), "switch": _("switch"), fuse: _("fuse"),
+               transformer: _("transformer"), substation: _("substation")};
+  var STATES = {open: _("open"), closed: _("closed")};
+  var SIDES = {supply: _("supply side"), load: _("load side")};
   var ROLES = {
     downstream: "#ff00c8", affected: "#ff00c8", zone: "#ff00c8", path: "#00b7ff", protective: "#00b7ff",
     isolate: "#d62728", already_open: "#d62728", connected: "#7fff00",
@@ -41,15 +52,30 @@
   var highlight = null, panel = null, supplyRequest = null;
 
   // ---- helpers ----
-  function escapeHtml(value) {
-    return String(value).replace(/[&<>"']/g, function (c) {
-      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
-    });
+  var escapeHtml = I18N.escapeHtml;
+
+  function number(n) { return I18N.formatNumber(n || 0); }
+
+  function kind(code) { return KINDS[code] || code; }
+
+  function stateLabel(code) { return STATES[code] || code; }
+
+  function codeHtml(value) { return "<code>" + escapeHtml(value) + "</code>"; }
+
+  function strong(html) { return "<strong>" + html + "</strong>"; }
+
+  /* "<n> customers" and the other counted things, as HTML. */
+  function counted(n, what) {
+    var num = escapeHtml(number(n));
+    switch (what) {
+      case "customer": return ngettext_html("%(num)s customer", "%(num)s customers", n, {num: num});
+      case "segment": return ngettext_html("%(num)s segment", "%(num)s segments", n, {num: num});
+      case "device": return ngettext_html("%(num)s device", "%(num)s devices", n, {num: num});
+      case "node": return ngettext_html("%(num)s node", "%(num)s nodes", n, {num: num});
+      case "element": return ngettext_html("%(num)s element", "%(num)s elements", n, {num: num});
+      default: return ngettext_html("%(num)s open device", "%(num)s open devices", n, {num: num});
+    }
   }
-
-  function number(n) { return (n || 0).toLocaleString("en"); }
-
-  function plural(n, word) { return number(n) + " " + word + (n === 1 ? "" : "s"); }
 
   function request(url, options) {
     state.busy += 1;
@@ -71,8 +97,8 @@
 
   function codeList(codes, limit) {
     limit = limit || 12;
-    var shown = codes.slice(0, limit).map(function (c) { return "<code>" + escapeHtml(c) + "</code>"; }).join(", ");
-    return shown + (codes.length > limit ? " and " + number(codes.length - limit) + " more" : "");
+    var shown = codes.slice(0, limit).map(codeHtml).join(escapeHtml(_(", ")));
+    return codes.length > limit ? _html("%(codes)s and %(more)s more", {codes: shown, more: escapeHtml(number(codes.length - limit))}) : shown;
   }
 
   // ---- de-energised elements drawn grey ----
@@ -108,7 +134,7 @@
       state.supplyLoads += 1;
       render();
     }).catch(function (error) {
-      if (error.name !== "AbortError") { state.error = "De-energised elements: " + error.message; render(); }
+      if (error.name !== "AbortError") { state.error = _("De-energised elements: %(error)s", {error: error.message}); render(); }
     });
   }
 
@@ -172,11 +198,11 @@
   }
 
   // ---- switching ----
-  function operate(code, action, reason, actor) {
+  // The operator recorded is the signed-in account (the server's choice, not the page's).
+  function operate(code, action, reason) {
     state.error = null;
     render();
     var body = {operations: [{device: code, action: action}], reason: reason};
-    if (actor) { body.actor = actor; }
     return request(API + "/switching", {
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
     }).then(function (answer) {
@@ -186,7 +212,7 @@
       }
       return GA.refresh().then(function () { return state.selected ? run(state.selected.code) : null; });
     }).catch(function (error) {
-      state.error = "Switching refused: " + error.message;
+      state.error = _("Switching refused: %(error)s", {error: error.message});
       render();
     });
   }
@@ -195,14 +221,12 @@
     event.preventDefault();
     var form = event.target, selected = state.selected;
     var reason = form.querySelector("[name=reason]").value.trim();
-    var actor = form.querySelector("[name=actor]").value.trim();
     if (!reason) {
-      state.error = "Say why the device is operated.";
+      state.error = _("Say why the device is operated.");
       render();
       return;
     }
-    try { window.localStorage.setItem("gridatlas.operator", actor); } catch (e) { /* private mode */ }
-    operate(selected.code, selected.state === "open" ? "close" : "open", reason, actor);
+    operate(selected.code, selected.state === "open" ? "close" : "open", reason);
   }
 
   // ---- the panel ----
@@ -211,9 +235,10 @@
     if (!supply) { return ""; }
     var dead = supply.deenergised_customers;
     return '<p class="ga-trace-supply' + (dead ? " ga-trace-dead" : "") + '">' +
-      (dead ? "<strong>" + plural(dead, "customer") + "</strong> without supply"
-            : "Every customer is supplied") +
-      (supply.radial ? "" : ' · <span class="ga-open">meshed (a tie is closed)</span>') + "</p>";
+      (dead ? ngettext_html("%(num)s customer without supply", "%(num)s customers without supply", dead,
+                            {num: strong(escapeHtml(number(dead)))})
+            : _html("Every customer is supplied")) +
+      (supply.radial ? "" : ' · <span class="ga-open">' + _html("meshed (a tie is closed)") + "</span>") + "</p>";
   }
 
   function resultHtml() {
@@ -221,44 +246,50 @@
     if (!result) { return ""; }
     var b = result.body, html = "";
     if (result.trace === "downstream") {
-      html = "<p><strong>" + plural(b.customer_count, "customer") + "</strong> lose supply if <code>" +
-        escapeHtml(b.element) + "</code> " + (GEAR[b.element_type] ? "opens" : "fails") + ".</p>" +
-        "<p class=\"ga-trace-muted\">" + plural(b.segment_count, "segment") + ", " +
-        plural(b.device_count, "device") + " de-energised</p>" + feederList(b.by_feeder);
+      var params = {customers: strong(counted(b.customer_count, "customer")), element: codeHtml(b.element)};
+      html = "<p>" + (GEAR[b.element_type] ? _html("%(customers)s lose supply if %(element)s opens.", params)
+                                            : _html("%(customers)s lose supply if %(element)s fails.", params)) + "</p>" +
+        "<p class=\"ga-trace-muted\">" + _html("%(segments)s, %(devices)s de-energised", {
+          segments: counted(b.segment_count, "segment"), devices: counted(b.device_count, "device")}) + "</p>" +
+        feederList(b.by_feeder);
     } else if (result.trace === "upstream") {
       if (!b.energised) {
-        html = "<p><code>" + escapeHtml(b.element) + "</code> is <strong>not energised</strong>: no path to a source.</p>";
+        html = "<p>" + _html("%(element)s is not energised: no path to a source.", {element: codeHtml(b.element)}) + "</p>";
       } else {
-        html = "<p>Fed from <strong>" + escapeHtml(b.source || b.nodes[b.nodes.length - 1]) + "</strong> over " +
-          plural(b.path.length, "element") + ".</p><h3>Protective devices, nearest first</h3>" +
+        html = "<p>" + _html("Fed from %(source)s over %(elements)s.", {
+          source: strong(escapeHtml(b.source || b.nodes[b.nodes.length - 1])), elements: counted(b.path.length, "element")}) +
+          "</p><h3>" + _html("Protective devices, nearest first") + "</h3>" +
           (b.protective_devices.length
             ? "<ol class=\"ga-trace-list\">" + b.protective_devices.map(function (d) {
-                return "<li><code>" + escapeHtml(d.code) + "</code> " + escapeHtml(d.kind) +
-                  (d.state === "open" ? ' <span class="ga-open">open</span>' : "") + "</li>";
+                return "<li>" + codeHtml(d.code) + " " + escapeHtml(kind(d.kind)) +
+                  (d.state === "open" ? ' <span class="ga-open">' + escapeHtml(stateLabel("open")) + "</span>" : "") + "</li>";
               }).join("") + "</ol>"
-            : "<p class=\"ga-trace-muted\">none</p>");
+            : "<p class=\"ga-trace-muted\">" + _html("none") + "</p>");
       }
     } else if (result.trace === "isolation") {
-      html = (b.isolable ? "" : '<p class="ga-error">A source lies inside the zone (' + codeList(b.sources_inside) +
-                                "): switching cannot isolate it.</p>") +
-        "<h3>Open to isolate</h3>" +
+      html = (b.isolable ? "" : '<p class="ga-error">' + _html("A source lies inside the zone (%(sources)s): switching cannot isolate it.",
+                                                                {sources: codeList(b.sources_inside)}) + "</p>") +
+        "<h3>" + _html("Open to isolate") + "</h3>" +
         (b.devices.length
           ? "<ul class=\"ga-trace-list\">" + b.devices.map(function (d) {
-              return "<li><code>" + escapeHtml(d.code) + "</code> " + escapeHtml(d.kind) + " <span class=\"ga-trace-muted\">(" +
-                escapeHtml(d.side) + " side)</span></li>";
+              return "<li>" + codeHtml(d.code) + " " + escapeHtml(kind(d.kind)) + " <span class=\"ga-trace-muted\">(" +
+                escapeHtml(SIDES[d.side] || d.side) + ")</span></li>";
             }).join("") + "</ul>"
-          : "<p class=\"ga-trace-muted\">nothing to open</p>") +
-        (b.already_open.length ? "<p>Already open: " + codeList(b.already_open) + "</p>" : "") +
-        "<p>Costs <strong>" + plural(b.customer_count, "customer") + "</strong>; the zone holds " +
-        plural(b.zone.node_count, "node") + " and " + plural(b.zone.segment_count, "segment") + ".</p>";
+          : "<p class=\"ga-trace-muted\">" + _html("nothing to open") + "</p>") +
+        (b.already_open.length ? "<p>" + _html("Already open: %(codes)s", {codes: codeList(b.already_open)}) + "</p>" : "") +
+        "<p>" + _html("Costs %(customers)s; the zone holds %(nodes)s and %(segments)s.", {
+          customers: strong(counted(b.customer_count, "customer")), nodes: counted(b.zone.node_count, "node"),
+          segments: counted(b.zone.segment_count, "segment")}) + "</p>";
     } else {
-      html = "<p>" + plural(b.node_count, "node") + ", " + plural(b.segment_count, "segment") + ", " +
-        plural(b.device_count, "device") + " and <strong>" + plural(b.customer_count, "customer") +
-        "</strong> are connected to <code>" + escapeHtml(b.element) + "</code>" +
-        (b.open_device_count ? " through " + plural(b.open_device_count, "open device") : "") + ".</p>";
+      var connected = {nodes: counted(b.node_count, "node"), segments: counted(b.segment_count, "segment"),
+                       devices: counted(b.device_count, "device"), customers: strong(counted(b.customer_count, "customer")),
+                       element: codeHtml(b.element), open: counted(b.open_device_count, "open device")};
+      html = "<p>" + (b.open_device_count
+        ? _html("%(nodes)s, %(segments)s, %(devices)s and %(customers)s are connected to %(element)s through %(open)s.", connected)
+        : _html("%(nodes)s, %(segments)s, %(devices)s and %(customers)s are connected to %(element)s.", connected)) + "</p>";
     }
     if (state.truncated) {
-      html += '<p class="ga-hint">The map shows the first ' + number(state.highlighted) + " elements.</p>";
+      html += '<p class="ga-hint">' + _html("The map shows the first %(count)s elements.", {count: escapeHtml(number(state.highlighted))}) + "</p>";
     }
     return '<div class="ga-trace-result" data-trace="' + result.trace + '">' + html + "</div>";
   }
@@ -271,45 +302,47 @@
     }).join("") + "</ul>";
   }
 
+  /* "Lost supply: <n> customers (C1, C2)" */
+  function supplyChange(html, change) {
+    return html + (change.customer_count ? " (" + codeList(change.customers, 8) + ")" : "");
+  }
+
   function switchingHtml() {
     var selected = state.selected, html = "";
     var done = state.switching;
     if (done) {
       html += '<div class="ga-trace-switched"><p><strong>' + escapeHtml(done.devices.map(function (d) {
-        return d.code + " " + (d.to_state === "open" ? "opened" : "closed");
-      }).join(", ")) + "</strong></p><p>Lost supply: <strong>" + plural(done.lost.customer_count, "customer") +
-        "</strong>" + (done.lost.customer_count ? " (" + codeList(done.lost.customers, 8) + ")" : "") +
-        "<br>Regained supply: <strong>" + plural(done.regained.customer_count, "customer") + "</strong>" +
-        (done.regained.customer_count ? " (" + codeList(done.regained.customers, 8) + ")" : "") + "</p></div>";
+        return d.to_state === "open" ? _("%(device)s opened", {device: d.code}) : _("%(device)s closed", {device: d.code});
+      }).join(_(", "))) + "</strong></p><p>" + supplyChange(_html("Lost supply: %(customers)s", {customers: strong(counted(done.lost.customer_count, "customer"))}), done.lost) +
+        "<br>" + supplyChange(_html("Regained supply: %(customers)s", {customers: strong(counted(done.regained.customer_count, "customer"))}), done.regained) +
+        "</p></div>";
     }
-    if (!selected || selected.layer !== "switchgear" || !GEAR[selected.kind]) { return html; }
-    var action = selected.state === "open" ? "Close" : "Open";
-    var actor = "";
-    try { actor = window.localStorage.getItem("gridatlas.operator") || ""; } catch (e) { /* private mode */ }
-    return html + '<form class="ga-trace-operate"><h3>Operate <code>' + escapeHtml(selected.code) + "</code> (" +
-      escapeHtml(selected.state || "?") + ")</h3>" +
-      '<label>Reason <input name="reason" required maxlength="500" placeholder="why"></label>' +
-      '<label>Operator <input name="actor" maxlength="120" placeholder="your name" value="' + escapeHtml(actor) + '"></label>' +
-      '<button type="submit" class="ga-trace-' + action.toLowerCase() + '"' + (state.busy ? " disabled" : "") + ">" +
-      action + " " + escapeHtml(selected.code) + "</button></form>";
+    if (!CAN_SWITCH || !selected || selected.layer !== "switchgear" || !GEAR[selected.kind]) { return html; }
+    var action = selected.state === "open" ? "close" : "open";
+    return html + '<form class="ga-trace-operate"><h3>' + _html("Operate %(device)s (%(state)s)", {
+        device: codeHtml(selected.code), state: escapeHtml(stateLabel(selected.state || "?"))}) + "</h3>" +
+      "<label>" + _html("Reason") + ' <input name="reason" required maxlength="500" placeholder="' + escapeHtml(_("why")) + '"></label>' +
+      '<button type="submit" class="ga-trace-' + action + '"' + (state.busy ? " disabled" : "") + ">" +
+      (action === "open" ? _html("Open %(device)s", {device: escapeHtml(selected.code)}) : _html("Close %(device)s", {device: escapeHtml(selected.code)})) +
+      "</button></form>";
   }
 
   function render() {
     if (!panel) { return; }
     var traceButtons = TRACES.map(function (t) {
       return '<button type="button" data-trace="' + t.name + '" title="' + escapeHtml(t.hint) + '" aria-pressed="' +
-        (state.trace === t.name) + '">' + t.label + "</button>";
+        (state.trace === t.name) + '">' + escapeHtml(t.label) + "</button>";
     }).join("");
     var selected = state.selected
       ? '<p class="ga-trace-selected"><code>' + escapeHtml(state.selected.code) + "</code>" +
-        (state.selected.kind ? " " + escapeHtml(state.selected.kind) : "") +
-        ' <button type="button" class="ga-trace-clear">Clear</button></p>'
-      : '<p class="ga-trace-muted">' + (state.armed ? "Click an element on the map." : "Trace on click is off.") + "</p>";
-    panel.innerHTML = "<h2>Trace</h2>" + summaryHtml() +
-      '<div class="ga-trace-modes" role="group" aria-label="Trace">' + traceButtons + "</div>" +
+        (state.selected.kind ? " " + escapeHtml(kind(state.selected.kind)) : "") +
+        ' <button type="button" class="ga-trace-clear">' + _html("Clear") + "</button></p>"
+      : '<p class="ga-trace-muted">' + (state.armed ? _html("Click an element on the map.") : _html("Trace on click is off.")) + "</p>";
+    panel.innerHTML = "<h2>" + _html("Trace") + "</h2>" + summaryHtml() +
+      '<div class="ga-trace-modes" role="group" aria-label="' + escapeHtml(_("Trace")) + '">' + traceButtons + "</div>" +
       '<label class="ga-trace-armed"><input type="checkbox"' + (state.armed ? " checked" : "") +
-      "> Trace on click</label>" + selected +
-      (state.busy && !state.result ? '<p><span class="ga-spinner"></span> tracing…</p>' : "") +
+      "> " + _html("Trace on click") + "</label>" + selected +
+      (state.busy && !state.result ? '<p><span class="ga-spinner"></span> ' + _html("tracing…") + "</p>" : "") +
       (state.error ? '<p class="ga-error" role="alert">' + escapeHtml(state.error) + "</p>" : "") +
       resultHtml() + switchingHtml();
     panel.querySelectorAll(".ga-trace-modes button").forEach(function (button) {
@@ -354,7 +387,7 @@
     var control = L.control({position: "topleft"});
     control.onAdd = function () {
       panel = L.DomUtil.create("div", "ga-panel ga-trace");
-      panel.setAttribute("aria-label", "Trace tool");
+      panel.setAttribute("aria-label", _("Trace tool"));
       L.DomEvent.disableClickPropagation(panel);
       L.DomEvent.disableScrollPropagation(panel);
       render();

@@ -21,8 +21,8 @@ Usage::
 Fixtures:
 
 ``live_server`` (session)
-    A ``LiveServer``: ``url(path)``, ``engine``, ``app``, ``load(frames)``, ``reset()``,
-    ``only_local(urls)``. It serves with threads on a free port of 127.0.0.1, with
+    A ``LiveServer``: ``url(path)``, ``engine``, ``app``, ``load(frames)``, ``reset()`` (which
+    also makes an account ``e2e-<role>`` per role), ``sign_in(page, role)``, ``only_local(urls)``. It serves with threads on a free port of 127.0.0.1, with
     ``BASEMAP_URL=none`` so that a page needs no other host.
 ``browser`` (session)
     Playwright's Chromium (Debian's /usr/bin/chromium, headless).
@@ -43,8 +43,11 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from geo.db import make_engine
+from geo import accounts
+from geo.auth import ROLES
+from geo.db import make_engine, session_scope
 from geo.migrate import upgrade
+from tests.accounts import add_role_accounts
 from tests.conftest import _test_database_url, empty_tables
 from topology.loader import NetworkFrames, load_network
 
@@ -52,9 +55,12 @@ CHROMIUM = "/usr/bin/chromium"
 # Playwright's wait_for_function polls by evaluating its expression as a string, which our
 # Content-Security-Policy (no 'unsafe-eval') refuses; the tests' pages set the policy aside.
 # tests/e2e/test_security.py opens every page under its real policy.
-TEST_CONTEXT = {"bypass_csp": True}
+# English whatever the machine's locale: the pages follow the browser's Accept-Language (tests of the
+# Chinese pages set locale="zh-CN").
+TEST_CONTEXT = {"bypass_csp": True, "locale": "en-US"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
+E2E_PASSWORD = "the e2e accounts' password"
 
 
 def pytest_collection_modifyitems(items):
@@ -99,8 +105,22 @@ class LiveServer:
             return load_network(connection, frames)
 
     def reset(self) -> None:
-        """Empty every data table (every package's), and bump the topology version."""
+        """Empty every data table (every package's), and bump the topology version; then an account
+        ``e2e-<role>`` with ``E2E_PASSWORD`` and the fixed token of tests/accounts.py for each role."""
         empty_tables(self.engine)
+        with session_scope(self.engine) as session:
+            add_role_accounts(session.connection())
+            for role in ROLES:
+                accounts.create_account(session, f"e2e-{role}", role, E2E_PASSWORD)
+
+    def sign_in(self, page, role: str, then: str = "/map/network") -> None:
+        """Sign ``page`` in as ``e2e-<role>`` through the sign-in form, landing on ``then``."""
+        page.goto(self.url(f"/login?next={then}"))
+        page.fill("#ga-name", f"e2e-{role}")
+        page.fill("#ga-password", E2E_PASSWORD)
+        with page.expect_navigation():
+            page.click("form.ga-form button[type=submit]")
+        assert urlsplit(page.url).path == then, page.url
 
     def only_local(self, urls: list[str]) -> bool:
         """Whether every URL is on this server (or inline: data:, blob:, about:)."""

@@ -32,7 +32,8 @@ def tie_network(live_server):
 
 
 def _open_map(page, live_server):
-    page.goto(live_server.url("/map/network"))
+    """The dispatcher's network map (with customers): signed in through the form."""
+    live_server.sign_in(page, "dispatcher", then="/map/network")
     page.wait_for_function(LOADED.format(loads=0))
     return page.evaluate("GridAtlas.state")
 

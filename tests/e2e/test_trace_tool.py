@@ -26,9 +26,10 @@ def feeder(live_server):
     live_server.load(protected_feeder())
 
 
-def _open_map(page, live_server):
-    """Open /map/network close enough to click elements one by one."""
-    page.goto(live_server.url("/map/network"))
+def _open_map(page, live_server, role: str = "dispatcher"):
+    """Sign in as ``role`` (the trace tool is for dispatchers and planners) and open /map/network
+    close enough to click elements one by one."""
+    live_server.sign_in(page, role, then="/map/network")
     page.wait_for_function(LOADED)
     page.wait_for_function("() => GridAtlas.trace.state.supplyLoads > 0")
     # close enough to click segments and customers one by one
@@ -104,8 +105,8 @@ def test_operating_a_switch_from_the_map_greys_what_lost_supply(live_server, fee
     form.locator("button").click()
     assert "Say why" in page.locator(".ga-trace .ga-error").inner_text()
     assert page.evaluate("() => fetch('/api/switching/log').then(r => r.json())")["operations"] == []
+    assert page.locator(".ga-trace-operate [name=actor]").count() == 0  # the operator is who signed in
     page.locator(".ga-trace-operate [name=reason]").fill("crew works on s3")
-    page.locator(".ga-trace-operate [name=actor]").fill("Dispatcher Jo")
     loads = page.evaluate("GridAtlas.trace.state.supplyLoads")
     page.locator(".ga-trace-operate button").click()
     page.wait_for_function(f"() => GridAtlas.trace.state.supplyLoads > {loads} && GridAtlas.trace.state.busy === 0")
@@ -118,9 +119,9 @@ def test_operating_a_switch_from_the_map_greys_what_lost_supply(live_server, fee
     assert page.evaluate("GridAtlas.findFeature('s2').layer.options.color") != grey
     assert page.evaluate("GridAtlas.findFeature('SW2').feature.properties.current_state") == "open"
     screenshot(page, "trace_switched")
-    # the operation is in the log with its reason and operator
+    # the operation is in the log with its reason and operator: the signed-in dispatcher
     log = page.evaluate("() => fetch('/api/switching/log').then(r => r.json())")
-    assert log["operations"][0]["reason"] == "crew works on s3" and log["operations"][0]["actor"] == "Dispatcher Jo"
+    assert log["operations"][0]["reason"] == "crew works on s3" and log["operations"][0]["actor"] == "e2e-dispatcher"
     # and closing it again restores supply
     assert "Operate SW2 (open)" in page.locator(".ga-trace-operate").inner_text()
     page.locator(".ga-trace-operate [name=reason]").fill("work done")

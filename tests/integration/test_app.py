@@ -8,23 +8,31 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from geo.config import from_environment
+from tests.accounts import HEADERS
 from tests.networks import feeder_with_tie
 from topology.loader import load_network
 
 
-ADMIN = {"Authorization": "Bearer health-admin-token"}
+ADMIN = HEADERS["admin"]
 
 
-def test_healthz_tells_anyone_only_whether_the_service_is_healthy(app, client, connection):
-    app.config["ADMIN_TOKEN"] = "health-admin-token"
+@pytest.mark.parametrize("role", [None, "crew", "dispatcher", "planner"])
+def test_healthz_tells_anyone_but_an_admin_only_whether_the_service_is_healthy(client, connection, role):
     load_network(connection, feeder_with_tie())
-    for headers in ({}, {"Authorization": "Bearer wrong"}):
-        response = client.get("/healthz", headers=headers)
-        assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    response = client.get("/healthz", headers=HEADERS[role] if role else {})
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("token", ["wrong", "ga_900003_" + "x" * 40, "ga_1_" + "x" * 40])
+def test_healthz_refuses_a_token_that_is_not_one(client, connection, token):
+    # An unknown token (even one naming the admin's token id with another secret) is refused,
+    # not taken for anonymous: an integration with a dead token hears so.
+    response = client.get("/healthz", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and response.mimetype == "application/problem+json"
+    assert "database" not in response.get_json()
 
 
 def test_healthz_reports_database_postgis_migrations_and_counts_to_an_admin(app, client, connection):
-    app.config["ADMIN_TOKEN"] = "health-admin-token"
     load_network(connection, feeder_with_tie())
     response = client.get("/healthz", headers=ADMIN)
     assert response.status_code == 200
@@ -39,13 +47,21 @@ def test_healthz_reports_database_postgis_migrations_and_counts_to_an_admin(app,
 
 def test_healthz_says_when_the_database_is_unreachable(engine):
     from app import create_app
+    from geo.health import health_answer
 
-    unreachable = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BASEMAP_URL": "none",
-                              "ADMIN_TOKEN": "health-admin-token"})
+    unreachable = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BASEMAP_URL": "none"})
     response = unreachable.test_client().get("/healthz")
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert response.get_json() == {"status": "unavailable"}
-    body = unreachable.test_client().get("/healthz", headers=ADMIN).get_json()
+    # The admin's token is checked in the database, so without one it cannot be: unavailable
+    # too, a problem with Retry-After (not a 500, and no report to someone unrecognised).
+    refused = unreachable.test_client().get("/healthz", headers=ADMIN)
+    assert refused.status_code == 503 and refused.mimetype == "application/problem+json"
+    assert int(refused.headers["Retry-After"]) > 0 and "database" not in refused.get_json()
+    # The admin's report, as /healthz answers one, says why.
+    with unreachable.app_context():
+        body, status, headers = health_answer(full=True)
+    assert status == 503 and headers == {"Retry-After": "5"}
     assert body["database"]["reachable"] is False and body["database"]["error"]
 
 
@@ -82,7 +98,8 @@ def test_configuration_from_environment():
     ("post", "/api/trace/affected", {"open": "B1"}, "open"),
 ])
 def test_a_refused_field_is_named_in_the_problem(client, method, path, body, field):
-    response = getattr(client, method)(path, json=body)
+    # As a dispatcher, who may switch and trace; the public routes do not mind the token.
+    response = getattr(client, method)(path, json=body, headers=HEADERS["dispatcher"])
     assert response.status_code == 400, response.get_json()
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["field"] == field

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from geo.requests import MAX_DEPTH
-from tests.integration.test_outlet_admin import AUTH, TOKEN, _geojson
+from tests.accounts import HEADERS
+from tests.integration.test_outlet_admin import AUTH, _geojson
 from tests.networks import protected_feeder
 from tests.outlet_data import add_outlet, days_ahead, local, outlet_values
 from topology.loader import load_network
@@ -37,10 +38,9 @@ ROUTE_IDS = ["switching", "trace", "book", "reschedule", "create outlet", "repla
 
 @pytest.fixture()
 def world(app, connection):
-    """A feeder and an outlet, the admin API on, and the row counts a refused request must not change."""
+    """A feeder and an outlet, and the row counts a refused request must not change."""
     load_network(connection, protected_feeder())
     add_outlet(connection)
-    app.config["ADMIN_TOKEN"] = TOKEN
     return _counts(connection)
 
 
@@ -48,9 +48,20 @@ def _counts(connection) -> dict[str, int]:
     return {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar() for table in WRITTEN}
 
 
+def _caller(path: str) -> dict:
+    """The headers of someone who may use ``path``, so that only the body is refused: a
+    dispatcher's token for switching and traces, the admin's for the admin API, none for the
+    public booking routes."""
+    if path.startswith(("/api/switching", "/api/trace/")):
+        return HEADERS["dispatcher"]
+    if path.startswith("/api/admin/"):
+        return AUTH
+    return {}
+
+
 def _send(client, method: str, path: str, data, content_type: str | None = "application/json", **environ):
-    """The request, with the admin token (harmless on public routes); ``environ`` overrides WSGI keys."""
-    return client.open(path, method=method, data=data, headers=AUTH, content_type=content_type,
+    """The request, as someone allowed to make it; ``environ`` overrides WSGI keys."""
+    return client.open(path, method=method, data=data, headers=_caller(path), content_type=content_type,
                        environ_overrides=environ)
 
 
@@ -100,6 +111,7 @@ def test_a_chunked_body_is_refused_before_it_ends(app, world):
     try:
         with socket.create_connection(("127.0.0.1", server.server_port), timeout=20) as sock:
             sock.sendall(b"POST /api/trace/affected HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Authorization: " + HEADERS["dispatcher"]["Authorization"].encode() + b"\r\n"
                          b"Transfer-Encoding: chunked\r\n\r\n")
             chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * 64 * 1024)
             threading.Thread(target=_send_quietly, args=(sock, chunk * 20), daemon=True).start()
@@ -129,3 +141,38 @@ def test_the_import_takes_5_mb_and_refuses_more_than_its_limit(client, connectio
     upload = {"file": (io.BytesIO(too_big), "outlets.geojson")}
     _problem(client.post("/api/admin/outlets/import", data=upload, headers=AUTH, content_type="multipart/form-data"), 413)
     assert _counts(connection) == counts
+
+
+def test_a_chunked_upload_over_the_import_limit_is_413_not_a_cut_file(client, connection, world):
+    """A multipart upload without a Content-Length is refused at 20 MB, never imported cut short."""
+    body = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="o.geojson"\r\n'
+            b"Content-Type: application/geo+json\r\n\r\n" + _geojson(outlet_values("CUT-1")) + b" " * (21 * MB)
+            + b"\r\n--B--\r\n")
+    answer = client.post("/api/admin/outlets/import", input_stream=io.BytesIO(body), headers={
+        **AUTH, "Content-Type": "multipart/form-data; boundary=B", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True})
+    assert "larger than 20,971,520 bytes" in _problem(answer, 413)["detail"]
+    assert _counts(connection) == world
+
+
+def test_a_session_import_reads_its_upload_under_the_import_limit(client, connection, world):
+    """The CSRF check reads no multipart form (it would under the 1 MB API limit): a signed-in
+    admin sends the token as X-CSRF-Token and a 5 MB upload goes through."""
+    from sqlalchemy.orm import Session
+
+    from geo import accounts
+
+    with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+        accounts.create_account(session, "admin.web", "admin", "a long admin password")
+        session.commit()
+    token = client.post("/api/session", json={"name": "admin.web", "password": "a long admin password"}).json["csrf_token"]
+
+    def upload():
+        return {"file": (io.BytesIO(_geojson(outlet_values("WEB-1")) + b" " * (5 * MB)), "outlets.geojson")}
+
+    as_field = client.post("/api/admin/outlets/import", data={**upload(), "csrf_token": token},
+                           content_type="multipart/form-data")
+    assert "X-CSRF-Token" in _problem(as_field, 403)["detail"]  # not a 413 from reading it too early
+    answer = client.post("/api/admin/outlets/import", data=upload(), content_type="multipart/form-data",
+                         headers={"X-CSRF-Token": token})
+    assert answer.status_code == 200 and answer.json["created"] == 1, answer.data[:300]

@@ -17,6 +17,7 @@ from typing import Callable
 import pytest
 from sqlalchemy import text
 
+from tests.accounts import HEADERS, account_name, client_as
 from tests.networks import protected_feeder
 from tests.outlet_data import add_outlet, days_ahead, local
 from topology.loader import load_network
@@ -180,8 +181,9 @@ def network(committed_app, committed_engine):
 
 
 def _switch(device: str, action: str, reason: str = "race") -> Callable:
+    """A switching request of the test dispatcher."""
     body = {"operations": [{"device": device, "action": action}], "reason": reason}
-    return lambda client: client.post("/api/switching", json=body)
+    return lambda client: client.post("/api/switching", json=body, headers=HEADERS["dispatcher"])
 
 
 def _version(engine) -> int:
@@ -200,6 +202,8 @@ def test_parallel_requests_to_operate_one_device_succeed_once(network, committed
         assert (done["lost"] if action == "open" else done["regained"])["customers"] == ["C5"]
         assert all("already" in a.json["detail"] for a in answers if a.status_code == 409)
     assert _count(committed_engine, "SELECT count(*) FROM switching_events") == ROUNDS
+    assert _count(committed_engine, "SELECT count(DISTINCT actor) FROM switching_events") == 1
+    assert _count(committed_engine, "SELECT min(actor) FROM switching_events") == account_name("dispatcher")
 
 
 def test_parallel_opens_and_closes_of_one_device_leave_a_consistent_log(network, committed_engine):
@@ -217,5 +221,5 @@ def test_parallel_opens_and_closes_of_one_device_leave_a_consistent_log(network,
     assert all(a.to_state == b.from_state for a, b in zip(events, events[1:]))
     assert [e.topology_version for e in events] == list(range(version + 1, version + 1 + len(events)))
     # The served topology agrees with the stored state.
-    supply = network.test_client().get("/api/trace/downstream/R1").get_json()
+    supply = client_as(network, "dispatcher").get("/api/trace/downstream/R1").get_json()
     assert ("C5" in supply["customers"]) == (state == "closed")

@@ -23,10 +23,12 @@ from sqlalchemy import exc, text
 from werkzeug.serving import make_server
 
 from app import create_app
+from geo.auth import PUBLIC, allow
 from geo.cluster import PG_BIN, Cluster
 from geo.db import get_session, make_engine
 from geo.errors import database_unavailable
 from geo.migrate import upgrade
+from tests.accounts import HEADERS, add_role_accounts
 from tests.networks import protected_feeder
 from tests.outlet_data import add_outlet, days_ahead, local
 from topology.loader import load_network
@@ -75,6 +77,7 @@ def served(outage_cluster):
     with engine.begin() as connection:
         load_network(connection, protected_feeder())
         add_outlet(connection, "BURST", hours="24/7", services={"billing": 1000})
+        add_role_accounts(connection)  # switching and traces are sent as the test dispatcher
     app = create_app({"DATABASE_URL": url, "ENGINE": engine, "BASEMAP_URL": "none"})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="outage-server", daemon=True)
@@ -102,13 +105,13 @@ def _requests(base: str, client: int, day) -> itertools.cycle:
 
     def switching(http: requests.Session) -> tuple[requests.Response, None]:
         body = {"operations": [{"device": "SW2", "action": next(actions)}], "reason": "outage test"}
-        return http.post(f"{base}/api/switching", json=body, timeout=15), None
+        return http.post(f"{base}/api/switching", json=body, headers=HEADERS["dispatcher"], timeout=15), None
 
     def slots(http: requests.Session) -> tuple[requests.Response, None]:
         return http.get(f"{base}/api/outlets/BURST/slots", params={"date": day.isoformat()}, timeout=15), None
 
     def trace(http: requests.Session) -> tuple[requests.Response, None]:
-        return http.get(f"{base}/api/trace/downstream/R1", timeout=15), None
+        return http.get(f"{base}/api/trace/downstream/R1", headers=HEADERS["dispatcher"], timeout=15), None
 
     return itertools.cycle([("booking", booking), ("switching", switching), ("slots", slots), ("trace", trace)])
 
@@ -202,6 +205,8 @@ def _wrapped(orig: Exception, invalidated: bool = False) -> exc.DBAPIError:
     (_wrapped(psycopg.errors.AdminShutdown("terminating connection")), True),
     (_wrapped(psycopg.OperationalError("consuming input failed: server closed the connection")), True),
     (_wrapped(psycopg.InterfaceError("the connection is lost"), invalidated=True), True),
+    (_wrapped(psycopg.errors.TooManyConnections("sorry, too many clients already")), True),
+    (exc.TimeoutError("QueuePool limit of size 1 overflow 0 reached, connection timed out"), True),
     (_wrapped(psycopg.errors.UniqueViolation("duplicate key")), False),
     (_wrapped(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")), False),
     (_wrapped(psycopg.errors.UndefinedTable("relation does not exist")), False),
@@ -211,15 +216,18 @@ def test_only_a_lost_or_refused_connection_counts_as_the_database_being_unavaila
     assert database_unavailable(error) is unavailable
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("GET", "/api/outlets/NOWHERE", None),                 # a read on a thread's read connection
-    ("GET", "/api/trace/downstream/R1", None),              # the topology cache's version check
+@pytest.mark.parametrize("method, path, body, headers", [
+    ("GET", "/api/outlets/NOWHERE", None, {}),                       # a read on a thread's read connection
+    # the token's check, and then the topology cache's version check
+    ("GET", "/api/trace/downstream/R1", None, HEADERS["dispatcher"]),
     ("POST", "/api/bookings", {"outlet": "X", "service": "billing", "start": "2030-01-07T10:00:00+01:00",
-                               "name": "A Customer", "phone": "0721 1234567", "idempotency_key": "k1"}),
+                               "name": "A Customer", "phone": "0721 1234567", "idempotency_key": "k1"}, {}),
+    ("POST", "/api/switching", {"operations": [{"device": "SW2", "action": "open"}], "reason": "outage"},
+     HEADERS["dispatcher"]),
 ])
-def test_an_unreachable_database_answers_503_problem_json_with_retry_after(method, path, body):
+def test_an_unreachable_database_answers_503_problem_json_with_retry_after(method, path, body, headers):
     unreachable = create_app({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BASEMAP_URL": "none"})
-    response = unreachable.test_client().open(path, method=method, json=body)
+    response = unreachable.test_client().open(path, method=method, json=body, headers=headers)
     assert response.status_code == 503, response.get_json()
     assert response.mimetype == PROBLEM and int(response.headers["Retry-After"]) > 0
     assert response.get_json()["detail"] == "the database is unavailable; try again shortly"
@@ -231,6 +239,7 @@ def test_a_connection_dropped_after_the_answer_leaves_the_answer_standing(engine
     app = create_app({"DATABASE_URL": engine.url.render_as_string(False), "ENGINE": engine, "BASEMAP_URL": "none"})
 
     @app.get("/_terminated")
+    @allow(PUBLIC)  # every route declares its access; an undeclared one is refused to everyone
     def _terminated():
         pid = get_session().execute(text("SELECT pg_backend_pid()")).scalar_one()
         with engine.connect() as other:
@@ -238,3 +247,21 @@ def test_a_connection_dropped_after_the_answer_leaves_the_answer_standing(engine
         return {"pid": pid}
 
     assert app.test_client().get("/_terminated").status_code == 200
+
+
+def test_a_pool_with_every_connection_busy_answers_503_not_500(database_url):
+    """Every connection of the pool held (a burst bigger than the pool): a request waits for the
+    pool's timeout and then hears 503 with Retry-After, not 500."""
+    from geo.db import make_engine
+
+    engine = make_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    app = create_app({"DATABASE_URL": database_url, "ENGINE": engine, "BASEMAP_URL": "none"})
+    try:
+        with engine.connect():
+            response = app.test_client().post("/api/bookings", json={
+                "outlet": "X", "service": "billing", "start": "2030-01-07T10:00:00+01:00", "name": "A Customer",
+                "phone": "0721 1234567", "idempotency_key": "k1"})
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+        assert response.mimetype == PROBLEM
+    finally:
+        engine.dispose()

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.orm import Session
 
+from geo import accounts
+from tests.accounts import client_as
 from tests.networks import ORIGIN, STEP, feeder_with_tie
 from topology.layers import FEEDER_COLOURS
 from topology.loader import load_network
@@ -82,13 +85,38 @@ def test_segments_of_unknown_voltage_count_as_mv(client, network):
     assert _features(client, f"/api/network/segments?bbox={EVERYTHING}&level=lv")["features"] == []
 
 
-def test_service_points_show_no_personal_data(client, network):
-    collection = _features(client, f"/api/network/service_points?bbox={EVERYTHING}")
+def test_service_points_show_no_personal_data(app, network):
+    # Customers' points (account numbers, addresses) are for dispatchers and planners.
+    collection = _features(client_as(app, "dispatcher"), f"/api/network/service_points?bbox={EVERYTHING}")
     assert _ids(collection) == {"C3", "C4", "C6"}
     properties = collection["features"][0]["properties"]
     assert {"code", "account_number", "address"} <= set(properties)
     assert not {"name", "phone"} & set(properties)
     assert "Customer" not in str(collection)
+
+
+@pytest.mark.parametrize("role, status", [(None, 401), ("crew", 403), ("admin", 403), ("planner", 200),
+                                          ("dispatcher", 200)])
+def test_service_points_are_for_dispatchers_and_planners(app, network, role, status):
+    response = client_as(app, role).get(f"/api/network/service_points?bbox={EVERYTHING}")
+    assert response.status_code == status, response.get_data(as_text=True)
+    if status != 200:
+        assert response.mimetype == "application/problem+json" and "C3" not in response.get_data(as_text=True)
+    else:
+        assert _ids(response.get_json(force=True)) == {"C3", "C4", "C6"}
+
+
+@pytest.mark.parametrize("feeders, expected", [(["F1"], {"C3", "C4", "C6"}), (["F2"], set()), ([], set())])
+def test_a_dispatcher_limited_to_feeders_sees_only_their_customers(app, connection, network, feeders, expected):
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    accounts.create_account(session, "zoned", "dispatcher", None, feeders)
+    token = accounts.issue_token(session, "zoned").token
+    session.flush()
+    zoned = app.test_client()
+    zoned.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    assert _ids(_features(zoned, f"/api/network/service_points?bbox={EVERYTHING}")) == expected
+    # The network itself is not hidden from it.
+    assert _ids(_features(zoned, f"/api/network/segments?bbox={EVERYTHING}")) == {"s1", "s2", "s3"}
 
 
 @pytest.mark.parametrize("layer, expected", [

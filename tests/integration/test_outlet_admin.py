@@ -7,17 +7,19 @@ import json
 import pytest
 import time_machine
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
+from geo import accounts
+from tests.accounts import HEADERS, TOKENS
 from tests.outlet_data import add_outlet, days_ahead, local, outlet_values
 
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TOKEN = TOKENS["admin"]  # the test admin's API token
+AUTH = HEADERS["admin"]
 
 
 @pytest.fixture()
-def admin(app, client):
-    """The test client with the admin API switched on."""
-    app.config["ADMIN_TOKEN"] = TOKEN
+def admin(client):
+    """The test client; the admin requests below send the admin's token (``AUTH``) themselves."""
     return client
 
 
@@ -26,15 +28,116 @@ def _count(connection, table: str = "outlets") -> int:
 
 
 # -- access ----------------------------------------------------------------------------------------
-def test_the_admin_api_is_off_without_a_token(client):
-    answer = client.post("/api/admin/outlets", json=outlet_values())
-    assert answer.status_code == 403 and "ADMIN_TOKEN" in answer.json["detail"]
+ADMIN_REQUESTS = [
+    ("post", "/api/admin/outlets", outlet_values()),
+    ("put", "/api/admin/outlets/OUT-T1", outlet_values(name="Renamed")),
+    ("delete", "/api/admin/outlets/OUT-T1", None),
+    ("put", f"/api/admin/outlets/OUT-T1/exceptions/{days_ahead(5)}", {"hours": "off"}),
+    ("delete", f"/api/admin/outlets/OUT-T1/exceptions/{days_ahead(6)}", None),
+    ("post", "/api/admin/outlets/import?format=geojson", None),
+    ("get", "/api/admin/outlets/export?format=csv", None),
+]
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic czNjcmV0", f"bearer {TOKEN}x"])
-def test_the_admin_api_needs_the_token(admin, header):
-    answer = admin.post("/api/admin/outlets", json=outlet_values(), headers={"Authorization": header} if header else {})
-    assert answer.status_code == 401 and answer.content_type == "application/problem+json"
+def _outlet_rows(connection) -> list:
+    """Everything an admin request could change, to compare before and after a refused one."""
+    return connection.execute(text(
+        "SELECT o.code, o.name, o.active, o.weekly_hours::text, "
+        "(SELECT count(*) FROM outlet_exceptions e WHERE e.outlet_id = o.id) AS exceptions "
+        "FROM outlets o ORDER BY o.code")).all()
+
+
+def _admin_request(client, method: str, path: str, body, headers: dict):
+    if path.startswith("/api/admin/outlets/import"):
+        return client.post(path, data=_geojson(outlet_values("NEW-1")), headers=headers)
+    return getattr(client, method)(path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic czNjcmV0", f"bearer {TOKEN}", f"Bearer {TOKEN}x",
+                                    f"Bearer {TOKEN[:-1]}1"])
+def test_the_admin_api_refuses_an_anonymous_caller_or_an_unknown_token_with_401(client, connection, header):
+    add_outlet(connection)
+    # An exception for the refused DELETE of one to leave standing.
+    exception = f"/api/admin/outlets/OUT-T1/exceptions/{days_ahead(6)}"
+    assert client.put(exception, json={"hours": "off"}, headers=AUTH).status_code == 200
+    before = _outlet_rows(connection)
+    for method, path, body in ADMIN_REQUESTS:
+        answer = _admin_request(client, method, path, body, {"Authorization": header} if header else {})
+        assert answer.status_code == 401 and answer.content_type == "application/problem+json", (path, answer.json)
+    assert _outlet_rows(connection) == before
+
+
+@pytest.mark.parametrize("role", ["crew", "dispatcher", "planner"])
+def test_the_admin_api_refuses_every_other_role_with_403(client, connection, role):
+    add_outlet(connection)
+    before = _outlet_rows(connection)
+    for method, path, body in ADMIN_REQUESTS:
+        answer = _admin_request(client, method, path, body, HEADERS[role])
+        assert answer.status_code == 403 and answer.content_type == "application/problem+json", (path, answer.json)
+        assert f"a {role} account may not do this" in answer.json["detail"]
+    assert _outlet_rows(connection) == before
+
+
+@pytest.fixture()
+def other_admin(connection):
+    """(session, issue): tokens of a second admin account, ``other-admin``, made in the test's transaction."""
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    accounts.create_account(session, "other-admin", "admin", None)
+
+    def issue():
+        issued = accounts.issue_token(session, "other-admin")
+        session.flush()
+        return issued
+
+    return session, issue
+
+
+def test_a_revoked_token_is_refused_with_401(client, connection, other_admin):
+    session, issue = other_admin
+    issued = issue()
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    assert client.post("/api/admin/outlets", json=outlet_values("BEFORE"), headers=headers).status_code == 201
+    accounts.revoke_token(session, issued.id)
+    session.flush()
+    answer = client.post("/api/admin/outlets", json=outlet_values("AFTER"), headers=headers)
+    assert answer.status_code == 401 and "revoked" in answer.json["detail"]
+    assert [row.code for row in _outlet_rows(connection)] == ["BEFORE"]
+    # The admin's other tokens are not touched.
+    assert client.post("/api/admin/outlets", json=outlet_values("AFTER"), headers=AUTH).status_code == 201
+
+
+def test_an_expired_token_is_refused_with_401(client, connection, other_admin):
+    _, issue = other_admin
+    issued = issue()
+    connection.execute(text("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = :id"),
+                       {"id": issued.id})
+    answer = client.post("/api/admin/outlets", json=outlet_values(), headers={"Authorization": f"Bearer {issued.token}"})
+    assert answer.status_code == 401 and "expired" in answer.json["detail"]
+    assert _count(connection) == 0
+
+
+def test_a_disabled_accounts_token_is_refused_with_401(client, connection, other_admin):
+    session, issue = other_admin
+    issued = issue()
+    accounts.set_disabled(session, "other-admin")
+    session.flush()
+    answer = client.post("/api/admin/outlets", json=outlet_values(), headers={"Authorization": f"Bearer {issued.token}"})
+    assert answer.status_code == 401
+    assert _count(connection) == 0
+
+
+def test_another_admins_token_works_too(client, connection, other_admin):
+    _, issue = other_admin
+    answer = client.post("/api/admin/outlets", json=outlet_values(),
+                         headers={"Authorization": f"Bearer {issue().token}"})
+    assert answer.status_code == 201 and _count(connection) == 1
+
+
+def test_the_health_details_are_for_an_admin_only(client, connection, other_admin):
+    _, issue = other_admin
+    assert "database" in client.get("/healthz", headers={"Authorization": f"Bearer {issue().token}"}).json
+    for role in ("crew", "dispatcher", "planner"):
+        assert client.get("/healthz", headers=HEADERS[role]).json == {"status": "ok"}
 
 
 # -- one outlet ------------------------------------------------------------------------------------

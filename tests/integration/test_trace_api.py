@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import pytest
 
+from tests.accounts import client_as
 from tests.networks import protected_feeder
 from topology.loader import load_network
 
 PROBLEM = "application/problem+json"
+
+
+@pytest.fixture()
+def client(app):
+    """Traces and the supply state are for dispatchers and planners: a dispatcher's client."""
+    return client_as(app, "dispatcher")
 
 
 @pytest.fixture()
@@ -20,6 +27,19 @@ def _problem(response, status: int) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == PROBLEM
     return response.get_json()
+
+
+@pytest.mark.parametrize("role, status", [(None, 401), ("crew", 403), ("admin", 403), ("planner", 200),
+                                          ("dispatcher", 200)])
+def test_traces_and_the_supply_state_are_for_dispatchers_and_planners(app, network, role, status):
+    caller = client_as(app, role)
+    for response in (caller.post("/api/trace/affected", json={"open": ["R1"]}), caller.get("/api/trace/downstream/R1"),
+                     caller.get("/api/trace/upstream/C3"), caller.get("/api/trace/isolation/s2"),
+                     caller.get("/api/trace/connected/i"), caller.get("/api/network/deenergised"),
+                     caller.get("/api/network/supply")):
+        assert response.status_code == status, (response.request.path, response.get_data(as_text=True))
+        if status != 200:
+            assert response.mimetype == PROBLEM and "customers" not in response.get_json()
 
 
 def test_affected_customers_of_simultaneous_faults(client, network):
@@ -120,7 +140,8 @@ def test_a_bad_format_is_400(client, network):
 
 def test_deenergised_elements_in_view(client, network):
     assert client.get("/api/network/deenergised?bbox=7.9,48.4,8.0,48.5").get_json()["features"] == []
-    client.post("/api/switching", json={"operations": [{"device": "SW2", "action": "open"}], "reason": "test"})
+    switched = client.post("/api/switching", json={"operations": [{"device": "SW2", "action": "open"}], "reason": "test"})
+    assert switched.status_code == 201, switched.get_json()
     collection = client.get("/api/network/deenergised?bbox=7.9,48.4,8.0,48.5").get_json()
     assert sorted(f["id"] for f in collection["features"]) == ["C5", "s3"]
     # a box around the west end holds none of them

@@ -18,6 +18,7 @@ import pandapower.topology
 from app import create_app
 from geo.db import make_engine
 from geo.migrate import upgrade
+from tests.accounts import add_role_accounts, client_as
 from tests.conftest import _test_database_url
 
 pytestmark = pytest.mark.pandapower
@@ -33,6 +34,8 @@ def oberrhein(tmp_path_factory):
     url = _test_database_url("TRACE_PANDAPOWER_DATABASE_URL", suffix="_trace_pp")
     engine = make_engine(url, pool_size=2)
     upgrade(engine)
+    with engine.begin() as connection:
+        add_role_accounts(connection)  # traces and switching are sent as the test dispatcher
     app = create_app({"DATABASE_URL": url, "ENGINE": engine, "BASEMAP_URL": "none", "TESTING": True})
     result = app.test_cli_runner().invoke(args=["network", "import-pandapower", str(path)])
     assert result.exit_code == 0, result.output
@@ -75,14 +78,14 @@ def _random_changes(net, rng: random.Random, count: int):
 
 def test_the_import_is_complete(oberrhein):
     net, app = oberrhein
-    supply = app.test_client().get("/api/network/supply").get_json()
+    supply = client_as(app, "dispatcher").get("/api/network/supply").get_json()
     assert supply["customers"] == len(net.load) and supply["deenergised_customers"] == len(_unsupplied_loads(net))
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_affected_loads_agree_with_unsupplied_buses(oberrhein, seed):
     net, app = oberrhein
-    client = app.test_client()
+    client = client_as(app, "dispatcher")
     rng = random.Random(seed)
     disagreements = []
     for switches, lines, trafos in _random_changes(net, rng, SCENARIOS // 3):
@@ -96,7 +99,7 @@ def test_affected_loads_agree_with_unsupplied_buses(oberrhein, seed):
 def test_agreement_holds_with_ties_closed(oberrhein):
     """Close normally-open ties (through the switching API), so the state is meshed, then compare."""
     net, app = oberrhein
-    client = app.test_client()
+    client = client_as(app, "dispatcher")
     ties = net.switch.index[~net.switch.closed].tolist()
     rng = random.Random(7)
     closing = rng.sample(ties, 3)

@@ -12,6 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from geo import accounts
+from tests.accounts import HEADERS, account_name, add_role_accounts, client_as
 from tests.conftest import _test_database_url
 from tests.e2e.conftest import LiveServer
 from tests.networks import protected_feeder
@@ -25,15 +27,29 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture()
+def client(app):
+    """Switching and its log are a dispatcher's work: a dispatcher's client (test-dispatcher)."""
+    return client_as(app, "dispatcher")
+
+
+@pytest.fixture()
 def network(connection):
     """protected_feeder in the test's rolled-back transaction."""
     load_network(connection, protected_feeder())
 
 
-def _operate(client, *operations, reason="planned work", actor="dispatcher 7"):
-    """POST /api/switching with (device, action) pairs."""
-    body = {"operations": [{"device": d, "action": a} for d, a in operations], "reason": reason, "actor": actor}
+DISPATCHER = account_name("dispatcher")  # the operator recorded for the dispatcher's token
+
+
+def _operate(client, *operations, reason="planned work"):
+    """POST /api/switching with (device, action) pairs; the operator is whoever ``client`` signs in as."""
+    body = {"operations": [{"device": d, "action": a} for d, a in operations], "reason": reason}
     return client.post("/api/switching", json=body)
+
+
+def _events(connection) -> int:
+    """How many switching events are stored."""
+    return connection.execute(text("SELECT count(*) FROM switching_events")).scalar_one()
 
 
 def _state(connection, code: str) -> str:
@@ -59,8 +75,9 @@ def test_an_operation_is_persisted_as_events_and_answers_lost_and_regained(clien
     assert _state(connection, "SW2") == "open"
     event = connection.execute(text("SELECT * FROM switching_events")).one()
     assert (event.action, event.from_state, event.to_state, event.reason, event.actor) == \
-        ("open", "closed", "open", "planned work", "dispatcher 7")
+        ("open", "closed", "open", "planned work", DISPATCHER)
     assert event.operation_id == body["operation_id"] and event.topology_version == version + 1
+    assert body["actor"] == DISPATCHER
     body = _operate(client, ("SW2", "close")).get_json()
     assert body["regained"]["customers"] == ["C5"] and body["lost"]["customer_count"] == 0
 
@@ -108,7 +125,7 @@ def test_an_out_of_service_device_cannot_be_operated(client, connection, network
     ({"operations": [{"device": "SW2", "action": "open"}], "reason": "  "}, "reason is required"),
     ({"operations": [{"device": "SW2", "action": "open"}, {"device": "SW2", "action": "close"}], "reason": "x"},
      "named more than once: SW2"),
-    ({"operations": [{"device": "SW2", "action": "open"}], "reason": "x", "actor": ""}, "actor must be a name"),
+    ({"operations": [{"device": "SW2", "action": "open"}], "reason": "x", "actor": ""}, "actor is not taken from the body"),
     ({"operations": [{"device": "SW2", "action": "open"}], "reason": "x", "when": "now"}, "unknown field(s): when"),
 ])
 def test_malformed_switching_bodies_are_400(client, network, body, detail):
@@ -118,12 +135,78 @@ def test_malformed_switching_bodies_are_400(client, network, body, detail):
     assert detail in response.get_json()["detail"]
 
 
+def test_an_actor_in_the_body_is_refused_and_nothing_is_written(client, connection, network):
+    # Who operates is who is signed in: a body naming someone else is refused, not believed.
+    version = _version(connection)
+    response = client.post("/api/switching", json={"operations": [{"device": "SW2", "action": "open"}],
+                                                   "reason": "planned work", "actor": "dispatcher 7"})
+    assert response.status_code == 400 and response.mimetype == PROBLEM
+    problem = response.get_json()
+    assert problem["field"] == "actor" and "actor is not taken from the body" in problem["detail"]
+    assert _state(connection, "SW2") == "closed" and _version(connection) == version and _events(connection) == 0
+
+
+@pytest.mark.parametrize("role, status", [(None, 401), ("crew", 403), ("planner", 403)])
+def test_only_dispatchers_and_admins_operate(app, connection, network, role, status):
+    version = _version(connection)
+    response = _operate(client_as(app, role), ("SW2", "open"))
+    assert response.status_code == status and response.mimetype == PROBLEM, response.get_json()
+    assert _state(connection, "SW2") == "closed" and _version(connection) == version and _events(connection) == 0
+
+
+def test_an_admin_operates_under_its_own_name(app, connection, network):
+    response = _operate(client_as(app, "admin"), ("SW2", "open"))
+    assert response.status_code == 201, response.get_json()
+    assert connection.execute(text("SELECT actor FROM switching_events")).scalars().all() == [account_name("admin")]
+
+
+def test_the_log_is_for_dispatchers_and_planners(app, client, network):
+    _operate(client, ("SW2", "open"), reason="first")
+    assert client_as(app, None).get("/api/switching/log").status_code == 401
+    assert client_as(app, "crew").get("/api/switching/log").status_code == 403
+    planner = client_as(app, "planner").get("/api/switching/log")
+    assert planner.status_code == 200 and [op["reason"] for op in planner.get_json()["operations"]] == ["first"]
+
+
+@pytest.fixture()
+def zoned(app, connection, network):
+    """A client of dispatcher ``zoned`` limited to feeder F1 (protected_feeder), with a copy of
+    the network on feeder copy-F1 beside it."""
+    load_network(connection, protected_feeder_copy())
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    accounts.create_account(session, "zoned", "dispatcher", None, ["F1"])
+    token = accounts.issue_token(session, "zoned").token
+    session.flush()
+    zoned = app.test_client()
+    zoned.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return zoned
+
+
+@pytest.mark.parametrize("operations", [[("copy-SW2", "open")], [("SW2", "open"), ("copy-SW2", "open")]])
+def test_a_dispatcher_limited_to_feeders_cannot_operate_outside_them(zoned, connection, operations):
+    version = _version(connection)
+    response = _operate(zoned, *operations)
+    assert response.status_code == 403 and response.mimetype == PROBLEM, response.get_json()
+    assert "outside your control zone" in response.get_json()["detail"] and "copy-SW2" in response.get_json()["detail"]
+    assert _state(connection, "SW2") == _state(connection, "copy-SW2") == "closed"
+    assert _version(connection) == version and _events(connection) == 0
+
+
+def test_a_dispatcher_limited_to_feeders_operates_inside_them(zoned, connection):
+    response = _operate(zoned, ("SW2", "open"))
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["lost"]["customers"] == ["C5"]
+    assert _state(connection, "SW2") == "open" and _state(connection, "copy-SW2") == "closed"
+    assert connection.execute(text("SELECT actor FROM switching_events")).scalars().all() == ["zoned"]
+
+
 def test_the_log_lists_operations_newest_first_and_pages(client, network):
     _operate(client, ("SW2", "open"), reason="first")
     _operate(client, ("TIE", "close"), ("SW2", "close"), reason="second")
     _operate(client, ("F1", "open"), reason="third")
     log = client.get("/api/switching/log").get_json()
     assert [op["reason"] for op in log["operations"]] == ["third", "second", "first"]
+    assert {op["actor"] for op in log["operations"]} == {DISPATCHER}
     assert [d["code"] for d in log["operations"][1]["devices"]] == ["TIE", "SW2"]
     assert log["next_before"] is None
     page = client.get("/api/switching/log?limit=2").get_json()
@@ -152,7 +235,7 @@ def test_another_workers_cache_catches_up_from_the_events(connection, network):
     session = Session(bind=connection, join_transaction_mode="create_savepoint")
     for devices in ([("TIE", "close")], [("SW2", "open"), ("F1", "open")]):
         request = switching.parse_request({"operations": [{"device": d, "action": a} for d, a in devices],
-                                           "reason": "test"})
+                                           "reason": "test"}, DISPATCHER)
         switching.operate(session, worker_a, request)
     caught_up = worker_b.get(connection)
     assert worker_b.rebuilds == 1
@@ -185,7 +268,9 @@ def live():
 @pytest.fixture()
 def live_network(live):
     """The live server with protected_feeder committed afresh."""
-    live.reset()
+    live.reset()  # empties the accounts too: the role accounts and their tokens come back
+    with live.engine.begin() as connection:
+        add_role_accounts(connection)
     live.load(protected_feeder())
     return live
 
@@ -194,7 +279,7 @@ def _post(url: str, operations, barrier: threading.Barrier) -> requests.Response
     """A switching request sent when every thread is ready."""
     barrier.wait()
     return requests.post(url, json={"operations": [{"device": d, "action": a} for d, a in operations],
-                                    "reason": "race"}, timeout=60)
+                                    "reason": "race"}, headers=HEADERS["dispatcher"], timeout=60)
 
 
 def test_parallel_requests_to_open_one_device_succeed_once(live_network):
@@ -208,7 +293,7 @@ def test_parallel_requests_to_open_one_device_succeed_once(live_network):
     assert all("already open" in r.json()["detail"] for r in responses if r.status_code == 409)
     assert [r.json()["lost"]["customers"] for r in responses if r.status_code == 201] == [["C5"]]
     with live_network.engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM switching_events")).scalar_one() == 1
+        assert connection.execute(text("SELECT actor FROM switching_events")).scalars().all() == [DISPATCHER]
 
 
 def test_parallel_operations_on_different_devices_all_apply_in_order(live_network):
@@ -225,7 +310,7 @@ def test_parallel_operations_on_different_devices_all_apply_in_order(live_networ
     with live_network.engine.connect() as connection:
         served = live_network.app.extensions["topology_cache"].get(connection)
     assert np.array_equal(served.closed, fresh.closed) and np.array_equal(served.energised, fresh.energised)
-    supply = requests.get(live_network.url("/api/network/supply"), timeout=30).json()
+    supply = requests.get(live_network.url("/api/network/supply"), headers=HEADERS["dispatcher"], timeout=30).json()
     customers = fresh.energised[data.sp_node]
     assert supply["energised_customers"] == int(customers.sum())
     # each answer's lost and regained customers replay to the final state, in version order
