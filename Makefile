@@ -36,7 +36,7 @@ test: install assets browser redis
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Schemathesis over every operation of /openapi.json, anonymous and as each role (bench/fuzz.py):
-# about 4,400 cases, a minute or two; FUZZ_ARGS="--examples 40 --seed 7" for more or others.
+# about 4,500 cases, a minute or two; FUZZ_ARGS="--examples 40 --seed 7" for more or others.
 fuzz: install
 	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
