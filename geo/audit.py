@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from geo.auth import SAFE_METHODS, current_principal
-from geo.db import Base, get_session
+from geo.db import Base, get_session, read
 from geo.errors import Invalid, database_unavailable
 from geo.i18n import _
 
@@ -159,10 +159,9 @@ def _audit_request(response: Response) -> Response:
     """Once the answer is decided: complete this request's row with the status and the view's
     detail, or append the row of a request that committed nothing but was refused (4xx, 5xx) or
     noted something (a sign-out); a query sent with POST that changed nothing (a trace) leaves no
-    row. Through the request's
-    session: whatever it left uncommitted is rolled back first (as the teardown would), then the
-    row commits on its own. If the database is gone by now, the answer stands and the log says
-    what was lost."""
+    row. Whatever the request's session left uncommitted is rolled back first (as the teardown
+    would); the row is written on the thread's autocommit read connection. If the database is
+    gone by now, the answer stands and the log says what was lost."""
     who = _who()
     row = g.setdefault("audit_row", None)  # from here on the commit hook leaves this request alone
     if who is None or row is None and response.status_code < 400 and not g.get("audit_detail"):
@@ -170,12 +169,17 @@ def _audit_request(response: Response) -> Response:
     session = get_session()
     try:
         session.rollback()
-        with session.begin():
+
+        def complete(connection) -> None:
             if row is not None:
-                session.execute(update(_audit).where(_audit.c.id == row).values(
+                connection.execute(update(_audit).where(_audit.c.id == row).values(
                     status=response.status_code, detail=_clean(g.get("audit_detail"))))
             else:
-                record(session.connection(), status=response.status_code, detail=g.get("audit_detail"), **who)
+                record(connection, status=response.status_code, detail=g.get("audit_detail"), **who)
+
+        read(complete)  # the thread's autocommit connection: one round trip, no BEGIN and COMMIT
+        if session.in_transaction():
+            session.commit()  # the tests' app, whose reads share the request's session
     except DBAPIError as error:
         if not database_unavailable(error):
             raise
