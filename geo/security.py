@@ -170,7 +170,7 @@ def local_path(target: str | None, default: str) -> str:
 
     >>> local_path("/map/network?x=1", "/"), local_path("https://evil.example/", "/"), local_path("//evil", "/")
     ('/map/network?x=1', '/', '/')
-    >>> local_path("/\\evil.example", "/")
+    >>> local_path("/\\\\evil.example", "/")
     '/'
     """
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
