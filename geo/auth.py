@@ -24,7 +24,7 @@ from geo.i18n import _, translate
 
 __all__ = [
     "PUBLIC", "CREW", "DISPATCHER", "PLANNER", "ADMIN", "ROLES", "STAFF", "NETWORK_READERS",
-    "Principal", "allow", "declare", "access_of", "bearer_token", "current_principal",
+    "Principal", "allow", "declare", "access_of", "bearer_token", "current_principal", "control_feeders",
     "require_role", "csrf_token", "sign_in", "sign_out", "init_app",
 ]
 
@@ -135,6 +135,12 @@ def current_principal() -> Principal | None:
     if "principal" not in g:
         g.principal = _principal_from_request()
     return g.principal
+
+
+def control_feeders() -> frozenset[str] | None:
+    """The feeders the signed-in dispatcher is held to (None: everywhere, or nobody signed in)."""
+    principal = current_principal()
+    return principal.control_feeders if principal is not None else None
 
 
 def require_role(principal: Principal | None, roles: Iterable[str]) -> None:

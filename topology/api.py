@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from geo.db import get_session
 from geo.geojson import geojson_response, parse_bbox, parse_limit
-from geo.auth import NETWORK_READERS, PUBLIC, allow, current_principal
+from geo.auth import NETWORK_READERS, PUBLIC, allow, control_feeders
 from geo.openapi import contract
 from topology import contracts as c
 from topology.layers import (
@@ -32,12 +32,6 @@ def service_points():
     return _layer("service_points")
 
 
-def _control_feeders() -> frozenset[str] | None:
-    """The feeders the signed-in dispatcher is limited to (None: everywhere)."""
-    principal = current_principal()
-    return principal.control_feeders if principal is not None else None
-
-
 def _layer(layer: str):
     """A layer by bbox, limited to a dispatcher's control zone."""
     collection = network_layer(
@@ -45,7 +39,7 @@ def _layer(layer: str):
         bbox=parse_bbox(request.args.get("bbox")),
         limit=parse_limit(request.args.get("limit"), current_app.config["API_MAX_FEATURES"]),
         filters=Filters(kinds=parse_kinds(request.args.get("kind")), level=parse_level(request.args.get("level")),
-                        state=parse_state(request.args.get("state")), feeders=_control_feeders()),
+                        state=parse_state(request.args.get("state")), feeders=control_feeders()),
     )
     return geojson_response(collection)
 

@@ -24,7 +24,7 @@ from topology.models import (
 )
 
 __all__ = [
-    "FEEDER_COLOURS", "LAYERS", "Filters", "parse_kinds", "parse_level", "parse_state", "network_layer",
+    "FEEDER_COLOURS", "LAYERS", "Filters", "in_zone", "parse_kinds", "parse_level", "parse_state", "network_layer",
     "network_extent", "network_overview", "feeder_list", "network_summary",
 ]
 
@@ -146,17 +146,20 @@ def _service_points_layer(bbox: BBox | None, filters: Filters) -> Select:
         select(sp.c.code.label("id"), sp.c.geom, sp.c.code, sp.c.account_number, sp.c.address,
                a.c.code.label("transformer_area"), sp.c.in_service)
         .select_from(sp.outerjoin(a, a.c.id == sp.c.transformer_area_id))
-        .where(in_bbox(sp.c.geom, bbox), _on_feeders(sp.c.node_id, filters.feeders))
+        .where(in_bbox(sp.c.geom, bbox), in_zone(sp, filters.feeders))
     )
 
 
-def _on_feeders(node_id: ColumnElement, feeders: frozenset[str] | None) -> ColumnElement:
-    """The element's node lies on one of ``feeders`` (always true for None)."""
+def in_zone(table, feeders: frozenset[str] | None) -> ColumnElement:
+    """The element lies on one of ``feeders`` (always true for None): a segment or device by its
+    feeder, a service point or node by its node's feeder."""
     if feeders is None:
         return literal(True)
     n, f = _nodes, _feeders
-    zone_nodes = select(n.c.id).join(f, f.c.id == n.c.feeder_id).where(f.c.code.in_(sorted(feeders)))
-    return node_id.in_(zone_nodes)
+    zone_feeders = select(f.c.id).where(f.c.code.in_(sorted(feeders)))
+    if "feeder_id" in table.c:
+        return table.c.feeder_id.in_(zone_feeders)
+    return table.c.node_id.in_(select(n.c.id).where(n.c.feeder_id.in_(zone_feeders)))
 
 
 def _transformer_areas_layer(bbox: BBox | None, filters: Filters) -> Select:

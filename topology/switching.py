@@ -261,10 +261,12 @@ def operate(session: Session, cache: TopologyCache, request: SwitchingRequest) -
     return SwitchingResult(operation, lost, regained)
 
 
-def switching_log(connection, limit: int = 50, device: str | None = None, before: int | None = None) -> SwitchingLog:
+def switching_log(connection, limit: int = 50, device: str | None = None, before: int | None = None,
+                  feeders: frozenset[str] | None = None) -> SwitchingLog:
     """The latest switching operations, newest first, each with its devices.
 
-    ``device`` keeps the operations that operated it; ``before`` (the ``next_before`` of a
+    ``device`` keeps the operations that operated it, ``feeders`` those that operated a device
+    on one of them (a dispatcher's control zone); ``before`` (the ``next_before`` of a
     previous page) pages back in time.
     """
     if device is not None:
@@ -276,12 +278,16 @@ def switching_log(connection, limit: int = 50, device: str | None = None, before
         "  SELECT operation_id, max(id) AS last_id FROM switching_events"
         "  WHERE (CAST(:device AS text) IS NULL OR operation_id IN ("
         "    SELECT e.operation_id FROM switching_events e JOIN devices d ON d.id = e.device_id WHERE d.code = :device))"
+        "  AND (CAST(:zone AS text[]) IS NULL OR operation_id IN ("
+        "    SELECT e.operation_id FROM switching_events e JOIN devices d ON d.id = e.device_id"
+        "    JOIN feeders f ON f.id = d.feeder_id WHERE f.code = ANY(CAST(:zone AS text[]))))"
         "  GROUP BY operation_id HAVING (CAST(:before AS bigint) IS NULL OR max(id) < :before)"
         "  ORDER BY last_id DESC LIMIT :limit)"
         " SELECT o.last_id, e.operation_id, e.occurred_at, e.actor, e.reason, e.topology_version, d.code, "
         "  d.kind::text AS kind, e.action, e.from_state, e.to_state"
         " FROM operations o JOIN switching_events e USING (operation_id) JOIN devices d ON d.id = e.device_id"
-        " ORDER BY o.last_id DESC, e.id"), {"device": device, "before": before, "limit": limit}).all()
+        " ORDER BY o.last_id DESC, e.id"), {"device": device, "before": before, "limit": limit,
+                                    "zone": sorted(feeders) if feeders is not None else None}).all()
     operations: list[Operated] = []
     last_id = None
     for row in rows:

@@ -17,7 +17,7 @@ from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.i18n import _
 from geo.requests import json_body, whole_number
 from geo.audit import note_audit
-from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, current_principal
+from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, control_feeders, current_principal
 from geo.openapi import contract
 from topology import contracts as c
 from topology import switching, trace
@@ -86,8 +86,7 @@ def _respond(connection: Connection, body: Callable[[], dict], parts: Callable[[
 
 def _in_zone(topology, codes) -> None:
     """Forbidden when the signed-in dispatcher is held to feeders and an element is outside them."""
-    principal = current_principal()
-    zone = principal.control_feeders if principal is not None else None
+    zone = control_feeders()
     if zone is None:
         return
     outside = trace.outside_zone(topology, codes, zone)
@@ -163,7 +162,7 @@ def deenergised():
     """``?bbox=&limit=``: the segments, devices and service points without supply in view (GeoJSON)."""
     bbox = parse_bbox(request.args.get("bbox"))
     topology, connection = current_topology()
-    return geojson_response(deenergised_features(connection, topology, bbox, _limit()))
+    return geojson_response(deenergised_features(connection, topology, bbox, _limit(), control_feeders()))
 
 
 @bp.get("/network/supply")
@@ -200,5 +199,6 @@ def switching_log():
         if number is None:
             raise Invalid(_("before must be the next_before of a previous page; got %(before)r", before=before), field="before")
         before = number
-    log = switching.switching_log(get_session().connection(), limit, request.args.get("device"), before)
+    log = switching.switching_log(get_session().connection(), limit, request.args.get("device"), before,
+                                  control_feeders())
     return jsonify(log.as_dict())

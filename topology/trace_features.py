@@ -15,6 +15,7 @@ from geo.geojson import FeatureCollection, feature_collection
 from geo.spatial import BBox, in_bbox
 from topology import trace
 from topology.index import Topology
+from topology.layers import in_zone
 from topology.trace import Part
 from topology.models import Device, Segment, ServicePoint
 
@@ -64,8 +65,9 @@ def trace_features(connection: Connection, parts: list[Part], limit: int) -> Fea
 
 
 def deenergised_features(connection: Connection, topology: Topology, bbox: BBox | None,
-                         limit: int) -> FeatureCollection:
-    """The segments, devices and service points without supply in ``bbox``, at most ``limit``."""
+                         limit: int, feeders: frozenset[str] | None = None) -> FeatureCollection:
+    """The segments, devices and service points without supply in ``bbox``, at most ``limit``
+    (only those on ``feeders``: a dispatcher's control zone)."""
     dead = trace.deenergised(topology)
     selects = []
     for element, ids in (("segment", dead.segment_ids), ("device", dead.device_ids),
@@ -75,5 +77,5 @@ def deenergised_features(connection: Connection, topology: Topology, bbox: BBox 
             selects.append(
                 select(*_identity(element), *_code_and_kind(element), table.c.in_service.label("in_service"))
                 .where(table.c.id == any_(bindparam(f"ids_{element}", ids.tolist(), type_=ARRAY(BigInteger))),
-                       in_bbox(table.c.geom, bbox)))
+                       in_bbox(table.c.geom, bbox), in_zone(table, feeders)))
     return _collection(connection, selects, limit)

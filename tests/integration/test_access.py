@@ -486,3 +486,21 @@ def test_a_trace_sent_with_post_changes_nothing_and_is_not_audited(client, conne
     assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar() == before
     assert client.post("/api/trace/affected", json={"open": 7}, headers=HEADERS[DISPATCHER]).status_code == 400
     assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar() == before + 1
+
+
+def test_a_zoned_dispatcher_sees_only_its_feeders_in_the_log_and_the_de_energised_layer(client, connection):
+    load_network(connection, protected_feeder())  # everything on feeder F1
+    body = {"operations": [{"device": "SW2", "action": "open"}], "reason": "work"}
+    assert client.post("/api/switching", json=body, headers=HEADERS[DISPATCHER]).status_code == 201
+    with _session(connection) as session:
+        for name, zone in (("d.f1", ["F1"]), ("d.other", ["ELSEWHERE"])):
+            accounts.create_account(session, name, DISPATCHER, None, zone)
+        inside, outside = (accounts.issue_token(session, name) for name in ("d.f1", "d.other"))
+        session.commit()
+    for token, seen in ((inside, True), (outside, False)):
+        headers = {"Authorization": f"Bearer {token.token}"}
+        log = client.get("/api/switching/log", headers=headers).get_json()["operations"]
+        dead = client.get("/api/network/deenergised?bbox=-180,-90,180,90", headers=headers).get_json()["features"]
+        assert (len(log) == 1, bool(dead)) == (seen, seen)
+    assert "C5" in {f["id"] for f in client.get("/api/network/deenergised?bbox=-180,-90,180,90",
+                                                 headers={"Authorization": f"Bearer {inside.token}"}).get_json()["features"]}
