@@ -25,7 +25,7 @@ from geo.db import Base, get_session, read
 from geo.errors import Invalid, database_unavailable
 from geo.i18n import _
 
-__all__ = ["AuditEntry", "AuditRecord", "AuditPage", "note_audit", "record", "audit_log", "init_app"]
+__all__ = ["AuditEntry", "AuditRecord", "AuditPage", "note_audit", "record", "audit_log", "audited_actions", "init_app"]
 
 MAX_PAGE = 500
 
@@ -129,6 +129,11 @@ def audit_log(connection, limit: int = 100, before: int | None = None, account: 
     return AuditPage(entries, entries[-1].id if len(rows) > limit else None)
 
 
+def audited_actions(connection) -> list[str]:
+    """The actions the log holds, for the audit page's filter."""
+    return list(connection.execute(select(_audit.c.action).distinct().order_by(_audit.c.action)).scalars())
+
+
 def _who() -> dict | None:
     """The audit entry's who, what and from where for this request; None when it is not audited
     (a read, or an anonymous public write: bookings are the customers' own)."""
@@ -171,9 +176,11 @@ def _audit_request(response: Response) -> Response:
         session.rollback()
 
         def complete(connection) -> None:
-            if row is not None:
+            if row is not None:  # who is known now, too: a sign-in's row was written before it signed in
                 connection.execute(update(_audit).where(_audit.c.id == row).values(
-                    status=response.status_code, detail=_clean(g.get("audit_detail"))))
+                    status=response.status_code, detail=_clean(g.get("audit_detail")),
+                    account=_clean(who["account"])[:64] if who["account"] else None, role=who["role"],
+                    token_id=who["token_id"]))
             else:
                 record(connection, status=response.status_code, detail=g.get("audit_detail"), **who)
 

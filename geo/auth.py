@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Iterable, TypeVar
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from geo.errors import Forbidden, Unauthorized
@@ -137,6 +137,11 @@ def current_principal() -> Principal | None:
     return g.principal
 
 
+def role_label(role: str) -> str:
+    """A role's name in the reader's language."""
+    return translate(ROLE_LABELS.get(role, role))
+
+
 def control_feeders() -> frozenset[str] | None:
     """The feeders the signed-in dispatcher is held to (None: everywhere, or nobody signed in)."""
     principal = current_principal()
@@ -217,8 +222,12 @@ def _guard():
                           endpoint=request.endpoint))
     principal = current_principal()
     _check_csrf()
-    if principal is None and PUBLIC not in roles and request.method == "GET" and not request.path.startswith("/api/"):
+    page = PUBLIC not in roles and request.method == "GET" and not request.path.startswith("/api/")
+    if page and principal is None:
         return redirect(url_for("accounts.login_page", next=request.full_path.rstrip("?")))
+    if page and principal.role not in roles:
+        # A page answers as a page: who is signed in, who may see it, and a way to sign in as them.
+        return render_template("forbidden.html", roles=[role_label(role) for role in sorted(roles)]), 403
     require_role(principal, roles)
     return None
 
@@ -232,4 +241,4 @@ def init_app(app: Flask) -> None:
     declare("static", PUBLIC)
     app.before_request(_guard)
     app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token,
-                                   "role_label": lambda role: translate(ROLE_LABELS.get(role, role))})
+                                   "role_label": role_label})

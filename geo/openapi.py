@@ -288,6 +288,10 @@ SIGN_IN_FIRST = {"description": "Found: an anonymous visitor of a page goes to t
                  "headers": {"Location": {"description": "/login?next=<this page>", "schema": {"type": "string"}}}}
 
 
+NOT_FOR_THIS_ROLE = {"description": "Forbidden: a page for other roles, as a page saying who may see it",
+                     "content": {HTML: {}}}
+
+
 def _operation(app: Flask, schemas: _Schemas, path: str, endpoint: str, method: str, arguments: list) -> dict:
     """One operation of the document."""
     view = app.view_functions[endpoint]
@@ -309,6 +313,7 @@ def _operation(app: Flask, schemas: _Schemas, path: str, endpoint: str, method: 
     }
     if PUBLIC not in roles and method == "GET" and not path.startswith("/api/"):
         operation["responses"].setdefault("302", SIGN_IN_FIRST)  # geo.auth's guard
+        operation["responses"]["403"] = NOT_FOR_THIS_ROLE
     if declared is None:
         operation["x-contract-missing"] = True
     elif declared.body:

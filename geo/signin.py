@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from geo import accounts
-from geo.audit import audit_log, note_audit
+from geo.audit import audit_log, audited_actions, note_audit
 from geo.auth import ADMIN, PUBLIC, allow, csrf_token, current_principal, sign_in, sign_out
 from geo.db import get_session
 from geo.errors import Invalid, Unauthorized
@@ -33,6 +33,13 @@ def _authenticate(name, password):
     session.commit()
     sign_in(principal, stamp)
     return principal
+
+
+def _note_sign_out() -> None:
+    """The audit entry of a sign-out names who signed out (the session is gone by the time it is written)."""
+    principal = current_principal()
+    if principal is not None:
+        note_audit(event="sign-out", account=principal.name)
 
 
 # -- pages ------------------------------------------------------------------------------------------
@@ -64,9 +71,7 @@ def login():
 @contract(body={"application/x-www-form-urlencoded": c.LogoutForm}, responses={303: c.SEE_OTHER})
 def logout():
     """Sign out (a POST with the CSRF token: a link on another site cannot sign anyone out)."""
-    principal = current_principal()
-    if principal is not None:
-        note_audit(event="sign-out")
+    _note_sign_out()
     sign_out()
     return redirect(local_path(request.form.get("next"), url_for("accounts.login_page")), 303)
 
@@ -80,6 +85,7 @@ def audit_page():
     page = audit_log(get_session().connection(), 100, before, request.args.get("account") or None,
                      request.args.get("action") or None)
     return render_template("admin/audit.html", page=page, accounts=accounts.list_accounts(get_session()),
+                           actions=audited_actions(get_session().connection()),
                            account=request.args.get("account", ""), action=request.args.get("action", "")), 200, PRIVATE
 
 
@@ -111,8 +117,7 @@ def api_login():
 @contract(responses={204: None})
 def api_logout():
     """Sign out."""
-    if current_principal() is not None:
-        note_audit(event="sign-out")
+    _note_sign_out()
     sign_out()
     return "", 204
 

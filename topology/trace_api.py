@@ -183,7 +183,8 @@ def operate():
     principal = current_principal()
     switching_request = switching.parse_request(json_body(), principal.name, principal.control_feeders)
     result = switching.operate(get_session(), topology_cache(), switching_request)
-    note_audit(operation_id=result.operation.operation_id, devices=[op.device for op in switching_request.operations])
+    note_audit(operation_id=result.operation.operation_id, devices=[op.device for op in switching_request.operations],
+               actions=[op.action for op in switching_request.operations], reason=switching_request.reason)
     return jsonify(result.as_dict()), 201
 
 

@@ -72,3 +72,20 @@ def test_a_dispatcher_signs_in_operates_and_signs_out(feeder, page, screenshot):
         page.locator(".ga-account button").click()
     assert "/login" in page.url
     assert page.evaluate(SWITCH)[0] in (401, 403)  # signed out: the session is gone
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_a_signed_in_title_bar_fits_a_phone(feeder, browser, locale, screenshot):
+    """Name, role, sign-out, the language switch and the network's totals wrap inside 390 px."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale=locale, is_mobile=True,
+                                  has_touch=True, bypass_csp=True)
+    page = context.new_page()
+    for role, path in (("dispatcher", "/map/network"), ("dispatcher", "/map/outlets"), ("admin", "/admin/audit")):
+        feeder.sign_in(page, role, then=path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, (role, path)
+        bar, out = page.locator(".ga-titlebar").bounding_box(), page.locator(".ga-account button").bounding_box()
+        assert out["x"] + out["width"] <= 390 and out["y"] + out["height"] <= bar["y"] + bar["height"]
+        with page.expect_navigation():
+            page.locator(".ga-account button").click()
+    screenshot(page, f"access_phone_{locale}")
+    context.close()

@@ -69,6 +69,8 @@ def _guard_refusal(response) -> bool:
     """Whether the answer is the access guard's refusal (401/403 naming the roles, or a sign-in redirect)."""
     if response.status_code == 302 and "/login?next=" in response.headers.get("Location", ""):
         return True
+    if response.status_code == 403 and response.mimetype == "text/html":
+        return 'data-refused-for="' in response.get_data(as_text=True)  # a page, for a signed-in reader
     if response.status_code not in (401, 403) or response.mimetype != PROBLEM:
         return False
     return "roles" in response.get_json()
@@ -277,6 +279,23 @@ def test_an_anonymous_visitor_of_an_admin_page_is_sent_to_sign_in(client):
     assert answer.status_code == 302 and answer.headers["Location"].startswith("/login?next=/admin/audit")
 
 
+def test_a_reader_without_the_role_gets_a_page_saying_who_may(client, dispatcher_with_password):
+    _sign_in(client, "d.wang", PASSWORD)
+    answer = client.get("/admin/audit")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 403 and answer.mimetype == "text/html"
+    assert "d.wang · dispatcher" in page and "this page is for: admin" in page and "Sign in as someone else" in page
+
+
+def test_a_sign_out_and_a_sign_in_name_their_account_and_role_in_the_log(client, dispatcher_with_password):
+    _sign_in(client, "d.wang", PASSWORD)
+    token = client.get("/api/session").get_json()["csrf_token"]
+    client.post("/logout", data={"csrf_token": token})
+    entries = client.get("/api/admin/audit", headers=HEADERS[ADMIN]).get_json()["entries"]
+    assert [(e["action"], e["account"], e["role"]) for e in entries[:2]] == [
+        ("accounts.logout", "d.wang", None), ("accounts.login", "d.wang", DISPATCHER)]
+
+
 # -- CLI -------------------------------------------------------------------------------------------
 def test_the_users_cli_creates_lists_issues_revokes_and_disables(app, runner, connection):
     created = runner.invoke(args=["users", "create", "p.li", "--role", "planner", "--password-stdin"],
@@ -327,6 +346,7 @@ def test_writes_by_accounts_and_refusals_are_audited(client, connection):
             (account_name(ADMIN), "accounts_api.account_create", 201)} <= latest
     switching = next(e for e in entries if e["status"] == 201 and e["action"] == "topology_trace.operate")
     assert switching["address"] == "127.0.0.1" and switching["detail"]["devices"] == ["SW2"]
+    assert switching["detail"]["actions"] == ["open"] and switching["detail"]["reason"] == "work"
     assert switching["token_id"] is not None and switching["method"] == "POST"
     assert client.get("/api/admin/audit", headers=HEADERS[DISPATCHER]).status_code == 403
     page = client.get("/admin/audit", headers=HEADERS[ADMIN]).get_data(as_text=True)

@@ -57,7 +57,7 @@ def template_texts() -> list[str]:
 
 # Every page, as the roles that see it differently (the network map shows dispatchers more).
 PAGES = [("/login", None), ("/map/network", None), ("/map/network", "dispatcher"), ("/map/outlets", None),
-         ("/admin/audit", "admin"), ("/docs", None)]
+         ("/admin/audit", "admin"), ("/admin/audit", "planner"), ("/docs", None)]  # a planner: "not allowed"
 
 
 def test_the_pages_are_the_sign_in_page_the_maps_the_audit_log_and_the_api_docs(app):
@@ -70,7 +70,7 @@ def test_the_pages_are_the_sign_in_page_the_maps_the_audit_log_and_the_api_docs(
 def test_a_chinese_browser_gets_every_page_in_chinese(app, path, role):
     response = client_as(app, role).get(path, headers=ZH)
     html = response.get_data(as_text=True)
-    assert response.status_code == 200 and '<html lang="zh-CN">' in html
+    assert response.status_code == (403 if role == "planner" else 200) and '<html lang="zh-CN">' in html
     text = visible_text(html)
     assert len(CHINESE.findall(text)) > 20
     leaks = [english for english in template_texts() + SERVICE_LABELS
@@ -91,7 +91,8 @@ def test_an_english_browser_gets_every_page_in_english(app, path, role):
     text = visible_text(html)
     assert CHINESE.findall(text) == ["中", "文"]  # only the switch's own name of Chinese
     assert {"/login": "Sign in", "/map/outlets": "Outlet finder", "/map/network": "Network",
-            "/admin/audit": "Audit log", "/docs": "every route with its parameters"}[path] in text
+            "/admin/audit": "Audit log" if role == "admin" else "Not allowed",
+            "/docs": "every route with its parameters"}[path] in text
 
 
 def test_the_network_totals_count_in_each_language(client):
