@@ -527,7 +527,9 @@
     }
     var overlays = {};
     LAYERS.slice().reverse().forEach(function (spec) { overlays[spec.label] = GridAtlas.layers[spec.name]; });
-    GridAtlas.control = L.control.layers(null, overlays, {collapsed: false, position: "topright"}).addTo(map);
+    // On a phone the layer list folds into Leaflet's button: open, it covers half the map.
+    var narrow = window.matchMedia && window.matchMedia("(max-width: 700px)").matches;
+    GridAtlas.control = L.control.layers(null, overlays, {collapsed: narrow, position: "topright"}).addTo(map);
     // Leaflet writes its toggle's title in English.
     GridAtlas.control.getContainer().querySelector(".leaflet-control-layers-toggle").title = _("Layers");
     legendControl().addTo(map);

@@ -207,6 +207,7 @@
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
     }).then(function (answer) {
       state.switching = answer;
+      countOpen(answer.devices);
       if (state.selected && state.selected.code === code) {
         state.selected.state = answer.devices[0].to_state;
       }
@@ -215,6 +216,20 @@
       state.error = _("Switching refused: %(error)s", {error: error.message});
       render();
     });
+  }
+
+  // The title bar's count of open switchgear follows the operations made here (the page drew it
+  // when it loaded; another dispatcher's operations show at the next load).
+  function countOpen(devices) {
+    var item = document.querySelector(".ga-summary li[data-open]");
+    if (!item) { return; }
+    var n = parseInt(item.getAttribute("data-open"), 10) || 0;
+    devices.forEach(function (d) { n += d.to_state === "open" ? 1 : -1; });
+    n = Math.max(n, 0);
+    item.setAttribute("data-open", String(n));
+    item.classList.toggle("ga-open", n > 0);
+    item.innerHTML = ngettext_html("%(num)s open switch", "%(num)s open switches", n,
+                                   {num: "<strong>" + escapeHtml(number(n)) + "</strong>"});
   }
 
   function onOperate(event) {

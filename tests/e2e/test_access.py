@@ -59,12 +59,15 @@ def test_a_dispatcher_signs_in_operates_and_signs_out(feeder, page, screenshot):
     feeder.sign_in(page, "dispatcher")
     page.wait_for_function(LOADED)
     assert "e2e-dispatcher · dispatcher" in page.locator(".ga-account").inner_text()
+    open_before = int(page.get_attribute(".ga-summary li[data-open]", "data-open"))
     page.evaluate("() => GridAtlas.trace.select('SW2')")
     page.wait_for_function("() => GridAtlas.trace.state.runs > 0 && GridAtlas.trace.state.busy === 0")
     page.locator(".ga-trace-operate [name=reason]").fill("crew works on s3")
     page.locator(".ga-trace-operate button").click()
     page.wait_for_function("() => GridAtlas.trace.state.switching !== null && GridAtlas.trace.state.busy === 0")
     assert "SW2 opened" in page.locator(".ga-trace-switched").inner_text()
+    counted = page.locator(".ga-summary li[data-open]").inner_text()  # the title bar follows the operation
+    assert counted == f"{open_before + 1} open switch" + ("es" if open_before + 1 != 1 else "")
     log = page.evaluate("() => fetch('/api/switching/log').then(r => r.json())")
     assert log["operations"][0]["actor"] == "e2e-dispatcher"
     screenshot(page, "access_dispatcher_switched")
