@@ -342,7 +342,7 @@ def _close_streets(connection: Connection, street: str, number: int | None, valu
     or all of them from the lowest number when there is none."""
     _set_local(connection, "pg_trgm.word_similarity_threshold", str(STREET_SIMILARITY))
     found: list[AddressMatch] = []
-    for key, _ in connection.execute(_CLOSE_STREETS, {"street": street, "streets": CLOSE_STREETS}).all():
+    for key, _score in connection.execute(_CLOSE_STREETS, {"street": street, "streets": CLOSE_STREETS}).all():
         found += _found(connection.execute(_STREET_NUMBERS, {
             **values, "street": key, "prefix": _like_prefix(key + " "), "number": number or 0}).all())
         if len(found) >= values["limit"]:

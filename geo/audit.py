@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from geo.auth import SAFE_METHODS, current_principal
+from geo.auth import SAFE_METHODS
 from geo.db import Base, get_session, read
 from geo.errors import Invalid, database_unavailable
 from geo.i18n import _

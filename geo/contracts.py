@@ -2,11 +2,10 @@
 audit log and ``/healthz``. The views keep their own parsing and messages; these describe them."""
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from geo.openapi import HTML, JSON, PROBLEM_JSON, Answer, Problem
+from geo.audit import AuditRecord
+from geo.openapi import HTML, JSON, PROBLEM_JSON, Answer, Problem, model_of
 
 ROLE_PATTERN = r"^(crew|dispatcher|planner|admin)$"
 
@@ -78,18 +77,7 @@ class SessionAnswer(BaseModel):
     csrf_token: str
 
 
-class AuditEntry(BaseModel):
-    id: int
-    at: str
-    account: str | None
-    role: str | None
-    token_id: int | None
-    action: str
-    method: str
-    path: str
-    status: int
-    address: str | None
-    detail: dict[str, Any] | None
+AuditEntry = model_of(AuditRecord)
 
 
 class AuditPage(BaseModel):

@@ -23,16 +23,17 @@ Schema 2020-12, which OpenAPI 3.1 takes as it is.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Iterable, Mapping, TypeVar, get_type_hints
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.json_schema import models_json_schema
 
 from geo.auth import PUBLIC, SAFE_METHODS, access_of, allow
 
 __all__ = [
+    "model_of",
     "Answer", "Contract", "Problem", "FeatureCollection", "contract", "contract_of", "openapi_document", "bp",
     "JSON", "PROBLEM_JSON", "GEOJSON", "HTML",
 ]
@@ -52,6 +53,13 @@ STATUS_TEXT = {
     422: "Unprocessable: well-formed, but refused by the rules", 429: "Too many requests: try again after Retry-After",
     503: "Service unavailable: the database is out of reach; try again after Retry-After",
 }
+
+
+def model_of(result: type) -> type[BaseModel]:
+    """The contract model of a domain result whose ``as_dict`` is its fields as they are (a
+    datetime as ISO 8601): made from the dataclass, so the answer and its schema cannot drift."""
+    hints = get_type_hints(result)
+    return create_model(result.__name__, **{item.name: (hints[item.name], ...) for item in fields(result)})
 
 
 class Problem(BaseModel):

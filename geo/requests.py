@@ -18,7 +18,7 @@ from flask_babel import format_number
 from geo.errors import Invalid, TooLarge, UnsupportedMediaType, problem_response
 from geo.i18n import _, translate
 
-__all__ = ["JSON", "MAX_DEPTH", "MAX_ID", "json_body", "body_bytes", "nesting_depth", "unstorable_text", "whole_number",
+__all__ = ["JSON", "MAX_DEPTH", "MAX_ID", "json_body", "body_bytes", "nesting_depth", "unstorable_text", "whole_number", "parse_before",
            "refuse_unstorable_url",
            "allow_body", "init_app"]
 
@@ -84,6 +84,17 @@ def whole_number(value: str, most: int = MAX_ID) -> int | None:
     if not value.isascii() or not value.isdigit() or int(value) > most:
         return None
     return int(value)
+
+
+def parse_before(value: str | None) -> int | None:
+    """A paging parameter ``before`` (a previous page's ``next_before``): None when absent, Invalid
+    when it is not a whole number."""
+    if value is None:
+        return None
+    before = whole_number(value)
+    if before is None:
+        raise Invalid(_("before must be the next_before of a previous page; got %(value)r", value=value), field="before")
+    return before
 
 
 def body_bytes() -> bytes:

@@ -14,7 +14,7 @@ from geo.errors import Invalid, Unauthorized
 from geo.i18n import _, translate
 from geo.limits import login_limits
 from geo.openapi import HTML, Answer, contract
-from geo.requests import json_body, whole_number
+from geo.requests import json_body, parse_before, whole_number
 from geo.security import local_path
 from geo import contracts as c
 
@@ -81,7 +81,7 @@ def logout():
 @contract(query=c.AuditPageQuery, responses={200: Answer(HTML)}, errors=(400,))
 def audit_page():
     """The audit log and the accounts, for admins."""
-    before = _before(request.args.get("before"))
+    before = parse_before(request.args.get("before") or None)
     page = audit_log(get_session().connection(), 100, before, request.args.get("account") or None,
                      request.args.get("action") or None)
     return render_template("admin/audit.html", page=page, accounts=accounts.list_accounts(get_session()),
@@ -122,15 +122,6 @@ def api_logout():
     return "", 204
 
 
-def _before(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    before = whole_number(value)
-    if before is None:
-        raise Invalid(_("before must be the next_before of a previous page; got %(value)r", value=value), field="before")
-    return before
-
-
 def _limit(value: str | None, default: int = 100) -> int:
     if value is None:
         return default
@@ -145,7 +136,7 @@ def _limit(value: str | None, default: int = 100) -> int:
 @contract(query=c.AuditQuery, responses={200: c.AuditPage}, errors=(400,))
 def audit_api():
     """``?limit=&before=&account=&action=``: audit entries, newest first."""
-    page = audit_log(get_session().connection(), _limit(request.args.get("limit")), _before(request.args.get("before")),
+    page = audit_log(get_session().connection(), _limit(request.args.get("limit")), parse_before(request.args.get("before") or None),
                      request.args.get("account") or None, request.args.get("action") or None)
     return jsonify(page.as_dict()), 200, PRIVATE
 

@@ -390,7 +390,7 @@ class BookingView:
 
     @property
     def display_code(self) -> str:
-        """The code as the customer reads it (XXXX-XXXX-XXXX)."""
+        """The code as the customer reads it: three groups of four, e.g. ``7KQ2-M9XD-4TPA``."""
         return format_code(self.code)
 
     def as_dict(self) -> dict[str, Any]:

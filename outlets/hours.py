@@ -449,7 +449,7 @@ class Schedule:
         by ``until``: computed a day at a time, so that a near answer costs a day or two."""
         day, last = first, self.local_date(until) + timedelta(days=1)
         while day <= last:
-            for _, opens, closes in sorted(self.periods(day, day), key=lambda p: p[1]):
+            for _day, opens, closes in sorted(self.periods(day, day), key=lambda p: p[1]):
                 if opens > until:
                     return
                 yield opens, closes
@@ -498,7 +498,7 @@ class Schedule:
         at = at.astimezone(UTC)
         until = at + timedelta(days=horizon_days)
         after = self._run_end(at, until) or at
-        for opens, _ in self._walk(self.local_date(at) - timedelta(days=1), until):
+        for opens, _closes in self._walk(self.local_date(at) - timedelta(days=1), until):
             if opens > after:
                 return opens
         return None
@@ -549,7 +549,7 @@ class Schedule:
         """The slots of ``minutes`` whose start falls on local date ``day`` (overnight tails included)."""
         step = timedelta(minutes=minutes)
         starts: set[datetime] = set()
-        for _, start, closes in self.periods(day - timedelta(days=1), day):
+        for _day, start, closes in self.periods(day - timedelta(days=1), day):
             while start + step <= closes:
                 if self.local_date(start) == day:
                     starts.add(start)

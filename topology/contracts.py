@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from geo.openapi import GEOJSON, JSON, Answer, FeatureCollection
+from geo.openapi import GEOJSON, JSON, Answer, FeatureCollection, model_of
+from topology import trace
 
 Codes = list[str] | None  # absent with ?lists=false
 
@@ -138,13 +139,7 @@ class Isolation(_Open):
     zone: Elements
 
 
-class SupplyState(BaseModel):
-    topology_version: int
-    customers: int
-    energised_customers: int
-    deenergised_customers: int
-    radial: bool
-    meshed_sections: int
+SupplyState = model_of(trace.SupplyState)
 
 
 class SupplyChange(BaseModel):

@@ -471,7 +471,7 @@ def _derive_feeders_and_areas(net, switch: pd.DataFrame, points: pd.Series, rows
     """
     in_service = set(net.bus.index[net.bus["in_service"].astype(bool)]) if len(net.bus) else set()
     adjacency: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for first, second, kind, _ in _normal_edges(net, switch):
+    for first, second, kind, _element in _normal_edges(net, switch):
         adjacency[first].append((second, kind))
         adjacency[second].append((first, kind))
     source_buses = sorted({int(row["node"].split(":")[2]) for row in rows.layers["sources"] if row["in_service"]})

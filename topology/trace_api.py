@@ -15,7 +15,7 @@ from geo.db import get_session
 from geo.errors import Forbidden, Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.i18n import _
-from geo.requests import json_body, whole_number
+from geo.requests import json_body, parse_before
 from geo.audit import note_audit
 from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, control_feeders, current_principal
 from geo.openapi import contract
@@ -194,12 +194,7 @@ def operate():
 def switching_log():
     """``?limit=&device=&before=``: the latest switching operations, newest first."""
     limit = parse_limit(request.args.get("limit"), 500) if request.args.get("limit") else 50
-    before = request.args.get("before")
-    if before is not None:
-        number = whole_number(before)
-        if number is None:
-            raise Invalid(_("before must be the next_before of a previous page; got %(before)r", before=before), field="before")
-        before = number
+    before = parse_before(request.args.get("before"))
     log = switching.switching_log(get_session().connection(), limit, request.args.get("device"), before,
                                   control_feeders())
     return jsonify(log.as_dict())

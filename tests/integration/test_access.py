@@ -16,7 +16,7 @@ from geo import accounts
 from geo.auth import ADMIN, DISPATCHER, PLANNER, PUBLIC, ROLES, access_of, allow
 from geo.limits import limiter
 from geo.users_cli import demo_accounts
-from tests.accounts import BEARER, HEADERS, TOKENS, account_name, client_as
+from tests.accounts import BEARER, HEADERS, account_name, client_as
 from tests.networks import protected_feeder
 from topology.loader import load_network
 

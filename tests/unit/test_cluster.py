@@ -148,8 +148,11 @@ def test_installing_writes_createcluster_conf_before_apt_get_runs(tmp_path, monk
 @pytest.fixture()
 def throwaway_cluster(open_folder):
     """A real cluster's place (as root it runs as postgres, which could not enter tmp_path)."""
+    # make test installs PostgreSQL for the embedded cluster: missing binaries are a broken install,
+    # unless the tests were pointed at another database (TEST_DATABASE_URL) on a machine without them.
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"no PostgreSQL binaries in {PG_BIN}")
+        assert os.environ.get("TEST_DATABASE_URL"), f"no PostgreSQL binaries in {PG_BIN}: run make test"
+        pytest.skip(f"no PostgreSQL binaries in {PG_BIN}, and the tests use TEST_DATABASE_URL")
     cluster = Cluster(open_folder / "postgres")
     yield cluster
     if (cluster.data_dir / "postmaster.pid").exists():  # a failed test's server: end it
