@@ -78,7 +78,8 @@ Notes
 With R reports, of which S service points, and A candidate devices above them (their
 ancestors in the candidate tree, of depth h): sorting the reports is O(R log R), the roll-up
 of each outage O(S log S + A h) in numpy, with one Python step per tree level and per
-prediction made. 20,000 reports over a 100,000-customer network take about 20 ms.
+prediction made. 20,000 reports from 20 faults over a 100,000-customer network take 12 to
+25 ms on one core.
 The first call on a section builds its candidate tree in O(n log depth) for its n nodes.
 """
 from __future__ import annotations
@@ -310,55 +311,63 @@ def predict(topology: Topology, reports: Sequence[Report], rules: Rules = Rules(
     at = np.fromiter((r.at for r in reports), dtype=np.float64, count=len(reports))
     out = np.fromiter((r.out for r in reports), dtype=bool, count=len(reports))
     _check_customers(topology, customer)
-
-    # 1. Each service point's reports in time order (a restoration last among equal times).
-    order = np.lexsort((~out, at, customer))
-    customer, at, out = customer[order], at[order], out[order]
-    start = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
-    group = np.cumsum(np.r_[False, customer[1:] != customer[:-1]])
-    index = np.arange(len(customer))
-    last_restored = np.maximum.reduceat(np.where(out, -1, index), start)
-    current = out & (index > last_restored[group])
-    last = np.r_[start[1:], len(customer)] - 1
-    powered = customer[last][~out[last]]
-    powered_at = at[last][~out[last]]
-
-    kept = np.flatnonzero(current)
-    first = kept[np.r_[True, customer[kept][1:] != customer[kept][:-1]]] if len(kept) else kept
-    ends = kept[np.r_[customer[kept][1:] != customer[kept][:-1], True]] if len(kept) else kept
-    reporting, went_out, last_out = customer[first], at[first], at[ends]
+    reporting, went_out, last_out, powered, powered_at = _current(customer, at, out)
     if not len(reporting):
         return []
 
-    # 2. Outages in time: a gap of more than T between service points going out.
-    by_time = np.argsort(went_out, kind="stable")
-    reporting, went_out, last_out = reporting[by_time], went_out[by_time], last_out[by_time]
+    # Outages in time: a gap of more than T between service points going out starts a new one.
     cuts = np.flatnonzero(np.diff(went_out) > rules.window_minutes * 60.0) + 1
     bounds = np.r_[0, cuts, len(reporting)]
 
-    # Where every service point involved sits, in one forest of the sections touched.
-    section, local = _locate(topology, np.concatenate([reporting, powered]))
-    touched = np.unique(section[section >= 0])
-    forest, offset = _forest(topology, touched)
-    slot = np.searchsorted(touched, section)
-    where = np.where(section >= 0, offset[np.minimum(slot, max(len(touched) - 1, 0))] + local, -1) \
-        if len(touched) else np.full(len(section), -1)
+    forest, where = _place(topology, np.concatenate([reporting, powered]))
     lowest = np.where(where >= 0, forest.nearest[np.maximum(where, 0)] if len(forest.nearest) else -1, -1)
     report_where, report_lowest = where[:len(reporting)], lowest[:len(reporting)]
-    powered_where = where[len(reporting):]
-    radial = powered_where >= 0
-    powered_where, powered_at = powered_where[radial], powered_at[radial]
-    by_restoration = np.argsort(powered_at)
+    radial = where[len(reporting):] >= 0
+    powered_where, powered_at = where[len(reporting):][radial], powered_at[radial]
+    by_restoration = np.argsort(powered_at, kind="stable")
     powered_where, powered_at = powered_where[by_restoration], powered_at[by_restoration]
 
     predictions: list[Prediction] = []
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        began = went_out[a]
-        in_force = np.sort(powered_where[np.searchsorted(powered_at, began, side="left"):])
+        # Meters that reported power once this outage had begun rule out every device above them.
+        in_force = np.sort(powered_where[np.searchsorted(powered_at, went_out[a], side="left"):])
         predictions += _roll_up(topology, forest, rules, reporting[a:b], went_out[a:b], last_out[a:b],
                                 report_where[a:b], report_lowest[a:b], in_force)
     predictions.sort(key=lambda p: (p.first_at, p.code))
     return predictions
+
+
+def _current(customer: np.ndarray, at: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The service points out now, by the time they went out, and the known-powered ones.
+
+    Returns the reporting service points with the first and last time of their out reports
+    since their last restoration (sorted by the first), and the service points whose latest
+    report is a restoration with its time.
+    """
+    order = np.lexsort((~out, at, customer))                   # a restoration last among equal times
+    customer, at, out = customer[order], at[order], out[order]
+    new = np.r_[True, customer[1:] != customer[:-1]]
+    start, group, index = np.flatnonzero(new), np.cumsum(new) - 1, np.arange(len(customer))
+    last_restored = np.maximum.reduceat(np.where(out, -1, index), start)
+    kept = np.flatnonzero(out & (index > last_restored[group]))
+    last = np.r_[start[1:], len(customer)] - 1
+    powered, powered_at = customer[last][~out[last]], at[last][~out[last]]
+
+    boundary = customer[kept][1:] != customer[kept][:-1]
+    first, final = (kept[np.r_[True, boundary]], kept[np.r_[boundary, True]]) if len(kept) else (kept, kept)
+    by_time = np.argsort(at[first], kind="stable")
+    return customer[first][by_time], at[first][by_time], at[final][by_time], powered, powered_at
+
+
+def _place(topology: Topology, customers: np.ndarray) -> tuple[_Forest, np.ndarray]:
+    """The forest of the radial sections holding ``customers`` and each one's position in it (-1: outside)."""
+    section, local = _locate(topology, customers)
+    touched = np.unique(section[section >= 0])
+    forest, offset = _forest(topology, touched)
+    if not len(touched):
+        return forest, np.full(len(customers), -1, dtype=np.int64)
+    slot = np.minimum(np.searchsorted(touched, section), len(touched) - 1)
+    return forest, np.where(section >= 0, offset[slot] + local, -1)
 
 
 def _roll_up(topology: Topology, forest: _Forest, rules: Rules, reporting: np.ndarray, went_out: np.ndarray,

@@ -59,7 +59,8 @@ def laterals() -> Topology:
     return Topology(network_data_from_network_frames(fused_laterals()))
 
 
-def _reports(topology: Topology, codes: list[str], at: float = 0.0, out: bool = True, step: float = 1.0) -> list[Report]:
+def _reports(topology: Topology, codes: list[str], at: float = 0.0, out: bool = True,
+             step: float = 1.0) -> list[Report]:
     """Reports from the service points named, ``step`` seconds apart from ``at``."""
     positions = topology.data.find("service_points", codes)
     assert (positions >= 0).all()
@@ -324,3 +325,15 @@ def test_a_storm_is_rolled_up_to_its_faults(city, seed):
         if p.device is not None:
             assert set(p.reports) <= set(downstream_customers(city, p.device).tolist())
             assert p.customers == len(downstream_customers(city, p.device))
+
+
+def test_the_candidate_chain_matches_a_walk_up_the_tree(city):
+    data = city.data
+    for customer in range(0, len(data.sp_code), 7):
+        node = data.sp_node[customer]
+        section, position, walk = city.sections[city.node_section[node]], city.node_position[node], []
+        while position >= 0:
+            if data.kind_of(section.parent_edge[position]) in CANDIDATE_KINDS:
+                walk.append(int(section.parent_edge[position]))
+            position = section.parent[position]
+        assert candidate_chain(city, customer) == walk
