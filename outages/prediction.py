@@ -374,63 +374,72 @@ def _roll_up(topology: Topology, forest: _Forest, rules: Rules, reporting: np.nd
              last_out: np.ndarray, where: np.ndarray, lowest: np.ndarray, powered: np.ndarray) -> list[Prediction]:
     """The predictions of one outage in time: its reporting service points and the powered ones (sorted positions)."""
     data = topology.data
-    owner_of = np.full(len(reporting), -1, dtype=np.int64)
+    explaining = np.full(len(reporting), -1, dtype=np.int64)  # a candidate's number in the forest; -1: the service
     inside = np.flatnonzero(lowest >= 0)
-    predictions: list[Prediction] = []
     if len(inside):
-        # The candidate devices involved: the reporting service points' lowest ones and all above.
-        found = [np.unique(lowest[inside])]
-        while len(found[-1]):
-            above = forest.parent[found[-1]]
-            found.append(np.unique(above[above >= 0]))
-        involved = np.unique(np.concatenate(found))
-        m = len(involved)
-        parent = forest.parent[involved]
-        has_parent = parent >= 0
-        parent = np.where(has_parent, np.searchsorted(involved, parent), -1)
-        start, end = forest.position[involved], forest.end[involved]
-        below = np.sort(where[inside])
-        reported = np.searchsorted(below, end) - np.searchsorted(below, start)
-        blocked = (np.searchsorted(powered, end) - np.searchsorted(powered, start)) > 0
-        direct = np.bincount(np.searchsorted(involved, lowest[inside]), minlength=m)
-        widest_child = np.zeros(m, dtype=np.int64)
-        np.maximum.at(widest_child, parent[has_parent], reported[has_parent])
-        share = reported / np.maximum(forest.customers[involved], 1)
-        alone = (direct >= rules.min_reports) | ((share >= rules.min_share) & (widest_child < reported))
-
-        # Deepest first: a device's count of predicted children is complete before its own turn.
-        depth = forest.depth[involved]
-        levels = [np.flatnonzero(depth == level) for level in range(int(depth.max()) + 1)]
-        predicted = np.zeros(m, dtype=bool)
-        children = np.zeros(m, dtype=np.int64)
-        for level in reversed(levels):
-            predicted[level] = ~blocked[level] & (alone[level] | (children[level] >= rules.siblings))
-            up = level[has_parent[level]]
-            np.add.at(children, parent[up], predicted[up])
-        # Top down: each device's topmost predicted device at or above it explains its reports.
-        owner = np.full(m, -1, dtype=np.int64)
-        for level in levels:
-            inherited = np.where(has_parent[level], owner[np.maximum(parent[level], 0)], -1)
-            owner[level] = np.where(inherited >= 0, inherited, np.where(predicted[level], level, -1))
-        owner_of[inside] = owner[np.searchsorted(involved, lowest[inside])]
-
-        explained = np.flatnonzero(owner_of >= 0)
-        explained = explained[np.lexsort((reporting[explained], owner_of[explained]))]
-        groups = np.flatnonzero(np.r_[True, owner_of[explained][1:] != owner_of[explained][:-1]])
-        if len(explained):
-            owners = owner_of[explained][groups]
-            firsts = np.minimum.reduceat(went_out[explained], groups)
-            lasts = np.maximum.reduceat(last_out[explained], groups)
-            members = np.split(reporting[explained], groups[1:])
-            devices = forest.edge[involved[owners]]
-            counts = forest.customers[involved[owners]]
-            for device, count, explains, first, last in zip(devices.tolist(), counts.tolist(), members,
-                                                             firsts.tolist(), lasts.tolist()):
-                predictions.append(Prediction(device=device, customer=None, code=str(data.edge_code[device]),
-                                              kind=data.kind_of(device), reports=tuple(explains.tolist()),
-                                              customers=count, first_at=first, last_at=last))
-    for c, first, last in zip(reporting[owner_of < 0].tolist(), went_out[owner_of < 0].tolist(),
-                              last_out[owner_of < 0].tolist()):
+        explaining[inside] = _explaining(forest, rules, where[inside], lowest[inside], powered)
+    explained = np.flatnonzero(explaining >= 0)
+    explained = explained[np.lexsort((reporting[explained], explaining[explained]))]
+    predictions: list[Prediction] = []
+    if len(explained):
+        groups = np.flatnonzero(np.r_[True, explaining[explained][1:] != explaining[explained][:-1]])
+        devices = explaining[explained][groups]
+        firsts = np.minimum.reduceat(went_out[explained], groups)
+        lasts = np.maximum.reduceat(last_out[explained], groups)
+        members = np.split(reporting[explained], groups[1:])
+        for device, count, explains, first, last in zip(forest.edge[devices].tolist(),
+                                                         forest.customers[devices].tolist(), members,
+                                                         firsts.tolist(), lasts.tolist()):
+            predictions.append(Prediction(device=device, customer=None, code=str(data.edge_code[device]),
+                                          kind=data.kind_of(device), reports=tuple(explains.tolist()),
+                                          customers=count, first_at=first, last_at=last))
+    alone = explaining < 0
+    for c, first, last in zip(reporting[alone].tolist(), went_out[alone].tolist(), last_out[alone].tolist()):
         predictions.append(Prediction(device=None, customer=c, code=str(data.sp_code[c]), kind="service",
                                       reports=(c,), customers=1, first_at=first, last_at=last))
     return predictions
+
+
+def _explaining(forest: _Forest, rules: Rules, where: np.ndarray, lowest: np.ndarray,
+                powered: np.ndarray) -> np.ndarray:
+    """For service points at forest positions ``where`` with their lowest candidates, the predicted device above each.
+
+    The topmost predicted device at or above each one's lowest candidate (a number in the
+    forest), or -1 where none is; ``powered`` are the sorted positions of known-powered meters.
+    """
+    # The candidate devices involved: the reporting service points' lowest ones and all above.
+    found = [np.unique(lowest)]
+    while len(found[-1]):
+        above = forest.parent[found[-1]]
+        found.append(np.unique(above[above >= 0]))
+    involved = np.unique(np.concatenate(found))
+    m = len(involved)
+    parent = forest.parent[involved]
+    has_parent = parent >= 0
+    parent = np.where(has_parent, np.searchsorted(involved, parent), -1)
+    start, end = forest.position[involved], forest.end[involved]
+    below = np.sort(where)
+    reported = np.searchsorted(below, end) - np.searchsorted(below, start)
+    blocked = (np.searchsorted(powered, end) - np.searchsorted(powered, start)) > 0
+    direct = np.bincount(np.searchsorted(involved, lowest), minlength=m)
+    widest_child = np.zeros(m, dtype=np.int64)
+    np.maximum.at(widest_child, parent[has_parent], reported[has_parent])
+    share = reported / np.maximum(forest.customers[involved], 1)
+    alone = (direct >= rules.min_reports) | ((share >= rules.min_share) & (widest_child < reported))
+
+    # Deepest first: a device's count of predicted children is complete before its own turn.
+    depth = forest.depth[involved]
+    levels = [np.flatnonzero(depth == level) for level in range(int(depth.max()) + 1)]
+    predicted = np.zeros(m, dtype=bool)
+    children = np.zeros(m, dtype=np.int64)
+    for level in reversed(levels):
+        predicted[level] = ~blocked[level] & (alone[level] | (children[level] >= rules.siblings))
+        up = level[has_parent[level]]
+        np.add.at(children, parent[up], predicted[up])
+    # Top down: the topmost predicted device at or above each device explains its reports.
+    owner = np.full(m, -1, dtype=np.int64)
+    for level in levels:
+        inherited = np.where(has_parent[level], owner[np.maximum(parent[level], 0)], -1)
+        owner[level] = np.where(inherited >= 0, inherited, np.where(predicted[level], level, -1))
+    owner = owner[np.searchsorted(involved, lowest)]
+    return np.where(owner >= 0, involved[np.maximum(owner, 0)], -1)
