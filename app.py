@@ -32,7 +32,8 @@ from geo.config import from_environment
 
 # Every module that declares tables, for Alembic and the schema test; geo imports none of the
 # others, so the list lives here, where the packages are wired together.
-MODEL_MODULES = ("geo.accounts", "geo.audit", "geo.addresses", "geo.outbox", "topology.models", "outlets.models")
+MODEL_MODULES = ("geo.accounts", "geo.audit", "geo.addresses", "geo.outbox", "geo.live", "topology.models",
+                 "outlets.models", "outages.models")
 
 
 def import_models() -> None:
@@ -72,6 +73,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import outlets
 
     outlets.init_app(app)
+    import outages
+
+    outages.init_app(app)
 
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/", "index", _index)

@@ -31,6 +31,7 @@ __all__ = [
     "Account", "ApiToken", "AccountView", "IssuedToken", "TokenView", "NAME_PATTERN", "MIN_PASSWORD",
     "create_account", "change_account", "set_password", "set_disabled", "set_control_feeders", "authenticate", "list_accounts",
     "issue_token", "revoke_token", "list_tokens", "principal_for_token", "principal_for_session",
+    "account_id_of", "account_names",
 ]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
@@ -168,6 +169,21 @@ def _account_id(session: Session, name: str) -> int:
     if found is None:
         raise NotFound(_("no account named %(name)r", name=name))
     return found
+
+
+def account_id_of(connection, name: str, role: str) -> int | None:
+    """The id of the account ``name`` if it has ``role`` (packages that tie their rows to an account:
+    a crew to its sign-in account); None otherwise."""
+    return connection.execute(select(_accounts.c.id).where(_accounts.c.name == name,
+                                                           _accounts.c.role == role)).scalar()
+
+
+def account_names(connection, ids) -> dict[int, str]:
+    """Account id -> name for ``ids``."""
+    ids = [int(i) for i in ids if i is not None]
+    if not ids:
+        return {}
+    return dict(connection.execute(select(_accounts.c.id, _accounts.c.name).where(_accounts.c.id.in_(ids))).all())
 
 
 # -- accounts --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from geo.errors import Forbidden, Unauthorized
 from geo.i18n import _, translate
 
 __all__ = [
-    "PUBLIC", "CREW", "DISPATCHER", "PLANNER", "ADMIN", "ROLES", "STAFF", "NETWORK_READERS",
+    "PUBLIC", "CREW", "DISPATCHER", "PLANNER", "ADMIN", "INTEGRATION", "ROLES", "STAFF", "NETWORK_READERS",
     "Principal", "allow", "declare", "access_of", "bearer_token", "current_principal", "control_feeders",
     "require_role", "csrf_token", "sign_in", "sign_out", "init_app",
 ]
@@ -33,9 +33,12 @@ CREW = "crew"
 DISPATCHER = "dispatcher"
 PLANNER = "planner"
 ADMIN = "admin"
-ROLES = (CREW, DISPATCHER, PLANNER, ADMIN)  # the roles an account can have
+# A system that sends data in (the meter head-end): its token may post meter events, nothing else.
+INTEGRATION = "integration"
+ROLES = (CREW, DISPATCHER, PLANNER, ADMIN, INTEGRATION)  # the roles an account can have
 STAFF = frozenset(ROLES)  # any signed-in account
-ROLE_LABELS = {CREW: _("crew"), DISPATCHER: _("dispatcher"), PLANNER: _("planner"), ADMIN: _("admin")}
+ROLE_LABELS = {CREW: _("crew"), DISPATCHER: _("dispatcher"), PLANNER: _("planner"), ADMIN: _("admin"),
+               INTEGRATION: _("integration")}
 # Who sees the network with its customers (points, account numbers, addresses), traces and the
 # switching log (docs/access.md).
 NETWORK_READERS = frozenset({DISPATCHER, PLANNER})

@@ -10,6 +10,7 @@ Content-Length; ``allow_body`` raises the cap for one request (the outlet import
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, request
@@ -150,3 +151,20 @@ def init_app(app: Flask) -> None:
                    limit=format_number(limit)) if limit else TooLarge.title
         return problem_response(TooLarge.status, translate(TooLarge.title), translate(detail))
 
+
+
+def instant(value: Any, name: str, where: str | None = None) -> datetime:
+    """An ISO 8601 time with its offset (``Z`` for UTC) as an aware datetime; Invalid naming ``name``
+    (prefixed by ``where``, e.g. "event 3") otherwise.
+
+    >>> instant("2026-11-30T12:00:00Z", "at").isoformat()
+    '2026-11-30T12:00:00+00:00'
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or not 1990 <= parsed.year <= 2200:
+        message = _("%(name)s must be an ISO 8601 time with its offset, e.g. 2026-11-30T18:00:00+01:00", name=name)
+        raise Invalid(_("%(where)s: %(message)s", where=where, message=message) if where else message, field=name)
+    return parsed

@@ -9,13 +9,14 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from geo import accounts
-from geo.auth import ADMIN, DISPATCHER, PLANNER, ROLES
+from geo.auth import ADMIN, CREW, DISPATCHER, PLANNER, ROLES
 from geo.errors import DomainError
 
 __all__ = ["users", "demo_accounts", "init_app"]
 
 users = AppGroup("users", help="Accounts and API tokens.")
-DEMO_ACCOUNTS = (("demo-dispatcher", DISPATCHER), ("demo-planner", PLANNER), ("demo-admin", ADMIN))
+DEMO_ACCOUNTS = (("demo-dispatcher", DISPATCHER), ("demo-planner", PLANNER), ("demo-admin", ADMIN),
+                 ("demo-crew", CREW))
 
 
 def _run(work):
@@ -116,7 +117,7 @@ def revoke_command(token_id: int) -> None:
 
 
 def demo_accounts(session) -> list[tuple[str, str, str]]:
-    """The demo's dispatcher, planner and admin with random passwords, made once (when no account
+    """The demo's dispatcher, planner, admin and crew with random passwords, made once (when no account
     of those names exists): ``(name, role, password)`` of those made now."""
     existing = {view.name for view in accounts.list_accounts(session)}
     made = []

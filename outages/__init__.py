@@ -1,0 +1,18 @@
+"""Outages: trouble calls, meter events, prediction, the outage lifecycle, crews, the dispatcher's map."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the outages' blueprints, CLI, demo extension and health counts."""
+    from geo import demo
+    from geo.health import register_counted
+    from outages import api, cli, views
+    from outages.demo import add_demo_crews
+
+    register_counted("outages", "trouble_calls", "crews")
+    demo.register("outages", add_demo_crews)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(views.bp)
+    cli.init_app(app)

@@ -22,6 +22,7 @@ from geo.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from geo.i18n import _
 from topology.cache import TopologyCache
 from topology.index import Topology
+from geo.live import note_change
 from topology.models import SWITCHGEAR
 
 __all__ = [
@@ -229,6 +230,7 @@ def _record(connection, request: SwitchingRequest, rows: list) -> tuple[Operated
          "tos": [ACTIONS[op.action] for op in request.operations]}).scalars().first()
     devices = [OperatedDevice(row.code, row.kind, op.action, row.state, ACTIONS[op.action])
                for op, row in zip(request.operations, rows)]
+    note_change(connection, "switching", [device.code for device in devices])  # every open live map redraws them
     operation = Operated(operation_id, occurred_at, request.actor, request.reason, int(version.version), devices)
     return operation, (int(version.version), version.changed_at)
 

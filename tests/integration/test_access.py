@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from geo import accounts
-from geo.auth import ADMIN, DISPATCHER, PLANNER, PUBLIC, ROLES, access_of, allow
+from geo.auth import ADMIN, CREW, DISPATCHER, INTEGRATION, PLANNER, PUBLIC, ROLES, access_of, allow
 from geo.limits import limiter
 from geo.users_cli import demo_accounts
 from tests.accounts import BEARER, HEADERS, account_name, client_as
@@ -48,9 +48,18 @@ EXPECTED = {
     **{f"outlets_admin.{name}": {ADMIN} for name in (
         "admin_create", "admin_replace", "admin_retire", "admin_set_exception", "admin_delete_exception",
         "admin_import", "admin_export")},
+    "outages_api.file_call": {PUBLIC}, "outages_api.call_detail": {PUBLIC},
+    "outages_api.meter_events": {INTEGRATION},
+    **{f"outages_api.{name}": {DISPATCHER} for name in (
+        "calls_layer", "outage_list", "outage_create", "outage_detail", "outage_transition", "outage_move",
+        "outage_etr", "outage_crews", "outage_assign", "outage_release", "crews_layer", "dispatch_search")},
+    "outages_api.outage_step": {DISPATCHER, CREW}, "outages_api.crew_status": {CREW, DISPATCHER},
+    "outages_api.my_crew": {CREW}, "outages_api.crew_positions": {CREW}, "outages_api.crew_note": {CREW},
+    "outages_api.live": {DISPATCHER, CREW},
+    "outages_views.dispatch_map": {DISPATCHER}, "outages_views.crew_page": {CREW},
 }
 # Sample values for a rule's variables: any value reaches the guard, which runs before the view.
-SAMPLES = {"layer": "segments", "code": "X1", "day": "2030-01-02", "name": "nobody", "token_id": "1",
+SAMPLES = {"layer": "segments", "code": "X1", "reference": "RAAAAAAAAA", "day": "2030-01-02", "name": "nobody", "token_id": "1",
            "filename": "css/gridatlas.css"}
 
 
@@ -325,8 +334,8 @@ def test_demo_accounts_are_made_once_with_random_passwords(connection):
     with _session(connection) as session:
         made = demo_accounts(session)
         again = demo_accounts(session)
-        assert [role for _, role, _ in made] == [DISPATCHER, PLANNER, ADMIN] and again == []
-        assert len({password for _, _, password in made}) == 3
+        assert [role for _, role, _ in made] == [DISPATCHER, PLANNER, ADMIN, CREW] and again == []
+        assert len({password for _, _, password in made}) == 4
         name, _, password = made[0]
         principal, _ = accounts.authenticate(session, name, password)
         assert principal.role == DISPATCHER

@@ -1,0 +1,87 @@
+"""The change feed that keeps live maps current: every change (a call, an outage, a crew's
+position, a switching operation) writes one row here in its own transaction, and open maps
+poll for what changed since their cursor.
+
+The database is the shared truth across workers and machines. A cursor is a transaction-id
+horizon, not a row id: ids are taken before commit, so a transaction that committed later with
+a smaller id would be skipped by ``id > cursor``. Instead a poll returns the rows of every
+transaction at or above the caller's horizon that it can see, and hands back the current
+horizon (``pg_snapshot_xmin``): every transaction below it has ended, so nothing committed later
+can fall behind the cursor. A row may come twice (harmless: the map reloads a layer once more).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, String, func, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from geo.db import Base
+
+__all__ = ["LiveChange", "Changes", "note_change", "changes_since", "prune"]
+
+# Kinds a map reacts to: each names the layer(s) to load again.
+KINDS = ("outage", "call", "crew", "switching", "meter")
+MAX_ROWS = 500
+
+
+class LiveChange(Base):
+    """One change a live map should show: its kind and what it is about."""
+
+    __tablename__ = "live_changes"
+    __table_args__ = (Index("ix_live_changes_xid", "xid"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # pg_current_xact_id() of the writing transaction, as a number (xid8).
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=text("pg_current_xact_id()::text::bigint"))
+    kind: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str | None] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since a cursor, by kind, and the cursor to ask with next time."""
+
+    cursor: int
+    kinds: dict[str, list[str]] = field(default_factory=dict)
+    at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        """The API's JSON body."""
+        return {"cursor": self.cursor, "kinds": self.kinds, "at": self.at}
+
+
+def note_change(connection: Connection, kind: str, refs: list[str] | str | None = None) -> None:
+    """Record that ``kind`` changed (about ``refs``), in the caller's transaction."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    refs = [refs] if isinstance(refs, str) or refs is None else refs
+    connection.execute(text("INSERT INTO live_changes (kind, ref) SELECT :kind, unnest(CAST(:refs AS text[]))"),
+                       {"kind": kind, "refs": [r[:120] if r else None for r in refs[:MAX_ROWS]] or [None]})
+
+
+def changes_since(connection: Connection, cursor: int | None) -> Changes:
+    """The changes of every transaction at or above ``cursor`` (None: none, just the cursor)."""
+    row = connection.execute(text(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, now()")).one()
+    horizon, now = int(row[0]), row[1]
+    if cursor is None:
+        return Changes(horizon, {}, now)
+    kinds: dict[str, list[str]] = {}
+    rows = connection.execute(text(
+        "SELECT kind, ref FROM live_changes WHERE xid >= :cursor ORDER BY id LIMIT :limit"),
+        {"cursor": cursor, "limit": MAX_ROWS * 4}).all()
+    for kind, ref in rows:
+        refs = kinds.setdefault(kind, [])
+        if ref is not None and ref not in refs and len(refs) < MAX_ROWS:
+            refs.append(ref)
+    return Changes(horizon, kinds, now)
+
+
+def prune(connection: Connection, keep_minutes: int = 60) -> int:
+    """Delete changes older than ``keep_minutes`` (no open map needs them); return how many."""
+    return connection.execute(text("DELETE FROM live_changes WHERE at < now() - make_interval(mins => :m)"),
+                              {"m": keep_minutes}).rowcount

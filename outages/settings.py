@@ -1,0 +1,42 @@
+"""The outage settings a utility tunes: prediction rules, the momentary threshold, the ETR defaults.
+
+Read from the application's configuration (environment variables of the same names), so that
+every worker settles reports by the same rules.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from outages.prediction import Rules
+
+__all__ = ["OutageSettings", "settings_from", "DEFAULT_ETR_HOURS"]
+
+# When history has no restored outage of a kind yet: hours to restore, by the predicted device's kind.
+DEFAULT_ETR_HOURS = {"service": 2.0, "transformer": 3.0, "fuse": 2.5, "recloser": 3.0, "breaker": 4.0}
+
+
+@dataclass(frozen=True)
+class OutageSettings:
+    """Prediction rules, the momentary threshold in minutes, and how far history reaches for ETRs."""
+
+    rules: Rules = field(default_factory=Rules)
+    momentary_minutes: float = 5.0
+    etr_history_days: int = 365
+
+
+def _number(config: Mapping, name: str, default: float, cast=float):
+    value = config.get(name, os.environ.get(name))
+    return default if value in (None, "") else cast(value)
+
+
+def settings_from(config: Mapping) -> OutageSettings:
+    """The settings in ``config`` (``OUTAGE_MIN_REPORTS``, ``OUTAGE_MIN_SHARE``, ``OUTAGE_SIBLINGS``,
+    ``OUTAGE_WINDOW_MINUTES``, ``OUTAGE_MOMENTARY_MINUTES``), defaults for the others."""
+    defaults = Rules()
+    rules = Rules(min_reports=_number(config, "OUTAGE_MIN_REPORTS", defaults.min_reports, int),
+                  min_share=_number(config, "OUTAGE_MIN_SHARE", defaults.min_share),
+                  siblings=_number(config, "OUTAGE_SIBLINGS", defaults.siblings, int),
+                  window_minutes=_number(config, "OUTAGE_WINDOW_MINUTES", defaults.window_minutes))
+    return OutageSettings(rules, momentary_minutes=_number(config, "OUTAGE_MOMENTARY_MINUTES", 5.0))

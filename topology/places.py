@@ -1,0 +1,130 @@
+"""What other packages ask of the network's tables: whose service point an account number, a
+phone or a map point is; where an element is; the outline and the list of a set of customers.
+
+``outages`` reads no network table itself (docs/architecture.md): it calls these functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, func, select, union_all
+from sqlalchemy.engine import Connection
+
+from geo.spatial import geodesic_distance_m, point
+from topology.models import Device, Feeder, Node, ServicePoint
+
+__all__ = ["CustomerRef", "CustomerDetail", "by_account", "by_phone", "nearest_customer", "element_points",
+           "outline", "customer_details", "customer_codes", "feeder_of"]
+
+_sp = ServicePoint.__table__
+_devices = Device.__table__
+_nodes = Node.__table__
+_feeders = Feeder.__table__
+# How far a map point may lie from the service point it is snapped to.
+SNAP_WITHIN_M = 250.0
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    """A service point found for a caller: its id, code and place."""
+
+    id: int
+    code: str
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True)
+class CustomerDetail:
+    """A service point as a dispatcher sees it in an outage's customer list."""
+
+    code: str
+    account_number: str
+    name: str | None
+    address: str | None
+    phone: str | None
+
+
+def _refs(rows) -> list[CustomerRef]:
+    return [CustomerRef(int(r.id), r.code, float(r.lon), float(r.lat)) for r in rows]
+
+
+def _ref_columns():
+    return _sp.c.id, _sp.c.code, func.ST_X(_sp.c.geom).label("lon"), func.ST_Y(_sp.c.geom).label("lat")
+
+
+def by_account(connection: Connection, account_number: str) -> CustomerRef | None:
+    """The in-service service point with this account number, or None."""
+    rows = connection.execute(select(*_ref_columns()).where(
+        _sp.c.account_number == account_number, _sp.c.in_service)).all()
+    return _refs(rows)[0] if rows else None
+
+
+def by_phone(connection: Connection, phone: str, limit: int = 5) -> list[CustomerRef]:
+    """The in-service service points whose phone is ``phone`` (E.164 spelling), at most ``limit``."""
+    normal = func.regexp_replace(_sp.c.phone, "[^0-9+]", "", "g")
+    return _refs(connection.execute(select(*_ref_columns()).where(
+        normal == phone, _sp.c.in_service).order_by(_sp.c.id).limit(limit)).all())
+
+
+def nearest_customer(connection: Connection, lon: float, lat: float,
+                     within_m: float = SNAP_WITHIN_M) -> CustomerRef | None:
+    """The in-service service point nearest to the point, if it lies within ``within_m`` metres."""
+    here = point(lon, lat)
+    row = connection.execute(select(*_ref_columns(), geodesic_distance_m(_sp.c.geom, here).label("metres"))
+                             .where(_sp.c.in_service).order_by(_sp.c.geom.op("<->")(here)).limit(1)).first()
+    if row is None or row.metres > within_m:
+        return None
+    return _refs([row])[0]
+
+
+def element_points(connection: Connection, codes: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Where each device or service point of ``codes`` is: code -> (lon, lat)."""
+    wanted = bindparam("codes", list(codes), type_=ARRAY(String))
+    query = union_all(
+        select(_devices.c.code, func.ST_X(_devices.c.geom), func.ST_Y(_devices.c.geom))
+        .where(_devices.c.code == any_(wanted)),
+        select(_sp.c.code, func.ST_X(_sp.c.geom), func.ST_Y(_sp.c.geom)).where(_sp.c.code == any_(wanted)))
+    return {code: (float(x), float(y)) for code, x, y in connection.execute(query)}
+
+
+def feeder_of(connection: Connection, codes: Sequence[str]) -> dict[str, str]:
+    """The feeder code of each device or service point of ``codes`` that has one."""
+    wanted = bindparam("codes", list(codes), type_=ARRAY(String))
+    query = union_all(
+        select(_devices.c.code, _feeders.c.code).join(_feeders, _feeders.c.id == _devices.c.feeder_id)
+        .where(_devices.c.code == any_(wanted)),
+        select(_sp.c.code, _feeders.c.code).join(_nodes, _nodes.c.id == _sp.c.node_id)
+        .join(_feeders, _feeders.c.id == _nodes.c.feeder_id).where(_sp.c.code == any_(wanted)))
+    return dict(connection.execute(query).all())
+
+
+def outline(connection: Connection, service_point_ids: Sequence[int], buffer_m: float = 25.0):
+    """The outline of the customers' points as an EWKT polygon: their hull grown by ``buffer_m``.
+
+    A concave hull would follow the streets more closely but costs seconds at 100,000 points;
+    the convex hull of a transformer area's or a feeder's customers is what a dispatcher reads.
+    """
+    if not len(service_point_ids):
+        return None
+    ids = bindparam("ids", [int(i) for i in service_point_ids], type_=ARRAY(BigInteger))
+    hull = func.ST_ConvexHull(func.ST_Collect(_sp.c.geom))
+    grown = func.ST_Buffer(func.geography(hull), buffer_m, 8)
+    query = select(func.ST_AsEWKT(func.ST_Simplify(func.geometry(grown), 0.00005))).where(_sp.c.id == any_(ids))
+    return connection.execute(query).scalar_one()
+
+
+def customer_details(connection: Connection, service_point_ids: Sequence[int], limit: int) -> list[CustomerDetail]:
+    """The customers of ``service_point_ids`` (at most ``limit``, by code) for a dispatcher."""
+    ids = bindparam("ids", [int(i) for i in service_point_ids], type_=ARRAY(BigInteger))
+    rows = connection.execute(select(_sp.c.code, _sp.c.account_number, _sp.c.name, _sp.c.address, _sp.c.phone)
+                              .where(_sp.c.id == any_(ids)).order_by(_sp.c.code).limit(limit)).all()
+    return [CustomerDetail(*row) for row in rows]
+
+
+def customer_codes(connection: Connection, service_point_ids: Sequence[int]) -> list[str]:
+    """The codes of ``service_point_ids``."""
+    ids = bindparam("ids", [int(i) for i in service_point_ids], type_=ARRAY(BigInteger))
+    return list(connection.execute(select(_sp.c.code).where(_sp.c.id == any_(ids))).scalars())
+
