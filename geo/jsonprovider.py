@@ -10,6 +10,7 @@ standard library.
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -46,3 +47,20 @@ class OrjsonProvider(DefaultJSONProvider):
 def init_app(app: Flask) -> None:
     """Encode the app's JSON with orjson."""
     app.json = OrjsonProvider(app)
+
+
+def iso_times(value: Any) -> Any:
+    """``value`` with every datetime and date (at any depth of dicts and lists) as ISO 8601 text, as
+    the API contract writes times (Flask's default would write an HTTP date).
+
+    >>> from datetime import datetime, timezone
+    >>> iso_times({"at": [datetime(2026, 11, 30, 12, tzinfo=timezone.utc)]})
+    {'at': ['2026-11-30T12:00:00+00:00']}
+    """
+    if isinstance(value, dict):
+        return {key: iso_times(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [iso_times(item) for item in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value

@@ -51,7 +51,7 @@ class Changes:
 
     def as_dict(self) -> dict:
         """The API's JSON body."""
-        return {"cursor": self.cursor, "kinds": self.kinds, "at": self.at}
+        return {"cursor": self.cursor, "kinds": self.kinds, "at": self.at.isoformat() if self.at else None}
 
 
 def note_change(connection: Connection, kind: str, refs: list[str] | str | None = None) -> None:

@@ -15,6 +15,7 @@ from geo.db import get_session, read
 from geo.errors import Forbidden, Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.i18n import _, locale_code
+from geo.jsonprovider import iso_times
 from geo.limits import public_write_limits
 from geo.live import changes_since
 from geo.openapi import JSON, Answer, FeatureCollection, contract
@@ -85,8 +86,13 @@ def _code(body: dict, name: str) -> str:
     return value.strip()
 
 
+def _answer(body, status: int = 200, headers: dict | None = None):
+    """A JSON answer (times as ISO 8601), never cached: outages change by the second."""
+    return jsonify(iso_times(body)), status, {**PRIVATE, **(headers or {})}
+
+
 def _changed(change: lifecycle.OutageChange, status: int = 200):
-    return jsonify(change.as_dict()), status, PRIVATE
+    return _answer(change.as_dict(), status)
 
 
 # -- intake ------------------------------------------------------------------------------------------
@@ -99,8 +105,7 @@ def file_call():
     """Report no power: by account number, phone or a point; 201 with a reference to follow the outage."""
     parsed = intake.parse_call(json_body(), locale_code())
     receipt = intake.file_call(get_session(), topology_cache(), parsed, _settings())
-    return jsonify(receipt.as_dict()), 201, {
-        **PRIVATE, "Location": url_for("outages_api.call_detail", reference=receipt.reference)}
+    return _answer(receipt.as_dict(), 201, {"Location": url_for("outages_api.call_detail", reference=receipt.reference)})
 
 
 @bp.get("/calls/<reference>")
@@ -108,7 +113,7 @@ def file_call():
 @contract(responses={200: c.CallStatusModel}, errors=(404,))
 def call_detail(reference: str):
     """The progress of the outage a call joined (state, cause, ETR, crew status): nothing personal."""
-    return jsonify(read(intake.call_status, reference.strip().upper()).as_dict()), 200, PRIVATE
+    return _answer(read(intake.call_status, reference.strip().upper()).as_dict())
 
 
 @bp.get("/calls")
@@ -127,7 +132,7 @@ def meter_events():
     """A batch of up to 10,000 last-gasp and power-restored messages; idempotent by event id."""
     allow_body(MAX_METER_BYTES)
     events = intake.parse_meter_events(json_body())
-    return jsonify(intake.record_meter_events(get_session(), topology_cache(), events, _settings()).as_dict()), 200, PRIVATE
+    return _answer(intake.record_meter_events(get_session(), topology_cache(), events, _settings()).as_dict())
 
 
 # -- outages -----------------------------------------------------------------------------------------
@@ -179,7 +184,7 @@ def outage_detail(code: str):
     count = request.args.get("customers", "200")
     if not count.isdigit() or int(count) > 5000:
         raise Invalid(_("customers must be a whole number from 0 to 5,000"), field="customers")
-    return jsonify(reading.outage_detail(connection, code, int(count)).as_dict()), 200, PRIVATE
+    return _answer(reading.outage_detail(connection, code, int(count)).as_dict())
 
 
 @bp.post("/outages/<code>/transitions")
@@ -240,7 +245,7 @@ def outage_crews(code: str):
     if not limit.isdigit() or not 1 <= int(limit) <= 50:
         raise Invalid(_("limit must be a whole number from 1 to 50"), field="limit")
     found = read(crews.nearest_crews, code, int(limit))
-    return jsonify({"outage": code, "crews": [crew.as_dict() for crew in found]}), 200, PRIVATE
+    return _answer({"outage": code, "crews": [crew.as_dict() for crew in found]})
 
 
 @bp.post("/outages/<code>/assign")
@@ -282,8 +287,7 @@ def my_crew():
     connection = get_session().connection()
     crew = crews.crew_of_account(connection, current_principal().account_id)
     detail = reading.outage_detail(connection, crew.outage, 50) if crew and crew.outage else None
-    return jsonify({"crew": crew.as_dict() if crew else None,
-                    "outage": detail.as_dict() if detail else None}), 200, PRIVATE
+    return _answer({"crew": crew.as_dict() if crew else None, "outage": detail.as_dict() if detail else None})
 
 
 @bp.post("/crews/<code>/positions")
@@ -292,7 +296,7 @@ def my_crew():
 def crew_positions(code: str):
     """A batch of positions from the crew's phone; a timestamp sent twice is stored once."""
     positions = crews.parse_positions(json_body())
-    return jsonify(crews.record_positions(get_session(), code, current_principal(), positions)), 200, PRIVATE
+    return _answer(crews.record_positions(get_session(), code, current_principal(), positions))
 
 
 @bp.post("/crews/<code>/status")
@@ -302,8 +306,8 @@ def crew_status(code: str):
     """The crew's status: available, en_route, on_site (its outage follows) or off_duty."""
     body = _object({"status", "note"})
     status = _text(body, "status") or ""
-    return jsonify(crews.set_status(get_session(), code, status, current_principal(), _text(body, "note"),
-                                    _settings()).as_dict()), 200, PRIVATE
+    return _answer(crews.set_status(get_session(), code, status, current_principal(), _text(body, "note"),
+                                    _settings()).as_dict())
 
 
 @bp.post("/crews/<code>/notes")
@@ -312,7 +316,7 @@ def crew_status(code: str):
 def crew_note(code: str):
     """An on-site note, added to the timeline of the crew's outage."""
     body = _object({"note"})
-    return jsonify(crews.add_note(get_session(), code, current_principal(), body.get("note"))), 200, PRIVATE
+    return _answer(crews.add_note(get_session(), code, current_principal(), body.get("note")))
 
 
 # -- live maps and search ----------------------------------------------------------------------------
@@ -325,7 +329,7 @@ def live():
     value = request.args.get("cursor")
     if value is not None and (not value.isdigit() or len(value) > 19):
         raise Invalid(_("cursor must be the cursor of a previous answer"), field="cursor")
-    return jsonify(read(changes_since, int(value) if value is not None else None).as_dict()), 200, PRIVATE
+    return _answer(read(changes_since, int(value) if value is not None else None).as_dict())
 
 
 @bp.get("/dispatch/search")
@@ -337,4 +341,4 @@ def dispatch_search():
     if not q.strip() or len(q) > 200:
         raise Invalid(_("q must be 1 to 200 characters"), field="q")
     topology, connection = current_topology()
-    return jsonify({"found": [f.as_dict() for f in reading.search(connection, topology, q)]}), 200, PRIVATE
+    return _answer({"found": [f.as_dict() for f in reading.search(connection, topology, q)]})

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from geo import accounts
 from geo.auth import ROLES
-from tests.accounts import TOKENS, add_role_accounts
+from outages.crews import create_crew
+from tests.accounts import TOKENS, account_name, add_role_accounts, client_as
 from tests.networks import protected_feeder
 from tests.outlet_data import CENTRE, add_outlet, days_ahead, local, outlet_values
 from topology.loader import load_network
@@ -56,6 +57,10 @@ def seed(engine: Engine, app) -> Seeded:
     with Session(engine) as session, session.begin():
         accounts.create_account(session, "spare-account", "crew", "a long enough password")
         spare_token = accounts.issue_token(session, "spare-account").id
+    with engine.begin() as connection:
+        create_crew(connection, "CR-T", "Test crew", depot_point=CENTRE, account=account_name("crew"))
+        create_crew(connection, "CR-U", "Spare crew", depot_point=CENTRE)
+    outage, call = _outage(app)
     booking, cancelled = (_book(app, local(days_ahead(2), hour), f"contract-seed-{hour}") for hour in (10, 12))
     day = days_ahead(3).isoformat()
     known = {
@@ -68,6 +73,11 @@ def seed(engine: Engine, app) -> Seeded:
         "/api/admin/accounts/{name}/tokens": {"name": "spare-account"},
         "/api/admin/tokens/{token_id}": {"token_id": spare_token},
     }
+    for path in ("", "/transitions", "/move", "/etr", "/steps", "/crews", "/assign", "/release"):
+        known[f"/api/outages/{{code}}{path}"] = {"code": outage}
+    for path in ("positions", "status", "notes"):
+        known[f"/api/crews/{{code}}/{path}"] = {"code": "CR-T"}
+    known["/api/calls/{reference}"] = {"reference": call}
     for trace in ("downstream", "upstream", "isolation", "connected"):
         known[f"/api/trace/{trace}/{{code}}"] = {"code": "SW2"}
     queries = {"GET /api/outlets/nearest": [{"lon": CENTRE[0], "lat": CENTRE[1]}, {"q": "Kaiserstraße 12"}],
@@ -78,6 +88,15 @@ def seed(engine: Engine, app) -> Seeded:
 # OUT-T1 as seeded and as the admin's fuzzing replaces it: an exception for DELETE to remove.
 _OUTLET = {"hours": "Mo-Su 08:00-20:00", "services": {"billing": 50, "meter": 50},
            "exceptions": [{"date": days_ahead(3).isoformat(), "hours": "off"}]}
+
+
+def _outage(app) -> tuple[str, str]:
+    """A confirmed outage at F1 (made by the test dispatcher) and a call's reference."""
+    answer = client_as(app, "dispatcher").post("/api/outages", json={"device": "F1", "cause": "weather"})
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    call = app.test_client().post("/api/calls", json={"account": "A-C4"})
+    assert call.status_code == 201, call.get_data(as_text=True)
+    return answer.get_json()["outage"]["code"], call.get_json()["reference"]
 
 
 def _book(app, start, key: str) -> str:
@@ -108,6 +127,19 @@ def _good_bodies() -> dict[str, list]:
         "POST /api/session": [{"name": "spare-account", "password": "a long enough password"}],
         "POST /api/admin/outlets/import": [("multipart/form-data", {"file": _outlet_file()})],
         "POST /login": [("application/x-www-form-urlencoded", {"name": "spare-account", "password": "a long enough password"})],
+        "POST /api/calls": [{"account": "A-C5", "wire_down": True, "note": "fuzzing"}, {"lon": CENTRE[0], "lat": CENTRE[1]}],
+        "POST /api/meter-events": [{"events": [{"id": "fuzz-1", "meter": "C9", "kind": "last_gasp",
+                                                "at": "2026-11-30T12:00:00Z"}]}],
+        "POST /api/outages": [{"device": "T1", "cause": "equipment"}],
+        "POST /api/outages/{code}/transitions": [{"to": state} for state in ("en_route", "on_site", "restored")],
+        "POST /api/outages/{code}/move": [{"device": "R1"}],
+        "POST /api/outages/{code}/etr": [{"etr": None}],
+        "POST /api/outages/{code}/steps": [{"device": "T1"}],
+        "POST /api/outages/{code}/assign": [{}, {"crew": "CR-U"}],
+        "POST /api/crews/{code}/positions": [{"positions": [{"lon": CENTRE[0], "lat": CENTRE[1],
+                                                             "at": "2026-11-30T12:00:00Z"}]}],
+        "POST /api/crews/{code}/status": [{"status": "en_route"}],
+        "POST /api/crews/{code}/notes": [{"note": "fuzzing"}],
     }
 
 
