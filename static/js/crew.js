@@ -43,6 +43,13 @@
 
   function enc(code) { return encodeURIComponent(code); }
 
+  /* A span holding ``text`` as text (Leaflet puts a string tooltip in as HTML). */
+  function textNode(text) {
+    var span = document.createElement("span");
+    span.textContent = text;
+    return span;
+  }
+
   // ---- texts -----------------------------------------------------------------------------------
   function stateLabel(name) {
     switch (name) {
@@ -129,9 +136,11 @@
       return loadAfter;
     }
     loading = api("/crews/me").then(function (body) {
+      var before = state.outage, now = body.outage ? body.outage.outage.code : null;
+      if (state.loads > 0 && now && now !== before) { showMessage(_("New assignment: %(code)s", {code: now})); }
       state.crew = body.crew;
       state.detail = body.outage;
-      state.outage = body.outage ? body.outage.outage.code : null;
+      state.outage = now;
       drawCrew(body.crew);
       drawAssignment(body.outage);
       state.loads += 1;
@@ -227,7 +236,8 @@
 
   function ensureMap() {
     if (map) { return map; }
-    map = L.map("cw-map", {zoomControl: true, attributionControl: config.basemap !== "none"});
+    map = L.map("cw-map", {zoomControl: false, attributionControl: config.basemap !== "none"});
+    L.control.zoom({position: "bottomright"}).addTo(map);
     if (config.basemap && config.basemap.toLowerCase() !== "none") {
       L.tileLayer(config.basemap, {maxZoom: 19, attribution: config.attribution || ""}).addTo(map);
     }
@@ -246,7 +256,7 @@
     crewMarker = outageMarker = wayLine = null;
     if (to) {
       outageMarker = L.circleMarker(to, {radius: 11, color: "#fff", weight: 3, fillColor: COLOURS.outage, fillOpacity: 1})
-        .bindTooltip(_("Outage %(code)s at %(device)s", {code: outage.code, device: outage.device})).addTo(map);
+        .bindTooltip(textNode(outage.device), {permanent: true, direction: "top", offset: [0, -10], className: "cw-label cw-label-outage"}).addTo(map);
       link.href = "geo:" + to[0].toFixed(6) + "," + to[1].toFixed(6) + "?q=" + to[0].toFixed(6) + "," + to[1].toFixed(6);
       link.hidden = false;
     } else {
@@ -254,7 +264,8 @@
     }
     if (from) {
       crewMarker = L.circleMarker(from, {radius: 9, color: "#fff", weight: 3, fillColor: COLOURS.crew, fillOpacity: 1})
-        .bindTooltip(_("Your crew")).addTo(map);
+        .bindTooltip(textNode(_("You")), {permanent: true, direction: "bottom", offset: [0, 8], className: "cw-label cw-label-crew"})
+        .addTo(map);
     }
     if (from && to) {
       wayLine = L.polyline([from, to], {color: COLOURS.line, weight: 4, dashArray: "8 8"}).addTo(map);
@@ -268,7 +279,7 @@
     var key = outage.code + (from ? "" : ":alone");
     if (fitted !== key) {
       fitted = key;
-      if (from && to) { map.fitBounds(L.latLngBounds([from, to]), {padding: [36, 36], maxZoom: 17}); }
+      if (from && to) { map.fitBounds(L.latLngBounds([from, to]), {padding: [64, 64], maxZoom: 17}); }
       else if (to || from) { map.setView(to || from, 16); }
       else { map.setView([0, 0], 1); }
     }

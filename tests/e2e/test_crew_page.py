@@ -133,6 +133,8 @@ def test_a_crew_works_its_assignment_from_a_phone(crew_server, browser):
     page.wait_for_function(f"CrewPage.state.loads > {loads} && CrewPage.state.outage === {second!r}")
     assert page.inner_text("#cw-outage-code") == second
     _shot(page, "new-assignment")
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.screenshot(path="/tmp/crew-tablet.png")
     context.close()
     assert not context.errors, context.errors
 
