@@ -46,5 +46,6 @@ def crew_page():
     """The crew's phone page: its assignment and the way to it, status buttons, notes and restoration."""
     crew = crew_of_account(get_session().connection(), current_principal().account_id)
     config = {"api": url_for("outages_api.my_crew").rsplit("/", 2)[0], "crew": crew.code if crew else None,
-              "pollMs": LIVE_POLL_MS * 5}
+              "pollMs": LIVE_POLL_MS * 5, "basemap": current_app.config.get("BASEMAP_URL", "none"),
+              "attribution": current_app.config.get("BASEMAP_ATTRIBUTION", "")}
     return render_template("crew.html", crew=crew, config=config)
