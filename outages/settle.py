@@ -13,7 +13,7 @@ outage at once (``confirmed_outage_of``) and is never settled again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -65,30 +65,49 @@ class _Open:
     start: int
     stop: int
     service_point: int  # its one service point position, for a service-level outage; else -1
+    # Service point positions a restoration step gave back: out again, they are a new (nested) outage.
+    restored: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # When the device is not inside a radial section now (the dispatcher opened it, say): its
+    # customers still out, from its frozen steps.
+    members: np.ndarray | None = None
+
+
+def _positions(topology: Topology, ids) -> np.ndarray:
+    """Service point positions of the ids that the network still has."""
+    sp_id = topology.data.sp_id
+    ids = np.asarray(ids if ids is not None else [], dtype=np.int64)
+    found = np.searchsorted(sp_id, ids)
+    return found[(found < len(sp_id)) & (sp_id[np.minimum(found, len(sp_id) - 1)] == ids)]
 
 
 def confirmed_outages(connection: Connection, topology: Topology) -> list[_Open]:
-    """The open outages past ``predicted``, with the preorder span of their device in the live state."""
+    """The open outages past ``predicted``, with the preorder span of their device in the live state
+    (or, for a device outside every radial section now, the customers still out in it)."""
     data = topology.data
     rows = connection.execute(text(
-        "SELECT id, code, device, device_kind FROM outages "
-        "WHERE state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') ORDER BY started_at")).all()
+        "SELECT o.id, o.code, o.device, o.device_kind, (SELECT array_agg(c) FROM outage_steps s, unnest(s.customers) c "
+        "WHERE s.outage_id = o.id AND s.kind = 'restored') AS restored FROM outages o "
+        "WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') ORDER BY o.started_at")).all()
     found = []
     for row in rows:
+        restored = _positions(topology, row.restored)
         if row.device_kind == "service":
             position = int(data.find("service_points", [row.device])[0])
             if position >= 0:
-                found.append(_Open(row.id, row.code, row.device, -1, 0, 0, position))
+                found.append(_Open(row.id, row.code, row.device, -1, 0, 0, position, restored))
             continue
         edge = int(data.find("devices", [row.device])[0])
         if edge < 0:
             edge = int(data.find("segments", [row.device])[0])
         child = int(topology.edge_child[edge]) if edge >= 0 else -1
-        if child < 0:
-            continue  # not inside a radial section now: the outage keeps its frozen customers
+        if child < 0:  # not inside a radial section now: its frozen customers say who is out in it
+            out = _positions(topology, lifecycle.customers_out(connection, row.id))
+            found.append(_Open(row.id, row.code, row.device, -1, 0, 0, -1, members=out))
+            continue
         section, position = int(topology.node_section[child]), int(topology.node_position[child])
         tree = topology.sections[section]
-        found.append(_Open(row.id, row.code, row.device, section, position, position + int(tree.size[position]), -1))
+        found.append(_Open(row.id, row.code, row.device, section, position, position + int(tree.size[position]), -1,
+                           restored))
     return found
 
 
@@ -103,10 +122,14 @@ def confirmed_outage_of(topology: Topology, opened: list[_Open], customers: np.n
     section, position = topology.node_section[nodes], topology.node_position[nodes]
     found = np.zeros(len(customers), dtype=np.int64)
     for outage in opened:
-        if outage.service_point >= 0:
+        if outage.members is not None:
+            hit = np.isin(customers, outage.members)
+        elif outage.service_point >= 0:
             hit = customers == outage.service_point
         else:
             hit = (section == outage.section) & (position >= outage.start) & (position < outage.stop)
+        if len(outage.restored):
+            hit &= ~np.isin(customers, outage.restored)
         found[hit] = outage.id
     return found
 

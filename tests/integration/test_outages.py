@@ -164,3 +164,58 @@ def test_the_live_feed_names_what_changed(app, network, dispatcher):
     changes = dispatcher.get(f"/api/live?cursor={cursor}").json
     assert set(changes["kinds"]) >= {"call", "outage"}
     assert dispatcher.get("/api/live?cursor=x").status_code == 400
+
+
+def test_a_second_fault_inside_an_area_being_restored_is_a_nested_outage(app, connection):
+    from tests.integration.test_outage_races import _network
+
+    load_network(connection, _network())
+    dispatcher = client_as(app, "dispatcher")
+    first = dispatcher.post("/api/outages", json={"device": "F1", "cause": "weather"}).json["outage"]["code"]
+    # The lateral is fixed and T1's customers come back; T2 stays out.
+    step = dispatcher.post(f"/api/outages/{first}/steps", json={"device": "T1", "note": "T1 re-fed"})
+    assert step.json["outage"]["customers_out"] == 6
+    # Two of T1's customers lose power again: a new fault inside the area being restored.
+    for account in ("A-E1", "A-E2"):
+        assert _call(app, account=account).status_code == 201
+    nested = [o for o in _outages(dispatcher) if o["code"] != first]
+    assert [(o["device"], o["parent"], o["state"]) for o in nested] == [("T1", first, "predicted")]
+    # A call from T2, still out in the first outage, joins it.
+    assert _call(app, account="A-G1").json["outage"] == first
+
+
+def test_a_zoned_dispatcher_sees_and_moves_only_its_feeders_outages(app, network, connection):
+    dispatcher = client_as(app, "dispatcher")
+    code = dispatcher.post("/api/outages", json={"device": "F1"}).json["outage"]["code"]
+    connection.execute(text("UPDATE accounts SET control_feeders = ARRAY['F9'] WHERE name = :n"),
+                       {"n": account_name("dispatcher")})
+    assert _outages(dispatcher) == []
+    refused = dispatcher.post(f"/api/outages/{code}/transitions", json={"to": "cancelled"})
+    assert refused.status_code == 403 and refused.content_type == PROBLEM
+    assert dispatcher.post("/api/outages", json={"device": "T1"}).status_code == 403
+
+
+def test_bad_outage_input_is_a_clear_4xx_and_changes_nothing(app, network, dispatcher, connection):
+    code = dispatcher.post("/api/outages", json={"device": "F1"}).json["outage"]["code"]
+    before = connection.execute(text("SELECT count(*) FROM outage_events")).scalar_one()
+    for path, body in ((f"/api/outages/{code}/transitions", {"to": "crew_assigned"}),
+                       (f"/api/outages/{code}/etr", {"etr": "tomorrow"}),
+                       (f"/api/outages/{code}/steps", {"device": "F1", "customers": ["C1"]}),
+                       (f"/api/outages/{code}/steps", {"customers": ["C9"]}),
+                       ("/api/outages", {"device": "F1", "cause": "aliens"}),
+                       ("/api/outages", {"device": "F1", "planned_start": "2030-01-01T10:00:00Z"}),
+                       (f"/api/outages/{code}/assign", {"crew": "NOPE"})):
+        answer = dispatcher.post(path, json=body, headers={"Accept-Language": "zh-CN"})
+        assert 400 <= answer.status_code < 500 and answer.content_type == PROBLEM, (path, body, answer.json)
+    assert connection.execute(text("SELECT count(*) FROM outage_events")).scalar_one() == before
+    positions = client_as(app, "crew").post("/api/crews/CR-A/positions", json={"positions": [{"lon": 500, "lat": 0,
+                                                                                              "at": _now()}]})
+    assert positions.status_code == 400
+
+
+def test_calls_from_behind_a_device_the_dispatcher_opened_join_its_outage(app, network, dispatcher):
+    code = dispatcher.post("/api/outages", json={"device": "F1"}).json["outage"]["code"]
+    opened = dispatcher.post("/api/switching", json={"operations": [{"device": "F1", "action": "open"}],
+                                                     "reason": "isolate the fault"})
+    assert opened.status_code == 201
+    assert _call(app, account="A-C3").json["outage"] == code  # C3 is in a dead island now, out in that outage
