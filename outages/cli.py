@@ -1,4 +1,4 @@
-"""``flask --app app crews``: add and list repair crews."""
+"""``flask --app app crews``: add and list repair crews; ``flask --app app outages storm``: replay a storm."""
 from __future__ import annotations
 
 import click
@@ -50,6 +50,46 @@ def list_command():
             click.echo(f"{crew.code:<10} {crew.status:<10} {crew.outage or '-':<12} {crew.account or '-':<16} {crew.name}")
 
 
+outages = AppGroup("outages", help="Outages: replay a storm on the network (demos, drills).")
+
+
+@outages.command("storm")
+@click.option("--faults", default=8, show_default=True, help="how many faults (of every kind of device)")
+@click.option("--seed", default=1, show_default=True, help="the random seed (same seed, same storm)")
+@click.option("--calls", default=0.15, show_default=True, help="the share of the customers out who call")
+@click.option("--gasps", default=0.7, show_default=True, help="the share of their meters that send a last gasp")
+def storm_command(faults, seed, calls, gasps):
+    """Strike faults on the network and send their customers' calls and last gasps through the
+    intake, as callers and the meters' head-end would: the dispatcher's map fills with outages."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+    from flask import current_app
+    from tqdm import tqdm
+
+    from outages import storm
+    from outages.settings import settings_from
+    from topology.cache import topology_cache
+
+    session, cache, settings = get_session(), topology_cache(), settings_from(current_app.config)
+    rng = np.random.default_rng(seed)
+    with session.begin():
+        topology = cache.get(session.connection())
+    wanted = dict(storm.DEFAULT_FAULTS)
+    while sum(wanted.values()) > faults:
+        wanted[max(wanted, key=wanted.get)] -= 1
+    while sum(wanted.values()) < faults:
+        wanted["transformer"] += 1
+    struck, loners = storm.pick_faults(topology, rng, settings.rules, wanted)
+    reports = storm.storm_reports(topology, struck, loners, rng, calls, gasps, minutes=10)
+    click.echo(f"{len(struck)} faults at {', '.join(str(topology.data.edge_code[f]) for f in struck)}; "
+               f"{len(loners)} lone callers; {len(reports)} reports")
+    with tqdm(total=len(reports), unit="report", disable=None) as bar:
+        counts = storm.replay(session, cache, reports, settings, datetime.now(timezone.utc), bar.update)
+    click.echo(f"sent {counts['calls']} calls and {counts['meter_events']} meter events; see /map/dispatch")
+
+
 def init_app(app: Flask) -> None:
-    """Register ``flask crews``."""
+    """Register ``flask crews`` and ``flask outages``."""
     app.cli.add_command(crews)
+    app.cli.add_command(outages)

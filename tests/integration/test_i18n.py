@@ -57,13 +57,16 @@ def template_texts() -> list[str]:
 
 # Every page, as the roles that see it differently (the network map shows dispatchers more).
 PAGES = [("/login", None), ("/map/network", None), ("/map/network", "dispatcher"), ("/map/outlets", None),
-         ("/admin/audit", "admin"), ("/admin/audit", "planner"), ("/docs", None)]  # a planner: "not allowed"
+         ("/admin/audit", "admin"), ("/admin/audit", "planner"), ("/docs", None),  # a planner: "not allowed"
+         ("/map/dispatch", "dispatcher"), ("/crew", "crew")]
 
 
 def test_the_pages_are_the_sign_in_page_the_maps_the_audit_log_and_the_api_docs(app):
     assert html_pages(app) == ["/docs", "/login", "/map/network", "/map/outlets"]
     assert html_pages(app, "admin") == ["/admin/audit", "/docs", "/login", "/map/network", "/map/outlets"]
-    assert {path for path, _ in PAGES} == set(html_pages(app, "admin"))
+    assert html_pages(app, "dispatcher") == ["/docs", "/login", "/map/dispatch", "/map/network", "/map/outlets"]
+    assert html_pages(app, "crew") == ["/crew", "/docs", "/login", "/map/network", "/map/outlets"]
+    assert {path for path, _ in PAGES} == set(html_pages(app, "admin")) | {"/map/dispatch", "/crew"}
 
 
 @pytest.mark.parametrize("path, role", PAGES)
@@ -92,7 +95,7 @@ def test_an_english_browser_gets_every_page_in_english(app, path, role):
     assert CHINESE.findall(text) == ["中", "文"]  # only the switch's own name of Chinese
     assert {"/login": "Sign in", "/map/outlets": "Outlet finder", "/map/network": "Network",
             "/admin/audit": "Audit log" if role == "admin" else "Not allowed",
-            "/docs": "every route with its parameters"}[path] in text
+            "/docs": "every route with its parameters", "/map/dispatch": "Dispatch", "/crew": "Crew"}[path] in text
 
 
 def test_the_network_totals_count_in_each_language(client):

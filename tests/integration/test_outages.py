@@ -219,3 +219,17 @@ def test_calls_from_behind_a_device_the_dispatcher_opened_join_its_outage(app, n
                                                      "reason": "isolate the fault"})
     assert opened.status_code == 201
     assert _call(app, account="A-C3").json["outage"] == code  # C3 is in a dead island now, out in that outage
+
+
+def test_a_storm_replayed_on_the_demo_city_is_predicted_at_its_faults(app, connection):
+    from topology.demo import generate_city
+
+    load_network(connection, generate_city(customers=3000, seed=3))
+    result = app.test_cli_runner().invoke(args=["outages", "storm", "--faults", "6", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    faults = result.output.split(" faults at ", 1)[1].split(";", 1)[0].split(", ")
+    assert len(faults) == 6
+    devices = {row.device for row in connection.execute(text(
+        "SELECT device FROM outages WHERE state = 'predicted' AND device_kind <> 'service'"))}
+    assert devices == set(faults)
+    assert connection.execute(text("SELECT count(*) FROM outages WHERE device_kind = 'service'")).scalar_one() == 3

@@ -6,6 +6,7 @@ import pytest
 
 from outages.prediction import (CANDIDATE_KINDS, Prediction, Report, Rules, candidate_chain, downstream_customers,
                                 predict)
+from outages.storm import pick_faults
 from tests.networks import drawn_network, feeder_with_tie
 from topology.demo import generate_city
 from topology.index import Topology
@@ -229,79 +230,11 @@ def city() -> Topology:
     return Topology(network_data_from_network_frames(generate_city(customers=3000, seed=3)))
 
 
-def _device_tree(topology: Topology) -> tuple[dict[int, list[int]], dict[int, set[int]]]:
-    """Each candidate device with customers: the candidate devices above it (lowest first) and its customers."""
-    data = topology.data
-    above, customers = {}, {}
-    for device in range(data.edge_count):
-        below = downstream_customers(topology, device)
-        if data.kind_of(device) in CANDIDATE_KINDS and len(below):
-            chain = candidate_chain(topology, int(below[0]))
-            above[device] = chain[chain.index(device) + 1:]
-            customers[device] = set(below.tolist())
-    return above, customers
-
-
-def _storm_faults(topology: Topology, rng: np.random.Generator, rules: Rules) -> tuple[list[int], list[int]]:
-    """Eight faulted devices of every kind, none above another, and 3 lone callers elsewhere.
-
-    Chosen so that the rules are not fooled by chance: no device above the faults holds K
-    faulted children or a share of faulted customers reaching ``min_share``, and every faulted
-    device but an LV fuse has two branches (with one, its single child explains the calls as well).
-    """
-    data = topology.data
-    above, customers = _device_tree(topology)
-    children = {device: [d for d in above if above[d][:1] == [device]] for device in above}
-
-    def group(device: int) -> str:
-        if str(data.edge_code[device]).endswith(("-FA", "-FB")):
-            return "LV fuse"
-        return "lateral fuse" if data.kind_of(device) == "fuse" else data.kind_of(device)
-
-    wanted = {"breaker": 1, "recloser": 1, "lateral fuse": 2, "transformer": 2, "LV fuse": 2}
-    faults: list[int] = []
-    faulted: dict[int, set[int]] = {}              # device -> faulted (or lone) customers below it
-
-    def fits(device: int, lone: set[int]) -> bool:
-        if any(f == device or f in above[device] or device in above[f] for f in faults):
-            return False
-        for up in above[device]:
-            siblings = sum(1 for f in faults + [device] if above[f][:1] == [up])
-            share = len(faulted.get(up, set()) | customers[device] | lone) / len(customers[up])
-            if siblings >= rules.siblings or share >= rules.min_share:
-                return False
-        return True
-
-    for key, count in wanted.items():
-        for device in rng.permutation([d for d in above if group(d) == key]).tolist():
-            if len(faults) == sum(list(wanted.values())[:list(wanted).index(key) + 1]):
-                break
-            if key != "LV fuse" and len(children[device]) < 2 or len(customers[device]) < 6:
-                continue
-            if fits(device, set()):
-                faults.append(device)
-                for up in above[device]:
-                    faulted.setdefault(up, set()).update(customers[device])
-    struck = set().union(*(customers[f] for f in faults))
-    loners: list[int] = []
-    for customer in rng.permutation(len(data.sp_code)).tolist():
-        chain = candidate_chain(topology, customer)
-        if len(loners) == 3 or customer in struck or not chain or faulted.get(chain[0]):
-            continue
-        lowest = chain[0]
-        if 1 / len(customers[lowest]) < rules.min_share and all(
-                (len(faulted.get(d, set())) + 1) / len(customers[d]) < rules.min_share for d in chain):
-            loners.append(customer)
-            for d in chain:
-                faulted.setdefault(d, set()).add(customer)
-    return faults, loners
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_storm_is_rolled_up_to_its_faults(city, seed):
     rules = Rules()
     rng = np.random.default_rng(seed)
-    faults, loners = _storm_faults(city, rng, rules)
+    faults, loners = pick_faults(city, rng, rules)
     kinds = {city.data.kind_of(f) for f in faults}
     assert len(faults) == 8 and kinds == {"breaker", "recloser", "fuse", "transformer"} and len(loners) == 3
     reports = []
