@@ -11,6 +11,7 @@ can fall behind the cursor. A row may come twice (harmless: the map reloads a la
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,13 +26,15 @@ __all__ = ["LiveChange", "Changes", "note_change", "changes_since", "prune"]
 # Kinds a map reacts to: each names the layer(s) to load again.
 KINDS = ("outage", "call", "crew", "switching", "meter")
 MAX_ROWS = 500
+# About one write in a thousand prunes: a few rows a minute in a quiet hour, never a growing table.
+PRUNE_CHANCE = 0.001
 
 
 class LiveChange(Base):
     """One change a live map should show: its kind and what it is about."""
 
     __tablename__ = "live_changes"
-    __table_args__ = (Index("ix_live_changes_xid", "xid"),)
+    __table_args__ = (Index("ix_live_changes_xid", "xid"), Index("ix_live_changes_at", "at"))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # pg_current_xact_id() of the writing transaction, as a number (xid8).
@@ -61,6 +64,8 @@ def note_change(connection: Connection, kind: str, refs: list[str] | str | None 
     refs = [refs] if isinstance(refs, str) or refs is None else refs
     connection.execute(text("INSERT INTO live_changes (kind, ref) SELECT :kind, unnest(CAST(:refs AS text[]))"),
                        {"kind": kind, "refs": [r[:120] if r else None for r in refs[:MAX_ROWS]] or [None]})
+    if random.random() < PRUNE_CHANCE:  # now and then a writer clears what no open map needs any more
+        prune(connection)
 
 
 def changes_since(connection: Connection, cursor: int | None) -> Changes:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from geo.auth import CREW, DISPATCHER, INTEGRATION, PUBLIC, allow, control_feeders, current_principal
+from geo.auth import CREW, DISPATCHER, INTEGRATION, PLANNER, PUBLIC, allow, control_feeders, current_principal
 from geo.db import get_session, read
 from geo.errors import Forbidden, Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
@@ -321,7 +321,7 @@ def crew_note(code: str):
 
 # -- live maps and search ----------------------------------------------------------------------------
 @bp.get("/live")
-@allow(DISPATCHER, CREW)
+@allow(DISPATCHER, PLANNER, CREW)
 @contract(query=c.LiveQuery, responses={200: c.ChangesModel}, errors=(400,))
 def live():
     """What changed since ``cursor`` (outages, calls, crews, switching), and the next cursor; open

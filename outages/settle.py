@@ -81,13 +81,15 @@ def _positions(topology: Topology, ids) -> np.ndarray:
 
 
 def confirmed_outages(connection: Connection, topology: Topology) -> list[_Open]:
-    """The open outages past ``predicted``, with the preorder span of their device in the live state
-    (or, for a device outside every radial section now, the customers still out in it)."""
+    """The open outages past ``predicted`` (planned ones once their window has begun), with the
+    preorder span of their device in the live state (or, for a device outside every radial section
+    now, the customers still out in it)."""
     data = topology.data
     rows = connection.execute(text(
         "SELECT o.id, o.code, o.device, o.device_kind, (SELECT array_agg(c) FROM outage_steps s, unnest(s.customers) c "
         "WHERE s.outage_id = o.id AND s.kind = 'restored') AS restored FROM outages o "
-        "WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') ORDER BY o.started_at")).all()
+        "WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') "
+        "AND (o.planned_start IS NULL OR o.planned_start <= now()) ORDER BY o.started_at")).all()
     found = []
     for row in rows:
         restored = _positions(topology, row.restored)

@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_live_changes_xid', 'live_changes', ['xid'], unique=False)
+    op.create_index('ix_live_changes_at', 'live_changes', ['at'], unique=False)
     op.create_geospatial_table('crews',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=40), nullable=False),

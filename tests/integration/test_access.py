@@ -55,7 +55,7 @@ EXPECTED = {
         "outage_etr", "outage_crews", "outage_assign", "outage_release", "crews_layer", "dispatch_search")},
     "outages_api.outage_step": {DISPATCHER, CREW}, "outages_api.crew_status": {CREW, DISPATCHER},
     "outages_api.my_crew": {CREW}, "outages_api.crew_positions": {CREW}, "outages_api.crew_note": {CREW},
-    "outages_api.live": {DISPATCHER, CREW},
+    "outages_api.live": {DISPATCHER, PLANNER, CREW},
     "outages_views.dispatch_map": {DISPATCHER}, "outages_views.crew_page": {CREW},
 }
 # Sample values for a rule's variables: any value reaches the guard, which runs before the view.

@@ -233,3 +233,21 @@ def test_a_storm_replayed_on_the_demo_city_is_predicted_at_its_faults(app, conne
         "SELECT device FROM outages WHERE state = 'predicted' AND device_kind <> 'service'"))}
     assert devices == set(faults)
     assert connection.execute(text("SELECT count(*) FROM outages WHERE device_kind = 'service'")).scalar_one() == 3
+
+
+def test_a_call_before_a_planned_outage_begins_does_not_join_it(app, network, dispatcher):
+    start = datetime.now(timezone.utc) + timedelta(days=1)
+    planned = dispatcher.post("/api/outages", json={
+        "device": "T1", "planned_start": start.isoformat(), "planned_end": (start + timedelta(hours=2)).isoformat()})
+    answer = _call(app, account="A-C1")
+    assert answer.json["outage"] != planned.json["outage"]["code"] and answer.json["state"] == "predicted"
+
+
+def test_the_live_feed_forgets_what_no_map_needs(connection):
+    from geo.live import changes_since, note_change, prune
+
+    note_change(connection, "crew", "CR-OLD")
+    connection.execute(text("UPDATE live_changes SET at = now() - interval '2 hours'"))
+    note_change(connection, "crew", "CR-NEW")
+    assert prune(connection) == 1
+    assert changes_since(connection, 0).kinds == {"crew": ["CR-NEW"]}
