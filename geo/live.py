@@ -51,10 +51,14 @@ class Changes:
     cursor: int
     kinds: dict[str, list[str]] = field(default_factory=dict)
     at: datetime | None = None
+    # The rows' ids: a map that remembers the ids it has acted on reloads nothing for a row that
+    # comes again (rows come again while a long transaction elsewhere holds the horizon back).
+    ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """The API's JSON body."""
-        return {"cursor": self.cursor, "kinds": self.kinds, "at": self.at.isoformat() if self.at else None}
+        return {"cursor": self.cursor, "kinds": self.kinds, "at": self.at.isoformat() if self.at else None,
+                "ids": self.ids}
 
 
 def note_change(connection: Connection, kind: str, refs: list[str] | str | None = None) -> None:
@@ -77,13 +81,13 @@ def changes_since(connection: Connection, cursor: int | None) -> Changes:
         return Changes(horizon, {}, now)
     kinds: dict[str, list[str]] = {}
     rows = connection.execute(text(
-        "SELECT kind, ref FROM live_changes WHERE xid >= :cursor ORDER BY id LIMIT :limit"),
+        "SELECT id, kind, ref FROM live_changes WHERE xid >= :cursor ORDER BY id LIMIT :limit"),
         {"cursor": cursor, "limit": MAX_ROWS * 4}).all()
-    for kind, ref in rows:
+    for _id, kind, ref in rows:
         refs = kinds.setdefault(kind, [])
         if ref is not None and ref not in refs and len(refs) < MAX_ROWS:
             refs.append(ref)
-    return Changes(horizon, kinds, now)
+    return Changes(horizon, kinds, now, sorted({row.id for row in rows}))
 
 
 def prune(connection: Connection, keep_minutes: int = 60) -> int:

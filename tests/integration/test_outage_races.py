@@ -131,3 +131,24 @@ def test_a_meter_batch_sent_twice_at_once_is_stored_once(storm_net):
     with storm_net.engine.connect() as connection:
         devices = connection.execute(text("SELECT device FROM outages WHERE state = 'predicted'")).scalars().all()
     assert devices == ["B1"]  # all three transformers' customers gasped: the breaker explains them
+
+
+def test_a_change_committed_late_with_an_earlier_id_still_reaches_the_maps(committed_app, committed_engine):
+    from geo.live import changes_since, note_change
+
+    with committed_engine.connect() as poller:
+        start = changes_since(poller, None).cursor
+    slow = committed_engine.connect()
+    slow_transaction = slow.begin()
+    note_change(slow, "crew", "CR-SLOW")           # takes its id first, commits last
+    with committed_engine.begin() as fast:
+        note_change(fast, "crew", "CR-FAST")
+    with committed_engine.connect() as poller:
+        first = changes_since(poller, start)
+    assert first.kinds == {"crew": ["CR-FAST"]}
+    slow_transaction.commit()
+    slow.close()
+    with committed_engine.connect() as poller:
+        second = changes_since(poller, first.cursor)
+    assert "CR-SLOW" in second.kinds["crew"]
+    assert min(second.ids) < max(first.ids)  # its id is older than one already seen: an id cursor would skip it
