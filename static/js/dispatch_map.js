@@ -31,6 +31,9 @@
                       assigned: "#e67e22"};
   var CREW_STATES = {available: _("available"), en_route: _("en route"), on_site: _("on site"),
                      off_duty: _("off duty"), assigned: _("assigned")};
+  // What an event of an outage's timeline says when it does not change the state.
+  var EVENTS = {created: _("created"), predicted: _("predicted"), etr: _("ETR changed"), moved: _("moved to another device"),
+                note: _("note"), released: _("crew released"), step: _("restored in part"), crew_assigned: _("crew assigned")};
   var ETR_SOURCES = {dispatcher: _("set by a dispatcher"), history: _("from history")};
   var KINDS = {breaker: _("breaker"), recloser: _("recloser"), "switch": _("switch"), fuse: _("fuse"),
                transformer: _("transformer"), segment: _("segment"), service: _("service point"),
@@ -195,7 +198,11 @@
                    {headers: {Accept: "application/geo+json"}})
       .then(function (collection) {
         if (state.selected !== code) { return; }
-        Dispatch.layers.affected.clearLayers().addData(collection);
+        Dispatch.layers.affected.clearLayers();
+        // A restored or cancelled outage cuts nothing off any more: only open ones are highlighted.
+        if (!state.detail || ["restored", "cancelled"].indexOf(state.detail.outage.state) < 0) {
+          Dispatch.layers.affected.addData(collection);
+        }
         loaded("affected");
       }).catch(noteError);
   }
@@ -331,6 +338,7 @@
       if (state.selected !== code) { return; }
       state.detail = detail;
       state.detailLoads += 1;
+      if (["restored", "cancelled"].indexOf(detail.outage.state) >= 0) { Dispatch.layers.affected.clearLayers(); }
       if (fly && detail.outage.lat !== null && detail.outage.lat !== undefined) {
         Dispatch.map.flyTo([detail.outage.lat, detail.outage.lon], Math.max(Dispatch.map.getZoom(), 16), {duration: 0.5});
       }
@@ -356,8 +364,9 @@
   function timelineHtml(events) {
     if (!events.length) { return ""; }
     return "<h3>" + _html("Timeline") + '</h3><ol class="ga-timeline">' + events.slice().reverse().map(function (e) {
-      var what = e.to_state ? _html("%(from)s → %(to)s", {from: escapeHtml(stateLabel(e.from_state || "")), to: escapeHtml(stateLabel(e.to_state))})
-                            : escapeHtml(e.kind);
+      var moved = e.to_state && e.from_state && e.to_state !== e.from_state;
+      var what = moved ? _html("%(from)s → %(to)s", {from: escapeHtml(stateLabel(e.from_state)), to: escapeHtml(stateLabel(e.to_state))})
+                       : escapeHtml(EVENTS[e.kind] || stateLabel(e.kind));
       return '<li><time datetime="' + escapeHtml(e.occurred_at) + '">' + escapeHtml(when(e.occurred_at)) + "</time> " +
         "<span>" + what + "</span>" + (e.actor ? ' <span class="ga-muted">' + escapeHtml(e.actor) + "</span>" : "") +
         (e.note ? '<div class="ga-note">' + escapeHtml(e.note) + "</div>" : "") + "</li>";
@@ -696,8 +705,8 @@
     ["outages", "areas", "affected", "crews", "calls", "devices", "segments"].forEach(function (name) {
       overlays[LAYER_LABELS[name]] = Dispatch.layers[name];
     });
-    var narrow = window.matchMedia && window.matchMedia("(max-width: 1100px)").matches;
-    var control = L.control.layers(null, overlays, {collapsed: narrow, position: "topright"}).addTo(map);
+    // Folded into Leaflet's button: open, the list would hide the outages under it.
+    var control = L.control.layers(null, overlays, {collapsed: true, position: "topright"}).addTo(map);
     control.getContainer().querySelector(".leaflet-control-layers-toggle").title = _("Layers");
   }
 

@@ -206,3 +206,37 @@ def test_search_the_switching_log_and_an_error_shown(live_server, storm_network,
     assert parsedate_to_datetime(etr) == datetime.fromisoformat(page.evaluate(
         "() => new Date('2030-01-02T03:04').toISOString()").replace("Z", "+00:00"))
     _shot(page, "search-1280x720")
+
+
+# Whether every panel of the page is inside the window (nothing runs off the bottom or the side).
+FITS = """(selectors) => selectors.every(selector => {
+  const box = document.querySelector(selector).getBoundingClientRect();
+  return box.bottom <= window.innerHeight + 0.5 && box.right <= window.innerWidth + 0.5;
+}) && document.documentElement.scrollWidth <= window.innerWidth
+   && document.documentElement.scrollHeight <= window.innerHeight"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1280, 720), (768, 1024), (1024, 768)])
+def test_the_network_map_fits_a_short_screen_and_a_tablet(live_server, browser, width, height):
+    live_server.reset()
+    live_server.load(protected_feeder())
+    context = browser.new_context(viewport={"width": width, "height": height}, **TEST_CONTEXT)
+    try:
+        page = context.new_page()
+        live_server.sign_in(page, "dispatcher", then="/map/network")
+        page.wait_for_function("() => window.GridAtlas && GridAtlas.trace && GridAtlas.state.loads > 0 "
+                               "&& GridAtlas.state.loading === 0 && !GridAtlas.state.scheduled")
+        # zoomed out: the status panel above the trace panel grows a line of hints
+        page.evaluate("() => GridAtlas.map.setZoom(GridAtlas.map.getZoom() - 1, {animate: false})")
+        page.wait_for_function("() => GridAtlas.state.loading === 0 && !GridAtlas.state.scheduled")
+        page.locator(".ga-trace-modes button[data-trace=isolation]").click()
+        page.evaluate("() => GridAtlas.trace.select('SW2')")  # the longest panel: a result and the operate form
+        page.wait_for_function("() => GridAtlas.trace.state.busy === 0 && GridAtlas.trace.state.runs > 0")
+        page.screenshot(path=SCREENSHOTS.format(f"network-{width}x{height}"))
+        assert page.evaluate(FITS, [".ga-trace", ".ga-legend", ".ga-status", ".ga-titlebar"])
+        trace = page.locator(".ga-trace")
+        assert trace.evaluate("panel => panel.scrollHeight <= panel.clientHeight || getComputedStyle(panel).overflowY === 'auto'")
+        # the dispatcher's way to the live map
+        assert page.locator(".ga-titlebar a.ga-titlelink").get_attribute("href") == "/map/dispatch"
+    finally:
+        context.close()
