@@ -56,9 +56,10 @@
 
   function when(iso) {
     if (!iso) { return ""; }
-    var d = new Date(iso);
+    var d = new Date(iso), options = {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"};
+    if (d.getFullYear() !== new Date().getFullYear()) { options.year = "numeric"; }
     try {
-      return new Intl.DateTimeFormat(I18N.locale, {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"}).format(d);
+      return new Intl.DateTimeFormat(I18N.locale, options).format(d);
     } catch (e) { return d.toLocaleString(); }
   }
 
@@ -708,6 +709,33 @@
     // Folded into Leaflet's button: open, the list would hide the outages under it.
     var control = L.control.layers(null, overlays, {collapsed: true, position: "topright"}).addTo(map);
     control.getContainer().querySelector(".leaflet-control-layers-toggle").title = _("Layers");
+    legendControl().addTo(map);
+  }
+
+  // A folded legend (bottom left): the colours of outage states and crew statuses, and the symbols.
+  function legendControl() {
+    var control = L.control({position: "bottomleft"});
+    control.onAdd = function () {
+      var div = L.DomUtil.create("details", "ga-panel ga-dispatch-legend");
+      var swatch = function (colour, label, round) {
+        return '<li><span class="ga-swatch' + (round ? " ga-round" : "") + '" style="background:' + colour + '"></span>' + escapeHtml(label) + "</li>";
+      };
+      div.innerHTML = "<summary>" + _html("Legend") + "</summary><h3>" + _html("Outages") + "</h3><ul>" +
+        ["predicted", "confirmed", "crew_assigned", "en_route", "on_site"].map(function (s) {
+          return swatch(STATE_COLOURS[s], stateLabel(s), true);
+        }).join("") + "</ul><h3>" + _html("Crews") + "</h3><ul>" +
+        ["available", "assigned", "en_route", "on_site", "off_duty"].map(function (s) {
+          return swatch(CREW_COLOURS[s], CREW_STATES[s]);
+        }).join("") + "</ul><h3>" + _html("Other") + "</h3><ul>" +
+        swatch("#14213d", _("Call"), true) + swatch("#d62728", _("Call: wire down"), true) +
+        '<li><span class="ga-swatch ga-round ga-ring-open"></span>' + _html("Open switch") + "</li>" +
+        '<li><span class="ga-swatch ga-round ga-ring-abnormal"></span>' + _html("Not in its normal state") + "</li>" +
+        '<li><span class="ga-swatch ga-line-affected"></span>' + _html("Cut off by the selected outage") + "</li></ul>";
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      return div;
+    };
+    return control;
   }
 
   function wirePanel() {

@@ -248,3 +248,28 @@ def test_the_page_carries_its_script_texts(live_server, storm_network, open_map)
     texts = page.evaluate("() => JSON.parse(document.getElementById('ga-texts').textContent)")
     assert texts["Assign the nearest crew"] == "Assign the nearest crew" and "Trace" in texts
     assert texts["%(num)s out"] == ["%(num)s out", "%(num)s out"]
+
+
+def test_the_page_runs_under_its_real_policy(live_server, storm_network, browser):
+    """No CDN, no script or style the Content-Security-Policy refuses (the other tests set it aside)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
+    try:
+        page = context.new_page()
+        refused, errors, seen = [], [], []
+        page.on("console", lambda message: refused.append(message.text)
+                if message.type == "error" and "Content Security Policy" in message.text else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("request", lambda request: seen.append(request.url))
+        live_server.sign_in(page, "dispatcher", then="/map/dispatch")
+        # polled with evaluate: wait_for_function would need 'unsafe-eval'
+        for _ in range(150):
+            if page.evaluate("() => window.GridAtlasDispatch && GridAtlasDispatch.state.polls > 1 "
+                             "&& GridAtlasDispatch.state.loads.outages > 0"):
+                break
+            page.wait_for_timeout(100)
+        else:
+            pytest.fail("the dispatch map did not start")
+        assert refused == [] and errors == []
+        assert live_server.only_local(seen), [url for url in seen if "127.0.0.1" not in url]
+    finally:
+        context.close()
