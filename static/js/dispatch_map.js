@@ -608,6 +608,7 @@
   // ---- live ----
   /* Reload what ``kinds`` names (the live feed's answer, or this page's own change). */
   function reload(kinds) {
+    if (Object.keys(kinds).length) { state.error = null; }  // a layer that failed is tried again here
     // A kind is named when it changed (its list of codes may be empty: not every change names one).
     var has = function (k) { return Object.prototype.hasOwnProperty.call(kinds, k); }, work = [];
     if (has("outage")) {
@@ -646,6 +647,7 @@
   }
 
   function loadAll() {
+    state.error = null;
     return Promise.all([loadOutages(), loadCalls(), loadCrews(), loadDevices(), loadSegments()]);
   }
 
