@@ -391,7 +391,7 @@
       return '<li><button type="button" data-assign="' + escapeHtml(c.code) + '"' + (c.status !== "available" ? ' class="ga-busy"' : "") + ">" +
         "<strong>" + escapeHtml(c.code) + "</strong> " + escapeHtml(c.name) + " · " + escapeHtml(CREW_STATES[c.status] || c.status) +
         " · " + _html("%(km)s km, about %(minutes)s min", {km: escapeHtml(I18N.formatNumber((c.distance_m || 0) / 1000, {maximumFractionDigits: 1})),
-                                                           minutes: escapeHtml(number(Math.round(c.eta_minutes || 0)))}) +
+                                                           minutes: escapeHtml(number(Math.max(1, Math.round(c.eta_minutes || 0))))}) +
         "</button></li>";
     }).join("") + "</ul>";
   }

@@ -134,6 +134,9 @@ def test_two_dispatchers_follow_a_storm_live(live_server, storm_network, open_ma
     first.wait_for_selector('.ga-outage[data-state="confirmed"]')
     _wait_board(second, storm, "confirmed")
     panel.locator("[data-action=crews]").click()
+    first.wait_for_selector('[data-assign="CR-1"]')
+    first.locator(".ga-dispatch-legend summary").click()  # the legend, unfolded
+    _shot(first, "crews-1280x720")
     panel.locator('[data-assign="CR-1"]').click()
     first.wait_for_selector('.ga-outage[data-state="crew_assigned"] .ga-outage-crew')
     assert panel.locator(".ga-outage-crew").inner_text() == "CR-1"
