@@ -527,8 +527,8 @@
     }
     var overlays = {};
     LAYERS.slice().reverse().forEach(function (spec) { overlays[spec.label] = GridAtlas.layers[spec.name]; });
-    // On a phone the layer list folds into Leaflet's button: open, it covers half the map.
-    var narrow = window.matchMedia && window.matchMedia("(max-width: 700px)").matches;
+    // On a phone or a tablet the layer list folds into Leaflet's button: open, it covers much of the map.
+    var narrow = window.matchMedia && window.matchMedia("(max-width: 1100px)").matches;
     GridAtlas.control = L.control.layers(null, overlays, {collapsed: narrow, position: "topright"}).addTo(map);
     // Leaflet writes its toggle's title in English.
     GridAtlas.control.getContainer().querySelector(".leaflet-control-layers-toggle").title = _("Layers");

@@ -374,6 +374,15 @@
     if (clearButton) { clearButton.addEventListener("click", clear); }
     var form = panel.querySelector(".ga-trace-operate");
     if (form) { form.addEventListener("submit", onOperate); }
+    fitPanel();
+  }
+
+  // The panel sits under the status panel, whose height changes with its notes: it scrolls
+  // within what is left of the map below it (at 800 px high a fixed 70vh ran off the bottom).
+  function fitPanel() {
+    if (!panel || !GA.map) { return; }
+    var room = GA.map.getContainer().getBoundingClientRect().bottom - panel.getBoundingClientRect().top - 10;
+    panel.style.maxHeight = Math.max(120, Math.floor(room)) + "px";
   }
 
   var STYLE = [
@@ -421,7 +430,9 @@
       select(feature.id, layerName, feature);
       return false;  // the panel shows the answer instead of the popup
     });
-    GA.onLoad(function () { refreshSupply(); });
+    GA.onLoad(function () { fitPanel(); refreshSupply(); });
+    GA.map.on("resize", fitPanel);
+    fitPanel();
     if (GA.state.loads > 0) { refreshSupply(); }
   }
 
