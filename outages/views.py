@@ -37,26 +37,7 @@ def dispatch_map():
         "account": principal.name,
     }
 
-    def page_texts() -> dict:
-        """The map scripts' texts (geo.i18n.js_texts) and this page's own: geo.i18n.JS_FILES does not
-        list static/js/dispatch_map.js yet, so its texts are read here (once that list has it, drop this)."""
-        from pathlib import Path
-
-        from babel.messages.extract import extract_from_file
-        from flask_babel import get_translations
-
-        from geo.i18n import JS_KEYWORDS, js_texts
-
-        texts, translations = js_texts(), get_translations()
-        script = Path(current_app.root_path, "static", "js", "dispatch_map.js")
-        for _line, message, _comments, _context in extract_from_file("javascript", str(script), keywords=JS_KEYWORDS):
-            if isinstance(message, tuple):
-                texts[message[0]] = [translations.ungettext(message[0], message[1], n) for n in (1, 2)]
-            else:
-                texts[message] = translations.ugettext(message)
-        return texts
-
-    return render_map(fmap, "dispatch_map.html", summary=summary, config=config, js_texts=page_texts)
+    return render_map(fmap, "dispatch_map.html", summary=summary, config=config)
 
 
 @bp.get("/crew")

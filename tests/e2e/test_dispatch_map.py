@@ -5,7 +5,6 @@ marker moves on both maps; the other restores and the outage leaves the first on
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
@@ -206,7 +205,7 @@ def test_search_the_switching_log_and_an_error_shown(live_server, storm_network,
     page.wait_for_function("() => GridAtlasDispatch.state.detail.outage.etr_source === 'dispatcher'")
     etr = _api(live_server, f"/api/outages/{code}")["outage"]["etr"]
     # (the outage's detail writes its times as HTTP dates: "Wed, 02 Jan 2030 03:04:00 GMT")
-    assert parsedate_to_datetime(etr) == datetime.fromisoformat(page.evaluate(
+    assert datetime.fromisoformat(etr) == datetime.fromisoformat(page.evaluate(
         "() => new Date('2030-01-02T03:04').toISOString()").replace("Z", "+00:00"))
     _shot(page, "search-1280x720")
 
