@@ -426,21 +426,18 @@
   }
 
   // ---- the live feed ---------------------------------------------------------------------------
-  var cursor = null;
-
-  /* Follow the live feed; reload the assignment when it names the crew or its outage. */
-  function poll() {
-    api("/live" + (cursor === null ? "" : "?cursor=" + enc(cursor))).then(function (changes) {
-      var kinds = changes.kinds || {};
-      var first = cursor === null;
-      cursor = changes.cursor;
-      state.liveChecks += 1;
-      if (!first && ((kinds.crew || []).indexOf(config.crew) >= 0
-                     || (state.outage && (kinds.outage || []).indexOf(state.outage) >= 0))) {
-        load();
-      }
-    }).catch(function () { /* offline: ask again next time */ }).then(function () {
-      setTimeout(poll, config.pollMs);
+  /* Follow the live feed (static/js/live.js); reload the assignment when it names the crew or its outage. */
+  function follow() {
+    GridAtlasLive.follow(config.api + "/live", {
+      every: config.pollMs,
+      onChange: function (kinds) {
+        if ((kinds.crew || []).indexOf(config.crew) >= 0
+            || (state.outage && (kinds.outage || []).indexOf(state.outage) >= 0)) {
+          return load();
+        }
+        return null;
+      },
+      onPoll: function () { state.liveChecks += 1; }
     });
   }
 
@@ -452,7 +449,7 @@
     $("cw-note-form").addEventListener("submit", addNote);
     $("cw-step-form").addEventListener("submit", stepBelowDevice);
     $("cw-all-restored").addEventListener("click", allRestored);
-    load().then(function () { poll(); watchPosition(); });
+    load().then(function () { follow(); watchPosition(); });
   }
 
   window.CrewPage = {start: start, state: state, load: load, sendPositions: sendPositions};

@@ -42,11 +42,10 @@
   var GEAR_FILL = {breaker: "#1d3557", recloser: "#6a3d9a", "switch": "#0b7a75", fuse: "#c77700"};
   var LAYER_LABELS = {outages: _("Outages"), areas: _("Affected areas"), affected: _("Selected outage"),
                       calls: _("Calls"), crews: _("Crews"), devices: _("Switchgear"), segments: _("Feeders")};
-  var MAX_BACKOFF_MS = 5000;
 
   var Dispatch = window.GridAtlasDispatch = {
     map: null, markers: {outages: {}, crews: {}}, layers: {},
-    state: {polls: 0, cursor: null, pollError: null, busy: 0, loads: {}, outages: [], sort: "customers",
+    state: {polls: 0, pollError: null, busy: 0, loads: {}, outages: [], sort: "customers",
             selected: null, detail: null, detailLoads: 0, error: null, tab: "board", logLoads: 0, found: null},
   };
   var config = {}, state = Dispatch.state, panel = null, moveTimer = null;
@@ -626,23 +625,13 @@
   }
   Dispatch.reload = reload;
 
+  /* Follow the live feed (static/js/live.js): everything loads after the first answer, then only
+     what each answer names. */
   function poll() {
-    var url = config.api + "/live" + (state.cursor !== null ? "?cursor=" + encodeURIComponent(state.cursor) : "");
-    var first = state.cursor === null, delay = config.pollMs || 1000;
-    return request(url).then(function (answer) {
-      state.cursor = answer.cursor;
-      state.pollError = null;
-      state.failures = 0;
-      // The first answer only gives the cursor: everything is loaded after it, so nothing falls between.
-      return first ? loadAll() : reload(answer.kinds || {});
-    }).catch(function (error) {
-      state.pollError = error.message;
-      state.failures = (state.failures || 0) + 1;
-      delay = Math.min(MAX_BACKOFF_MS, delay * Math.pow(2, state.failures));
-    }).then(function () {
-      state.polls += 1;
-      renderStatus();
-      setTimeout(poll, delay);
+    GridAtlasLive.follow(config.api + "/live", {
+      every: config.pollMs || 1000, onStart: loadAll, onChange: reload,
+      onStatus: function (error) { state.pollError = error ? error.message : null; },
+      onPoll: function () { state.polls += 1; renderStatus(); }
     });
   }
 

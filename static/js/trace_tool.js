@@ -26,6 +26,7 @@
   var I18N = window.GridAtlasI18n, _ = I18N._, _html = I18N._html, ngettext_html = I18N.ngettext_html;
   var script = document.currentScript;
   var API = (script && script.getAttribute("data-api")) || "/api";
+  var LIVE_EVERY_MS = 1000;
   var CAN_SWITCH = !!script && script.getAttribute("data-can-switch") === "true";
   var GREY = (GA.colours && GA.colours.deenergised) || "#9e9e9e";
   var GEAR = {breaker: true, recloser: true, "switch": true, fuse: true};
@@ -47,7 +48,7 @@
     isolate: "#d62728", already_open: "#d62728", connected: "#7fff00",
   };
 
-  var state = {trace: "downstream", armed: true, selected: null, result: null, busy: 0, runs: 0,
+  var state = {trace: "downstream", armed: true, selected: null, result: null, busy: 0, runs: 0, liveSwitching: 0,
                supplyLoads: 0, deenergised: {}, supply: null, error: null, switching: null};
   var highlight = null, panel = null, supplyRequest = null;
 
@@ -434,6 +435,17 @@
     GA.map.on("resize", fitPanel);
     fitPanel();
     if (GA.state.loads > 0) { refreshSupply(); }
+    // Switching anywhere (another dispatcher, another worker) redraws this map: static/js/live.js.
+    if (window.GridAtlasLive) {
+      window.GridAtlasLive.follow(API + "/live", {
+        every: LIVE_EVERY_MS,
+        onChange: function (kinds) {
+          if (!Object.prototype.hasOwnProperty.call(kinds, "switching")) { return null; }
+          state.liveSwitching += 1;
+          return GA.refresh().then(function () { return state.selected ? run(state.selected.code) : null; });
+        }
+      });
+    }
   }
 
   GA.trace = {state: state, run: run, select: select, operate: operate, clear: clear, refreshSupply: refreshSupply};

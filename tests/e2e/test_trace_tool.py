@@ -152,3 +152,20 @@ def test_with_trace_on_click_off_the_popup_comes_back(live_server, feeder, page)
     page.mouse.click(point["x"], point["y"])
     page.wait_for_selector(".ga-popup")
     assert page.evaluate("GridAtlas.trace.state.runs") == 0
+
+
+def test_a_switch_another_dispatcher_opens_shows_on_this_map_without_panning(live_server, feeder, page, browser):
+    _open_map(page, live_server, role="planner")
+    other = browser.new_page()
+    try:
+        live_server.sign_in(other, "dispatcher", then="/map/network")
+        answer = other.evaluate("""() => fetch('/api/switching', {method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({operations: [{device: 'SW2', action: 'open'}], reason: 'crew works on s3'})})
+            .then(r => r.status)""")
+        assert answer == 201
+    finally:
+        other.close()
+    page.wait_for_function("() => GridAtlas.trace.state.liveSwitching > 0", timeout=5000)
+    page.wait_for_function(IDLE)
+    assert page.evaluate("GridAtlas.findFeature('SW2').feature.properties.current_state") == "open"
+    page.wait_for_function("() => GridAtlas.findFeature('s3').layer.options.color === GridAtlas.colours.deenergised")
