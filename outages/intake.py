@@ -2,8 +2,8 @@
 
 A call names its service point by account number, by phone, or by a point on the map snapped to
 the nearest service point. A report whose customer is out in a confirmed outage joins it; any
-other is settled into the predicted outages of its section (outages/settle.py) in the same
-transaction, so that the answer already says which outage the caller is in.
+other is stored, then settled into the predicted outages of its section (outages/settle.py) by
+this request or by the one settling that section at the moment.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from geo.i18n import _
 from geo.live import note_change
 from geo.requests import instant
 from outages.settings import OutageSettings
-from outages.settle import confirmed_outage_of, confirmed_outages, section_keys, settle
+from outages.settle import confirmed_outage_of, confirmed_outages, section_keys, settle_pending
 from topology import places
 from topology.cache import TopologyCache
 from topology.index import Topology
@@ -164,7 +164,9 @@ def _outage_summary(connection: Connection, outage_id: int | None):
 
 
 def file_call(session: Session, cache: TopologyCache, request: CallRequest, settings: OutageSettings) -> CallReceipt:
-    """Store a call, join it to the confirmed outage its customer is out in or settle it; the receipt."""
+    """Store a call and join it to the confirmed outage its customer is out in, or settle its feeder
+    (outages/settle.py: unless another request is settling it, which takes this call too); the receipt
+    names the outage the call is in, or the predicted outage its customer lies under."""
     with session.begin():
         connection = session.connection()
         topology = cache.get(connection)
@@ -173,26 +175,33 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         joined = int(confirmed_outage_of(topology, confirmed_outages(connection, topology),
                                          np.array([position]))[0])
         key = section_keys(topology, np.array([position]))[0]
-        row = connection.execute(text(
+        call_id = connection.execute(text(
             "INSERT INTO trouble_calls (reference, service_point_id, way, wire_down, partial_power, flickering, note, "
-            "language, section_key, outage_id, geom) VALUES (:reference, :sp, :way, :wire_down, :partial, :flickering, "
-            ":note, :language, :key, :outage, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id, received_at"),
+            "language, section_key, outage_id, settled_at, geom) VALUES (:reference, :sp, :way, :wire_down, :partial, "
+            ":flickering, :note, :language, :key, :outage, CASE WHEN CAST(:outage AS bigint) IS NULL THEN NULL "
+            "ELSE now() END, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"),
             {"reference": _reference(), "sp": customer.id, "way": request.way, "wire_down": request.wire_down,
              "partial": request.partial_power, "flickering": request.flickering, "note": request.note,
              "language": request.language, "key": key, "outage": joined or None, "lon": customer.lon,
-             "lat": customer.lat}).one()
+             "lat": customer.lat}).scalar_one()
         if joined:
-            connection.execute(text("UPDATE outages SET calls = calls + 1, last_report_at = now(), updated_at = now() "
-                                    "WHERE id = :id"), {"id": joined})
-            code = connection.execute(text("SELECT code FROM outages WHERE id = :id"), {"id": joined}).scalar_one()
+            code = connection.execute(text(
+                "UPDATE outages SET calls = calls + 1, last_report_at = now(), updated_at = now() WHERE id = :id "
+                "RETURNING code"), {"id": joined}).scalar_one()
             note_change(connection, "outage", code)
-        else:
-            settle(connection, topology, [key], settings)
         note_change(connection, "call", customer.code)
-        stored = connection.execute(text("SELECT reference, outage_id FROM trouble_calls WHERE id = :id"),
-                                    {"id": row.id}).one()
-        outage = _outage_summary(connection, stored.outage_id)
-        return CallReceipt(stored.reference, row.received_at, outage.code if outage else None,
+    if not joined:
+        settle_pending(session, cache, [key], settings)
+    with session.begin():
+        connection = session.connection()
+        stored = connection.execute(text("SELECT reference, received_at, outage_id FROM trouble_calls WHERE id = :id"),
+                                    {"id": call_id}).one()
+        outage_id = stored.outage_id
+        if outage_id is None:  # another request is settling the feeder: where the call will most likely go
+            outage_id = int(confirmed_outage_of(topology, confirmed_outages(connection, topology, predicted_in=key),
+                                                np.array([position]))[0]) or None
+        outage = _outage_summary(connection, outage_id)
+        return CallReceipt(stored.reference, stored.received_at, outage.code if outage else None,
                            outage.state if outage else None, outage.etr if outage else None,
                            outage.customers_affected if outage else None)
 
@@ -293,11 +302,14 @@ def record_meter_events(session: Session, cache: TopologyCache, events: list[Met
         customers = np.array([p for _, p in kept], dtype=np.int64)
         keys = section_keys(topology, customers)
         joined_ids = confirmed_outage_of(topology, confirmed_outages(connection, topology), customers)
-        # Only last gasps join a confirmed outage; a power-restored message is recorded with it too.
+        # An event in a confirmed outage joins it (a power-restored one too: it is recorded there); the
+        # others wait to be settled.
         inserted = connection.execute(text(
-            "INSERT INTO meter_events (event_id, service_point_id, kind, occurred_at, section_key, outage_id) "
-            "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:sps AS bigint[]), CAST(:kinds AS text[]), "
+            "INSERT INTO meter_events (event_id, service_point_id, kind, occurred_at, section_key, outage_id, "
+            "settled_at) SELECT d.*, CASE WHEN d.outage IS NULL THEN NULL ELSE now() END "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:sps AS bigint[]), CAST(:kinds AS text[]), "
             "CAST(:ats AS timestamptz[]), CAST(:keys AS text[]), CAST(:outages AS bigint[])) "
+            "AS d(id, sp, kind, at, key, outage) "
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id, section_key, outage_id"),
             {"ids": [e.event_id for e, _ in kept], "sps": data.sp_id[customers].astype(np.int64).tolist(),
              "kinds": [e.kind for e, _ in kept], "ats": [min(e.at, skew) for e, _ in kept], "keys": keys,
@@ -309,8 +321,8 @@ def record_meter_events(session: Session, cache: TopologyCache, events: list[Met
                 "UPDATE outages o SET meter_reports = (SELECT count(*) FROM meter_events m WHERE m.outage_id = o.id "
                 "AND m.kind = 'last_gasp'), last_report_at = now(), updated_at = now() WHERE o.id = ANY(:ids)"),
                 {"ids": joined})
-        changed = settle(connection, topology, fresh_keys, settings)
         if inserted:
             note_change(connection, "meter", None)
-        return MeterReceipt(len(inserted), len(kept) - len(inserted), unknown[:100],
-                            sum(1 for row in inserted if row.outage_id is not None), changed)
+    changed = settle_pending(session, cache, fresh_keys, settings)
+    return MeterReceipt(len(inserted), len(kept) - len(inserted), unknown[:100],
+                        sum(1 for row in inserted if row.outage_id is not None), changed)

@@ -178,7 +178,8 @@ class TroubleCall(Base):
     __tablename__ = "trouble_calls"
     __table_args__ = (CheckConstraint(_one_of("way", CALL_WAYS), name="call_way_known"),
                       Index("ix_trouble_calls_active", "section_key", "received_at",
-                            postgresql_where=text("cleared_at IS NULL")))
+                            postgresql_where=text("cleared_at IS NULL")),
+                      Index("ix_trouble_calls_waiting", "section_key", postgresql_where=text("settled_at IS NULL")))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # What the caller gets to follow the outage (random, unguessable).
@@ -196,6 +197,8 @@ class TroubleCall(Base):
     section_key: Mapped[str | None] = mapped_column(String(120))
     # Explained by a restoration (a later power-restored, or the outage restored): no longer reporting.
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a settling took it (NULL: waiting to be settled; outages/settle.py).
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Where the service point is (copied when the call comes in), for the dispatcher's map.
     geom: Mapped[WKBElement | None] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
 
@@ -206,7 +209,8 @@ class MeterEvent(Base):
     __tablename__ = "meter_events"
     __table_args__ = (CheckConstraint(_one_of("kind", METER_EVENT_KINDS), name="meter_event_kind_known"),
                       Index("ix_meter_events_active", "section_key", "occurred_at",
-                            postgresql_where=text("cleared_at IS NULL")))
+                            postgresql_where=text("cleared_at IS NULL")),
+                      Index("ix_meter_events_waiting", "section_key", postgresql_where=text("settled_at IS NULL")))
 
     event_id: Mapped[str] = mapped_column(String(120), primary_key=True)
     service_point_id: Mapped[int] = mapped_column(ForeignKey("service_points.id", ondelete="CASCADE"), index=True)
@@ -216,6 +220,8 @@ class MeterEvent(Base):
     section_key: Mapped[str | None] = mapped_column(String(120))
     outage_id: Mapped[int | None] = mapped_column(ForeignKey("outages.id", ondelete="SET NULL"), index=True)
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a settling took it (NULL: waiting to be settled; outages/settle.py).
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CrewAssignment(Base):

@@ -93,7 +93,7 @@ import numpy as np
 from topology.index import Radial, Topology
 from topology.network import EDGE_KINDS
 
-__all__ = ["CANDIDATE_KINDS", "Rules", "Report", "Prediction", "candidate_chain", "downstream_customers", "predict"]
+__all__ = ["CANDIDATE_KINDS", "Rules", "Report", "Prediction", "candidate_chain", "downstream_customers", "predict", "predict_arrays"]
 
 CANDIDATE_KINDS = ("breaker", "recloser", "fuse", "transformer")  # devices an outage can be predicted at
 
@@ -310,6 +310,17 @@ def predict(topology: Topology, reports: Sequence[Report], rules: Rules = Rules(
     customer = np.fromiter((r.customer for r in reports), dtype=np.int64, count=len(reports))
     at = np.fromiter((r.at for r in reports), dtype=np.float64, count=len(reports))
     out = np.fromiter((r.out for r in reports), dtype=bool, count=len(reports))
+    return predict_arrays(topology, customer, at, out, rules)
+
+
+def predict_arrays(topology: Topology, customer: np.ndarray, at: np.ndarray, out: np.ndarray,
+                   rules: Rules = Rules()) -> list[Prediction]:
+    """``predict`` on the reports as three arrays (service point positions, times, out or restored):
+    what settling stored reports uses, without a ``Report`` object per report."""
+    if not len(customer):
+        return []
+    customer, at, out = (np.asarray(customer, dtype=np.int64), np.asarray(at, dtype=np.float64),
+                         np.asarray(out, dtype=bool))
     _check_customers(topology, customer)
     reporting, went_out, last_out, powered, powered_at = _current(customer, at, out)
     if not len(reporting):

@@ -21,6 +21,8 @@ __all__ = ["outage_layer", "call_layer", "crew_layer", "OutageDetail", "outage_d
 
 _o, _c, _w, _a = Outage.__table__, TroubleCall.__table__, Crew.__table__, CrewAssignment.__table__
 OUTAGE_STATES_SHOWN = ("open", "all", "recent")
+# How many of the customers of each step an outage's detail names.
+STEP_CUSTOMERS = 100
 
 
 def _in_zone(column, feeders: frozenset[str] | None):
@@ -107,8 +109,11 @@ def outage_detail(connection: Connection, code: str, customer_limit: int = 200) 
         "SELECT kind, from_state, to_state, actor, note, data, occurred_at FROM outage_events "
         "WHERE outage_id = :id ORDER BY id"), {"id": row.id})]
     steps = [dict(r._mapping) for r in connection.execute(text(
-        "SELECT number, kind, customer_count, actor, note, devices, occurred_at FROM outage_steps "
-        "WHERE outage_id = :id ORDER BY number"), {"id": row.id})]
+        "SELECT number, kind, customer_count, actor, note, devices, occurred_at, customers[1:CAST(:n AS int)] "
+        "AS customers FROM outage_steps WHERE outage_id = :id ORDER BY number"),
+        {"id": row.id, "n": STEP_CUSTOMERS})]
+    for step in steps:  # the customers each step froze, as codes (the first STEP_CUSTOMERS of them)
+        step["customers"] = sorted(places.customer_codes(connection, step["customers"] or []))
     out = lifecycle.customers_out(connection, row.id)
     if not len(out) and outage.state in ("restored", "cancelled"):
         out = _latest_affected(connection, row.id)

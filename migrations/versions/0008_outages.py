@@ -166,11 +166,13 @@ def upgrade() -> None:
     sa.Column('section_key', sa.String(length=120), nullable=True),
     sa.Column('outage_id', sa.BigInteger(), nullable=True),
     sa.Column('cleared_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('settled_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("kind IN ('last_gasp', 'power_restored')", name='meter_event_kind_known'),
     sa.ForeignKeyConstraint(['outage_id'], ['outages.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['service_point_id'], ['service_points.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('event_id')
     )
+    op.create_index('ix_meter_events_waiting', 'meter_events', ['section_key'], unique=False, postgresql_where=sa.text('settled_at IS NULL'))
     op.create_index('ix_meter_events_active', 'meter_events', ['section_key', 'occurred_at'], unique=False, postgresql_where=sa.text('cleared_at IS NULL'))
     op.create_index(op.f('ix_meter_events_outage_id'), 'meter_events', ['outage_id'], unique=False)
     op.create_index(op.f('ix_meter_events_service_point_id'), 'meter_events', ['service_point_id'], unique=False)
@@ -188,6 +190,7 @@ def upgrade() -> None:
     sa.Column('outage_id', sa.BigInteger(), nullable=True),
     sa.Column('section_key', sa.String(length=120), nullable=True),
     sa.Column('cleared_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('settled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('geom', Geometry(geometry_type='POINT', srid=4326, spatial_index=False, from_text='ST_GeomFromEWKT', name='geometry'), nullable=True),
     sa.CheckConstraint("way IN ('account', 'phone', 'point')", name='call_way_known'),
     sa.ForeignKeyConstraint(['outage_id'], ['outages.id'], ondelete='SET NULL'),
@@ -196,6 +199,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('reference')
     )
     op.create_geospatial_index('idx_trouble_calls_geom', 'trouble_calls', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
+    op.create_index('ix_trouble_calls_waiting', 'trouble_calls', ['section_key'], unique=False, postgresql_where=sa.text('settled_at IS NULL'))
     op.create_index('ix_trouble_calls_active', 'trouble_calls', ['section_key', 'received_at'], unique=False, postgresql_where=sa.text('cleared_at IS NULL'))
     op.create_index(op.f('ix_trouble_calls_outage_id'), 'trouble_calls', ['outage_id'], unique=False)
     op.create_index(op.f('ix_trouble_calls_received_at'), 'trouble_calls', ['received_at'], unique=False)

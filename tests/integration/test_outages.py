@@ -115,8 +115,9 @@ def test_a_confirmed_outage_gets_the_nearest_crew_joins_calls_and_restores_in_st
     assert done.status_code == 200 and done.json["outage"]["customers_out"] == 0
     assert done.json["outage"]["momentary"] is True  # restored within 5 minutes of the first call
     detail = dispatcher.get(f"/api/outages/{code}").json
-    assert [(s["kind"], s["customer_count"]) for s in detail["steps"]] == [
-        ("affected", 1), ("affected", 3), ("restored", 1), ("restored", 2)]
+    assert [(s["kind"], s["customer_count"], s["customers"]) for s in detail["steps"]] == [
+        ("affected", 1, ["C1"]), ("affected", 3, ["C1", "C2", "C3"]), ("restored", 1, ["C1"]),
+        ("restored", 2, ["C2", "C3"])]
     crews = {f["properties"]["code"]: f["properties"] for f in dispatcher.get("/api/crews").json["features"]}
     assert crews["CR-A"]["status"] == "available" and crews["CR-A"]["outage"] is None
     # History is append-only.
@@ -251,3 +252,17 @@ def test_the_live_feed_forgets_what_no_map_needs(connection):
     note_change(connection, "crew", "CR-NEW")
     assert prune(connection) == 1
     assert changes_since(connection, 0).kinds == {"crew": ["CR-NEW"]}
+
+
+def test_a_batch_of_ten_thousand_meter_events_is_taken_in_one_request(app, connection):
+    from topology.demo import generate_city
+
+    frames = generate_city(customers=3000, seed=3)
+    load_network(connection, frames)
+    meters = frames.service_points["code"].tolist()
+    batch = {"events": [{"id": f"hes-{n}", "meter": meters[n % len(meters)], "kind": "last_gasp",
+                         "at": _now()} for n in range(10_000)]}
+    answer = client_as(app, "integration").post("/api/meter-events", json=batch)
+    assert answer.status_code == 200, answer.json
+    assert (answer.json["accepted"], answer.json["duplicates"]) == (10_000, 0)
+    assert len(answer.json["outages"]) >= 1
