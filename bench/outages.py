@@ -358,11 +358,11 @@ def live_maps(port: int, dispatcher: dict, crew_tokens: list[tuple[str, dict]], 
     return {"delays": delays, "missed": missed, "writes": len(done), "polls": polls, "layer loads": layer_loads}
 
 
-def reset(engine) -> None:
-    """Empty what an earlier run left: outages, reports, crews, the change feed."""
+def reset(engine, keep_crews: bool = False) -> None:
+    """Empty what an earlier run left: outages, reports, the change feed (and crews)."""
     with engine.begin() as connection:
-        connection.execute(text("TRUNCATE outages, trouble_calls, meter_events, live_changes, crews, outage_events, "
-                                "outage_steps RESTART IDENTITY CASCADE"))
+        connection.execute(text("TRUNCATE outages, trouble_calls, meter_events, live_changes, outage_events, "
+                                f"outage_steps{'' if keep_crews else ', crews'} CASCADE"))
 
 
 def make_crews(engine) -> list[tuple[str, dict]]:
@@ -511,6 +511,22 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
                 f"{percentile(values, 0.95):6.1f} ms   ({shown} features)   target < 50 ms   "
                 f"{verdict(met) if geometry == 'point' else '(no target)'}")
         say(f"    ({load_note()})")
+
+        # Each kind alone, from an empty table of outages and reports: the rate each target asks of it.
+        for kind, label in (("events", "meter events"), ("call", "calls")):
+            reset(engine, keep_crews=True)
+            alone = replay(port, [item for item in storm if item[0] == kind], threads, public, integration)
+            if kind == "events":
+                rate = sum(a for _, _, a in alone["batches"]) / alone["wall"]
+                per = [s * 1e3 / n for s, n, _ in alone["batches"]]
+            else:
+                rate = len(alone["calls"]) / alone["wall"]
+                per = [s * 1e3 for s in alone["calls"]]
+            target = TARGETS["events" if kind == "events" else "calls"]
+            figures[f"{kind} alone/s"] = rate
+            say(f"  {label} alone ({len(per):,} requests, {len(alone['errors'])} errors): {rate:,.0f} accepted per "
+                f"second   target >= {target:,.0f}   {verdict(rate >= target)};   per report p50 "
+                f"{statistics.median(per):.2f} ms, p99 {percentile(per, 0.99):.2f} ms   ({load_note()})")
     finally:
         stop_server(server)
         engine.dispose()
@@ -531,11 +547,12 @@ def main() -> None:
     started = time.perf_counter()
     results = [bench(size, args.reuse, args.threads, args.pollers, args.calls, args.events) for size in args.sizes]
     say(f"\nSummary (run took {time.perf_counter() - started:.0f} s)")
-    say("| customers | calls/s | events/s | call p50 / p99 | per event p50 / p99 | faults missed | live p99 | "
+    say("| customers | calls/s | events/s | calls alone/s | events alone/s | call p50 / p99 | per event p50 / p99 | faults missed | live p99 | "
         "layer p50 / p95 | area p50 / p95 | load |")
-    say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for f in results:
-        say(f"| {f['customers']:,} | {f['calls/s']:.0f} | {f['events/s']:,.0f} | {f['call p50']:.0f} / "
+        say(f"| {f['customers']:,} | {f['calls/s']:.0f} | {f['events/s']:,.0f} | {f['call alone/s']:.0f} | "
+            f"{f['events alone/s']:,.0f} | {f['call p50']:.0f} / "
             f"{f['call p99']:.0f} ms | {f['event p50']:.2f} / {f['event p99']:.2f} ms | {f['misses']} | "
             f"{f['live p99']:.2f} s | {f['layer point p50']:.0f} / {f['layer point p95']:.0f} ms | "
             f"{f['layer area p50']:.0f} / {f['layer area p95']:.0f} ms | {f['load']} |")
