@@ -524,7 +524,8 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
                 per = [s * 1e3 for s in alone["calls"]]
             target = TARGETS["events" if kind == "events" else "calls"]
             figures[f"{kind} alone/s"] = rate
-            say(f"  {label} alone ({len(per):,} requests, {len(alone['errors'])} errors): {rate:,.0f} accepted per "
+            errors = f", {len(alone['errors'])} errors: {alone['errors'][:3]!r}" if alone["errors"] else ""
+            say(f"  {label} alone ({len(per):,} requests{errors}): {rate:,.0f} accepted per "
                 f"second   target >= {target:,.0f}   {verdict(rate >= target)};   per report p50 "
                 f"{statistics.median(per):.2f} ms, p99 {percentile(per, 0.99):.2f} ms   ({load_note()})")
     finally:
