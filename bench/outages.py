@@ -72,6 +72,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def verdict(ok: bool) -> str:
+    """How a figure stands against its target."""
     return "met" if ok else "MISSED"
 
 
@@ -105,6 +106,7 @@ def storm_faults(topology: Topology, rng: np.random.Generator, rules: Rules,
             children.setdefault(ups[0], []).append(device)
 
     def group(device: int) -> str:
+        """The kind of fault a device makes: an LV fuse (a transformer's -FA/-FB) apart from a lateral fuse."""
         if str(data.edge_code[device]).endswith(("-FA", "-FB")):
             return "LV fuse"
         return "lateral fuse" if data.kind_of(device) == "fuse" else data.kind_of(device)
@@ -113,6 +115,7 @@ def storm_faults(topology: Topology, rng: np.random.Generator, rules: Rules,
     faulted: dict[int, set[int]] = {}
 
     def fits(device: int) -> bool:
+        """Whether faulting ``device`` too keeps every fault unambiguous."""
         if any(f == device or f in above[device] or device in above[f] for f in faults):
             return False
         for up in above[device]:
@@ -190,10 +193,12 @@ class Client:
     """One kept-alive connection with its headers; answers (status, JSON, seconds)."""
 
     def __init__(self, port: int, headers: dict[str, str] | None = None):
+        """A connection to 127.0.0.1:``port`` sending ``headers`` with every request."""
         self.port, self.headers = port, {"Content-Type": "application/json", **(headers or {})}
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
     def send(self, method: str, path: str, body=None) -> tuple[int, object, float]:
+        """``method path`` with ``body`` as JSON: the status, the JSON answer and the seconds it took."""
         payload = json.dumps(body) if body is not None else None
         started = time.perf_counter()
         try:
@@ -257,14 +262,15 @@ def replay(port: int, storm: list[tuple], threads: int, public: dict, integratio
     calls, batches, errors = [], [], []
 
     def sender(number: int) -> None:
+        """Take the next request of the storm until none is left."""
         clients = {"call": Client(port, public), "events": Client(port, integration)}
         while True:
             try:
                 kind, body = work.get_nowait()
             except queue.Empty:
                 return
-            status, answer, seconds = clients[kind].send("POST", "/api/calls" if kind == "call" else "/api/meter-events",
-                                                          body)
+            path = "/api/calls" if kind == "call" else "/api/meter-events"
+            status, answer, seconds = clients[kind].send("POST", path, body)
             if status not in (200, 201):
                 errors.append((kind, status, answer))
             elif kind == "call":
@@ -278,6 +284,7 @@ def replay(port: int, storm: list[tuple], threads: int, public: dict, integratio
 
 
 def open_outages(client: Client, geometry: str = "point") -> list[dict]:
+    """The features of the open outages."""
     status, answer, _ = client.send("GET", f"/api/outages?state=open&limit=5000&geometry={geometry}")
     assert status == 200, answer
     return answer["features"]
@@ -294,6 +301,7 @@ def live_maps(port: int, dispatcher: dict, crew_tokens: list[tuple[str, dict]], 
     layer_loads: list[float] = []
 
     def poller(number: int) -> None:
+        """One map: poll every second, reload the layers named, note when each change was there."""
         client = Client(port, dispatcher)
         time.sleep(random.random())
         _, answer, _ = client.send("GET", "/api/live")
@@ -313,7 +321,7 @@ def live_maps(port: int, dispatcher: dict, crew_tokens: list[tuple[str, dict]], 
                 shown = {feature["properties"]["code"] for feature in layer["features"]}
                 refs |= {("outage", code) for code in kinds["outage"] if code in shown}
             if "crew" in kinds:
-                _, layer, took = client.send("GET", "/api/crews")
+                client.send("GET", "/api/crews")
                 refs |= {("crew", code) for code in kinds["crew"]}
             if refs:
                 seen[number].append((time.perf_counter(), refs))
@@ -321,13 +329,15 @@ def live_maps(port: int, dispatcher: dict, crew_tokens: list[tuple[str, dict]], 
     done: list[tuple[str, str, float, float]] = []  # kind, ref, sent, answered
 
     def writer() -> None:
+        """A dispatcher creating outages and crews moving, one write every 0.5 s."""
         client = Client(port, dispatcher)
         crews = [(code, Client(port, headers)) for code, headers in crew_tokens]
         time.sleep(2.0)  # every map has its cursor
         for number in range(writes):
             sent = time.perf_counter()
             if number % 2 == 0:
-                status, answer, _ = client.send("POST", "/api/outages", {"device": transformers.pop(), "cause": "equipment"})
+                body = {"device": transformers.pop(), "cause": "equipment"}
+                status, answer, _ = client.send("POST", "/api/outages", body)
                 assert status == 201, answer
                 done.append(("outage", answer["outage"]["code"], sent, time.perf_counter()))
             else:
@@ -497,7 +507,8 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
 
         count = len(open_outages(client))
         while count < 200:
-            status, answer, _ = client.send("POST", "/api/outages", {"device": transformers.pop(), "cause": "equipment"})
+            body = {"device": transformers.pop(), "cause": "equipment"}
+            status, answer, _ = client.send("POST", "/api/outages", body)
             assert status == 201, answer
             count += 1
         say(f"  outages layer with {count} open ({load_note()}):")
@@ -548,7 +559,8 @@ def main() -> None:
     started = time.perf_counter()
     results = [bench(size, args.reuse, args.threads, args.pollers, args.calls, args.events) for size in args.sizes]
     say(f"\nSummary (run took {time.perf_counter() - started:.0f} s)")
-    say("| customers | calls/s | events/s | calls alone/s | events alone/s | call p50 / p99 | per event p50 / p99 | faults missed | live p99 | "
+    say("| customers | calls/s | events/s | calls alone/s | events alone/s | call p50 / p99 | per event p50 / p99 | "
+        "faults missed | live p99 | "
         "layer p50 / p95 | area p50 / p95 | load |")
     say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for f in results:
