@@ -12,8 +12,8 @@ embedded cluster (``gridatlas_bench_outages_<size>``), loaded with the demo city
 are emptied first). The app runs as production serves it: ``flask --app app serve`` (granian,
 2 WSGI workers x 4 threads, geo/server.py) on a free port, with DATABASE_URL the bench database.
 
-The storm: 20 faults (breakers, reclosers, lateral fuses, transformers, LV fuses), picked as
-tests/unit/test_prediction.py picks them so that the rules cannot be fooled by chance (no fault
+The storm: 20 faults (breakers, reclosers, lateral fuses, transformers, LV fuses), picked by
+outages.storm.pick_faults so that the rules cannot be fooled by chance (no fault
 above another, no K faulted siblings, no device above them with a share of faulted customers);
 2,000 calls by account number from about 10% of each fault's customers and 20,000 last gasps
 from the others, in batches of 500 to 1,000 with an integration token. Their times spread over
@@ -50,7 +50,8 @@ from sqlalchemy import text  # noqa: E402
 from common import bench_database, bench_token, free_port, load_note  # noqa: E402
 
 from geo.db import make_engine  # noqa: E402
-from outages.prediction import CANDIDATE_KINDS, Rules, candidate_chain, downstream_customers  # noqa: E402
+from outages.prediction import Rules, downstream_customers  # noqa: E402
+from outages.storm import pick_faults  # noqa: E402
 from topology.index import Topology  # noqa: E402
 from topology.read import read_network  # noqa: E402
 
@@ -74,72 +75,6 @@ def percentile(values: list[float], share: float) -> float:
 def verdict(ok: bool) -> str:
     """How a figure stands against its target."""
     return "met" if ok else "MISSED"
-
-
-# -- the faults (tests/unit/test_prediction.py's picker, for any counts, without lone callers) --------
-def device_tree(topology: Topology) -> tuple[dict[int, list[int]], dict[int, set[int]]]:
-    """Each candidate device with customers: the candidate devices above it (lowest first) and its customers."""
-    data = topology.data
-    above, customers = {}, {}
-    for device in range(data.edge_count):
-        if data.kind_of(device) not in CANDIDATE_KINDS:
-            continue
-        below = downstream_customers(topology, device)
-        if len(below):
-            chain = candidate_chain(topology, int(below[0]))
-            if device in chain:
-                above[device] = chain[chain.index(device) + 1:]
-                customers[device] = set(below.tolist())
-    return above, customers
-
-
-def storm_faults(topology: Topology, rng: np.random.Generator, rules: Rules,
-                 wanted: dict[str, int]) -> list[int]:
-    """Faulted devices of the kinds and counts ``wanted``, none above another, no device above them
-    with K faulted children or a share of faulted customers reaching ``min_share``; every faulted
-    device but an LV fuse has two branches (with one, its single child explains the reports as well)."""
-    data = topology.data
-    above, customers = device_tree(topology)
-    children: dict[int, list[int]] = {}
-    for device, ups in above.items():
-        if ups:
-            children.setdefault(ups[0], []).append(device)
-
-    def group(device: int) -> str:
-        """The kind of fault a device makes: an LV fuse (a transformer's -FA/-FB) apart from a lateral fuse."""
-        if str(data.edge_code[device]).endswith(("-FA", "-FB")):
-            return "LV fuse"
-        return "lateral fuse" if data.kind_of(device) == "fuse" else data.kind_of(device)
-
-    faults: list[int] = []
-    faulted: dict[int, set[int]] = {}
-
-    def fits(device: int) -> bool:
-        """Whether faulting ``device`` too keeps every fault unambiguous."""
-        if any(f == device or f in above[device] or device in above[f] for f in faults):
-            return False
-        for up in above[device]:
-            siblings = sum(1 for f in faults + [device] if above[f][:1] == [up])
-            share = len(faulted.get(up, set()) | customers[device]) / len(customers[up])
-            if siblings >= rules.siblings or share >= rules.min_share:
-                return False
-        return True
-
-    for key, count in wanted.items():
-        taken = 0
-        for device in rng.permutation([d for d in above if group(d) == key]).tolist():
-            if taken == count:
-                break
-            if key != "LV fuse" and len(children.get(device, [])) < 2 or len(customers[device]) < 6:
-                continue
-            if fits(device):
-                faults.append(device)
-                taken += 1
-                for up in above[device]:
-                    faulted.setdefault(up, set()).update(customers[device])
-        if taken < count:
-            raise RuntimeError(f"only {taken} unambiguous {key} faults in this city, not {count}")
-    return faults
 
 
 # -- the storm -----------------------------------------------------------------------------------------
@@ -419,7 +354,7 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
             "SELECT code, account_number FROM service_points WHERE in_service AND account_number IS NOT NULL")).all())
     rng = np.random.default_rng(size)
     started = time.perf_counter()
-    faults = storm_faults(topology, rng, Rules(), FAULTS)
+    faults, _loners = pick_faults(topology, rng, Rules(), FAULTS, loners=0)
     fault_codes = {str(data.edge_code[f]): data.kind_of(f) for f in faults}
     storm, shape = make_storm(topology, faults, accounts, rng, calls, events,
                               datetime.now(timezone.utc) - timedelta(seconds=STORM_SECONDS))

@@ -27,69 +27,85 @@ def device_tree(topology: Topology) -> tuple[dict[int, list[int]], dict[int, set
     data = topology.data
     above, customers = {}, {}
     for device in range(data.edge_count):
+        if data.kind_of(device) not in CANDIDATE_KINDS:
+            continue
         below = downstream_customers(topology, device)
-        if data.kind_of(device) in CANDIDATE_KINDS and len(below):
+        if len(below):
             chain = candidate_chain(topology, int(below[0]))
-            above[device] = chain[chain.index(device) + 1:]
-            customers[device] = set(below.tolist())
+            if device in chain:
+                above[device] = chain[chain.index(device) + 1:]
+                customers[device] = set(below.tolist())
     return above, customers
 
 
 def pick_faults(topology: Topology, rng: np.random.Generator, rules: Rules = Rules(),
                 wanted: dict[str, int] | None = None, loners: int = 3) -> tuple[list[int], list[int]]:
-    """Faulted devices of every kind (``wanted``: how many of each group; default eight), none above
-    another, and ``loners`` lone callers elsewhere.
-
-    Chosen so that the rules are not fooled by chance: no device above the faults holds K
-    faulted children or a share of faulted customers reaching ``min_share``, and every faulted
-    device but an LV fuse has two branches (with one, its single child explains the calls as well).
-    """
+    """Faulted devices of the kinds and counts ``wanted`` (default ``DEFAULT_FAULTS``), none above
+    another, no device above them with K faulted children or a share of faulted customers reaching
+    ``min_share``; every faulted device but an LV fuse has two branches (with one, its single child
+    explains the reports as well). Then ``loners`` customers elsewhere that a lone call of theirs
+    cannot make the rules predict a device for. ``RuntimeError`` when the network has too few."""
+    wanted = wanted or DEFAULT_FAULTS
     data = topology.data
     above, customers = device_tree(topology)
-    children = {device: [d for d in above if above[d][:1] == [device]] for device in above}
+    children: dict[int, list[int]] = {}
+    for device, ups in above.items():
+        if ups:
+            children.setdefault(ups[0], []).append(device)
 
     def group(device: int) -> str:
+        """The kind of fault a device makes: an LV fuse (a transformer's -FA/-FB) apart from a lateral fuse."""
         if str(data.edge_code[device]).endswith(("-FA", "-FB")):
             return "LV fuse"
         return "lateral fuse" if data.kind_of(device) == "fuse" else data.kind_of(device)
 
-    wanted = wanted or DEFAULT_FAULTS
     faults: list[int] = []
-    faulted: dict[int, set[int]] = {}              # device -> faulted (or lone) customers below it
+    faulted: dict[int, set[int]] = {}
 
-    def fits(device: int, lone: set[int]) -> bool:
+    def fits(device: int) -> bool:
+        """Whether faulting ``device`` too keeps every fault unambiguous."""
         if any(f == device or f in above[device] or device in above[f] for f in faults):
             return False
         for up in above[device]:
             siblings = sum(1 for f in faults + [device] if above[f][:1] == [up])
-            share = len(faulted.get(up, set()) | customers[device] | lone) / len(customers[up])
+            share = len(faulted.get(up, set()) | customers[device]) / len(customers[up])
             if siblings >= rules.siblings or share >= rules.min_share:
                 return False
         return True
 
     for key, count in wanted.items():
+        taken = 0
         for device in rng.permutation([d for d in above if group(d) == key]).tolist():
-            if len(faults) == sum(list(wanted.values())[:list(wanted).index(key) + 1]):
+            if taken == count:
                 break
-            if key != "LV fuse" and len(children[device]) < 2 or len(customers[device]) < 6:
+            if key != "LV fuse" and len(children.get(device, [])) < 2 or len(customers[device]) < 6:
                 continue
-            if fits(device, set()):
+            if fits(device):
                 faults.append(device)
+                taken += 1
                 for up in above[device]:
                     faulted.setdefault(up, set()).update(customers[device])
-    struck = set().union(*(customers[f] for f in faults))
+        if taken < count:
+            raise RuntimeError(f"only {taken} unambiguous {key} faults in this city, not {count}")
+    return faults, _loners(topology, rng, rules, faults, faulted, customers, loners)
+
+
+def _loners(topology: Topology, rng: np.random.Generator, rules: Rules, faults: list[int],
+            faulted: dict[int, set[int]], customers: dict[int, set[int]], count: int) -> list[int]:
+    """``count`` customers outside the faults whose lone call stays a service-level outage."""
+    struck = set().union(*(customers[f] for f in faults)) if faults else set()
     lone: list[int] = []
-    for customer in rng.permutation(len(data.sp_code)).tolist():
+    for customer in rng.permutation(len(topology.data.sp_code)).tolist():
+        if len(lone) == count:
+            break
         chain = candidate_chain(topology, customer)
-        if len(lone) == loners or customer in struck or not chain or faulted.get(chain[0]):
+        if customer in struck or not chain or faulted.get(chain[0]):
             continue
-        lowest = chain[0]
-        if 1 / len(customers[lowest]) < rules.min_share and all(
-                (len(faulted.get(d, set())) + 1) / len(customers[d]) < rules.min_share for d in chain):
+        if all((len(faulted.get(d, set())) + 1) / len(customers[d]) < rules.min_share for d in chain):
             lone.append(customer)
             for d in chain:
                 faulted.setdefault(d, set()).add(customer)
-    return faults, lone
+    return lone
 
 
 @dataclass(frozen=True)
