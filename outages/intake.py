@@ -156,6 +156,24 @@ def _position(topology: Topology, service_point_id: int) -> int:
     return position
 
 
+def _out_already(connection: Connection, service_point_id: int) -> int:
+    """The predicted outage a customer who is reporting already is in (0: none).
+
+    A customer's reports count once (from the first since power last came back): a second call
+    changes no prediction, so it joins the outage of the first without settling again.
+    """
+    row = connection.execute(text("""
+        SELECT r.outage_id, r.out, o.state FROM (
+            SELECT outage_id, received_at AS at, true AS out FROM trouble_calls
+             WHERE service_point_id = :sp AND cleared_at IS NULL AND settled_at IS NOT NULL
+            UNION ALL
+            SELECT outage_id, occurred_at, kind = 'last_gasp' FROM meter_events
+             WHERE service_point_id = :sp AND cleared_at IS NULL AND settled_at IS NOT NULL
+        ) AS r LEFT JOIN outages o ON o.id = r.outage_id ORDER BY r.at DESC LIMIT 1"""),
+        {"sp": service_point_id}).first()
+    return int(row.outage_id) if row is not None and row.out and row.state == "predicted" else 0
+
+
 def _outage_summary(connection: Connection, outage_id: int | None):
     if outage_id is None:
         return None
@@ -175,6 +193,8 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         joined = int(confirmed_outage_of(topology, confirmed_outages(connection, topology),
                                          np.array([position]))[0])
         key = section_keys(topology, np.array([position]))[0]
+        if not joined:
+            joined = _out_already(connection, customer.id)
         call_id = connection.execute(text(
             "INSERT INTO trouble_calls (reference, service_point_id, way, wire_down, partial_power, flickering, note, "
             "language, section_key, outage_id, settled_at, geom) VALUES (:reference, :sp, :way, :wire_down, :partial, "
@@ -194,16 +214,16 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         settle_pending(session, cache, [key], settings)
     with session.begin():
         connection = session.connection()
-        stored = connection.execute(text("SELECT reference, received_at, outage_id FROM trouble_calls WHERE id = :id"),
-                                    {"id": call_id}).one()
-        outage_id = stored.outage_id
-        if outage_id is None:  # another request is settling the feeder: where the call will most likely go
+        receipt = connection.execute(text(
+            "SELECT t.reference, t.received_at, o.code, o.state, o.etr, o.customers_affected FROM trouble_calls t "
+            "LEFT JOIN outages o ON o.id = t.outage_id WHERE t.id = :id"), {"id": call_id}).one()
+        if receipt.code is None:  # another request is settling the feeder: where the call will most likely go
             outage_id = int(confirmed_outage_of(topology, confirmed_outages(connection, topology, predicted_in=key),
                                                 np.array([position]))[0]) or None
-        outage = _outage_summary(connection, outage_id)
-        return CallReceipt(stored.reference, stored.received_at, outage.code if outage else None,
-                           outage.state if outage else None, outage.etr if outage else None,
-                           outage.customers_affected if outage else None)
+            outage = _outage_summary(connection, outage_id)
+            if outage is not None:
+                return CallReceipt(receipt.reference, receipt.received_at, *outage)
+        return CallReceipt(*receipt)
 
 
 @dataclass(frozen=True)

@@ -266,3 +266,11 @@ def test_a_batch_of_ten_thousand_meter_events_is_taken_in_one_request(app, conne
     assert answer.status_code == 200, answer.json
     assert (answer.json["accepted"], answer.json["duplicates"]) == (10_000, 0)
     assert len(answer.json["outages"]) >= 1
+
+
+def test_a_customer_calling_again_joins_its_outage_without_counting_twice(app, network, dispatcher):
+    first = _call(app, account="A-C1").json["outage"]
+    again = _call(app, account="A-C1", note="still nothing")
+    assert again.json["outage"] == first
+    [outage] = _outages(dispatcher)
+    assert (outage["device"], outage["calls"]) == ("C1", 2)  # one customer: still its service, not T1
