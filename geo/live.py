@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.db import Base
 
-__all__ = ["LiveChange", "Changes", "note_change", "changes_since", "prune"]
+__all__ = ["LiveChange", "Changes", "note_change", "note_changes", "changes_since", "prune"]
 
 # Kinds a map reacts to: each names the layer(s) to load again.
 KINDS = ("outage", "call", "crew", "switching", "meter")
@@ -63,11 +63,21 @@ class Changes:
 
 def note_change(connection: Connection, kind: str, refs: list[str] | str | None = None) -> None:
     """Record that ``kind`` changed (about ``refs``), in the caller's transaction."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    refs = [refs] if isinstance(refs, str) or refs is None else refs
-    connection.execute(text("INSERT INTO live_changes (kind, ref) SELECT :kind, unnest(CAST(:refs AS text[]))"),
-                       {"kind": kind, "refs": [r[:120] if r else None for r in refs[:MAX_ROWS]] or [None]})
+    note_changes(connection, [(kind, refs)])
+
+
+def note_changes(connection: Connection, changes: list[tuple[str, list[str] | str | None]]) -> None:
+    """Record several ``(kind, refs)`` changes with one statement, in the caller's transaction."""
+    kinds, refs = [], []
+    for kind, about in changes:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        about = [about] if isinstance(about, str) or about is None else about
+        for ref in about[:MAX_ROWS] or [None]:
+            kinds.append(kind)
+            refs.append(ref[:120] if ref else None)
+    connection.execute(text("INSERT INTO live_changes (kind, ref) SELECT * FROM unnest(CAST(:kinds AS text[]), "
+                            "CAST(:refs AS text[]))"), {"kinds": kinds, "refs": refs})
     if random.random() < PRUNE_CHANCE:  # now and then a writer clears what no open map needs any more
         prune(connection)
 

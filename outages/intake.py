@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import Conflict, Invalid, NotFound, Unprocessable
 from geo.i18n import _
-from geo.live import note_change
+from geo.live import note_change, note_changes
 from geo.requests import instant
 from outages.settings import OutageSettings
 from outages.settle import confirmed_outage_of, confirmed_outages, section_keys, settle_pending
@@ -182,41 +182,32 @@ def _outage_summary(connection: Connection, outage_id: int | None):
 
 
 def file_call(session: Session, cache: TopologyCache, request: CallRequest, settings: OutageSettings) -> CallReceipt:
-    """Store a call and join it to the confirmed outage its customer is out in, or settle its feeder
-    (outages/settle.py: unless another request is settling it, which takes this call too); the receipt
-    names the outage the call is in, or the predicted outage its customer lies under."""
+    """Store a call and join it to the outage its customer is out in (a confirmed one, or the
+    predicted one its earlier report is in), or settle its feeder (outages/settle.py: unless another
+    request is settling it, which takes this call too); the receipt names the outage the call is
+    in, or the predicted outage its customer lies under."""
     with session.begin():
         connection = session.connection()
         topology = cache.get(connection)
         customer = _find_customer(connection, request)
         position = _position(topology, customer.id)
-        joined = int(confirmed_outage_of(topology, confirmed_outages(connection, topology),
-                                         np.array([position]))[0])
+        joined = int(confirmed_outage_of(topology, confirmed_outages(connection, topology), np.array([position]))[0])
+        joined = joined or _out_already(connection, customer.id)
         key = section_keys(topology, np.array([position]))[0]
-        if not joined:
-            joined = _out_already(connection, customer.id)
-        call_id = connection.execute(text(
-            "INSERT INTO trouble_calls (reference, service_point_id, way, wire_down, partial_power, flickering, note, "
-            "language, section_key, outage_id, settled_at, geom) VALUES (:reference, :sp, :way, :wire_down, :partial, "
-            ":flickering, :note, :language, :key, :outage, CASE WHEN CAST(:outage AS bigint) IS NULL THEN NULL "
-            "ELSE now() END, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"),
-            {"reference": _reference(), "sp": customer.id, "way": request.way, "wire_down": request.wire_down,
-             "partial": request.partial_power, "flickering": request.flickering, "note": request.note,
-             "language": request.language, "key": key, "outage": joined or None, "lon": customer.lon,
-             "lat": customer.lat}).scalar_one()
-        if joined:
-            code = connection.execute(text(
-                "UPDATE outages SET calls = calls + 1, last_report_at = now(), updated_at = now() WHERE id = :id "
-                "RETURNING code"), {"id": joined}).scalar_one()
-            note_change(connection, "outage", code)
-        note_change(connection, "call", customer.code)
-    if not joined:
-        settle_pending(session, cache, [key], settings)
+        stored = connection.execute(text(_INSERT_CALL), {
+            "reference": _reference(), "sp": customer.id, "way": request.way, "wire_down": request.wire_down,
+            "partial": request.partial_power, "flickering": request.flickering, "note": request.note,
+            "language": request.language, "key": key, "outage": joined or None, "lon": customer.lon,
+            "lat": customer.lat}).one()
+        note_changes(connection, [("call", customer.code)] + ([("outage", stored.code)] if joined else []))
+    if joined:
+        return CallReceipt(*stored[1:])
+    settle_pending(session, cache, [key], settings)
     with session.begin():
         connection = session.connection()
         receipt = connection.execute(text(
             "SELECT t.reference, t.received_at, o.code, o.state, o.etr, o.customers_affected FROM trouble_calls t "
-            "LEFT JOIN outages o ON o.id = t.outage_id WHERE t.id = :id"), {"id": call_id}).one()
+            "LEFT JOIN outages o ON o.id = t.outage_id WHERE t.id = :id"), {"id": stored.id}).one()
         if receipt.code is None:  # another request is settling the feeder: where the call will most likely go
             outage_id = int(confirmed_outage_of(topology, confirmed_outages(connection, topology, predicted_in=key),
                                                 np.array([position]))[0]) or None
@@ -224,6 +215,24 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
             if outage is not None:
                 return CallReceipt(receipt.reference, receipt.received_at, *outage)
         return CallReceipt(*receipt)
+
+
+# The call, and the outage it joins (if any) counting it: one statement (a call is a round trip
+# shorter for each, and a storm is thousands of calls).
+_INSERT_CALL = """
+WITH joined AS (
+    UPDATE outages SET calls = calls + 1, last_report_at = now(), updated_at = now()
+     WHERE id = CAST(:outage AS bigint) RETURNING code, state, etr, customers_affected),
+call AS (
+    INSERT INTO trouble_calls (reference, service_point_id, way, wire_down, partial_power, flickering, note,
+                               language, section_key, outage_id, settled_at, geom)
+    VALUES (:reference, :sp, :way, :wire_down, :partial, :flickering, :note, :language, :key, :outage,
+            CASE WHEN CAST(:outage AS bigint) IS NULL THEN NULL ELSE now() END,
+            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+    RETURNING id, reference, received_at)
+SELECT call.id, call.reference, call.received_at, joined.code, joined.state, joined.etr, joined.customers_affected
+  FROM call LEFT JOIN joined ON true
+"""
 
 
 @dataclass(frozen=True)
