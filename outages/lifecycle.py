@@ -18,6 +18,7 @@ Examples
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
@@ -311,8 +312,7 @@ def freeze(connection: Connection, topology: Topology, outage_id: int, device: s
     found, kind, feeder = _device_customers(topology, device)
     customers = found if customers is None else customers
     _insert_step(connection, outage_id, "affected", customers, actor, note)
-    where = places.element_points(connection, [device]).get(device)
-    area = places.outline(connection, customers) if len(customers) else None
+    where, area = places.place_and_outline(connection, device, customers)
     connection.execute(text(
         "UPDATE outages SET device = :device, device_kind = :kind, feeder = :feeder, customers_affected = :n, "
         "customers_out = :n, geom = CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL "
@@ -399,6 +399,24 @@ def estimate_etr(connection: Connection, started_at: datetime, cause: str, kind:
     """The ETR from history: the median duration of restored, sustained outages of the same cause and
     device kind over the last year (then of the kind alone), with a confidence that grows with the
     number of such outages; without history a default per kind at confidence 0.1."""
+    key = (cause, kind, settings.etr_history_days)
+    cached = _ESTIMATES.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        hours, confidence, samples, basis = cached[1]
+        return Estimate(started_at + timedelta(hours=hours), hours, confidence, samples, basis)
+    found = _estimate_hours(connection, cause, kind, settings)
+    _ESTIMATES[key] = (time.monotonic() + ESTIMATE_SECONDS, found)
+    hours, confidence, samples, basis = found
+    return Estimate(started_at + timedelta(hours=hours), hours, confidence, samples, basis)
+
+
+# History changes by the hour, predictions by the second: each process keeps an estimate a while.
+ESTIMATE_SECONDS = 60.0
+_ESTIMATES: dict[tuple, tuple[float, tuple]] = {}
+
+
+def _estimate_hours(connection: Connection, cause: str, kind: str, settings: OutageSettings) -> tuple:
+    """(hours, confidence, samples, basis) of ``estimate_etr``, from the database."""
     since = datetime.now(timezone.utc) - timedelta(days=settings.etr_history_days)
     for basis, where in (("cause and device kind", "cause = :cause AND device_kind = :kind"),
                          ("device kind", "device_kind = :kind")):
@@ -407,20 +425,17 @@ def estimate_etr(connection: Connection, started_at: datetime, cause: str, kind:
             "count(*) FROM outages WHERE state = 'restored' AND NOT coalesce(momentary, false) AND origin <> 'planned' "
             f"AND restored_at >= :since AND {where}"), {"cause": cause, "kind": kind, "since": since}).one()
         if row[1] >= 3:
-            hours = float(row[0]) / 3600
-            confidence = round(min(0.95, row[1] / (row[1] + 10)), 2)
-            return Estimate(started_at + timedelta(hours=hours), round(hours, 2), confidence, int(row[1]), basis)
-    hours = DEFAULT_ETR_HOURS.get(kind, 3.0)
-    return Estimate(started_at + timedelta(hours=hours), hours, 0.1, 0, "default")
+            return round(float(row[0]) / 3600, 2), round(min(0.95, row[1] / (row[1] + 10)), 2), int(row[1]), basis
+    return DEFAULT_ETR_HOURS.get(kind, 3.0), 0.1, 0, "default"
 
 
 def write_etr(connection: Connection, outage_id: int, etr: datetime, source: str, confidence: float | None,
               actor: str | None, note: str | None, data: dict | None = None) -> dict:
     """Set the outage's ETR and append the change (with the ETR it replaces) to its timeline."""
-    before = connection.execute(text("SELECT etr FROM outages WHERE id = :id"), {"id": outage_id}).scalar_one()
-    connection.execute(text("UPDATE outages SET etr = :etr, etr_source = :source, etr_confidence = :confidence, "
-                            "updated_at = now() WHERE id = :id"),
-                       {"etr": etr, "source": source, "confidence": confidence, "id": outage_id})
+    before = connection.execute(text(
+        "UPDATE outages o SET etr = :etr, etr_source = :source, etr_confidence = :confidence, updated_at = now() "
+        "FROM (SELECT etr FROM outages WHERE id = :id FOR UPDATE) AS old WHERE o.id = :id RETURNING old.etr"),
+        {"etr": etr, "source": source, "confidence": confidence, "id": outage_id}).scalar_one()
     return add_event(connection, outage_id, "etr", actor, note, None, None,
                      {"etr": etr.isoformat(), "before": before.isoformat() if before else None, "source": source,
                       "confidence": confidence, **(data or {})})
