@@ -179,6 +179,35 @@ def stop_server(process: subprocess.Popen) -> None:
     process.wait(timeout=60)
 
 
+def cpu_seconds(server_pid: int) -> tuple[float, float, float]:
+    """CPU seconds used so far by the server's process tree, by PostgreSQL's processes and by this
+    process (from /proc): where a report's cost goes on the shared cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = tail.split()
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+        names[pid] = head.split("(", 1)[1]
+    tree, pending = [], [server_pid]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    postgres = sum(t for pid, t in used.items() if names[pid].startswith("postgres"))
+    return sum(used.get(pid, 0.0) for pid in tree), postgres, time.process_time()
+
+
 def in_parallel(count: int, work) -> None:
     """Run ``work(number)`` on ``count`` threads and wait for them."""
     threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(count)]
@@ -461,7 +490,9 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
         # Each kind alone, from an empty table of outages and reports: the rate each target asks of it.
         for kind, label in (("events", "meter events"), ("call", "calls")):
             reset(engine, keep_crews=True)
+            before = cpu_seconds(server.pid)
             alone = replay(port, [item for item in storm if item[0] == kind], threads, public, integration)
+            spent = [b - a for a, b in zip(before, cpu_seconds(server.pid))]
             if kind == "events":
                 rate = sum(a for _, _, a in alone["batches"]) / alone["wall"]
                 per = [s * 1e3 / n for s, n, _ in alone["batches"]]
@@ -474,6 +505,9 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
             say(f"  {label} alone ({len(per):,} requests{errors}): {rate:,.0f} accepted per "
                 f"second   target >= {target:,.0f}   {verdict(rate >= target)};   per report p50 "
                 f"{statistics.median(per):.2f} ms, p99 {percentile(per, 0.99):.2f} ms   ({load_note()})")
+            reports = len(alone["calls"]) + sum(a for _, _, a in alone["batches"])
+            say(f"    CPU per report: server {spent[0] / reports * 1e3:.2f} ms, PostgreSQL {spent[1] / reports * 1e3:.2f} ms, "
+                f"this client {spent[2] / reports * 1e3:.2f} ms")
     finally:
         stop_server(server)
         engine.dispose()
