@@ -156,24 +156,6 @@ def _position(topology: Topology, service_point_id: int) -> int:
     return position
 
 
-def _out_already(connection: Connection, service_point_id: int) -> int:
-    """The predicted outage a customer who is reporting already is in (0: none).
-
-    A customer's reports count once (from the first since power last came back): a second call
-    changes no prediction, so it joins the outage of the first without settling again.
-    """
-    row = connection.execute(text("""
-        SELECT r.outage_id, r.out, o.state FROM (
-            SELECT outage_id, received_at AS at, true AS out FROM trouble_calls
-             WHERE service_point_id = :sp AND cleared_at IS NULL AND settled_at IS NOT NULL
-            UNION ALL
-            SELECT outage_id, occurred_at, kind = 'last_gasp' FROM meter_events
-             WHERE service_point_id = :sp AND cleared_at IS NULL AND settled_at IS NOT NULL
-        ) AS r LEFT JOIN outages o ON o.id = r.outage_id ORDER BY r.at DESC LIMIT 1"""),
-        {"sp": service_point_id}).first()
-    return int(row.outage_id) if row is not None and row.out and row.state == "predicted" else 0
-
-
 def _outage_summary(connection: Connection, outage_id: int | None):
     if outage_id is None:
         return None
@@ -191,14 +173,15 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         topology = cache.get(connection)
         customer = _find_customer(connection, request)
         position = _position(topology, customer.id)
-        joined = int(confirmed_outage_of(topology, confirmed_outages(connection, topology), np.array([position]))[0])
-        joined = joined or _out_already(connection, customer.id)
+        confirmed = int(confirmed_outage_of(topology, confirmed_outages(connection, topology),
+                                            np.array([position]))[0])
         key = section_keys(topology, np.array([position]))[0]
         stored = connection.execute(text(_INSERT_CALL), {
             "reference": _reference(), "sp": customer.id, "way": request.way, "wire_down": request.wire_down,
             "partial": request.partial_power, "flickering": request.flickering, "note": request.note,
-            "language": request.language, "key": key, "outage": joined or None, "lon": customer.lon,
+            "language": request.language, "key": key, "confirmed": confirmed or None, "lon": customer.lon,
             "lat": customer.lat}).one()
+        joined = stored.code is not None
         note_changes(connection, [("call", customer.code)] + ([("outage", stored.code)] if joined else []))
     if joined:
         return CallReceipt(*stored[1:])
@@ -217,18 +200,33 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         return CallReceipt(*receipt)
 
 
-# The call, and the outage it joins (if any) counting it: one statement (a call is a round trip
-# shorter for each, and a storm is thousands of calls).
+# The call, and the outage it joins counting it, in one statement (a storm is thousands of calls,
+# each a round trip shorter): the confirmed outage its customer is out in (``:confirmed``), else the
+# predicted outage of the customer's latest report if that report says "out". A customer's reports
+# count once in the prediction (from the first since power came back), so a second call changes no
+# prediction and needs no settling.
 _INSERT_CALL = """
-WITH joined AS (
+WITH latest AS (
+    SELECT r.outage_id, r.out FROM (
+        SELECT outage_id, received_at AS at, true AS out FROM trouble_calls
+         WHERE service_point_id = :sp AND cleared_at IS NULL AND settled_at IS NOT NULL
+        UNION ALL
+        SELECT outage_id, occurred_at, kind = 'last_gasp' FROM meter_events
+         WHERE service_point_id = :sp AND cleared_at IS NULL AND settled_at IS NOT NULL
+    ) AS r ORDER BY r.at DESC LIMIT 1),
+target AS (
+    SELECT coalesce(CAST(:confirmed AS bigint),
+                    (SELECT o.id FROM latest JOIN outages o ON o.id = latest.outage_id
+                      WHERE latest.out AND o.state = 'predicted')) AS id),
+joined AS (
     UPDATE outages SET calls = calls + 1, last_report_at = now(), updated_at = now()
-     WHERE id = CAST(:outage AS bigint) RETURNING code, state, etr, customers_affected),
+     WHERE id = (SELECT id FROM target) RETURNING code, state, etr, customers_affected),
 call AS (
     INSERT INTO trouble_calls (reference, service_point_id, way, wire_down, partial_power, flickering, note,
                                language, section_key, outage_id, settled_at, geom)
-    VALUES (:reference, :sp, :way, :wire_down, :partial, :flickering, :note, :language, :key, :outage,
-            CASE WHEN CAST(:outage AS bigint) IS NULL THEN NULL ELSE now() END,
-            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+    SELECT :reference, :sp, :way, :wire_down, :partial, :flickering, :note, :language, :key, target.id,
+           CASE WHEN target.id IS NULL THEN NULL ELSE now() END, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
+      FROM target
     RETURNING id, reference, received_at)
 SELECT call.id, call.reference, call.received_at, joined.code, joined.state, joined.etr, joined.customers_affected
   FROM call LEFT JOIN joined ON true
