@@ -185,7 +185,7 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         note_changes(connection, [("call", customer.code)] + ([("outage", stored.code)] if joined else []))
     if joined:
         return CallReceipt(*stored[1:])
-    settle_pending(session, cache, [key], settings)
+    settle_pending(session, cache, [key], settings, topology)
     with session.begin():
         connection = session.connection()
         receipt = connection.execute(text(
@@ -350,6 +350,6 @@ def record_meter_events(session: Session, cache: TopologyCache, events: list[Met
                 {"ids": joined})
         if inserted:
             note_change(connection, "meter", None)
-    changed = settle_pending(session, cache, fresh_keys, settings)
+    changed = settle_pending(session, cache, fresh_keys, settings, topology)
     return MeterReceipt(len(inserted), len(kept) - len(inserted), unknown[:100],
                         sum(1 for row in inserted if row.outage_id is not None), changed)

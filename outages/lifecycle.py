@@ -18,6 +18,7 @@ Examples
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -167,8 +168,6 @@ def outage_view(connection: Connection, outage_id: int) -> OutageView:
 def add_event(connection: Connection, outage_id: int, kind: str, actor: str | None, note: str | None = None,
               from_state: str | None = None, to_state: str | None = None, data: dict | None = None) -> dict:
     """Append one timeline entry; return it as the API shows it."""
-    import json
-
     row = connection.execute(text(
         "INSERT INTO outage_events (outage_id, kind, from_state, to_state, actor, note, data) "
         "VALUES (:outage, :kind, :from_state, :to_state, :actor, :note, CAST(:data AS jsonb)) RETURNING occurred_at"),
@@ -337,6 +336,52 @@ def new_outage(connection: Connection, state: str, origin: str, device: str, cau
          "key": section_key, "parent": parent_id, "pstart": planned[0] if planned else None,
          "pend": planned[1] if planned else None}).one()
     return int(row.id), row.code
+
+
+def predicted_outage(connection: Connection, topology: Topology, device: str, customers: np.ndarray | None,
+                     started_at: datetime, section_key: str, estimate: Estimate, actor: str, data: dict) -> tuple[int, str]:
+    """A new predicted outage at ``device`` in two statements (a storm makes hundreds): its place and
+    outline, then the outage with its frozen customers, its timeline's first two entries and its
+    ETR, nested in the confirmed outage whose customers include its first (if any)."""
+    found, kind, feeder = _device_customers(topology, device)
+    customers = found if customers is None else customers
+    where, area = places.place_and_outline(connection, device, customers)
+    etr = {"etr": estimate.etr.isoformat(), "before": None, "source": "history", "confidence": estimate.confidence,
+           "samples": estimate.samples, "basis": estimate.basis, "hours": estimate.hours}
+    row = connection.execute(text(_PREDICTED_OUTAGE), {
+        "device": device, "kind": kind, "feeder": feeder, "started": started_at, "key": section_key,
+        "n": len(customers), "customers": [int(c) for c in customers], "first": int(customers[0]) if len(customers) else None,
+        "lon": where[0] if where else None, "lat": where[1] if where else None, "area": area,
+        "etr": estimate.etr, "confidence": estimate.confidence, "actor": actor,
+        "predicted": json.dumps(data), "etr_data": json.dumps(etr)}).one()
+    return int(row.id), row.code
+
+
+_PREDICTED_OUTAGE = """
+WITH n AS (SELECT nextval(pg_get_serial_sequence('outages', 'id')) AS id),
+parent AS (SELECT o.id FROM outages o JOIN outage_steps s ON s.outage_id = o.id AND s.kind = 'affected'
+            WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site')
+              AND CAST(:first AS bigint) = ANY(s.customers) ORDER BY o.started_at DESC LIMIT 1),
+made AS (
+    INSERT INTO outages (id, code, state, origin, device, device_kind, feeder, cause, started_at, last_report_at,
+                         section_key, parent_id, customers_affected, customers_out, geom, area, etr, etr_source,
+                         etr_confidence)
+    SELECT n.id, 'OUT-' || lpad(n.id::text, 6, '0'), 'predicted', 'predicted', :device, :kind, :feeder, 'unknown',
+           :started, :started, :key, (SELECT id FROM parent), :n, :n,
+           CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+           ST_GeomFromEWKT(:area), :etr, 'history', :confidence
+      FROM n RETURNING id, code, parent_id),
+step AS (
+    INSERT INTO outage_steps (outage_id, number, kind, customers, customer_count, actor)
+    SELECT id, 1, 'affected', CAST(:customers AS bigint[]), :n, :actor FROM made),
+events AS (
+    INSERT INTO outage_events (outage_id, kind, from_state, to_state, actor, data)
+    SELECT id, 'predicted', NULL, 'predicted', :actor,
+           CAST(:predicted AS jsonb) || jsonb_build_object('nested_in', parent_id) FROM made
+    UNION ALL
+    SELECT id, 'etr', NULL, NULL, :actor, CAST(:etr_data AS jsonb) FROM made)
+SELECT id, code FROM made
+"""
 
 
 def _check_cause(cause) -> str:

@@ -184,15 +184,8 @@ def _pool(connection: Connection, key: str) -> _Pool:
                  outage=np.asarray(list(call_outages) + list(event_outages), dtype=np.int64))
 
 
-def _parent_of(connection: Connection, service_point_id: int) -> int | None:
-    """The open confirmed outage a new outage nests in: one whose frozen customers include it."""
-    return connection.execute(text(
-        "SELECT o.id FROM outages o JOIN outage_steps s ON s.outage_id = o.id AND s.kind = 'affected' "
-        "WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') AND :sp = ANY(s.customers) "
-        "ORDER BY o.started_at DESC LIMIT 1"), {"sp": service_point_id}).scalar()
-
-
-def settle_pending(session, cache, keys: list[str], settings: OutageSettings) -> list[str]:
+def settle_pending(session, cache, keys: list[str], settings: OutageSettings,
+                   topology: Topology | None = None) -> list[str]:
     """Settle the reports waiting in each section key, unless another request is settling it now;
     return the codes of the outages this call changed.
 
@@ -201,6 +194,7 @@ def settle_pending(session, cache, keys: list[str], settings: OutageSettings) ->
     reports arrived meanwhile. A request that finds the lock taken leaves its reports to the
     holder, which looks for waiting reports again after it lets go, so a report that commits
     while the holder works is never left behind. Under a storm one settling covers many reports.
+    ``topology``: the state the caller read in this request (else the cache's, read again).
     """
     changed: list[str] = []
     for key in sorted(set(keys)):
@@ -211,7 +205,7 @@ def settle_pending(session, cache, keys: list[str], settings: OutageSettings) ->
                 if not got:
                     break  # its holder settles these reports too, and looks again when it lets go
                 if claimed:
-                    now = _settle_one(connection, cache.get(connection), key, settings)
+                    now = _settle_one(connection, topology or cache.get(connection), key, settings)
                     if now:
                         note_change(connection, "outage", now)
                         changed.extend(now)
@@ -369,19 +363,12 @@ def _create(connection: Connection, topology: Topology, key: str, prediction,
     """A new predicted outage for ``prediction``, its customers frozen and its ETR estimated from history."""
     data = topology.data
     started = datetime.fromtimestamp(prediction.first_at, tz=timezone.utc)
-    first_customer = int(data.sp_id[prediction.reports[0]])
-    parent = _parent_of(connection, first_customer)
-    outage_id, code = lifecycle.new_outage(connection, "predicted", "predicted", prediction.code, "unknown",
-                                           started_at=started, section_key=key, parent_id=parent)
-    customers = np.array([first_customer], dtype=np.int64) if prediction.kind == "service" else None
-    lifecycle.freeze(connection, topology, outage_id, prediction.code, PREDICTION_ACTOR, customers=customers)
-    lifecycle.add_event(connection, outage_id, "predicted", PREDICTION_ACTOR, None, None, "predicted",
-                        {"device": prediction.code, "kind": prediction.kind, "reports": len(prediction.reports),
-                         "nested_in": parent})
+    customers = (np.array([data.sp_id[prediction.reports[0]]], dtype=np.int64)
+                 if prediction.kind == "service" else None)
     estimate = lifecycle.estimate_etr(connection, started, "unknown", prediction.kind, settings)
-    lifecycle.write_etr(connection, outage_id, estimate.etr, "history", estimate.confidence, PREDICTION_ACTOR,
-                         None, {"samples": estimate.samples, "basis": estimate.basis, "hours": estimate.hours})
-    return outage_id, code
+    return lifecycle.predicted_outage(connection, topology, prediction.code, customers, started, key, estimate,
+                                      PREDICTION_ACTOR, {"device": prediction.code, "kind": prediction.kind,
+                                                         "reports": len(prediction.reports)})
 
 
 def _attach(connection: Connection, pool: _Pool, target: np.ndarray) -> None:
