@@ -61,6 +61,10 @@ class Changes:
                 "ids": self.ids}
 
 
+_INSERT = text("INSERT INTO live_changes (kind, ref) SELECT * FROM unnest(CAST(:kinds AS text[]), "
+               "CAST(:refs AS text[]))")
+
+
 def note_change(connection: Connection, kind: str, refs: list[str] | str | None = None) -> None:
     """Record that ``kind`` changed (about ``refs``), in the caller's transaction."""
     note_changes(connection, [(kind, refs)])
@@ -76,8 +80,7 @@ def note_changes(connection: Connection, changes: list[tuple[str, list[str] | st
         for ref in about[:MAX_ROWS] or [None]:
             kinds.append(kind)
             refs.append(ref[:120] if ref else None)
-    connection.execute(text("INSERT INTO live_changes (kind, ref) SELECT * FROM unnest(CAST(:kinds AS text[]), "
-                            "CAST(:refs AS text[]))"), {"kinds": kinds, "refs": refs})
+    connection.execute(_INSERT, {"kinds": kinds, "refs": refs})
     if random.random() < PRUNE_CHANCE:  # now and then a writer clears what no open map needs any more
         prune(connection)
 

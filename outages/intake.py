@@ -176,7 +176,7 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         confirmed = int(confirmed_outage_of(topology, confirmed_outages(connection, topology),
                                             np.array([position]))[0])
         key = section_keys(topology, np.array([position]))[0]
-        stored = connection.execute(text(_INSERT_CALL), {
+        stored = connection.execute(_INSERT_CALL, {
             "reference": _reference(), "sp": customer.id, "way": request.way, "wire_down": request.wire_down,
             "partial": request.partial_power, "flickering": request.flickering, "note": request.note,
             "language": request.language, "key": key, "confirmed": confirmed or None, "lon": customer.lon,
@@ -188,9 +188,7 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
     settle_pending(session, cache, [key], settings, topology)
     with session.begin():
         connection = session.connection()
-        receipt = connection.execute(text(
-            "SELECT t.reference, t.received_at, o.code, o.state, o.etr, o.customers_affected FROM trouble_calls t "
-            "LEFT JOIN outages o ON o.id = t.outage_id WHERE t.id = :id"), {"id": stored.id}).one()
+        receipt = connection.execute(_RECEIPT, {"id": stored.id}).one()
         if receipt.code is None:  # another request is settling the feeder: where the call will most likely go
             outage_id = int(confirmed_outage_of(topology, confirmed_outages(connection, topology, predicted_in=key),
                                                 np.array([position]))[0]) or None
@@ -205,7 +203,10 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
 # predicted outage of the customer's latest report if that report says "out". A customer's reports
 # count once in the prediction (from the first since power came back), so a second call changes no
 # prediction and needs no settling.
-_INSERT_CALL = """
+_RECEIPT = text("SELECT t.reference, t.received_at, o.code, o.state, o.etr, o.customers_affected "
+               "FROM trouble_calls t LEFT JOIN outages o ON o.id = t.outage_id WHERE t.id = :id")
+# Statements a call runs are parsed once (text() parses its bind parameters with a regular expression).
+_INSERT_CALL = text("""
 WITH latest AS (
     SELECT r.outage_id, r.out FROM (
         SELECT outage_id, received_at AS at, true AS out FROM trouble_calls
@@ -230,7 +231,7 @@ call AS (
     RETURNING id, reference, received_at)
 SELECT call.id, call.reference, call.received_at, joined.code, joined.state, joined.etr, joined.customers_affected
   FROM call LEFT JOIN joined ON true
-"""
+""")
 
 
 @dataclass(frozen=True)

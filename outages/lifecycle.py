@@ -348,7 +348,7 @@ def predicted_outage(connection: Connection, topology: Topology, device: str, cu
     where, area = places.place_and_outline(connection, device, customers)
     etr = {"etr": estimate.etr.isoformat(), "before": None, "source": "history", "confidence": estimate.confidence,
            "samples": estimate.samples, "basis": estimate.basis, "hours": estimate.hours}
-    row = connection.execute(text(_PREDICTED_OUTAGE), {
+    row = connection.execute(_PREDICTED_OUTAGE, {
         "device": device, "kind": kind, "feeder": feeder, "started": started_at, "key": section_key,
         "n": len(customers), "customers": [int(c) for c in customers], "first": int(customers[0]) if len(customers) else None,
         "lon": where[0] if where else None, "lat": where[1] if where else None, "area": area,
@@ -357,7 +357,7 @@ def predicted_outage(connection: Connection, topology: Topology, device: str, cu
     return int(row.id), row.code
 
 
-_PREDICTED_OUTAGE = """
+_PREDICTED_OUTAGE = text("""
 WITH n AS (SELECT nextval(pg_get_serial_sequence('outages', 'id')) AS id),
 parent AS (SELECT o.id FROM outages o JOIN outage_steps s ON s.outage_id = o.id AND s.kind = 'affected'
             WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site')
@@ -381,7 +381,7 @@ events AS (
     UNION ALL
     SELECT id, 'etr', NULL, NULL, :actor, CAST(:etr_data AS jsonb) FROM made)
 SELECT id, code FROM made
-"""
+""")
 
 
 def _check_cause(cause) -> str:

@@ -80,16 +80,22 @@ def _positions(topology: Topology, ids) -> np.ndarray:
     return found[(found < len(sp_id)) & (sp_id[np.minimum(found, len(sp_id) - 1)] == ids)]
 
 
+_OPEN_OUTAGES = ("SELECT o.id, o.code, o.device, o.device_kind, (SELECT array_agg(c) FROM outage_steps s, "
+                 "unnest(s.customers) c WHERE s.outage_id = o.id AND s.kind = 'restored') AS restored FROM outages o ")
+_CONFIRMED = text(_OPEN_OUTAGES + "WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') "
+                  "AND (o.planned_start IS NULL OR o.planned_start <= now()) ORDER BY o.started_at")
+_PREDICTED_IN = text(_OPEN_OUTAGES + "WHERE o.state = 'predicted' AND o.section_key = :key ORDER BY o.started_at")
+
+
 def confirmed_outages(connection: Connection, topology: Topology, predicted_in: str | None = None) -> list[_Open]:
     """The open outages past ``predicted`` (planned ones once their window has begun), with the
     preorder span of their device in the live state (or, for a device outside every radial section
     now, the customers still out in it)."""
     data = topology.data
-    rows = connection.execute(text(
-        "SELECT o.id, o.code, o.device, o.device_kind, (SELECT array_agg(c) FROM outage_steps s, unnest(s.customers) c "
-        "WHERE s.outage_id = o.id AND s.kind = 'restored') AS restored FROM outages o "
-        "WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') "
-        "AND (o.planned_start IS NULL OR o.planned_start <= now()) ORDER BY o.started_at")).all()
+    if predicted_in is None:
+        rows = connection.execute(_CONFIRMED).all()
+    else:
+        rows = connection.execute(_PREDICTED_IN, {"key": predicted_in}).all()
     found = []
     for row in rows:
         restored = _positions(topology, row.restored)
@@ -167,14 +173,14 @@ SELECT coalesce(array_agg(m.event_id), '{}'), coalesce(array_agg(m.service_point
 """
 
 
-_BOTH_POOLS = f"SELECT * FROM ({_POOL_SQL}) AS calls, ({_METER_POOL_SQL}) AS events"
+_BOTH_POOLS = text(f"SELECT * FROM ({_POOL_SQL}) AS calls, ({_METER_POOL_SQL}) AS events")
 
 
 def _pool(connection: Connection, key: str) -> _Pool:
     """The key's reports not explained by a confirmed outage, read as one row of arrays per table
     (a row per report cost more than the prediction itself: 8 ms of SQLAlchemy rows for 1,600)."""
     (call_ids, call_sps, call_ats, call_outages, event_ids, event_sps, event_ats, event_out,
-     event_outages) = connection.execute(text(_BOTH_POOLS), {"key": key}).one()
+     event_outages) = connection.execute(_BOTH_POOLS, {"key": key}).one()
     calls, events = len(call_ids), len(event_ids)
     return _Pool(call=np.r_[np.ones(calls, dtype=bool), np.zeros(events, dtype=bool)],
                  ids=list(call_ids) + list(event_ids),
@@ -201,7 +207,7 @@ def settle_pending(session, cache, keys: list[str], settings: OutageSettings,
         while True:
             with session.begin():
                 connection = session.connection()
-                got, claimed = connection.execute(text(_TRY_AND_CLAIM), {"key": key}).one()
+                got, claimed = connection.execute(_TRY_AND_CLAIM, {"key": key}).one()
                 if not got:
                     break  # its holder settles these reports too, and looks again when it lets go
                 if claimed:
@@ -215,14 +221,14 @@ def settle_pending(session, cache, keys: list[str], settings: OutageSettings,
 
 
 # The key's lock if it is free, and then its waiting reports marked as taken: (got it, any taken).
-_TRY_AND_CLAIM = """
+_TRY_AND_CLAIM = text("""
 WITH locked AS (SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 8)) AS got),
      calls AS (UPDATE trouble_calls SET settled_at = now() WHERE (SELECT got FROM locked)
                AND section_key = :key AND settled_at IS NULL RETURNING 1),
      events AS (UPDATE meter_events SET settled_at = now() WHERE (SELECT got FROM locked)
                 AND section_key = :key AND settled_at IS NULL RETURNING 1)
 SELECT (SELECT got FROM locked), (SELECT count(*) FROM calls) + (SELECT count(*) FROM events) > 0
-"""
+""")
 
 
 def _claim(connection: Connection, key: str) -> bool:
@@ -238,10 +244,11 @@ def _claim(connection: Connection, key: str) -> bool:
 def _waiting(session, key: str) -> bool:
     """Whether reports of the key wait to be settled (committed after the last claim)."""
     with session.begin():
-        return session.connection().execute(text(
-            "SELECT EXISTS (SELECT 1 FROM trouble_calls WHERE section_key = :key AND settled_at IS NULL) "
-            "OR EXISTS (SELECT 1 FROM meter_events WHERE section_key = :key AND settled_at IS NULL)"),
-            {"key": key}).scalar()
+        return session.connection().execute(_WAITING, {"key": key}).scalar()
+
+
+_WAITING = text("SELECT EXISTS (SELECT 1 FROM trouble_calls WHERE section_key = :key AND settled_at IS NULL) "
+                "OR EXISTS (SELECT 1 FROM meter_events WHERE section_key = :key AND settled_at IS NULL)")
 
 
 def settle(connection: Connection, topology: Topology, keys: list[str], settings: OutageSettings) -> list[str]:

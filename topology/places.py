@@ -57,10 +57,12 @@ def _ref_columns():
 def by_account(connection: Connection, account_number: str) -> CustomerRef | None:
     """The in-service service point with this account number, or None (written as text: the
     look-up runs for every call, and building the select cost more than running it)."""
-    rows = connection.execute(text(
-        "SELECT id, code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM service_points "
-        "WHERE account_number = :account AND in_service"), {"account": account_number}).all()
+    rows = connection.execute(_BY_ACCOUNT, {"account": account_number}).all()
     return _refs(rows)[0] if rows else None
+
+
+_BY_ACCOUNT = text("SELECT id, code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM service_points "
+                   "WHERE account_number = :account AND in_service")
 
 
 def by_phone(connection: Connection, phone: str, limit: int = 5) -> list[CustomerRef]:
@@ -122,18 +124,18 @@ def place_and_outline(connection: Connection, code: str, service_point_ids: Sequ
     """Where the device or service point ``code`` is, and the outline of the customers (see
     ``outline``), in one query: placing an outage is part of every prediction under a storm."""
     ids = [int(i) for i in service_point_ids]
-    row = connection.execute(text(_PLACE_AND_OUTLINE), {"code": code, "ids": ids, "buffer": buffer_m}).one()
+    row = connection.execute(_PLACE_AND_OUTLINE, {"code": code, "ids": ids, "buffer": buffer_m}).one()
     return ((float(row.lon), float(row.lat)) if row.lon is not None else None), row.outline
 
 
-_PLACE_AND_OUTLINE = """
+_PLACE_AND_OUTLINE = text("""
 SELECT (SELECT ST_X(geom) FROM (SELECT geom FROM devices WHERE code = :code UNION ALL
                                 SELECT geom FROM service_points WHERE code = :code LIMIT 1) AS p) AS lon,
        (SELECT ST_Y(geom) FROM (SELECT geom FROM devices WHERE code = :code UNION ALL
                                 SELECT geom FROM service_points WHERE code = :code LIMIT 1) AS p) AS lat,
        (SELECT ST_AsEWKT(ST_Buffer(ST_ConvexHull(ST_Collect(geom)), :buffer / 111320.0, 4))
           FROM service_points WHERE id = ANY(CAST(:ids AS bigint[])) HAVING count(*) > 0) AS outline
-"""
+""")
 # The buffer is drawn in degrees (a metre is 1/111,320 of a degree of latitude, less of longitude
 # away from the equator): an outline for the eye, at a tenth of the cost of buffering on the spheroid.
 

@@ -50,9 +50,12 @@ def _read_table(connection: Connection, table: str, columns: list[str]) -> pd.Da
     return frame
 
 
+_VERSION = text("SELECT version, changed_at FROM topology_state WHERE id = 1")  # asked by every request
+
+
 def read_version(connection: Connection) -> tuple[int, datetime]:
     """The topology version and when it changed: the key a cached ``Topology`` is valid under."""
-    row = connection.execute(text("SELECT version, changed_at FROM topology_state WHERE id = 1")).one()
+    row = connection.execute(_VERSION).one()
     return int(row.version), row.changed_at
 
 

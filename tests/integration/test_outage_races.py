@@ -152,3 +152,25 @@ def test_a_change_committed_late_with_an_earlier_id_still_reaches_the_maps(commi
         second = changes_since(poller, first.cursor)
     assert "CR-SLOW" in second.kinds["crew"]
     assert min(second.ids) < max(first.ids)  # its id is older than one already seen: an id cursor would skip it
+
+
+def test_a_call_while_its_feeder_is_being_settled_is_answered_and_settled_by_the_holder(storm_net):
+    for account in ("A-E1", "A-E2"):
+        requests.post(storm_net.url("/api/calls"), json={"account": account}, timeout=60)
+    with storm_net.engine.connect() as connection:
+        code = connection.execute(text("SELECT code FROM outages WHERE state = 'predicted'")).scalar_one()
+    holder = storm_net.engine.connect()  # another request settling feeder B1's reports right now
+    holder.execute(text("SELECT pg_advisory_lock(hashtextextended('B1', 8))"))
+    try:
+        waiting = requests.post(storm_net.url("/api/calls"), json={"account": "A-E3"}, timeout=60).json()
+        assert (waiting["outage"], waiting["state"]) == (code, "predicted")  # where its customer lies
+        with storm_net.engine.connect() as connection:
+            assert connection.execute(text("SELECT outage_id IS NULL AND settled_at IS NULL FROM trouble_calls "
+                                           "WHERE reference = :r"), {"r": waiting["reference"]}).scalar_one()
+    finally:
+        holder.execute(text("SELECT pg_advisory_unlock(hashtextextended('B1', 8))"))
+        holder.close()
+    requests.post(storm_net.url("/api/calls"), json={"account": "A-E4"}, timeout=60)  # the next settling takes it
+    with storm_net.engine.connect() as connection:
+        assert connection.execute(text("SELECT o.code FROM trouble_calls t JOIN outages o ON o.id = t.outage_id "
+                                       "WHERE t.reference = :r"), {"r": waiting["reference"]}).scalar_one() == code
