@@ -168,13 +168,15 @@ def outage_view(connection: Connection, outage_id: int) -> OutageView:
 def add_event(connection: Connection, outage_id: int, kind: str, actor: str | None, note: str | None = None,
               from_state: str | None = None, to_state: str | None = None, data: dict | None = None) -> dict:
     """Append one timeline entry; return it as the API shows it."""
-    row = connection.execute(text(
-        "INSERT INTO outage_events (outage_id, kind, from_state, to_state, actor, note, data) "
-        "VALUES (:outage, :kind, :from_state, :to_state, :actor, :note, CAST(:data AS jsonb)) RETURNING occurred_at"),
-        {"outage": outage_id, "kind": kind, "from_state": from_state, "to_state": to_state, "actor": actor,
-         "note": note, "data": json.dumps(data, default=str) if data is not None else None}).one()
+    row = connection.execute(_EVENT, {
+        "outage": outage_id, "kind": kind, "from_state": from_state, "to_state": to_state, "actor": actor,
+        "note": note, "data": json.dumps(data, default=str) if data is not None else None}).one()
     return {"kind": kind, "from_state": from_state, "to_state": to_state, "actor": actor, "note": note,
             "data": data, "occurred_at": row.occurred_at}
+
+
+_EVENT = text("INSERT INTO outage_events (outage_id, kind, from_state, to_state, actor, note, data) "
+              "VALUES (:outage, :kind, :from_state, :to_state, :actor, :note, CAST(:data AS jsonb)) RETURNING occurred_at")
 
 
 def _refuse(code: str, state: str, wanted: str) -> Conflict:

@@ -268,10 +268,7 @@ def _settle_one(connection: Connection, topology: Topology, key: str, settings: 
     """Run the prediction on the key's reports and make its predicted outages agree (lock held)."""
     data = topology.data
     pool = _pool(connection, key)
-    existing = {row.id: row for row in connection.execute(text(
-        "SELECT id, code, device, state, started_at, calls, meter_reports FROM outages "
-        "WHERE section_key = :key AND state = 'predicted'"),
-        {"key": key}).all()}
+    existing = {row.id: row for row in connection.execute(_EXISTING, {"key": key}).all()}
     if not len(pool) and not existing:
         return []
     positions = np.searchsorted(data.sp_id, pool.service_point)
@@ -287,6 +284,10 @@ def _settle_one(connection: Connection, topology: Topology, key: str, settings: 
             connection.execute(text(f"UPDATE {table} SET cleared_at = now() WHERE section_key = :key "
                                     "AND cleared_at IS NULL AND outage_id IS NULL"), {"key": key})
     return sorted(set(changed))
+
+
+_EXISTING = text("SELECT id, code, device, state, started_at, calls, meter_reports FROM outages "
+                 "WHERE section_key = :key AND state = 'predicted'")
 
 
 def _recount(connection: Connection, pool: _Pool, target: np.ndarray, kept: list[int], existing: dict) -> None:
@@ -306,13 +307,15 @@ def _recount(connection: Connection, pool: _Pool, target: np.ndarray, kept: list
     if not write:
         return
     ids, calls, gasps, latest = ids[write], calls[write], gasps[write], latest[write]
-    connection.execute(text(
-        "UPDATE outages o SET calls = d.calls, meter_reports = d.gasps, updated_at = now(), "
-        "last_report_at = CASE WHEN d.latest > 0 THEN to_timestamp(d.latest) ELSE o.last_report_at END "
-        "FROM unnest(CAST(:ids AS bigint[]), CAST(:calls AS int[]), CAST(:gasps AS int[]), CAST(:latest AS float8[])) "
-        "AS d(id, calls, gasps, latest) WHERE o.id = d.id"),
-        {"ids": ids.tolist(), "calls": calls.tolist(), "gasps": gasps.tolist(),
-         "latest": np.where(np.isfinite(latest), latest, 0.0).tolist()})
+    connection.execute(_RECOUNT, {"ids": ids.tolist(), "calls": calls.tolist(), "gasps": gasps.tolist(),
+                                  "latest": np.where(np.isfinite(latest), latest, 0.0).tolist()})
+
+
+_RECOUNT = text(
+    "UPDATE outages o SET calls = d.calls, meter_reports = d.gasps, updated_at = now(), "
+    "last_report_at = CASE WHEN d.latest > 0 THEN to_timestamp(d.latest) ELSE o.last_report_at END "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:calls AS int[]), CAST(:gasps AS int[]), CAST(:latest AS float8[])) "
+    "AS d(id, calls, gasps, latest) WHERE o.id = d.id")
 
 
 def _reconcile(connection: Connection, topology: Topology, key: str, predictions, existing: dict, pool: _Pool,
@@ -384,12 +387,13 @@ def _attach(connection: Connection, pool: _Pool, target: np.ndarray) -> None:
     calls, events = moved[pool.call[moved]], moved[~pool.call[moved]]
     outages = [int(o) or None for o in target[calls].tolist()]
     if len(calls):
-        connection.execute(text(
-            "UPDATE trouble_calls t SET outage_id = d.outage FROM unnest(CAST(:ids AS bigint[]), "
-            "CAST(:outages AS bigint[])) AS d(id, outage) WHERE t.id = d.id"),
-            {"ids": [int(pool.ids[i]) for i in calls.tolist()], "outages": outages})
+        connection.execute(_ATTACH_CALLS, {"ids": [int(pool.ids[i]) for i in calls.tolist()], "outages": outages})
     if len(events):
-        connection.execute(text(
-            "UPDATE meter_events t SET outage_id = d.outage FROM unnest(CAST(:ids AS text[]), "
-            "CAST(:outages AS bigint[])) AS d(id, outage) WHERE t.event_id = d.id"),
-            {"ids": [pool.ids[i] for i in events.tolist()], "outages": [int(o) or None for o in target[events].tolist()]})
+        connection.execute(_ATTACH_EVENTS, {"ids": [pool.ids[i] for i in events.tolist()],
+                                            "outages": [int(o) or None for o in target[events].tolist()]})
+
+
+_ATTACH_CALLS = text("UPDATE trouble_calls t SET outage_id = d.outage FROM unnest(CAST(:ids AS bigint[]), "
+                     "CAST(:outages AS bigint[])) AS d(id, outage) WHERE t.id = d.id")
+_ATTACH_EVENTS = text("UPDATE meter_events t SET outage_id = d.outage FROM unnest(CAST(:ids AS text[]), "
+                      "CAST(:outages AS bigint[])) AS d(id, outage) WHERE t.event_id = d.id")
