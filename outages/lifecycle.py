@@ -285,12 +285,14 @@ def _device_customers(topology: Topology, device: str) -> tuple[np.ndarray, str,
 def _insert_step(connection: Connection, outage_id: int, kind: str, customers: np.ndarray, actor: str | None,
                  note: str | None, devices: Sequence[str] | None = None) -> int:
     """Append a frozen step; return its number."""
-    return connection.execute(text(
-        "INSERT INTO outage_steps (outage_id, number, kind, customers, customer_count, actor, note, devices) "
-        "SELECT :outage, coalesce(max(number), 0) + 1, :kind, :customers, :count, :actor, :note, :devices "
-        "FROM outage_steps WHERE outage_id = :outage RETURNING number"),
-        {"outage": outage_id, "kind": kind, "customers": [int(c) for c in customers], "count": len(customers),
-         "actor": actor, "note": note, "devices": list(devices) if devices else None}).scalar_one()
+    return connection.execute(_STEP, {
+        "outage": outage_id, "kind": kind, "customers": [int(c) for c in customers], "count": len(customers),
+        "actor": actor, "note": note, "devices": list(devices) if devices else None}).scalar_one()
+
+
+_STEP = text("INSERT INTO outage_steps (outage_id, number, kind, customers, customer_count, actor, note, devices) "
+             "SELECT :outage, coalesce(max(number), 0) + 1, :kind, :customers, :count, :actor, :note, :devices "
+             "FROM outage_steps WHERE outage_id = :outage RETURNING number")
 
 
 def customers_out(connection: Connection, outage_id: int) -> np.ndarray:
@@ -314,14 +316,17 @@ def freeze(connection: Connection, topology: Topology, outage_id: int, device: s
     customers = found if customers is None else customers
     _insert_step(connection, outage_id, "affected", customers, actor, note)
     where, area = places.place_and_outline(connection, device, customers)
-    connection.execute(text(
-        "UPDATE outages SET device = :device, device_kind = :kind, feeder = :feeder, customers_affected = :n, "
-        "customers_out = :n, geom = CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL "
-        "ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END, area = ST_GeomFromEWKT(:area), updated_at = now() "
-        "WHERE id = :id"),
-        {"device": device, "kind": kind, "feeder": feeder, "n": len(customers), "lon": where[0] if where else None,
-         "lat": where[1] if where else None, "area": area, "id": outage_id})
+    connection.execute(_PLACED, {
+        "device": device, "kind": kind, "feeder": feeder, "n": len(customers), "lon": where[0] if where else None,
+        "lat": where[1] if where else None, "area": area, "id": outage_id})
     return len(customers)
+
+
+_PLACED = text(
+    "UPDATE outages SET device = :device, device_kind = :kind, feeder = :feeder, customers_affected = :n, "
+    "customers_out = :n, geom = CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL "
+    "ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END, area = ST_GeomFromEWKT(:area), updated_at = now() "
+    "WHERE id = :id")
 
 
 def new_outage(connection: Connection, state: str, origin: str, device: str, cause: str,
