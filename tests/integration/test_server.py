@@ -108,6 +108,14 @@ class StopWatch:
                 self.last_seen[pid] = time.monotonic()
             time.sleep(0.05)
 
+    def seen(self, workers: int, timeout: float = 30.0) -> None:
+        """Wait until ``workers`` workers have been seen alive: a stop signalled before the first
+        look at /proc could end them unseen (a busy machine delays the watcher's first pass)."""
+        deadline = time.monotonic() + timeout
+        while len(self.last_seen) < workers:
+            assert time.monotonic() < deadline, f"only {len(self.last_seen)} of {workers} workers seen"
+            time.sleep(0.02)
+
     def finish(self) -> int:
         """Wait for the server to end (a generous bound: three grace periods); its exit status."""
         status = self.process.wait(timeout=3 * GRACE_S)
@@ -198,6 +206,7 @@ def test_parallel_requests_are_all_answered(server):
 def test_ctrl_c_stops_it_gracefully(server):
     process, port = server
     watch = StopWatch(process, port)
+    watch.seen(workers=2)
     process.send_signal(signal.SIGINT)
     watch.assert_stopped_by_itself()
     with pytest.raises(OSError):
@@ -210,8 +219,13 @@ def test_ctrl_c_in_a_terminal_stops_every_process(database_url):
     process, port = _start(database_url, start_new_session=True)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     assert _get(connection, "/api/outlets/nearest?lon=8.4&lat=49.0&n=2")[0].status == 200
-    assert len(_serving(port)) == 3 and len(_worker_pids(port)) == 2  # granian's main process and two workers
+    # granian's main process and two workers (the second may still be starting when the first answers)
+    deadline = time.monotonic() + 30
+    while not (len(_serving(port)) == 3 and len(_worker_pids(port)) == 2):
+        assert time.monotonic() < deadline, (_serving(port), _worker_pids(port))
+        time.sleep(0.05)
     watch = StopWatch(process, port)
+    watch.seen(workers=2)
     os.killpg(process.pid, signal.SIGINT)
     watch.assert_stopped_by_itself()
 
