@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from geo.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from geo.i18n import _
 from geo.live import note_change
-from outages.models import CAUSES, OPEN_STATES, STATES
+from outages.models import CAUSES, OPEN_STATES
 from outages.prediction import CANDIDATE_KINDS
 from outages.settings import DEFAULT_ETR_HOURS, OutageSettings
 from topology import places, trace

@@ -26,7 +26,7 @@ from outages.prediction import predict_arrays
 from outages.settings import OutageSettings
 from topology.index import Radial, Topology
 
-__all__ = ["section_keys", "settle", "settle_pending", "confirmed_outages", "confirmed_outage_of", "PREDICTION_ACTOR"]
+__all__ = ["section_keys", "settle_pending", "confirmed_outages", "confirmed_outage_of", "PREDICTION_ACTOR"]
 
 PREDICTION_ACTOR = "prediction"
 UNFED = "unfed"
@@ -231,16 +231,6 @@ SELECT (SELECT got FROM locked), (SELECT count(*) FROM calls) + (SELECT count(*)
 """)
 
 
-def _claim(connection: Connection, key: str) -> bool:
-    """Mark the key's waiting reports as taken by this settling (its lock held); whether there were any."""
-    claimed = 0
-    for table in ("trouble_calls", "meter_events"):
-        claimed += connection.execute(text(
-            f"UPDATE {table} SET settled_at = now() WHERE section_key = :key AND settled_at IS NULL"),
-            {"key": key}).rowcount
-    return claimed > 0
-
-
 def _waiting(session, key: str) -> bool:
     """Whether reports of the key wait to be settled (committed after the last claim)."""
     with session.begin():
@@ -249,19 +239,6 @@ def _waiting(session, key: str) -> bool:
 
 _WAITING = text("SELECT EXISTS (SELECT 1 FROM trouble_calls WHERE section_key = :key AND settled_at IS NULL) "
                 "OR EXISTS (SELECT 1 FROM meter_events WHERE section_key = :key AND settled_at IS NULL)")
-
-
-def settle(connection: Connection, topology: Topology, keys: list[str], settings: OutageSettings) -> list[str]:
-    """Settle the reports of each section key into predicted outages in the caller's transaction,
-    waiting for a settling in progress (the storm replay and tests); the codes of the outages changed."""
-    changed: list[str] = []
-    for key in sorted(set(keys)):
-        connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 8))"), {"key": key})
-        _claim(connection, key)
-        changed.extend(_settle_one(connection, topology, key, settings))
-    if changed:
-        note_change(connection, "outage", changed)
-    return changed
 
 
 def _settle_one(connection: Connection, topology: Topology, key: str, settings: OutageSettings) -> list[str]:

@@ -12,15 +12,13 @@ from sqlalchemy import ARRAY, BigInteger, String, any_, bindparam, func, select,
 from sqlalchemy.engine import Connection
 
 from geo.spatial import geodesic_distance_m, point
-from topology.models import Device, Feeder, Node, ServicePoint
+from topology.models import Device, ServicePoint
 
 __all__ = ["CustomerRef", "CustomerDetail", "by_account", "by_phone", "nearest_customer", "element_points",
-           "outline", "place_and_outline", "customer_details", "customer_codes", "feeder_of"]
+           "place_and_outline", "customer_details", "customer_codes"]
 
 _sp = ServicePoint.__table__
 _devices = Device.__table__
-_nodes = Node.__table__
-_feeders = Feeder.__table__
 # How far a map point may lie from the service point it is snapped to.
 SNAP_WITHIN_M = 250.0
 
@@ -91,32 +89,6 @@ def element_points(connection: Connection, codes: Sequence[str]) -> dict[str, tu
         .where(_devices.c.code == any_(wanted)),
         select(_sp.c.code, func.ST_X(_sp.c.geom), func.ST_Y(_sp.c.geom)).where(_sp.c.code == any_(wanted)))
     return {code: (float(x), float(y)) for code, x, y in connection.execute(query)}
-
-
-def feeder_of(connection: Connection, codes: Sequence[str]) -> dict[str, str]:
-    """The feeder code of each device or service point of ``codes`` that has one."""
-    wanted = bindparam("codes", list(codes), type_=ARRAY(String))
-    query = union_all(
-        select(_devices.c.code, _feeders.c.code).join(_feeders, _feeders.c.id == _devices.c.feeder_id)
-        .where(_devices.c.code == any_(wanted)),
-        select(_sp.c.code, _feeders.c.code).join(_nodes, _nodes.c.id == _sp.c.node_id)
-        .join(_feeders, _feeders.c.id == _nodes.c.feeder_id).where(_sp.c.code == any_(wanted)))
-    return dict(connection.execute(query).all())
-
-
-def outline(connection: Connection, service_point_ids: Sequence[int], buffer_m: float = 25.0):
-    """The outline of the customers' points as an EWKT polygon: their hull grown by ``buffer_m``.
-
-    A concave hull would follow the streets more closely but costs seconds at 100,000 points;
-    the convex hull of a transformer area's or a feeder's customers is what a dispatcher reads.
-    """
-    if not len(service_point_ids):
-        return None
-    ids = bindparam("ids", [int(i) for i in service_point_ids], type_=ARRAY(BigInteger))
-    hull = func.ST_ConvexHull(func.ST_Collect(_sp.c.geom))
-    grown = func.ST_Buffer(func.geography(hull), buffer_m, 8)
-    query = select(func.ST_AsEWKT(func.ST_Simplify(func.geometry(grown), 0.00005))).where(_sp.c.id == any_(ids))
-    return connection.execute(query).scalar_one()
 
 
 def place_and_outline(connection: Connection, code: str, service_point_ids: Sequence[int],
