@@ -223,6 +223,13 @@ def test_rules_refuse_thresholds_that_make_no_sense(fields, message):
         Rules(**fields)
 
 
+@pytest.mark.parametrize("fields", [{"min_reports": 1}, {"min_share": 1}, {"min_share": 0.01}, {"siblings": 2},
+                                    {"window_minutes": 0.5}])
+def test_rules_take_thresholds_at_their_edges(fields):
+    rules = Rules(**fields)  # the smallest and largest values that make sense are taken as given
+    assert all(getattr(rules, name) == value for name, value in fields.items())
+
+
 # -- a storm replayed on the demo city -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def city() -> Topology:
