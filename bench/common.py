@@ -5,9 +5,12 @@ the project root on ``sys.path``.
 """
 from __future__ import annotations
 
+import http.client
 import os
 import resource
+import secrets
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -92,3 +95,32 @@ def bench_token(engine, role: str = "dispatcher") -> dict[str, str]:
             accounts.create_account(session, name, role, None)
         issued = accounts.issue_token(session, name, 1, label="bench")
     return {"Authorization": f"Bearer {issued.token}"}
+
+
+def serve_app(url: str, port: int, env: dict | None = None, args: tuple = ()) -> subprocess.Popen:
+    """``flask --app app serve`` (granian, as production runs it) on ``port`` over the database
+    ``url``, returned once it answers; ``env`` adds settings, ``args`` options of serve."""
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    settings = {**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none", "SECRET_KEY": secrets.token_hex(32),
+                **(env or {})}
+    settings.pop("PYTHONPATH", None)
+    process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port), *args], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=settings)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/api/outlets/services")
+            if connection.getresponse().status == 200:
+                connection.close()
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the production server did not start")
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    """Stop a server started by ``serve_app`` (granian stops its workers on one SIGTERM)."""
+    process.terminate()
+    process.wait(timeout=60)

@@ -33,7 +33,6 @@ import queue
 import random
 import secrets
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -47,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from common import bench_database, bench_token, free_port, load_note  # noqa: E402
+from common import bench_database, bench_token, free_port, load_note, serve_app, stop_app  # noqa: E402
 
 from geo.db import make_engine  # noqa: E402
 from outages.prediction import Rules, downstream_customers  # noqa: E402
@@ -148,35 +147,6 @@ class Client:
             raw = response.read()
         elapsed = time.perf_counter() - started
         return response.status, json.loads(raw) if raw else None, elapsed
-
-
-def start_server(url: str, port: int) -> subprocess.Popen:
-    """``flask --app app serve`` with 2 workers on ``port``, once it answers."""
-    flask = os.path.join(os.path.dirname(sys.executable), "flask")
-    env = {**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none", "SECRET_KEY": secrets.token_hex(32),
-           # a call centre's IVR and the test client send from one address; the limits guard the public
-           "PUBLIC_WRITE_RATE_LIMIT": "1000000 per minute", "WORKERS": "2", "THREADS": "4"}
-    env.pop("PYTHONPATH", None)
-    process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port), "--workers", "2"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/api/outlets/services")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the server did not start")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    """granian stops its workers on one SIGTERM."""
-    process.terminate()
-    process.wait(timeout=60)
 
 
 def cpu_seconds(server_pid: int) -> tuple[float, float, float]:
@@ -432,7 +402,8 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
     crew_tokens = make_crews(engine)
     port = free_port()
     started = time.perf_counter()
-    server = start_server(url, port)
+    # a call centre's IVR and the test client send from one address; the limits guard the public
+    server = serve_app(url, port, {"PUBLIC_WRITE_RATE_LIMIT": "1000000 per minute"}, ("--workers", "2", "--threads", "4"))
     figures: dict[str, object] = {"customers": size}
     try:
         # Both workers build their topology (the first request to need it) before the clock runs.
@@ -543,7 +514,7 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
             say(f"    CPU per report: server {spent[0] / reports * 1e3:.2f} ms, PostgreSQL {spent[1] / reports * 1e3:.2f} ms, "
                 f"this client {spent[2] / reports * 1e3:.2f} ms")
     finally:
-        stop_server(server)
+        stop_app(server)
         engine.dispose()
     figures["load"] = load_note()
     return figures

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import socket
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ sys.path.insert(0, ROOT)
 
 from sqlalchemy import text  # noqa: E402
 
+from common import serve_app, stop_app  # noqa: E402
 from geo.cluster import default_cluster  # noqa: E402
 from geo.db import make_engine  # noqa: E402
 from geo.migrate import upgrade  # noqa: E402
@@ -142,28 +142,7 @@ def start_server(url: str, kind: str = "granian") -> tuple[subprocess.Popen, int
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the server did not start")
         return process, port
-    flask = os.path.join(os.path.dirname(sys.executable), "flask")
-    process = subprocess.Popen([flask, "--app", "app", "serve", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**os.environ, "DATABASE_URL": url, "BASEMAP_URL": "none",
-                                    "SECRET_KEY": secrets.token_hex(32)})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/api/outlets/services")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return process, port
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the production server did not start")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    """Stop a server started by ``start_server`` (granian stops its workers on SIGTERM)."""
-    process.terminate()
-    process.wait(timeout=30)
+    return serve_app(url, port), port
 
 
 def timed_get(connection: http.client.HTTPConnection, path: str) -> tuple[float, dict]:
@@ -335,7 +314,7 @@ def main() -> None:
         try:
             bench_nearest(engine, port, max(100, args.requests // 4), random.Random(args.seed + 1), "werkzeug", full=False)
         finally:
-            stop_server(server)
+            stop_app(server)
         server, port = start_server(url, "granian")
         try:
             bench_nearest(engine, port, args.requests, rng)
@@ -344,7 +323,7 @@ def main() -> None:
             if args.bookings:
                 bench_bookings(engine, port, args.bookings)
         finally:
-            stop_server(server)
+            stop_app(server)
     finally:
         engine.dispose()
     print(f"load average after: {os.getloadavg()[0]:.1f}")
