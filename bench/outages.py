@@ -194,6 +194,7 @@ def replay(port: int, storm: list[tuple], threads: int, public: dict, integratio
     for item in storm:
         work.put(item)
     calls, batches, errors = [], [], []
+    answered: dict[str, float] = {}  # "c:<reference>" / "e:<event id>": when its answer came (epoch)
 
     def sender(number: int) -> None:
         """Take the next request of the storm until none is left."""
@@ -209,21 +210,73 @@ def replay(port: int, storm: list[tuple], threads: int, public: dict, integratio
                 errors.append((kind, status, answer))
             elif kind == "call":
                 calls.append(seconds)
+                answered["c:" + answer["reference"]] = time.time()
             else:
                 batches.append((seconds, len(body["events"]), answer["accepted"]))
+                now = time.time()
+                answered.update(("e:" + event["id"], now) for event in body["events"])
 
     started = time.perf_counter()
     in_parallel(threads, sender)
-    return {"wall": time.perf_counter() - started, "calls": calls, "batches": batches, "errors": errors}
+    return {"wall": time.perf_counter() - started, "calls": calls, "batches": batches, "errors": errors,
+            "answered": answered}
 
 
-def paced(port: int, calls: list[tuple], rate: float, threads: int = 16) -> list[float]:
+def settling(engine, answered: dict[str, float], timeout: float = 60.0) -> dict:
+    """Wait until the server has settled every report, then how long each took to be settled: from
+    its request's answer (the server settles after answering) and from its arrival (``received_at``,
+    the start of the transaction that stored it) to the commit of the prediction that took it in
+    (``settled_at``), in ms; and how long the last ones were still waiting after the replay ended."""
+    ended, deadline = time.time(), time.monotonic() + timeout
+    with engine.connect() as connection:
+        while connection.execute(text("SELECT EXISTS (SELECT 1 FROM trouble_calls WHERE settled_at IS NULL) OR "
+                                      "EXISTS (SELECT 1 FROM meter_events WHERE settled_at IS NULL)")).scalar():
+            connection.rollback()
+            if time.monotonic() > deadline:
+                raise RuntimeError("reports still waiting to be settled")
+            time.sleep(0.01)
+        drained = time.time() - ended
+        rows = connection.execute(text(
+            "SELECT 'c:' || reference, extract(epoch FROM received_at), extract(epoch FROM settled_at) FROM trouble_calls "
+            "UNION ALL SELECT 'e:' || event_id, extract(epoch FROM received_at), extract(epoch FROM settled_at) "
+            "FROM meter_events")).all()
+    found: dict = {"drained": drained}
+    for prefix, kind in (("c:", "calls"), ("e:", "events")):
+        mine = [(key, float(received), float(settled)) for key, received, settled in rows
+                if key.startswith(prefix) and key in answered]
+        found[kind] = {"after answer": [max(0.0, settled - answered[key]) * 1e3 for key, _r, settled in mine],
+                       "since arrival": [max(0.0, settled - received) * 1e3 for _k, received, settled in mine]}
+    return found
+
+
+def say_settling(found: dict) -> float:
+    """Print ``settling``'s figures against the target: a call from its arrival, a meter event from
+    its batch's answer (a batch of 1,000 is stored as one; "batch latency per event" is its share of
+    the storing); returns the worse p99 of the two."""
+    worst = 0.0
+    for kind, judged in (("calls", "since arrival"), ("events", "after answer")):
+        after, since = found[kind]["after answer"], found[kind]["since arrival"]
+        if not since:
+            continue
+        p99 = percentile(found[kind][judged], 0.99)
+        worst = max(worst, p99)
+        say(f"    {kind:6s} settled into the prediction, {judged:13s} p50 {statistics.median(found[kind][judged]):6.1f} ms  "
+            f"p99 {p99:6.1f} ms   target p99 < 50 ms   {verdict(p99 < TARGETS['per report p99 ms'])}   "
+            f"(from arrival p50 {statistics.median(since):.1f} / p99 {percentile(since, 0.99):.1f} ms, after the "
+            f"answer p50 {statistics.median(after):.1f} / p99 {percentile(after, 0.99):.1f} ms; {len(since):,})")
+    say(f"    the last report was settled {found['drained'] * 1e3:.0f} ms after the replay ended")
+    return worst
+
+
+def paced(port: int, calls: list[tuple], rate: float, threads: int = 16) -> tuple[list[float], dict[str, float]]:
     """The calls sent at ``rate`` a second (each at its own moment, whoever is free sends it, so a
-    slow answer does not slow the rest): the seconds from each call's moment to its answer."""
+    slow answer does not slow the rest): the seconds from each call's moment to its answer, and
+    when each was answered (as ``replay``'s)."""
     work: queue.Queue = queue.Queue()
     for number, item in enumerate(calls):
         work.put((number / rate, item))
     delays: list[float] = []
+    answered: dict[str, float] = {}
     started = time.perf_counter() + 0.2
 
     def sender(number: int) -> None:
@@ -236,12 +289,13 @@ def paced(port: int, calls: list[tuple], rate: float, threads: int = 16) -> list
             wait = started + due - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-            status, _answer, _seconds = client.send("POST", "/api/calls", body)
+            status, answer, _seconds = client.send("POST", "/api/calls", body)
             if status == 201:
                 delays.append(time.perf_counter() - (started + due))
+                answered["c:" + answer["reference"]] = time.time()
 
     in_parallel(threads, sender)
-    return delays
+    return delays, answered
 
 
 def open_outages(client: Client, geometry: str = "point") -> list[dict]:
@@ -430,13 +484,12 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
             f"{verdict(events_rate >= TARGETS['events'])}")
         say(f"    (both share the wall time: the storm's budget at the target rates is {calls:,}/300 + "
             f"{events:,}/5000 = {budget:.1f} s; it took {wall:.1f} s: {verdict(wall <= budget)})")
-        say(f"    call latency                p50 {statistics.median(call_ms):7.1f} ms   p99 "
-            f"{percentile(call_ms, 0.99):7.1f} ms   target p99 < 50 ms   "
-            f"{verdict(percentile(call_ms, 0.99) < TARGETS['per report p99 ms'])}")
+        say(f"    call answered               p50 {statistics.median(call_ms):7.1f} ms   p99 "
+            f"{percentile(call_ms, 0.99):7.1f} ms   (with {threads} clients sending as fast as answered)")
         say(f"    batch latency per event     p50 {statistics.median(event_ms):7.2f} ms   p99 "
-            f"{percentile(event_ms, 0.99):7.2f} ms   target p99 < 50 ms   "
-            f"{verdict(percentile(event_ms, 0.99) < TARGETS['per report p99 ms'])}"
+            f"{percentile(event_ms, 0.99):7.2f} ms"
             f"   (whole batches: p50 {statistics.median(batch_ms):.0f} ms, p99 {percentile(batch_ms, 0.99):.0f} ms)")
+        figures["settle p99"] = say_settling(settling(engine, result["answered"]))
         say(f"    ({load_note()})")
 
         client = Client(port, dispatcher)
@@ -504,13 +557,20 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
                 f"second   target >= {target:,.0f}   {verdict(rate >= target)};   per report p50 "
                 f"{statistics.median(per):.2f} ms, p99 {percentile(per, 0.99):.2f} ms   ({load_note()})")
             reports = len(alone["calls"]) + sum(a for _, _, a in alone["batches"])
-            if kind == "call":  # and at the target's pace: how long a call takes when the server keeps up
-                reset(engine, keep_crews=True)
-                taken = [s * 1e3 for s in paced(port, [item for item in storm if item[0] == kind], target)]
-                figures["paced call p99"] = percentile(taken, 0.99)
-                say(f"    calls sent at {target:,.0f} a second: {len(taken):,} answered, p50 {statistics.median(taken):.1f} ms, "
-                    f"p99 {percentile(taken, 0.99):.1f} ms   target p99 < 50 ms   "
-                    f"{verdict(percentile(taken, 0.99) < TARGETS['per report p99 ms'])}")
+            figures[f"{kind} alone settle p99"] = say_settling(settling(engine, alone["answered"]))
+            if kind == "call":  # at the target's pace, and at half of it: the knee of the curve
+                for rate in (target, target / 2):
+                    reset(engine, keep_crews=True)
+                    taken, answered = paced(port, [item for item in storm if item[0] == kind], rate)
+                    taken = [s * 1e3 for s in taken]
+                    judged = rate == target
+                    say(f"    calls sent at {rate:,.0f} a second: {len(taken):,} answered, p50 "
+                        f"{statistics.median(taken):.1f} ms, p99 {percentile(taken, 0.99):.1f} ms   "
+                        + (f"target p99 < 50 ms   {verdict(percentile(taken, 0.99) < TARGETS['per report p99 ms'])}"
+                           if judged else "(half the target's rate: no target)"))
+                    settled_p99 = say_settling(settling(engine, answered))
+                    if judged:
+                        figures["paced call p99"], figures["paced settle p99"] = percentile(taken, 0.99), settled_p99
             say(f"    CPU per report: server {spent[0] / reports * 1e3:.2f} ms, PostgreSQL {spent[1] / reports * 1e3:.2f} ms, "
                 f"this client {spent[2] / reports * 1e3:.2f} ms")
     finally:
@@ -533,17 +593,20 @@ def main() -> None:
     started = time.perf_counter()
     results = [bench(size, args.reuse, args.threads, args.pollers, args.calls, args.events) for size in args.sizes]
     say(f"\nSummary (run took {time.perf_counter() - started:.0f} s)")
-    say("| customers | calls/s | events/s | calls alone/s | events alone/s | call p50 / p99 | per event p50 / p99 | "
-        "faults missed | live p99 | "
+    say("| customers | calls/s | events/s | calls alone/s | events alone/s | call answered p50 / p99 | "
+        "per event p50 / p99 | settled p99: storm / alone / at 300/s | faults missed | live p99 | "
         "layer p50 / p95 | area p50 / p95 | load |")
-    say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for f in results:
         say(f"| {f['customers']:,} | {f['calls/s']:.0f} | {f['events/s']:,.0f} | {f['call alone/s']:.0f} | "
             f"{f['events alone/s']:,.0f} | {f['call p50']:.0f} / "
-            f"{f['call p99']:.0f} ms | {f['event p50']:.2f} / {f['event p99']:.2f} ms | {f['misses']} | "
+            f"{f['call p99']:.0f} ms | {f['event p50']:.2f} / {f['event p99']:.2f} ms | {f['settle p99']:.0f} / "
+            f"{max(f['call alone settle p99'], f['events alone settle p99']):.0f} / {f['paced settle p99']:.0f} ms | "
+            f"{f['misses']} | "
             f"{f['live p99']:.2f} s | {f['layer point p50']:.0f} / {f['layer point p95']:.0f} ms | "
             f"{f['layer area p50']:.0f} / {f['layer area p95']:.0f} ms | {f['load']} |")
-    say("Targets: calls >= 300/s; events >= 5,000/s; p99 per report < 50 ms; every fault at its device; "
+    say("Targets: calls >= 300/s; events >= 5,000/s; each report settled into the prediction with p99 < 50 ms "
+        "(and a call answered at 300/s with p99 < 50 ms); every fault at its device; "
         "a change on 50 maps within 2 s (p99); outages layer with 200 open < 50 ms (median and p95)")
 
 

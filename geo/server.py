@@ -35,7 +35,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from geo.config import from_environment
 from geo.security import InsecureSecretKey, require_secret_key
 
-__all__ = ["serve", "granian_command", "init_app", "default_workers"]
+__all__ = ["serve", "granian_command", "init_app", "default_workers", "register_companion", "COMPANIONS"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # A worker that dies is started again; one that grows past this much memory (MiB) is replaced.
@@ -49,6 +49,38 @@ STARTUP_WAIT_S = 30
 # How long browsers keep a static file: our own scripts change with a deployment, and the
 # URLs carry no version.
 STATIC_MAX_AGE_S = 600
+
+
+# Processes that run beside the web workers, registered by the packages that need them (name ->
+# the arguments of ``flask --app app``): started with granian, started again when one dies,
+# stopped with it.
+COMPANIONS: dict[str, tuple[str, ...]] = {}
+# A companion that dies is started again after this many seconds (not in a tight loop).
+RESTART_S = 2.0
+
+
+def register_companion(name: str, args: tuple[str, ...]) -> None:
+    """Have ``flask serve`` run ``flask --app app <args>`` beside the web workers."""
+    COMPANIONS[name] = tuple(args)
+
+
+def _start_companion(args: tuple[str, ...]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
+                            start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def _stop_companions(companions: dict[str, subprocess.Popen]) -> None:
+    """SIGTERM each, then wait for them (a companion finishes what it is doing), kill the late."""
+    for process in companions.values():
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + GRACE_S
+    for process in companions.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def default_workers() -> int:
@@ -98,10 +130,21 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool = F
             asked_at = time.monotonic()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    companions = {name: _start_companion(args) for name, args in COMPANIONS.items()}
+    died: dict[str, float] = {}
     try:
         with selectors.DefaultSelector() as selector:
             selector.register(child.stdout, selectors.EVENT_READ)
             while True:
+                for name, process in companions.items():
+                    if asked_at is None and process.poll() is not None:
+                        if name not in died:
+                            died[name] = time.monotonic()
+                            print(f"GridAtlas: the {name} stopped (exit {process.returncode}); starting it "
+                                  f"again in {RESTART_S:.0f} s", file=sys.stderr, flush=True)
+                        elif time.monotonic() - died[name] >= RESTART_S:
+                            companions[name] = _start_companion(COMPANIONS[name])
+                            del died[name]
                 if selector.select(timeout=0.2):
                     line = child.stdout.readline()
                     if not line:  # granian has exited
@@ -118,6 +161,7 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool = F
                     signalled = True
         return child.wait()
     finally:
+        _stop_companions(companions)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -8,6 +8,7 @@ def init_app(app: Flask) -> None:
     """Register the outages' blueprints, CLI, demo extension and health counts."""
     from geo import demo
     from geo.health import register_counted
+    from geo.server import register_companion
     from outages import api, cli, views
     from outages.demo import add_demo_crews
 
@@ -16,3 +17,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     cli.init_app(app)
+    # Trouble calls and meter events are settled after their answer by a process of its own.
+    register_companion("outage settler", ("outages", "settle"))

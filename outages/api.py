@@ -23,6 +23,7 @@ from geo.requests import allow_body, instant, json_body
 from outages import contracts as c
 from outages import crews, intake, lifecycle, read as reading
 from outages.settings import settings_from
+from outages.settler import notify
 from topology.cache import current_topology, topology_cache
 from topology.trace_features import trace_features
 
@@ -37,6 +38,15 @@ OUTAGE_ROLES = (DISPATCHER,)
 
 def _settings():
     return settings_from(current_app.config)
+
+
+def _settler():
+    """Hands a report's feeder to the settler process, which settles it after the answer
+    (outages/settler.py); None when the app settles in the request (``OUTAGE_SETTLE_IN_BACKGROUND``
+    false: the tests' app, whose requests share one connection that no other process sees)."""
+    if not current_app.config.get("OUTAGE_SETTLE_IN_BACKGROUND", True):
+        return None
+    return notify
 
 
 def _actor() -> str:
@@ -104,7 +114,7 @@ def _changed(change: lifecycle.OutageChange, status: int = 200):
 def file_call():
     """Report no power: by account number, phone or a point; 201 with a reference to follow the outage."""
     parsed = intake.parse_call(json_body(), locale_code())
-    receipt = intake.file_call(get_session(), topology_cache(), parsed, _settings())
+    receipt = intake.file_call(get_session(), topology_cache(), parsed, _settings(), _settler())
     return _answer(receipt.as_dict(), 201, {"Location": url_for("outages_api.call_detail", reference=receipt.reference)})
 
 
@@ -132,7 +142,8 @@ def meter_events():
     """A batch of up to 10,000 last-gasp and power-restored messages; idempotent by event id."""
     allow_body(MAX_METER_BYTES)
     events = intake.parse_meter_events(json_body())
-    return _answer(intake.record_meter_events(get_session(), topology_cache(), events, _settings()).as_dict())
+    return _answer(intake.record_meter_events(get_session(), topology_cache(), events, _settings(),
+                                              _settler()).as_dict())
 
 
 # -- outages -----------------------------------------------------------------------------------------

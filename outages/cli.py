@@ -89,6 +89,25 @@ def storm_command(faults, seed, calls, gasps):
     click.echo(f"sent {counts['calls']} calls and {counts['meter_events']} meter events; see /map/dispatch")
 
 
+@outages.command("settle")
+def settle_command():
+    """Settle trouble calls and meter events into predicted outages as they come (the web workers
+    answer them and notify this process; ``flask serve`` runs it beside them). Stops on Ctrl-C or
+    SIGTERM after the round under way."""
+    import signal
+
+    from flask import current_app
+
+    from outages.settler import Service
+
+    service = Service.of(current_app).start()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: service.ask_to_stop())
+    click.echo("settling reports as they come (Ctrl-C stops)")
+    service.wait()
+    service.stop()
+
+
 def init_app(app: Flask) -> None:
     """Register ``flask crews`` and ``flask outages``."""
     app.cli.add_command(crews)

@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import phonenumbers
@@ -163,19 +163,23 @@ def _outage_summary(connection: Connection, outage_id: int | None):
                               {"id": outage_id}).one()
 
 
-def file_call(session: Session, cache: TopologyCache, request: CallRequest, settings: OutageSettings) -> CallReceipt:
+def file_call(session: Session, cache: TopologyCache, request: CallRequest, settings: OutageSettings,
+              settle: Callable[[Connection, list[str]], None] | None = None) -> CallReceipt:
     """Store a call and join it to the outage its customer is out in (a confirmed one, or the
-    predicted one its earlier report is in), or settle its feeder (outages/settle.py: unless another
-    request is settling it, which takes this call too); the receipt names the outage the call is
-    in, or the predicted outage its customer lies under."""
+    predicted one its earlier report is in); any other call waits to be settled into the
+    predicted outages of its feeder (outages/settle.py). ``settle(connection, keys)``: hands the
+    feeder to the settler in the call's transaction (``outages.settler.notify``) and answers at
+    once, naming the predicted outage the customer lies under if there is one yet; None: this
+    request settles (unless another is settling the feeder, which takes this call too) and the
+    receipt says where the call went."""
     with session.begin():
         connection = session.connection()
         topology = cache.get(connection)
         customer = _find_customer(connection, request)
-        position = _position(topology, customer.id)
-        confirmed = int(confirmed_outage_of(topology, confirmed_outages(connection, topology),
-                                            np.array([position]))[0])
-        key = section_keys(topology, np.array([position]))[0]
+        position = np.array([_position(topology, customer.id)])
+        key = section_keys(topology, position)[0]
+        opened = confirmed_outages(connection, topology, also_predicted=key)
+        confirmed = int(confirmed_outage_of(topology, [o for o in opened if not o.predicted], position)[0])
         stored = connection.execute(_INSERT_CALL, {
             "reference": _reference(), "sp": customer.id, "way": request.way, "wire_down": request.wire_down,
             "partial": request.partial_power, "flickering": request.flickering, "note": request.note,
@@ -183,19 +187,18 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
             "lat": customer.lat}).one()
         joined = stored.code is not None
         note_changes(connection, [("call", customer.code)] + ([("outage", stored.code)] if joined else []))
+        if not joined and settle is not None:
+            settle(connection, [key])
+            # Where the call will most likely go: the predicted outage the customer lies under now.
+            under = int(confirmed_outage_of(topology, [o for o in opened if o.predicted], position)[0]) or None
+            outage = _outage_summary(connection, under)
     if joined:
         return CallReceipt(*stored[1:])
+    if settle is not None:
+        return CallReceipt(stored.reference, stored.received_at, *(outage or (None, None, None, None)))
     settle_pending(session, cache, [key], settings, topology)
     with session.begin():
-        connection = session.connection()
-        receipt = connection.execute(_RECEIPT, {"id": stored.id}).one()
-        if receipt.code is None:  # another request is settling the feeder: where the call will most likely go
-            outage_id = int(confirmed_outage_of(topology, confirmed_outages(connection, topology, predicted_in=key),
-                                                np.array([position]))[0]) or None
-            outage = _outage_summary(connection, outage_id)
-            if outage is not None:
-                return CallReceipt(receipt.reference, receipt.received_at, *outage)
-        return CallReceipt(*receipt)
+        return CallReceipt(*session.connection().execute(_RECEIPT, {"id": stored.id}).one())
 
 
 # The call, and the outage it joins counting it, in one statement (a storm is thousands of calls,
@@ -277,7 +280,9 @@ class MeterEventIn:
 
 @dataclass(frozen=True)
 class MeterReceipt:
-    """What a batch did: new events stored, duplicates ignored (idempotent by id), meters unknown."""
+    """What a batch did: new events stored, duplicates ignored (idempotent by id), meters unknown,
+    events joined to confirmed outages, and the outages its settling changed (none when the
+    server settles after the answer, as it does: the dispatcher's map shows them a moment later)."""
 
     accepted: int
     duplicates: int
@@ -315,8 +320,10 @@ def parse_meter_events(body: Any) -> list[MeterEventIn]:
 
 
 def record_meter_events(session: Session, cache: TopologyCache, events: list[MeterEventIn],
-                        settings: OutageSettings) -> MeterReceipt:
-    """Store a batch (each event id once), join last gasps to confirmed outages, settle the rest per section."""
+                        settings: OutageSettings,
+                        settle: Callable[[Connection, list[str]], None] | None = None) -> MeterReceipt:
+    """Store a batch (each event id once), join last gasps to confirmed outages, and settle the rest
+    per section: by this request, or (``settle``) by the process's settler after the answer."""
     skew = datetime.now(timezone.utc) + timedelta(minutes=5)
     with session.begin():
         connection = session.connection()
@@ -351,6 +358,11 @@ def record_meter_events(session: Session, cache: TopologyCache, events: list[Met
                 {"ids": joined})
         if inserted:
             note_change(connection, "meter", None)
-    changed = settle_pending(session, cache, fresh_keys, settings, topology)
+        if settle is not None:
+            settle(connection, fresh_keys)
+    if settle is not None:
+        changed = []
+    else:
+        changed = settle_pending(session, cache, fresh_keys, settings, topology)
     return MeterReceipt(len(inserted), len(kept) - len(inserted), unknown[:100],
                         sum(1 for row in inserted if row.outage_id is not None), changed)

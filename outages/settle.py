@@ -70,6 +70,7 @@ class _Open:
     # When the device is not inside a radial section now (the dispatcher opened it, say): its
     # customers still out, from its frozen steps.
     members: np.ndarray | None = None
+    predicted: bool = False  # still predicted (read with ``also_predicted``)
 
 
 def _positions(topology: Topology, ids) -> np.ndarray:
@@ -80,42 +81,56 @@ def _positions(topology: Topology, ids) -> np.ndarray:
     return found[(found < len(sp_id)) & (sp_id[np.minimum(found, len(sp_id) - 1)] == ids)]
 
 
-_OPEN_OUTAGES = ("SELECT o.id, o.code, o.device, o.device_kind, (SELECT array_agg(c) FROM outage_steps s, "
+_OPEN_OUTAGES = ("SELECT o.id, o.code, o.device, o.device_kind, o.state = 'predicted' AS predicted, (SELECT array_agg(c) FROM outage_steps s, "
                  "unnest(s.customers) c WHERE s.outage_id = o.id AND s.kind = 'restored') AS restored FROM outages o ")
-_CONFIRMED = text(_OPEN_OUTAGES + "WHERE o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') "
-                  "AND (o.planned_start IS NULL OR o.planned_start <= now()) ORDER BY o.started_at")
-_PREDICTED_IN = text(_OPEN_OUTAGES + "WHERE o.state = 'predicted' AND o.section_key = :key ORDER BY o.started_at")
+_CONFIRMED_WHERE = ("o.state IN ('confirmed', 'crew_assigned', 'en_route', 'on_site') "
+                    "AND (o.planned_start IS NULL OR o.planned_start <= now())")
+_PREDICTED_WHERE = "o.state = 'predicted' AND o.section_key = :key"
+_CONFIRMED = text(f"{_OPEN_OUTAGES} WHERE {_CONFIRMED_WHERE} ORDER BY o.started_at")
+_PREDICTED_IN = text(f"{_OPEN_OUTAGES} WHERE {_PREDICTED_WHERE} ORDER BY o.started_at")
+_BOTH_IN = text(f"{_OPEN_OUTAGES} WHERE ({_CONFIRMED_WHERE}) OR ({_PREDICTED_WHERE}) ORDER BY o.started_at")
 
 
-def confirmed_outages(connection: Connection, topology: Topology, predicted_in: str | None = None) -> list[_Open]:
+def confirmed_outages(connection: Connection, topology: Topology, predicted_in: str | None = None,
+                      also_predicted: str | None = None) -> list[_Open]:
     """The open outages past ``predicted`` (planned ones once their window has begun), with the
     preorder span of their device in the live state (or, for a device outside every radial section
-    now, the customers still out in it)."""
+    now, the customers still out in it). ``predicted_in``: the predicted outages of that section key
+    instead; ``also_predicted``: those as well, in the same query (flagged ``predicted``)."""
     data = topology.data
-    if predicted_in is None:
+    if also_predicted is not None:
+        rows = connection.execute(_BOTH_IN, {"key": also_predicted}).all()
+    elif predicted_in is None:
         rows = connection.execute(_CONFIRMED).all()
     else:
         rows = connection.execute(_PREDICTED_IN, {"key": predicted_in}).all()
+    # Codes looked up in one probe per table (a feeder in a storm has dozens of predicted outages,
+    # and every call reads them).
+    services = {row.device for row in rows if row.device_kind == "service"}
+    service_at = dict(zip(services, data.find("service_points", list(services)).tolist()))
+    others = [row.device for row in rows if row.device_kind != "service"]
+    edge_at = dict(zip(others, data.find("devices", others).tolist()))
+    missing = [code for code, edge in edge_at.items() if edge < 0]
+    edge_at.update(zip(missing, data.find("segments", missing).tolist()))
+    empty = np.zeros(0, dtype=np.int64)
     found = []
     for row in rows:
-        restored = _positions(topology, row.restored)
+        restored = _positions(topology, row.restored) if row.restored else empty
         if row.device_kind == "service":
-            position = int(data.find("service_points", [row.device])[0])
+            position = service_at[row.device]
             if position >= 0:
-                found.append(_Open(row.id, row.code, row.device, -1, 0, 0, position, restored))
+                found.append(_Open(row.id, row.code, row.device, -1, 0, 0, position, restored, predicted=row.predicted))
             continue
-        edge = int(data.find("devices", [row.device])[0])
-        if edge < 0:
-            edge = int(data.find("segments", [row.device])[0])
+        edge = edge_at[row.device]
         child = int(topology.edge_child[edge]) if edge >= 0 else -1
         if child < 0:  # not inside a radial section now: its frozen customers say who is out in it
             out = _positions(topology, lifecycle.customers_out(connection, row.id))
-            found.append(_Open(row.id, row.code, row.device, -1, 0, 0, -1, members=out))
+            found.append(_Open(row.id, row.code, row.device, -1, 0, 0, -1, members=out, predicted=row.predicted))
             continue
         section, position = int(topology.node_section[child]), int(topology.node_position[child])
         tree = topology.sections[section]
         found.append(_Open(row.id, row.code, row.device, section, position, position + int(tree.size[position]), -1,
-                           restored))
+                           restored, predicted=row.predicted))
     return found
 
 
@@ -128,6 +143,9 @@ def confirmed_outage_of(topology: Topology, opened: list[_Open], customers: np.n
     data = topology.data
     nodes = data.sp_node[customers]
     section, position = topology.node_section[nodes], topology.node_position[nodes]
+    if len(customers) == 1:  # a call: plain comparisons (a numpy call per outage costs more than the test)
+        return np.array([_outage_of_one(opened, int(customers[0]), int(section[0]), int(position[0]))],
+                        dtype=np.int64)
     found = np.zeros(len(customers), dtype=np.int64)
     for outage in opened:
         if outage.members is not None:
@@ -142,6 +160,21 @@ def confirmed_outage_of(topology: Topology, opened: list[_Open], customers: np.n
     return found
 
 
+def _outage_of_one(opened: list[_Open], customer: int, section: int, position: int) -> int:
+    """``confirmed_outage_of`` for one service point position."""
+    found = 0
+    for outage in opened:
+        if outage.members is not None:
+            hit = customer in outage.members
+        elif outage.service_point >= 0:
+            hit = customer == outage.service_point
+        else:
+            hit = section == outage.section and outage.start <= position < outage.stop
+        if hit and not (len(outage.restored) and customer in outage.restored):
+            found = outage.id
+    return found
+
+
 @dataclass
 class _Pool:
     """A section's reports that no confirmed outage explains, as arrays (one entry per report)."""
@@ -152,6 +185,7 @@ class _Pool:
     at: np.ndarray          # seconds since the epoch
     out: np.ndarray         # False: a power-restored message
     outage: np.ndarray      # the outage it is attached to now (0: none)
+    waiting: np.ndarray     # not settled yet (``settled_at`` NULL): this settling takes it in
 
     def __len__(self) -> int:
         return len(self.call)
@@ -160,14 +194,16 @@ class _Pool:
 _POOL_SQL = """
 SELECT coalesce(array_agg(c.id ORDER BY c.id), '{}'), coalesce(array_agg(c.service_point_id ORDER BY c.id), '{}'),
        coalesce(array_agg(extract(epoch FROM c.received_at)::float8 ORDER BY c.id), '{}'),
-       coalesce(array_agg(coalesce(c.outage_id, 0) ORDER BY c.id), '{}')
+       coalesce(array_agg(coalesce(c.outage_id, 0) ORDER BY c.id), '{}'),
+       coalesce(array_agg(c.settled_at IS NULL ORDER BY c.id), '{}')
   FROM trouble_calls c LEFT JOIN outages o ON o.id = c.outage_id
  WHERE c.section_key = :key AND c.cleared_at IS NULL AND (c.outage_id IS NULL OR o.state = 'predicted')
 """
 _METER_POOL_SQL = """
 SELECT coalesce(array_agg(m.event_id), '{}'), coalesce(array_agg(m.service_point_id), '{}'),
        coalesce(array_agg(extract(epoch FROM m.occurred_at)::float8), '{}'),
-       coalesce(array_agg(m.kind = 'last_gasp'), '{}'), coalesce(array_agg(coalesce(m.outage_id, 0)), '{}')
+       coalesce(array_agg(m.kind = 'last_gasp'), '{}'), coalesce(array_agg(coalesce(m.outage_id, 0)), '{}'),
+       coalesce(array_agg(m.settled_at IS NULL), '{}')
   FROM meter_events m LEFT JOIN outages o ON o.id = m.outage_id
  WHERE m.section_key = :key AND m.cleared_at IS NULL AND (m.outage_id IS NULL OR o.state = 'predicted')
 """
@@ -179,15 +215,16 @@ _BOTH_POOLS = text(f"SELECT * FROM ({_POOL_SQL}) AS calls, ({_METER_POOL_SQL}) A
 def _pool(connection: Connection, key: str) -> _Pool:
     """The key's reports not explained by a confirmed outage, read as one row of arrays per table
     (a row per report cost more than the prediction itself: 8 ms of SQLAlchemy rows for 1,600)."""
-    (call_ids, call_sps, call_ats, call_outages, event_ids, event_sps, event_ats, event_out,
-     event_outages) = connection.execute(_BOTH_POOLS, {"key": key}).one()
+    (call_ids, call_sps, call_ats, call_outages, call_waiting, event_ids, event_sps, event_ats, event_out,
+     event_outages, event_waiting) = connection.execute(_BOTH_POOLS, {"key": key}).one()
     calls, events = len(call_ids), len(event_ids)
     return _Pool(call=np.r_[np.ones(calls, dtype=bool), np.zeros(events, dtype=bool)],
                  ids=list(call_ids) + list(event_ids),
                  service_point=np.asarray(list(call_sps) + list(event_sps), dtype=np.int64),
                  at=np.asarray(list(call_ats) + list(event_ats), dtype=np.float64),
                  out=np.r_[np.ones(calls, dtype=bool), np.asarray(event_out, dtype=bool)],
-                 outage=np.asarray(list(call_outages) + list(event_outages), dtype=np.int64))
+                 outage=np.asarray(list(call_outages) + list(event_outages), dtype=np.int64),
+                 waiting=np.asarray(list(call_waiting) + list(event_waiting), dtype=bool))
 
 
 def settle_pending(session, cache, keys: list[str], settings: OutageSettings,
@@ -207,10 +244,10 @@ def settle_pending(session, cache, keys: list[str], settings: OutageSettings,
         while True:
             with session.begin():
                 connection = session.connection()
-                got, claimed = connection.execute(_TRY_AND_CLAIM, {"key": key}).one()
+                got, waiting = connection.execute(_TRY_LOCK, {"key": key}).one()
                 if not got:
                     break  # its holder settles these reports too, and looks again when it lets go
-                if claimed:
+                if waiting:
                     now = _settle_one(connection, topology or cache.get(connection), key, settings)
                     if now:
                         note_change(connection, "outage", now)
@@ -220,14 +257,13 @@ def settle_pending(session, cache, keys: list[str], settings: OutageSettings,
     return sorted(set(changed))
 
 
-# The key's lock if it is free, and then its waiting reports marked as taken: (got it, any taken).
-_TRY_AND_CLAIM = text("""
-WITH locked AS (SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 8)) AS got),
-     calls AS (UPDATE trouble_calls SET settled_at = now() WHERE (SELECT got FROM locked)
-               AND section_key = :key AND settled_at IS NULL RETURNING 1),
-     events AS (UPDATE meter_events SET settled_at = now() WHERE (SELECT got FROM locked)
-                AND section_key = :key AND settled_at IS NULL RETURNING 1)
-SELECT (SELECT got FROM locked), (SELECT count(*) FROM calls) + (SELECT count(*) FROM events) > 0
+# The key's lock if it is free, and whether reports of the key wait to be settled. The reports the
+# settling reads are marked settled when it writes where they go (one write per report): those
+# committed meanwhile still wait, and the holder goes round again for them.
+_TRY_LOCK = text("""
+SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 8)),
+       EXISTS (SELECT 1 FROM trouble_calls WHERE section_key = :key AND settled_at IS NULL)
+       OR EXISTS (SELECT 1 FROM meter_events WHERE section_key = :key AND settled_at IS NULL)
 """)
 
 
@@ -359,18 +395,23 @@ def _create(connection: Connection, topology: Topology, key: str, prediction,
 
 
 def _attach(connection: Connection, pool: _Pool, target: np.ndarray) -> None:
-    """Point each report at the outage that explains its customer now (NULL: none), writing only changes."""
-    moved = np.flatnonzero(target != pool.outage)
-    calls, events = moved[pool.call[moved]], moved[~pool.call[moved]]
-    outages = [int(o) or None for o in target[calls].tolist()]
+    """Point each report at the outage that explains its customer now (NULL: none), and mark the
+    waiting ones settled at this moment (when the prediction took them in): one write for each
+    report that moved or waited, none for the others."""
+    write = np.flatnonzero((target != pool.outage) | pool.waiting)
+    calls, events = write[pool.call[write]], write[~pool.call[write]]
     if len(calls):
-        connection.execute(_ATTACH_CALLS, {"ids": [int(pool.ids[i]) for i in calls.tolist()], "outages": outages})
+        connection.execute(_ATTACH_CALLS, {"ids": [int(pool.ids[i]) for i in calls.tolist()],
+                                           "outages": [int(o) or None for o in target[calls].tolist()],
+                                           "waiting": pool.waiting[calls].tolist()})
     if len(events):
         connection.execute(_ATTACH_EVENTS, {"ids": [pool.ids[i] for i in events.tolist()],
-                                            "outages": [int(o) or None for o in target[events].tolist()]})
+                                            "outages": [int(o) or None for o in target[events].tolist()],
+                                            "waiting": pool.waiting[events].tolist()})
 
 
-_ATTACH_CALLS = text("UPDATE trouble_calls t SET outage_id = d.outage FROM unnest(CAST(:ids AS bigint[]), "
-                     "CAST(:outages AS bigint[])) AS d(id, outage) WHERE t.id = d.id")
-_ATTACH_EVENTS = text("UPDATE meter_events t SET outage_id = d.outage FROM unnest(CAST(:ids AS text[]), "
-                      "CAST(:outages AS bigint[])) AS d(id, outage) WHERE t.event_id = d.id")
+_ATTACH_SET = ("SET outage_id = d.outage, settled_at = CASE WHEN d.waiting THEN clock_timestamp() ELSE t.settled_at END "
+               "FROM unnest(CAST(:ids AS {}[]), CAST(:outages AS bigint[]), CAST(:waiting AS boolean[])) "
+               "AS d(id, outage, waiting)")
+_ATTACH_CALLS = text("UPDATE trouble_calls t " + _ATTACH_SET.format("bigint") + " WHERE t.id = d.id")
+_ATTACH_EVENTS = text("UPDATE meter_events t " + _ATTACH_SET.format("text") + " WHERE t.event_id = d.id")

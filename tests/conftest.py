@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app import create_app
 from geo.db import SessionReads, make_engine
 from geo.migrate import upgrade
+from outages.settler import Service
 from tests.accounts import add_role_accounts
 
 # The tests book, sign in and fuzz from one address far faster than any customer: rate limits
@@ -86,8 +87,9 @@ def session(connection):
 @pytest.fixture()
 def app(engine, connection, monkeypatch):
     """The app on the test database; every request shares the test's rolled-back connection."""
+    # Reports are settled in the request: a settler thread may not share the test's connection.
     application = create_app({"TESTING": True, "DATABASE_URL": str(engine.url.render_as_string(False)),
-                              "ENGINE": engine, "BASEMAP_URL": "none"})
+                              "ENGINE": engine, "BASEMAP_URL": "none", "OUTAGE_SETTLE_IN_BACKGROUND": False})
     from sqlalchemy.orm import sessionmaker
 
     application.extensions["sessionmaker"] = sessionmaker(
@@ -145,11 +147,15 @@ def _committed_app(committed_engine):
 @pytest.fixture()
 def committed_app(_committed_app, committed_engine):
     """The app on the committed database, emptied: requests commit for real, and concurrent ones
-    meet each other's row locks. Give each thread its own ``committed_app.test_client()``."""
+    meet each other's row locks. Give each thread its own ``committed_app.test_client()``.
+    Reports are settled after their answer by a settler in this process, as production's
+    settler process does; it runs for the test only (emptying the tables under it could deadlock)."""
     empty_tables(committed_engine)
     with committed_engine.begin() as connection:
         add_role_accounts(connection)
-    return _committed_app
+    settler = Service.of(_committed_app).start()
+    yield _committed_app
+    settler.stop()
 
 
 @pytest.fixture(scope="session")

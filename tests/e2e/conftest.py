@@ -47,6 +47,7 @@ from geo import accounts
 from geo.auth import ROLES
 from geo.db import make_engine, session_scope
 from geo.migrate import upgrade
+from outages.settler import Service, wait_settled
 from tests.accounts import add_role_accounts
 from tests.conftest import _test_database_url, empty_tables
 from topology.loader import NetworkFrames, load_network
@@ -84,14 +85,16 @@ class LiveServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="e2e-server", daemon=True)
 
     def start(self) -> "LiveServer":
-        """Serve in the background."""
+        """Serve in the background, with the settler that production runs beside the web workers."""
         self._thread.start()
+        self.settler = Service.of(self.app).start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close the database connections."""
         self._server.shutdown()
         self._thread.join(timeout=10)
+        self.settler.stop()
         self.app.extensions["reads"].close()
         self.engine.dispose()
 
@@ -104,10 +107,17 @@ class LiveServer:
         with self.engine.begin() as connection:
             return load_network(connection, frames)
 
+    def settled(self, timeout: float = 20.0) -> None:
+        """Wait until the server has settled every report it answered (outages/settler.py)."""
+        assert wait_settled(self.engine, timeout), "reports still waiting to be settled"
+
     def reset(self) -> None:
         """Empty every data table (every package's), and bump the topology version; then an account
         ``e2e-<role>`` with ``E2E_PASSWORD`` and the fixed token of tests/accounts.py for each role."""
+        self.settled()
+        self.settler.stop()  # emptying the tables under a settler's reads could deadlock
         empty_tables(self.engine)
+        self.settler = Service.of(self.app).start()
         with session_scope(self.engine) as session:
             add_role_accounts(session.connection())
             for role in ROLES:

@@ -107,6 +107,7 @@ def test_two_dispatchers_follow_a_storm_live(live_server, storm_network, open_ma
     answer = requests.post(live_server.url("/api/meter-events"), json={"events": events},
                            headers=HEADERS["integration"], timeout=10)
     assert answer.status_code == 200 and answer.json()["accepted"] == 1, answer.text
+    live_server.settled()  # the server settles reports after answering them
     outages = {f["id"]: f["properties"] for f in _api(live_server, "/api/outages")["features"]}
     assert len(outages) == 2, outages
     assert {p["state"] for p in outages.values()} == {"predicted"}

@@ -84,6 +84,7 @@ def test_parallel_calls_of_one_feeder_settle_into_one_outage(storm_net):
     answers = _together(len(accounts), lambda i: requests.post(storm_net.url("/api/calls"),
                                                               json={"account": accounts[i]}, timeout=60))
     assert [a.status_code for a in answers] == [201] * len(accounts), [a.text for a in answers]
+    storm_net.settled()  # the server settles after answering
     with storm_net.engine.connect() as connection:
         open_outages = connection.execute(text(
             "SELECT device, calls FROM outages WHERE state = 'predicted'")).all()
@@ -104,6 +105,7 @@ def test_one_crew_sent_to_two_outages_at_once_goes_to_one(storm_net):
 def test_parallel_transitions_have_one_winner_and_the_others_hear_where_it_went(storm_net):
     for account in ("A-H1", "A-H2"):
         requests.post(storm_net.url("/api/calls"), json={"account": account}, timeout=60)
+    storm_net.settled()
     with storm_net.engine.connect() as connection:
         code = connection.execute(text("SELECT code FROM outages WHERE state = 'predicted'")).scalar_one()
     path = f"/api/outages/{code}/transitions"
@@ -128,6 +130,7 @@ def test_a_meter_batch_sent_twice_at_once_is_stored_once(storm_net):
     answers = _together(4, lambda i: _post(storm_net, "/api/meter-events", batch, role="integration"))
     assert [a.status_code for a in answers] == [200] * 4
     assert sum(a.json()["accepted"] for a in answers) == 18
+    storm_net.settled()
     with storm_net.engine.connect() as connection:
         devices = connection.execute(text("SELECT device FROM outages WHERE state = 'predicted'")).scalars().all()
     assert devices == ["B1"]  # all three transformers' customers gasped: the breaker explains them
@@ -157,6 +160,7 @@ def test_a_change_committed_late_with_an_earlier_id_still_reaches_the_maps(commi
 def test_a_call_while_its_feeder_is_being_settled_is_answered_and_settled_by_the_holder(storm_net):
     for account in ("A-E1", "A-E2"):
         requests.post(storm_net.url("/api/calls"), json={"account": account}, timeout=60)
+    storm_net.settled()
     with storm_net.engine.connect() as connection:
         code = connection.execute(text("SELECT code FROM outages WHERE state = 'predicted'")).scalar_one()
     holder = storm_net.engine.connect()  # another request settling feeder B1's reports right now
@@ -171,6 +175,7 @@ def test_a_call_while_its_feeder_is_being_settled_is_answered_and_settled_by_the
         holder.execute(text("SELECT pg_advisory_unlock(hashtextextended('B1', 8))"))
         holder.close()
     requests.post(storm_net.url("/api/calls"), json={"account": "A-E4"}, timeout=60)  # the next settling takes it
+    storm_net.settled()
     with storm_net.engine.connect() as connection:
         assert connection.execute(text("SELECT o.code FROM trouble_calls t JOIN outages o ON o.id = t.outage_id "
                                        "WHERE t.reference = :r"), {"r": waiting["reference"]}).scalar_one() == code

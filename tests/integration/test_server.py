@@ -252,3 +252,63 @@ def test_a_deployment_refuses_to_start_without_a_real_secret_key(database_url, k
     imported = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=60)
     assert imported.returncode != 0 and "InsecureSecretKey" in imported.stderr
+
+
+def _children(pid: int) -> dict[int, list[bytes]]:
+    """The live children of ``pid`` and their command lines."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                words = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found[int(entry)] = words
+    return found
+
+
+def test_reports_are_settled_by_the_settler_beside_the_workers_which_stops_with_them():
+    # Its own database: no settler of the tests' own may settle these reports.
+    from geo.db import make_engine
+    from geo.migrate import upgrade
+    from outages.settler import wait_settled
+    from sqlalchemy import text
+    from tests.accounts import add_role_accounts
+    from tests.conftest import _test_database_url
+    from tests.networks import protected_feeder
+    from topology.loader import load_network
+
+    url = _test_database_url("SERVE_DATABASE_URL", suffix="_serve")
+    engine = make_engine(url, pool_size=2)
+    upgrade(engine)
+    with engine.begin() as connection:
+        add_role_accounts(connection)
+        load_network(connection, protected_feeder())
+    process, port = _start(url, start_new_session=True)
+    try:
+        settlers = [pid for pid, words in _children(process.pid).items() if words[-3:-1] == [b"outages", b"settle"]]
+        assert len(settlers) == 1, _children(process.pid)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for account in ("A-C1", "A-C2"):
+            response, body = _get(connection, "/api/calls", "POST", json.dumps({"account": account}))
+            assert response.status == 201, body
+        assert wait_settled(engine, 60), "the settler process did not settle the calls"
+        with engine.connect() as db:
+            assert db.execute(text("SELECT device, calls FROM outages WHERE state = 'predicted'")).all() == [("T1", 2)]
+        os.kill(settlers[0], signal.SIGKILL)  # it dies: the server starts another
+        deadline = time.monotonic() + 30
+        while not [pid for pid, words in _children(process.pid).items()
+                   if words[-3:-1] == [b"outages", b"settle"] and pid != settlers[0]]:
+            assert time.monotonic() < deadline, "the settler was not started again"
+            time.sleep(0.2)
+        response, body = _get(connection, "/api/calls", "POST", json.dumps({"account": "A-C3"}))
+        assert response.status == 201, body
+        assert wait_settled(engine, 60), "the new settler did not settle the call"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        engine.dispose()
+    assert not _children(process.pid)  # nothing of it is left running
