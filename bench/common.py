@@ -28,11 +28,13 @@ from geo.migrate import upgrade  # noqa: E402
 __all__ = ["ROOT", "bench_database", "fresh_engine", "peak_memory_gb", "load_note", "free_port"]
 
 
-def bench_database(name: str, customers: int | None = None, *, reuse: bool = False, seed: int = 1) -> str:
+def bench_database(name: str, customers: int | None = None, *, reuse: bool = False, seed: int = 1,
+                   meshed: bool = False) -> str:
     """The URL of database ``name`` in the embedded cluster, migrated, holding the demo city.
 
-    With ``customers`` the demo city of that size is loaded; with ``reuse`` a database that
-    already holds a city of that size is kept instead of being recreated.
+    With ``customers`` the demo city of that size is loaded (operated meshed with ``meshed``:
+    topology.demo.mesh); with ``reuse`` a database that already holds a city of that size is
+    kept instead of being recreated.
     """
     cluster = default_cluster()
     cluster.ensure()
@@ -46,12 +48,12 @@ def bench_database(name: str, customers: int | None = None, *, reuse: bool = Fal
         if present != customers:
             if present:
                 engine.dispose()
-                return bench_database(name, customers, reuse=False, seed=seed)
+                return bench_database(name, customers, reuse=False, seed=seed, meshed=meshed)
             from topology.demo import generate_city
             from topology.loader import load_network
 
             started = time.perf_counter()
-            frames = generate_city(customers=customers, seed=seed)
+            frames = generate_city(customers=customers, seed=seed, meshed=meshed)
             with engine.begin() as connection:
                 load_network(connection, frames)
             print(f"  loaded the {customers:,}-customer demo city in {time.perf_counter() - started:.1f} s",

@@ -92,7 +92,8 @@ def export_command(path: Path) -> None:
               help="How many customers the demo city has.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the generator.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when a network is already loaded.")
-def demo_command(customers: int, seed: int, if_empty: bool) -> None:
+@click.option("--meshed", is_flag=True, help="Operate it meshed: every tie closed, feeder exits doubled.")
+def demo_command(customers: int, seed: int, if_empty: bool, meshed: bool) -> None:
     """Generate and load the demo city (deterministic for a given size and seed)."""
     from topology.demo import city_for, generate_city
 
@@ -103,7 +104,7 @@ def demo_command(customers: int, seed: int, if_empty: bool) -> None:
                 click.echo("a network is already loaded; keeping it")
                 return
     started = time.perf_counter()
-    frames = generate_city(customers=customers, seed=seed, progress=True)
+    frames = generate_city(customers=customers, seed=seed, progress=True, meshed=meshed)
 
     city = city_for(customers)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -429,11 +429,11 @@ def _name_streets(city: City, streets: dict[str, np.ndarray], seed: int) -> None
 STAGES = ("layout", "streets", "medium voltage", "low voltage", "customers", "frames")
 
 
-def generate_city(customers: int, seed: int = 1, progress: bool = False) -> NetworkFrames:
+def generate_city(customers: int, seed: int = 1, progress: bool = False, meshed: bool = False) -> NetworkFrames:
     """Generate the demo city's network with ``customers`` customers as ``NetworkFrames``.
 
     Deterministic: the same ``customers`` and ``seed`` give identical frames. ``progress``
-    shows a progress bar over the stages.
+    shows a progress bar over the stages. ``meshed``: the same city operated meshed (``mesh``).
 
     Notes
     -----
@@ -462,7 +462,21 @@ def generate_city(customers: int, seed: int = 1, progress: bool = False) -> Netw
         begin("frames")
         frames = tables.frames()
         bar.update()
-    return frames
+    return mesh(frames) if meshed else frames
+
+
+def mesh(frames: NetworkFrames) -> NetworkFrames:
+    """The city operated meshed: every normally-open tie closed (rings across district borders
+    and up the city's edges, each fed from two substations' busbars, so that a section has
+    several source edges), and each feeder's exit cable doubled by a parallel one, as utilities
+    run their busiest cables. The switches' normal state is closed too: this is how it runs."""
+    devices = frames.devices.copy()
+    ties = devices["code"].str.startswith("TIE-")
+    devices.loc[ties, ["normal_state", "current_state"]] = "closed"
+    segments = frames.segments
+    exits = segments[segments["code"].str.endswith("-EX")].copy()
+    exits["code"] = exits["code"] + "2"
+    return replace(frames, devices=devices, segments=pd.concat([segments, exits], ignore_index=True))
 
 
 class _Tables:

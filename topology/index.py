@@ -25,9 +25,9 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components, depth_first_order
 
-from topology.network import NetworkData
+from topology.network import NetworkData, gather_ranges
 
-__all__ = ["ROOT", "ISOLATED", "REMOVED", "Radial", "Island", "SplitGraph", "SectionIndex", "Topology"]
+__all__ = ["ROOT", "ISOLATED", "REMOVED", "Radial", "Island", "Meshed", "SplitGraph", "SectionIndex", "Topology"]
 
 # node_section values that are not section numbers
 ROOT = -1      # an in-service node with an in-service source: always energised
@@ -68,6 +68,45 @@ class Island:
     def energised(self) -> bool:
         """Meshed sections are fed; dead ones are not."""
         return self.kind == "meshed"
+
+
+@dataclass(eq=False)
+class Meshed:
+    """A fed section with loops or several source edges, held as the DFS preorder of its graph
+    with all its source edges joined at one super-source, as ``Radial`` holds a tree.
+
+    In that preorder the nodes below a *bridge* (an edge on no cycle through the super-source:
+    ``edge_child`` names its lower end) are positions ``p .. p + size[p]`` of its lower end ``p``,
+    exactly what losing the bridge cuts off, as in a radial section. An edge on a cycle cuts
+    nobody off by itself; it lies inside a *block* (a 2-edge-connected component: ``block``
+    gives each position's, ``block_entry`` the position its parent bridge enters by, -1 for the
+    super-source's block), and only several cuts inside one block, or a node lost inside it, need
+    a search, over that block alone (``topology.trace``). ``size`` is meaningful at block entries.
+    """
+
+    nodes: np.ndarray
+    size: np.ndarray
+    cust_ptr: np.ndarray
+    customers: np.ndarray
+    block: np.ndarray           # each position's block (numbered in preorder of their entries)
+    block_entry: np.ndarray     # each block's entry position (-1: the super-source's block)
+    block_order: np.ndarray     # positions sorted by block; block b's are block_order[block_ptr[b]:block_ptr[b+1]]
+    block_ptr: np.ndarray
+    bridge_parent: np.ndarray   # the bridges inside the section, as (upper position, lower position),
+    bridge_child: np.ndarray    # sorted by the upper one (-1: the super-source)
+    source_edges: np.ndarray    # the section's source edges
+    kind = "meshed"
+    energised = True
+
+    def below_bridges_at(self, positions: np.ndarray) -> np.ndarray:
+        """The lower ends of the bridges hanging from ``positions`` (-1: the super-source)."""
+        first = np.searchsorted(self.bridge_parent, positions, side="left")
+        last = np.searchsorted(self.bridge_parent, positions, side="right")
+        return self.bridge_child[gather_ranges(first, last)] if len(positions) else np.zeros(0, dtype=np.int64)
+
+    def block_positions(self, block: int) -> np.ndarray:
+        """The positions of one block."""
+        return self.block_order[self.block_ptr[block]:self.block_ptr[block + 1]]
 
 
 @dataclass
@@ -149,15 +188,19 @@ def _index(data: NetworkData, conducting: np.ndarray, nodes: np.ndarray,
     single = (real == 1) & (virtual == 0) & (edge_count == 0)
     sections: list = [None] * count
     radials, position, tree, child = _radial_sections(data, graph, labels, radial)
-    islands = _islands(nodes, labels, np.flatnonzero(~radial & ~single & (real > 0)), virtual)
-    for label, found in (radials | islands).items():
+    others = np.flatnonzero(~radial & ~single & (real > 0))
+    islands = _islands(nodes, labels, others[virtual[others] == 0], virtual)
+    meshed, bridge_edges, bridge_children = _meshed_sections(data, graph, labels, others[virtual[others] > 0],
+                                                             position)
+    for label, found in (radials | islands | meshed).items():
         sections[label] = found
     section = labels[:n].astype(np.int64)
     section[single[labels[:n]]] = ISOLATED
     tree_children = child[child < n]
     tree_edges = graph.edges[tree][child < n]
     return _Indexed(nodes=nodes, section=section, position=position, sections=sections,
-                    tree_edges=tree_edges, tree_children=nodes[tree_children])
+                    tree_edges=np.concatenate([tree_edges, bridge_edges]),
+                    tree_children=np.concatenate([nodes[tree_children], nodes[bridge_children]]))
 
 
 def _radial_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray,
@@ -213,6 +256,96 @@ def _radial_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray,
     return sections, local_position, tree, child
 
 
+def _meshed_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray, meshed: np.ndarray,
+                     position: np.ndarray) -> tuple[dict[int, Meshed], np.ndarray, np.ndarray]:
+    """The meshed sections by label; writes their nodes' positions into ``position`` and returns
+    the bridges with their lower ends (local ids), for ``edge_child``.
+
+    Notes
+    -----
+    Per section: one DFS from a super-source joined to every source edge; a tree edge (p, c) is
+    a bridge unless an edge from c's subtree reaches above c (the classic low-link test: ``low``
+    is a subtree minimum, reduced level by level from a BFS of the DFS tree, as subtree sizes are);
+    the blocks are the connected components left without the bridges. Linear in the section.
+    """
+    found: dict[int, Meshed] = {}
+    bridge_edges, bridge_children = [], []
+    n = len(graph.nodes)
+    in_section = labels[graph.a]
+    for label in meshed.tolist():
+        mine = np.flatnonzero(in_section == label)
+        members = np.flatnonzero(labels[:n] == label)
+        # compact ids: 0 the super-source, 1.. the section's real nodes
+        compact = np.zeros(graph.size, dtype=np.int64)
+        compact[members] = np.arange(1, len(members) + 1)
+        a, b = compact[graph.a[mine]], compact[graph.b[mine]]
+        size = len(members) + 1
+        low_end, high_end = np.minimum(a, b), np.maximum(a, b)
+        keys = low_end * size + high_end
+        pairs, first_of, multiplicity = np.unique(keys, return_index=True, return_counts=True)
+        u, v = pairs // size, pairs % size
+        symmetric = csr_matrix((np.ones(2 * len(u), dtype=np.int8), (np.r_[u, v], np.r_[v, u])), shape=(size, size))
+        preorder, parent = depth_first_order(symmetric, 0, directed=True, return_predecessors=True)
+        pre = np.empty(size, dtype=np.int64)
+        pre[preorder] = np.arange(size)
+        children = preorder[1:]
+        tree_keys = np.minimum(children, parent[children]) * size + np.maximum(children, parent[children])
+        slot = np.searchsorted(pairs, tree_keys)
+        in_tree = np.zeros(len(pairs), dtype=bool)
+        in_tree[slot] = True
+        # up[x]: the highest (smallest preorder) node x reaches by a non-tree edge or a doubled tree edge
+        up = pre.copy()
+        other = ~in_tree
+        deep = np.where(pre[u[other]] > pre[v[other]], u[other], v[other])
+        shallow = np.where(pre[u[other]] > pre[v[other]], v[other], u[other])
+        np.minimum.at(up, deep, pre[shallow])
+        doubled = multiplicity[slot] > 1
+        np.minimum.at(up, children[doubled], pre[parent[children[doubled]]])
+        tree = csr_matrix((np.ones(len(children), dtype=np.int8), (parent[children], children)), shape=(size, size))
+        breadth, tree_parent = breadth_first_order(tree, 0, directed=True, return_predecessors=True)
+        low = _subtree_reduce(breadth, tree_parent, up, np.minimum)
+        sizes = _subtree_reduce(breadth, tree_parent, np.ones(size, dtype=np.int64), np.add)
+        is_bridge = low[children] >= pre[children]
+        bridges = children[is_bridge]
+        # The blocks: components without the bridges, numbered by their first node in preorder.
+        keep = np.ones(len(pairs), dtype=bool)
+        keep[slot[is_bridge]] = False
+        _, block_of = connected_components(csr_matrix(
+            (np.ones(int(keep.sum()), dtype=np.int8), (u[keep], v[keep])), shape=(size, size)), directed=False)
+        first_seen = np.full(block_of.max() + 1, size, dtype=np.int64)
+        np.minimum.at(first_seen, block_of, pre)
+        renumber = np.empty(len(first_seen), dtype=np.int64)
+        renumber[np.argsort(first_seen)] = np.arange(len(first_seen))
+        block_of = renumber[block_of]
+        # positions: preorder without the super-source
+        real_order = preorder[1:]
+        local = members[real_order - 1]           # graph-local ids of the real nodes, in preorder
+        position[local] = np.arange(len(local))
+        block = block_of[real_order]
+        entry = np.full(len(first_seen), -1, dtype=np.int64)
+        entry[block_of[bridges]] = pre[bridges] - 1
+        order = np.argsort(block, kind="stable")
+        ptr = np.zeros(len(first_seen) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(block, minlength=len(first_seen)), out=ptr[1:])
+        upper = pre[parent[bridges]] - 1
+        by_upper = np.argsort(upper, kind="stable")
+        counts = np.diff(data.customer_pointer)[graph.nodes[local]]
+        cumulative = np.zeros(len(local) + 1, dtype=np.int64)
+        np.cumsum(counts, out=cumulative[1:])
+        sources = graph.edges[mine[(a == 0) | (b == 0)]]
+        found[label] = Meshed(
+            nodes=graph.nodes[local].astype(np.int32), size=sizes[real_order].astype(np.int32),
+            cust_ptr=cumulative, customers=data.customers_at(graph.nodes[local]).astype(np.int32),
+            block=block.astype(np.int32), block_entry=entry, block_order=order.astype(np.int32), block_ptr=ptr,
+            bridge_parent=upper[by_upper], bridge_child=(pre[bridges] - 1)[by_upper], source_edges=np.unique(sources))
+        # each bridge's edge: a bridge pair is single, so its key names one edge
+        bridge_edges.append(graph.edges[mine[first_of[slot[is_bridge]]]])
+        bridge_children.append(members[bridges - 1])
+    empty = np.zeros(0, dtype=np.int64)
+    return (found, np.concatenate(bridge_edges) if bridge_edges else empty,
+            np.concatenate(bridge_children) if bridge_children else empty)
+
+
 def _islands(nodes: np.ndarray, labels: np.ndarray, others: np.ndarray, virtual: np.ndarray) -> dict[int, Island]:
     """The sections labelled ``others`` by label: meshed where they hold a virtual source, else dead."""
     if not len(others):
@@ -232,6 +365,14 @@ def _subtree_sizes(breadth: np.ndarray, parent: np.ndarray, size: int) -> np.nda
     """Subtree sizes of a tree from its BFS order, summed one level at a time (deepest first)."""
     subtree = np.zeros(size, dtype=np.int64)
     subtree[breadth] = 1
+    return _subtree_reduce(breadth, parent, subtree, np.add)
+
+
+def _subtree_reduce(breadth: np.ndarray, parent: np.ndarray, values: np.ndarray, ufunc) -> np.ndarray:
+    """``ufunc`` (np.add, np.minimum) of ``values`` over each node's subtree, from the tree's BFS
+    order, one level at a time (deepest first); nodes outside the tree keep their value."""
+    subtree = values.copy()
+    size = len(values)
     if len(breadth) < 2:
         return subtree
     position = np.empty(size, dtype=np.int64)
@@ -246,7 +387,7 @@ def _subtree_sizes(breadth: np.ndarray, parent: np.ndarray, size: int) -> np.nda
         children = breadth[start:end]
         parents = parent[children]
         first = np.flatnonzero(np.r_[True, parents[1:] != parents[:-1]])
-        subtree[parents[first]] += np.add.reduceat(subtree[children], first)
+        subtree[parents[first]] = ufunc(subtree[parents[first]], ufunc.reduceat(subtree[children], first))
     return subtree
 
 

@@ -43,7 +43,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from geo.errors import Invalid, NotFound, Unprocessable
 from geo.i18n import Joined, _
-from topology.index import REMOVED, ROOT, Radial, SplitGraph, Topology
+from topology.index import REMOVED, ROOT, Meshed, Radial, SplitGraph, Topology
 from topology.models import PROTECTIVE, SWITCHGEAR
 from topology.network import EDGE_TABLES, NetworkData
 from topology.nxview import to_networkx
@@ -175,26 +175,31 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
 
     Notes
     -----
-    A cut inside a radial section loses the subtree below it: a slice of the section's
-    preorder, so the cost is that of the answer (a few microseconds for one device). Cuts are
-    merged per section as nested-or-disjoint intervals. A cut in a meshed section runs a
-    multi-source search over that section alone.
+    A cut inside a radial section, or on a bridge of a meshed one, loses the subtree below it:
+    a slice of the section's preorder, so the cost is that of the answer (a few microseconds for
+    one device). Cuts are merged per section as nested-or-disjoint intervals. A cut on a cycle of
+    a meshed section loses nothing by itself; two or more cuts in one block, or a node lost in it,
+    run a search over that block alone (docs/tracing.md).
     """
     data = topology.data
     conducting, node_section = topology.conducting, topology.node_section
     removed_edges = np.asarray(out_of_service_edges, dtype=np.int64)
     # Changes name a few elements: plain Python sets beat numpy's per-call overhead here.
-    cut = sorted({int(e) for e in open_edges} | set(removed_edges.tolist()))
-    cut = [e for e in cut if conducting[e]]
+    cut = {int(e) for e in open_edges} | set(removed_edges.tolist())
     removed = sorted({int(n) for n in out_of_service_nodes})
     removed = [n for n in removed if node_section[n] != REMOVED]
     lost_roots = [n for n in removed if node_section[n] == ROOT]
-    intervals, meshed = _cut_sections(topology, cut, removed, lost_roots)
+    for root in lost_roots:  # a source node lost: every edge it feeds is cut
+        cut.update(data.incident_edges(np.array([root])).tolist())
+    cut = sorted(e for e in cut if conducting[e])
+    intervals, blocks = _cut_sections(topology, cut, removed)
 
     node_parts, customer_parts = [], []
     if lost_roots:
         node_parts.append(np.array(lost_roots, dtype=np.int64))
         customer_parts.append(data.customers_at(node_parts[0]))
+    if blocks:
+        _search_blocks(topology, blocks, set(cut), set(removed), intervals, node_parts, customer_parts)
     for section, spans in intervals.items():
         tree = topology.sections[section]
         end = -1
@@ -203,46 +208,112 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
                 node_parts.append(tree.nodes[start:stop])
                 customer_parts.append(tree.customers[tree.cust_ptr[start]:tree.cust_ptr[stop]])
                 end = stop
-    for section in sorted(meshed):
-        lost = _lost_in_meshed(topology, section, np.array(cut, dtype=np.int64), np.array(removed, dtype=np.int64))
-        node_parts.append(lost)
-        customer_parts.append(data.customers_at(lost))
     return SupplyLoss(topology, _joined(node_parts), _joined(customer_parts), removed_edges)
 
 
-def _cut_sections(topology: Topology, cut: list[int], removed: list[int],
-                  lost_roots: list[int]) -> tuple[dict[int, list[tuple[int, int]]], set[int]]:
-    """Where the cuts fall: spans of preorder positions per radial section, and the meshed sections cut."""
-    data, conducting, node_section = topology.data, topology.conducting, topology.node_section
+def _cut_sections(topology: Topology, cut: list[int], removed: list[int]
+                  ) -> tuple[dict[int, list[tuple[int, int]]], dict[int, dict[int, list]]]:
+    """Where the cuts fall: spans of preorder positions per section (below a radial section's
+    edge or a meshed section's bridge), and per meshed section the blocks that need a search,
+    each with its cut edges and lost positions."""
+    data, node_section = topology.data, topology.node_section
     intervals: dict[int, list[tuple[int, int]]] = {}
-    meshed: set[int] = set()
+    blocks: dict[int, dict[int, list]] = {}
 
-    def cut_below(node: int) -> None:
-        """Record what a cut just above ``node`` loses: a span of its radial section, or a meshed section."""
-        section = int(node_section[node])
-        if section < 0:
-            return
+    def span_below(section: int, position: int) -> None:
         tree = topology.sections[section]
-        if isinstance(tree, Radial):
-            position = int(topology.node_position[node])
-            intervals.setdefault(section, []).append((position, position + int(tree.size[position])))
-        elif tree.kind == "meshed":
-            meshed.add(section)
+        intervals.setdefault(section, []).append((position, position + int(tree.size[position])))
 
     for edge in cut:
         child = int(topology.edge_child[edge])
-        if child >= 0:
-            cut_below(child)
-        else:
-            cut_below(int(data.edge_u[edge]))
-            cut_below(int(data.edge_v[edge]))
+        if child >= 0:  # a radial section's edge, or a meshed section's bridge
+            span_below(int(node_section[child]), int(topology.node_position[child]))
+            continue
+        for end in (int(data.edge_u[edge]), int(data.edge_v[edge])):
+            section = int(node_section[end])
+            if section >= 0 and isinstance(topology.sections[section], Meshed):
+                block = int(topology.sections[section].block[topology.node_position[end]])
+                blocks.setdefault(section, {}).setdefault(block, [[], []])[0].append(edge)
+                break  # an edge on a cycle lies inside one block
     for node in removed:
-        cut_below(node)
-    for root in lost_roots:
-        for edge in data.incident_edges(np.array([root])).tolist():
-            if conducting[edge]:
-                cut_below(int(data.edge_v[edge] if data.edge_u[edge] == root else data.edge_u[edge]))
-    return intervals, meshed
+        section = int(node_section[node])
+        if section < 0:
+            continue
+        tree, position = topology.sections[section], int(topology.node_position[node])
+        if isinstance(tree, Radial):
+            span_below(section, position)
+        elif isinstance(tree, Meshed):
+            block = int(tree.block[position])
+            if tree.block_entry[block] == position:  # the block's only way in: all below it is lost
+                span_below(section, position)
+            else:
+                blocks.setdefault(section, {}).setdefault(block, [[], []])[1].append(position)
+        elif tree.kind == "meshed":
+            raise AssertionError("meshed sections are indexed as Meshed")
+    return intervals, blocks
+
+
+def _search_blocks(topology: Topology, blocks: dict[int, dict[int, list]], cut: set[int], removed: set[int],
+                   intervals: dict[int, list[tuple[int, int]]], node_parts: list, customer_parts: list) -> None:
+    """What the cuts and lost nodes inside blocks of meshed sections cost: a search over each such
+    block from its way in (its parent bridge's lower end, or the section's source edges), over its
+    edges still conducting. A block keeps every node after one cut (it is 2-edge-connected).
+    Nodes lost inside a block go to the parts; the subtrees of the bridges below them to ``intervals``."""
+    data = topology.data
+    for section, cut_blocks in blocks.items():
+        tree = topology.sections[section]
+        lost_positions = []
+        for block, (edges, gone) in cut_blocks.items():
+            if len(edges) < 2 and not gone:
+                continue
+            positions = tree.block_positions(block)
+            members = tree.nodes[positions].astype(np.int64)
+            order = np.argsort(members)
+            sorted_members = members[order]
+            incident = np.unique(data.incident_edges(members))
+            incident = incident[topology.conducting[incident] & ~np.isin(incident, list(cut))]
+            u, v = data.edge_u[incident], data.edge_v[incident]
+
+            def local(nodes: np.ndarray) -> np.ndarray:
+                """Block-local ids (len(members): the super-source; -1: outside the block)."""
+                slot = np.minimum(np.searchsorted(sorted_members, nodes), len(members) - 1)
+                inside = sorted_members[slot] == nodes
+                found = np.where(inside, order[slot], -1)
+                return np.where(data.is_root[nodes], len(members), found)
+
+            a, b = local(u), local(v)
+            keep = (a >= 0) & (b >= 0) & (a != b)
+            if gone:  # a lost node takes its edges with it
+                dead = np.zeros(len(members) + 1, dtype=bool)
+                dead[np.flatnonzero(np.isin(positions, gone))] = True
+                keep &= ~dead[np.maximum(a, 0)] & ~dead[np.maximum(b, 0)]
+            if tree.block_entry[block] < 0:
+                start = len(members)  # the super-source's block: searched from its source edges
+            else:  # entered by its parent bridge alone: the super-source is no way in
+                start = int(np.flatnonzero(positions == tree.block_entry[block])[0])
+                keep &= (a != len(members)) & (b != len(members))
+            matrix = csr_matrix((np.ones(2 * int(keep.sum()), dtype=np.int8),
+                                 (np.r_[a[keep], b[keep]], np.r_[b[keep], a[keep]])),
+                                shape=(len(members) + 1, len(members) + 1))
+            reached = np.zeros(len(members) + 1, dtype=bool)
+            reached[breadth_first_order(matrix, start, directed=True, return_predecessors=False)] = True
+            lost_positions.append(positions[~reached[:len(members)]])
+        if not lost_positions:
+            continue
+        lost = np.unique(np.concatenate(lost_positions))
+        below = tree.below_bridges_at(lost)
+        for child in below.tolist():
+            intervals.setdefault(section, []).append((child, child + int(tree.size[child])))
+        # nodes inside a span already taken are counted there
+        spans = sorted(intervals.get(section, []))
+        if spans:
+            starts = np.array([s for s, _ in spans])
+            ends = np.maximum.accumulate(np.array([e for _, e in spans]))
+            slot = np.searchsorted(starts, lost, side="right") - 1
+            lost = lost[(slot < 0) | (lost >= ends[np.maximum(slot, 0)])]
+        nodes = tree.nodes[lost].astype(np.int64)
+        node_parts.append(nodes)
+        customer_parts.append(data.customers_at(nodes))
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
@@ -250,19 +321,6 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-
-def _lost_in_meshed(topology: Topology, section: int, cut: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """The nodes of a meshed section no source reaches once ``cut`` and ``removed`` are gone."""
-    data = topology.data
-    nodes = topology.sections[section].nodes
-    edges = np.unique(data.incident_edges(nodes))
-    keep = topology.conducting[edges] & ~np.isin(edges, cut)
-    keep &= ~np.isin(data.edge_u[edges], removed) & ~np.isin(data.edge_v[edges], removed)
-    alive = nodes[~np.isin(nodes, removed)]
-    graph = SplitGraph(data, topology.conducting, alive, edges[keep])
-    reached = graph.reached_from_sources()
-    return np.setdiff1d(nodes, alive[reached])
 
 
 def _change_from_codes(topology: Topology, open: Sequence[str], out_of_service: Sequence[str]):
@@ -383,7 +441,7 @@ def _path_to_source(topology: Topology, node: int) -> tuple[list[int], list[int]
             position = int(tree.parent[position])
             nodes.append(int(tree.nodes[position]) if position != -1 else tree.source_node)
         return edges, nodes
-    return _path_in_meshed(topology, tree.nodes, node)
+    return _path_in_meshed(topology, np.sort(tree.nodes), node)  # a SplitGraph takes its nodes sorted
 
 
 def _path_in_meshed(topology: Topology, nodes: np.ndarray, start: int) -> tuple[list[int], list[int]]:

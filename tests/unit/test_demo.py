@@ -246,3 +246,29 @@ def test_progress_is_silent_unless_asked(capsys):
     assert capsys.readouterr().err == ""
     generate_city(MIN_CUSTOMERS, seed=1, progress=True)
     assert "demo city" in capsys.readouterr().err
+
+
+def test_the_meshed_city_closes_every_tie_and_doubles_each_feeder_exit(network):
+    from topology.demo import mesh
+    from topology.index import Meshed, Topology
+    from topology.network import network_data_from_lists
+
+    meshed = mesh(network)
+    ties = meshed.devices["code"].str.startswith("TIE-")
+    assert ties.any() and (meshed.devices.loc[ties, ["normal_state", "current_state"]] == "closed").all().all()
+    exits = meshed.segments[meshed.segments["code"].str.endswith("-EX")]
+    doubles = meshed.segments[meshed.segments["code"].str.endswith("-EX2")]
+    assert len(doubles) == len(exits) == len(network.feeders)
+    assert sorted(zip(doubles["from_node"], doubles["to_node"])) == sorted(zip(exits["from_node"], exits["to_node"]))
+    # Indexed: no radial section is left, every section is fed through several source edges,
+    # and every node is energised.
+    edges = [(row.code, "segment", row.from_node, row.to_node, True) for row in meshed.segments.itertuples()]
+    edges += [(row.code, row.kind, row.from_node, row.to_node, row.current_state == "closed")
+              for row in meshed.devices.itertuples()]
+    data = network_data_from_lists(meshed.nodes["code"].tolist(), edges,
+                                   list(zip(meshed.sources["code"], meshed.sources["node"])),
+                                   list(zip(meshed.service_points["code"], meshed.service_points["node"])))
+    topology = Topology(data)
+    sections = [s for s in topology.sections if s is not None]
+    assert sections and all(isinstance(s, Meshed) and len(s.source_edges) >= 2 for s in sections)
+    assert topology.energised[data.sp_node].all()
