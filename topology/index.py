@@ -80,8 +80,12 @@ class Meshed:
     exactly what losing the bridge cuts off, as in a radial section. An edge on a cycle cuts
     nobody off by itself; it lies inside a *block* (a 2-edge-connected component: ``block``
     gives each position's, ``block_entry`` the position its parent bridge enters by, -1 for the
-    super-source's block), and only several cuts inside one block, or a node lost inside it, need
-    a search, over that block alone (``topology.trace``). ``size`` is meaningful at block entries.
+    super-source's block). Several cuts in one block are told apart by their *labels* (``edges``,
+    sorted, with ``edge_label`` and, for the DFS tree's edges, ``edge_lower``: the position of the
+    lower end): a random 64-bit number per non-tree edge, and per tree edge the XOR of the non-tree
+    edges whose cycle crosses it. A set of edges contains a cut exactly when some of their labels
+    XOR to zero, and the nodes it cuts off are those under an odd number of its tree edges
+    (``topology.trace``): no search. ``size`` is each position's DFS subtree size.
     """
 
     nodes: np.ndarray
@@ -95,7 +99,15 @@ class Meshed:
     bridge_parent: np.ndarray   # the bridges inside the section, as (upper position, lower position),
     bridge_child: np.ndarray    # sorted by the upper one (-1: the super-source)
     source_edges: np.ndarray    # the section's source edges
+    edges: np.ndarray           # the section's conducting edges, sorted
+    edge_label: np.ndarray      # their labels (uint64)
+    edge_lower: np.ndarray      # for the DFS tree's edges, the lower end's position, else -1
     kind = "meshed"
+
+    def labels_of(self, edges) -> tuple[list[int], list[int]]:
+        """(labels, lower positions or -1) of some of the section's edges."""
+        slot = np.searchsorted(self.edges, np.asarray(edges, dtype=np.int64))
+        return self.edge_label[slot].tolist(), self.edge_lower[slot].tolist()
     energised = True
 
     def below_bridges_at(self, positions: np.ndarray) -> np.ndarray:
@@ -307,6 +319,22 @@ def _meshed_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray, m
         sizes = _subtree_reduce(breadth, tree_parent, np.ones(size, dtype=np.int64), np.add)
         is_bridge = low[children] >= pre[children]
         bridges = children[is_bridge]
+        # Labels: each edge that is not its pair's tree edge gets a random one; a tree edge the
+        # XOR of those whose cycle crosses it (the subtree XOR of their ends' labels).
+        rng = np.random.default_rng(0x6A7A5 + len(mine))  # fixed: the same network, the same labels
+        tree_edge = np.zeros(len(mine), dtype=bool)
+        tree_edge[first_of[slot]] = True
+        marks = np.zeros(len(mine), dtype=np.uint64)
+        marks[~tree_edge] = rng.integers(1, np.iinfo(np.int64).max, size=int((~tree_edge).sum()),
+                                         dtype=np.int64).astype(np.uint64)
+        ends = np.zeros(size, dtype=np.uint64)
+        np.bitwise_xor.at(ends, a[~tree_edge], marks[~tree_edge])
+        np.bitwise_xor.at(ends, b[~tree_edge], marks[~tree_edge])
+        crossed = _subtree_reduce(breadth, tree_parent, ends, np.bitwise_xor)
+        lower = np.full(len(mine), -1, dtype=np.int64)
+        tree_index = first_of[slot]
+        marks[tree_index] = crossed[children]
+        lower[tree_index] = pre[children] - 1
         # The blocks: components without the bridges, numbered by their first node in preorder.
         keep = np.ones(len(pairs), dtype=bool)
         keep[slot[is_bridge]] = False
@@ -333,11 +361,13 @@ def _meshed_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray, m
         cumulative = np.zeros(len(local) + 1, dtype=np.int64)
         np.cumsum(counts, out=cumulative[1:])
         sources = graph.edges[mine[(a == 0) | (b == 0)]]
+        edge_order = np.argsort(graph.edges[mine], kind="stable")
         found[label] = Meshed(
             nodes=graph.nodes[local].astype(np.int32), size=sizes[real_order].astype(np.int32),
             cust_ptr=cumulative, customers=data.customers_at(graph.nodes[local]).astype(np.int32),
             block=block.astype(np.int32), block_entry=entry, block_order=order.astype(np.int32), block_ptr=ptr,
-            bridge_parent=upper[by_upper], bridge_child=(pre[bridges] - 1)[by_upper], source_edges=np.unique(sources))
+            bridge_parent=upper[by_upper], bridge_child=(pre[bridges] - 1)[by_upper], source_edges=np.unique(sources),
+            edges=graph.edges[mine][edge_order], edge_label=marks[edge_order], edge_lower=lower[edge_order])
         # each bridge's edge: a bridge pair is single, so its key names one edge
         bridge_edges.append(graph.edges[mine[first_of[slot[is_bridge]]]])
         bridge_children.append(members[bridges - 1])

@@ -203,8 +203,8 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
     for section, spans in intervals.items():
         tree = topology.sections[section]
         end = -1
-        for start, stop in sorted(spans):
-            if start >= end:  # spans in a tree are nested or disjoint
+        for start, stop in sorted(spans, key=lambda span: (span[0], -span[1])):
+            if start >= end:  # spans in a tree, and the parts between their ends, are nested or disjoint
                 node_parts.append(tree.nodes[start:stop])
                 customer_parts.append(tree.customers[tree.cust_ptr[start]:tree.cust_ptr[stop]])
                 end = stop
@@ -255,65 +255,66 @@ def _cut_sections(topology: Topology, cut: list[int], removed: list[int]
 
 def _search_blocks(topology: Topology, blocks: dict[int, dict[int, list]], cut: set[int], removed: set[int],
                    intervals: dict[int, list[tuple[int, int]]], node_parts: list, customer_parts: list) -> None:
-    """What the cuts and lost nodes inside blocks of meshed sections cost: a search over each such
-    block from its way in (its parent bridge's lower end, or the section's source edges), over its
-    edges still conducting. A block keeps every node after one cut (it is 2-edge-connected).
-    Nodes lost inside a block go to the parts; the subtrees of the bridges below them to ``intervals``."""
+    """What the cuts and lost nodes inside blocks of meshed sections cost, from the edges' labels
+    (``Meshed``): the labels of a block's cut edges (a lost node's edges with them) that XOR to
+    zero in some combination are a cut; Gaussian elimination over GF(2) gives a basis of those
+    combinations, and each cuts off the positions under an odd number of its tree edges. Those
+    positions go to ``intervals`` as spans (with the bridges' subtrees hanging below them). A block
+    keeps every node after one cut (it is 2-edge-connected): it costs nothing."""
     data = topology.data
     for section, cut_blocks in blocks.items():
         tree = topology.sections[section]
-        lost_positions = []
         for block, (edges, gone) in cut_blocks.items():
             if len(edges) < 2 and not gone:
                 continue
-            positions = tree.block_positions(block)
-            members = tree.nodes[positions].astype(np.int64)
-            order = np.argsort(members)
-            sorted_members = members[order]
-            incident = np.unique(data.incident_edges(members))
-            incident = incident[topology.conducting[incident] & ~np.isin(incident, list(cut))]
-            u, v = data.edge_u[incident], data.edge_v[incident]
+            edges = set(edges)
+            for position in gone:  # a lost node: every edge it has in the block is cut
+                node = np.array([tree.nodes[position]])
+                edges.update(e for e in data.incident_edges(node).tolist() if topology.conducting[e])
+            edges = sorted(edges)
+            present = np.isin(np.asarray(edges, dtype=np.int64), tree.edges)
+            edges = [e for e, p in zip(edges, present.tolist()) if p]
+            labels, lowers = tree.labels_of(edges)
+            for combination in _dependent(labels):
+                spans = [(lowers[i], lowers[i] + int(tree.size[lowers[i]])) for i in combination if lowers[i] >= 0]
+                intervals.setdefault(section, []).extend(_odd_parts(spans))
 
-            def local(nodes: np.ndarray) -> np.ndarray:
-                """Block-local ids (len(members): the super-source; -1: outside the block)."""
-                slot = np.minimum(np.searchsorted(sorted_members, nodes), len(members) - 1)
-                inside = sorted_members[slot] == nodes
-                found = np.where(inside, order[slot], -1)
-                return np.where(data.is_root[nodes], len(members), found)
 
-            a, b = local(u), local(v)
-            keep = (a >= 0) & (b >= 0) & (a != b)
-            if gone:  # a lost node takes its edges with it
-                dead = np.zeros(len(members) + 1, dtype=bool)
-                dead[np.flatnonzero(np.isin(positions, gone))] = True
-                keep &= ~dead[np.maximum(a, 0)] & ~dead[np.maximum(b, 0)]
-            if tree.block_entry[block] < 0:
-                start = len(members)  # the super-source's block: searched from its source edges
-            else:  # entered by its parent bridge alone: the super-source is no way in
-                start = int(np.flatnonzero(positions == tree.block_entry[block])[0])
-                keep &= (a != len(members)) & (b != len(members))
-            matrix = csr_matrix((np.ones(2 * int(keep.sum()), dtype=np.int8),
-                                 (np.r_[a[keep], b[keep]], np.r_[b[keep], a[keep]])),
-                                shape=(len(members) + 1, len(members) + 1))
-            reached = np.zeros(len(members) + 1, dtype=bool)
-            reached[breadth_first_order(matrix, start, directed=True, return_predecessors=False)] = True
-            lost_positions.append(positions[~reached[:len(members)]])
-        if not lost_positions:
+def _dependent(labels: list[int]) -> list[list[int]]:
+    """A basis of the combinations of ``labels`` that XOR to zero (as lists of indices): Gaussian
+    elimination over GF(2), each label kept with the indices it is the XOR of."""
+    pivots: dict[int, tuple[int, int]] = {}  # leading bit -> (reduced label, indices as a bit mask)
+    found = []
+    for i, label in enumerate(labels):
+        value, mask = label, 1 << i
+        while value:
+            top = value.bit_length() - 1
+            if top not in pivots:
+                pivots[top] = (value, mask)
+                break
+            value ^= pivots[top][0]
+            mask ^= pivots[top][1]
+        if not value:
+            found.append([j for j in range(len(labels)) if mask >> j & 1])
+    return found
+
+
+def _odd_parts(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The positions covered by an odd number of ``spans``, as disjoint spans."""
+    points: dict[int, int] = {}
+    for start, stop in spans:
+        points[start] = points.get(start, 0) ^ 1
+        points[stop] = points.get(stop, 0) ^ 1
+    parts, odd, opened = [], 0, 0
+    for point in sorted(points):
+        if not points[point]:
             continue
-        lost = np.unique(np.concatenate(lost_positions))
-        below = tree.below_bridges_at(lost)
-        for child in below.tolist():
-            intervals.setdefault(section, []).append((child, child + int(tree.size[child])))
-        # nodes inside a span already taken are counted there
-        spans = sorted(intervals.get(section, []))
-        if spans:
-            starts = np.array([s for s, _ in spans])
-            ends = np.maximum.accumulate(np.array([e for _, e in spans]))
-            slot = np.searchsorted(starts, lost, side="right") - 1
-            lost = lost[(slot < 0) | (lost >= ends[np.maximum(slot, 0)])]
-        nodes = tree.nodes[lost].astype(np.int64)
-        node_parts.append(nodes)
-        customer_parts.append(data.customers_at(nodes))
+        if not odd:
+            opened = point
+        elif point > opened:
+            parts.append((opened, point))
+        odd ^= 1
+    return parts
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
