@@ -347,6 +347,26 @@ def layered_tree(nodes: Iterable[int], edges: Iterable[tuple[int, int]],
     a long radial chain is no problem.
     """
     nodes = list(nodes)
+    depth, children, order, trees = _search_tree(nodes, edges, roots)
+    slot: dict[int, float] = {}
+    free = 0
+    for tree in trees:
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            if children[node]:
+                stack.extend(reversed(children[node]))
+            else:
+                slot[node], free = float(free), free + 1
+        free += 1
+    for node in reversed(order):  # children come after their parent in breadth-first order
+        if children[node]:
+            slot[node] = (slot[children[node][0]] + slot[children[node][-1]]) / 2
+    return {node: (slot[node], depth[node]) for node in nodes}
+
+
+def _search_tree(nodes: list[int], edges: Iterable[tuple[int, int]], roots: Iterable[int]):
+    """The tree of ``layered_tree``'s search: (depth, children, visiting order, tree roots)."""
     adjacency: dict[int, set[int]] = defaultdict(set)
     for first, second in edges:
         adjacency[first].add(second)
@@ -366,21 +386,7 @@ def layered_tree(nodes: Iterable[int], edges: Iterable[tuple[int, int]],
                     depth[neighbour] = depth[node] + 1
                     children[node].append(neighbour)
                     queue.append(neighbour)
-    slot: dict[int, float] = {}
-    free = 0
-    for tree in trees:
-        stack = [tree]
-        while stack:
-            node = stack.pop()
-            if children[node]:
-                stack.extend(reversed(children[node]))
-            else:
-                slot[node], free = float(free), free + 1
-        free += 1
-    for node in reversed(order):  # children come after their parent in breadth-first order
-        if children[node]:
-            slot[node] = (slot[children[node][0]] + slot[children[node][-1]]) / 2
-    return {node: (slot[node], depth[node]) for node in nodes}
+    return depth, children, order, trees
 
 
 # -- switches ------------------------------------------------------------------------------------
