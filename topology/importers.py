@@ -264,9 +264,12 @@ def _read_table(connection: Connection, layer: Layer) -> pd.DataFrame:
 PANDAPOWER_MISSING = _("pandapower is not installed; install the extra with: pip install 'gridatlas[pandapower]'")
 
 
-def read_pandapower_json(path: str | Path, progress: Say | None = None) -> NetworkFrames:
+def read_pandapower_json(path: str | Path, progress: Say | None = None,
+                         origin: tuple[float, float] | None = None) -> NetworkFrames:
     """Read a pandapower net saved with ``pandapower.to_json`` (mapping: docs/data-format.md).
 
+    A net whose buses lack coordinates is laid out schematically around ``origin`` (lon, lat)
+    and its rows are marked ``schematic``; without an origin it is refused.
     Raises ``Unprocessable`` when pandapower is not installed and ``ImportFailed`` naming
     the pandapower table and index of an element that cannot be mapped.
     """
@@ -284,4 +287,4 @@ def read_pandapower_json(path: str | Path, progress: Say | None = None) -> Netwo
         raise ImportFailed("file", 0, _("not a pandapower net saved with to_json (%(name)s: %(error)s)", name=type(error).__name__, error=error)) \
             from None
     say("mapping buses, lines, switches, transformers, sources and loads")
-    return frames_from_net(net)
+    return frames_from_net(net, origin)

@@ -3,7 +3,9 @@
 A layer is a function ``(bbox, kinds) -> Select`` whose columns are the feature's ``id`` (the
 element's external code), its ``geom`` and its properties, in the form ``geo.geojson`` turns
 into a FeatureCollection in SQL. Only what a public map may show is selected: service points
-carry their code, account number and address, never a customer's name or phone.
+carry their code, account number and address, never a customer's name or phone. Every element
+with a place of its own says whether that place is ``schematic`` (a layout of the graph, not
+where the element is).
 """
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ def _at_level(query: Select, from_node_id: ColumnElement, level: str | None) -> 
 
 def _substations_layer(bbox: BBox | None, filters: Filters) -> Select:
     s = _substations
-    return select(s.c.code.label("id"), s.c.geom, s.c.code, s.c.name).where(in_bbox(s.c.geom, bbox))
+    return select(s.c.code.label("id"), s.c.geom, s.c.code, s.c.name, s.c.schematic).where(in_bbox(s.c.geom, bbox))
 
 
 def _segments_layer(bbox: BBox | None, filters: Filters) -> Select:
@@ -95,7 +97,8 @@ def _segments_layer(bbox: BBox | None, filters: Filters) -> Select:
     query = (
         select(s.c.code.label("id"), s.c.geom, s.c.code, f.c.code.label("feeder"),
                _feeder_colour(s.c.feeder_id).label("colour"), _from_node_voltage(s.c.from_node_id).label("voltage_kv"),
-               s.c.conductor, func.round(cast(s.c.length_m, Numeric), 1).label("length_m"), s.c.in_service)
+               s.c.conductor, func.round(cast(s.c.length_m, Numeric), 1).label("length_m"), s.c.in_service,
+               s.c.schematic)
         .select_from(s.outerjoin(f, f.c.id == s.c.feeder_id))
         .where(in_bbox(s.c.geom, bbox))
     )
@@ -107,7 +110,7 @@ def _devices_layer(bbox: BBox | None, filters: Filters) -> Select:
     query = (
         select(d.c.code.label("id"), d.c.geom, d.c.code, d.c.kind, d.c.name, f.c.code.label("feeder"),
                _from_node_voltage(d.c.from_node_id).label("voltage_kv"), d.c.normal_state, d.c.current_state,
-               d.c.in_service, d.c.rated_kva)
+               d.c.in_service, d.c.rated_kva, d.c.schematic)
         .select_from(d.outerjoin(f, f.c.id == d.c.feeder_id))
         .where(in_bbox(d.c.geom, bbox))
     )
@@ -125,7 +128,7 @@ def _transformers_layer(bbox: BBox | None, filters: Filters) -> Select:
     return (
         select(d.c.code.label("id"), d.c.geom, d.c.code, d.c.name, f.c.code.label("feeder"), d.c.rated_kva,
                d.c.current_state, d.c.in_service, a.c.code.label("area"),
-               case((a.c.id.is_(None), None), else_=customers).label("customers"))
+               case((a.c.id.is_(None), None), else_=customers).label("customers"), d.c.schematic)
         .select_from(d.outerjoin(f, f.c.id == d.c.feeder_id).outerjoin(a, a.c.transformer_id == d.c.id))
         .where(d.c.kind == DeviceKind.transformer, in_bbox(d.c.geom, bbox))
     )
@@ -134,7 +137,8 @@ def _transformers_layer(bbox: BBox | None, filters: Filters) -> Select:
 def _sources_layer(bbox: BBox | None, filters: Filters) -> Select:
     s, n, sub = _sources, _nodes, _substations
     return (
-        select(s.c.code.label("id"), n.c.geom, s.c.code, s.c.kind, sub.c.code.label("substation"), s.c.in_service)
+        select(s.c.code.label("id"), n.c.geom, s.c.code, s.c.kind, sub.c.code.label("substation"), s.c.in_service,
+               n.c.schematic)
         .select_from(s.join(n, n.c.id == s.c.node_id).outerjoin(sub, sub.c.id == s.c.substation_id))
         .where(in_bbox(n.c.geom, bbox))
     )
@@ -144,7 +148,7 @@ def _service_points_layer(bbox: BBox | None, filters: Filters) -> Select:
     sp, a = _service_points, _areas
     return (
         select(sp.c.code.label("id"), sp.c.geom, sp.c.code, sp.c.account_number, sp.c.address,
-               a.c.code.label("transformer_area"), sp.c.in_service)
+               a.c.code.label("transformer_area"), sp.c.in_service, sp.c.schematic)
         .select_from(sp.outerjoin(a, a.c.id == sp.c.transformer_area_id))
         .where(in_bbox(sp.c.geom, bbox), in_zone(sp, filters.feeders))
     )

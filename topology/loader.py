@@ -77,12 +77,14 @@ def _values(kind) -> tuple[str, ...]:
 
 
 _IN_SERVICE = Column("in_service", "boolean", default=True)
+# The element's place comes from a schematic layout of the graph, not from the ground.
+_SCHEMATIC = Column("schematic", "boolean", default=False)
 _CODE = Column("code", required=True, unique=True, max_length=120)
 _NAME = Column("name", max_length=200)
 LAYERS: dict[str, Layer] = {
     layer.table: layer
     for layer in (
-        Layer("substations", (_CODE, _NAME), geometry="Point"),
+        Layer("substations", (_CODE, _NAME, _SCHEMATIC), geometry="Point"),
         Layer(
             "feeders",
             (_CODE, _NAME, Column("substation"),
@@ -92,7 +94,7 @@ LAYERS: dict[str, Layer] = {
         Layer(
             "nodes",
             (_CODE, Column("kind", choices=_values(NodeKind), default="junction"),
-             Column("voltage_kv", "double precision"), Column("feeder"), _IN_SERVICE),
+             Column("voltage_kv", "double precision"), Column("feeder"), _IN_SERVICE, _SCHEMATIC),
             (Reference("feeder", "feeders", "feeder_id", required=False),),
             geometry="Point",
         ),
@@ -100,7 +102,7 @@ LAYERS: dict[str, Layer] = {
             "segments",
             (_CODE, Column("from_node", required=True),
              Column("to_node", required=True), Column("feeder"), Column("length_m", "double precision", minimum=0.0),
-             Column("conductor", max_length=120), _IN_SERVICE),
+             Column("conductor", max_length=120), _IN_SERVICE, _SCHEMATIC),
             (Reference("from_node", "nodes", "from_node_id"), Reference("to_node", "nodes", "to_node_id"),
              Reference("feeder", "feeders", "feeder_id", required=False)),
             geometry="LineString",
@@ -112,7 +114,7 @@ LAYERS: dict[str, Layer] = {
              Column("feeder"),
              Column("normal_state", choices=_values(SwitchState), default="closed"),
              Column("current_state", choices=_values(SwitchState)),
-             _IN_SERVICE, Column("rated_kva", "double precision")),
+             _IN_SERVICE, Column("rated_kva", "double precision"), _SCHEMATIC),
             (Reference("from_node", "nodes", "from_node_id"), Reference("to_node", "nodes", "to_node_id"),
              Reference("feeder", "feeders", "feeder_id", required=False)),
             geometry="Point",
@@ -135,7 +137,7 @@ LAYERS: dict[str, Layer] = {
             "service_points",
             (_CODE, Column("account_number", required=True, unique=True, max_length=40), _NAME,
              Column("phone", max_length=40), Column("address"), Column("node", required=True),
-             Column("transformer_area"), _IN_SERVICE),
+             Column("transformer_area"), _IN_SERVICE, _SCHEMATIC),
             (Reference("node", "nodes", "node_id"),
              Reference("transformer_area", "transformer_areas", "transformer_area_id", required=False)),
             geometry="Point",
@@ -300,6 +302,8 @@ def _booleans(layer: Layer, column: Column, values: pd.Series) -> pd.Series:
     """A boolean column: true/false in any usual spelling, the default where missing."""
     if values.dtype == bool:
         return values
+    if column.default is not None and values.isna().all():  # a column the file leaves out: no per-row parsing
+        return pd.Series(bool(column.default), index=values.index)
     values = values.where(values.notna(), column.default)
     if values.isna().any():
         _refuse(layer, values.isna(), _("%(column)s is required", column=column.name))

@@ -3,7 +3,8 @@
 Nodes are connection points; segments (conductors) and devices (breakers, reclosers,
 switches, fuses, transformers) are the edges between them. Sources are the nodes fed by a
 substation or an external grid; service points (customers) hang on LV nodes. Every element
-has a unique external ``code`` (``pp:<table>:<index>`` for pandapower imports).
+has a unique external ``code`` (``pp:<table>:<index>`` for pandapower imports). Elements with a
+place say whether it is ``schematic`` (laid out from the graph) rather than geographic.
 """
 from __future__ import annotations
 
@@ -67,6 +68,12 @@ def _geometry(kind: str) -> Geometry:
     return Geometry(kind, srid=SRID, spatial_index=True)
 
 
+def _schematic_flag():
+    """True where the element's place comes from a schematic layout of the graph (a pandapower
+    net without coordinates, docs/data-format.md), not from where it is."""
+    return mapped_column(Boolean, default=False, server_default="false")
+
+
 class Substation(Base):
     __tablename__ = "substations"
 
@@ -74,6 +81,7 @@ class Substation(Base):
     code: Mapped[str] = mapped_column(String(120), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
     geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+    schematic: Mapped[bool] = _schematic_flag()
 
     feeders: Mapped[list["Feeder"]] = relationship(back_populates="substation")
 
@@ -100,6 +108,7 @@ class Node(Base):
     feeder_id: Mapped[int | None] = mapped_column(ForeignKey("feeders.id", ondelete="RESTRICT"), index=True)
     in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+    schematic: Mapped[bool] = _schematic_flag()
 
 
 class Segment(Base):
@@ -120,6 +129,7 @@ class Segment(Base):
     conductor: Mapped[str | None] = mapped_column(String(120))
     in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     geom: Mapped[WKBElement] = mapped_column(_geometry("LINESTRING"))
+    schematic: Mapped[bool] = _schematic_flag()
 
 
 class Device(Base):
@@ -140,6 +150,7 @@ class Device(Base):
     in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     rated_kva: Mapped[float | None] = mapped_column(Float)
     geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+    schematic: Mapped[bool] = _schematic_flag()
 
 
 class Source(Base):
@@ -184,6 +195,7 @@ class ServicePoint(Base):
     )
     in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
+    schematic: Mapped[bool] = _schematic_flag()
 
 
 class TopologyState(Base):

@@ -7,13 +7,16 @@ The mapping keeps pandapower's meaning (docs/data-format.md, section "pandapower
   ``pp:line:3:feeder``, ``pp:bus:39:substation``);
 - a switch is a device in series at the end of the element it belongs to, so an open line
   switch cuts its line and an open transformer switch its transformer, as in pandapower's graph;
-- only ext_grids and slack gens are sources; out-of-service elements stay out of service.
+- only ext_grids and slack gens are sources; out-of-service elements stay out of service;
+- a net whose buses lack coordinates is laid out schematically from its graph around an origin
+  the caller gives (``schematic_layout``), and every element is marked ``schematic``.
 
 Errors name the pandapower table and the element's index (``ImportFailed("switch", 99, ...)``).
 """
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -24,11 +27,11 @@ import shapely
 from shapely.geometry import LineString, Point
 from shapely.ops import substring
 
-from geo.errors import ImportFailed
+from geo.errors import ImportFailed, Invalid
 from geo.i18n import _
 from topology.loader import LAYERS, NetworkFrames
 
-__all__ = ["frames_from_net", "code", "SWITCH_OFFSET_DEG"]
+__all__ = ["frames_from_net", "code", "schematic_layout", "layered_tree", "SWITCH_OFFSET_DEG", "SCHEMATIC_STEP_M"]
 
 # A line switch sits this far (degrees, ~10 m) along its line from the bus, so that the
 # switches of a station are separate points on the map; at most a tenth of a short line.
@@ -39,6 +42,15 @@ _MIN_LENGTH_DEG = 1e-6
 _CONNECTION_TABLES = ("impedance", "tcsc", "dcline")
 # Tables pandapower's graph knows that have no counterpart here.
 _UNSUPPORTED_TABLES = ("vsc", "line_dc", "bus_dc")
+# One step of the schematic layout, in metres: from a bus to the next one down the graph, and
+# between neighbouring branches. A short span of overhead line: at street zoom every bus stands
+# apart, with its line switches (SWITCH_OFFSET_DEG, about 10 m) beside it.
+SCHEMATIC_STEP_M = 100.0
+# Metres in a degree of latitude (and of longitude at the equator), a mean over WGS 84: the
+# layout is schematic, so 0.5 % of scale does not matter.
+_METRES_PER_DEGREE = 111_320.0
+# The web map (Web Mercator) shows latitudes up to here; a layout beyond could not be seen.
+_MAP_LATITUDE = 85.05
 
 
 def code(table: str, index: Any, *suffix: str) -> str:
@@ -50,22 +62,32 @@ def code(table: str, index: Any, *suffix: str) -> str:
     return ":".join(("pp", table, str(int(index)), *suffix))
 
 
-def frames_from_net(net) -> NetworkFrames:
+def frames_from_net(net, origin: tuple[float, float] | None = None) -> NetworkFrames:
     """Map a pandapower net onto ``NetworkFrames`` (no database involved).
+
+    When every bus has coordinates the elements are where those put them and ``origin`` is
+    not used. Otherwise the whole net is laid out schematically around ``origin`` (longitude,
+    latitude; ``schematic_layout``), the lines' own ``geo`` is not used either, and every row
+    has ``schematic`` true; without an origin such a net is refused, naming a bus without
+    coordinates.
 
     Notes
     -----
     Linear in the number of elements, plus two breadth-first searches for feeders and
-    transformer areas.
+    transformer areas (and one for the layout).
     """
     _refuse_unsupported(net)
     _check_bus_references(net)
-    points = _bus_points(net)
-    rows = _Rows()
+    points, schematic = _bus_points(net, origin)
+    rows = _Rows(schematic=schematic)
     switches = _switch_table(net)
+    lines = _table(net, "line")
+    # A line's own geo would join its schematic buses by a geographic path.
+    line_geoms = pd.Series(np.full(len(lines), None, dtype=object) if schematic else _parse_geo("line", lines),
+                           index=lines.index, dtype=object)
     _add_buses(net, points, rows)
-    terminals = _add_switches(net, switches, points, rows)
-    _add_lines(net, points, terminals, rows)
+    terminals = _add_switches(net, switches, points, line_geoms, rows)
+    _add_lines(net, points, line_geoms, terminals, rows)
     _add_connections(net, points, rows)
     _add_transformers(net, points, terminals, rows)
     _add_sources(net, rows)
@@ -82,6 +104,8 @@ class _Rows:
     layers: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     # code -> (pandapower table, index) of the element each derived node or device belongs to
     owner: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # every element placed by the schematic layout (the whole net is, or none of it)
+    schematic: bool = False
 
     def add(self, layer: str, **row) -> None:
         """Add one row to a layer."""
@@ -92,7 +116,10 @@ class _Rows:
         frames = NetworkFrames()
         for name, layer in LAYERS.items():
             columns = layer.column_names + (["geometry"] if layer.geometry else [])
-            setattr(frames, name, pd.DataFrame(self.layers.get(name, []), columns=columns))
+            frame = pd.DataFrame(self.layers.get(name, []), columns=columns)
+            if "schematic" in columns:
+                frame["schematic"] = pd.Series(self.schematic, index=frame.index, dtype=bool)
+            setattr(frames, name, frame)
         return frames
 
 
@@ -181,8 +208,31 @@ def _parse_geo(table_name: str, table: pd.DataFrame) -> np.ndarray:
     return geoms
 
 
-def _bus_points(net) -> pd.Series:
-    """Each bus's point: its ``geo``, else the old ``bus_geodata``, else the end of a line there."""
+def _bus_points(net, origin: tuple[float, float] | None) -> tuple[pd.Series, bool]:
+    """Each bus's point, and whether the points are a schematic layout.
+
+    Geographic when every bus has coordinates (``_located_points``); else the schematic layout
+    around ``origin``, or a refusal naming the first bus without coordinates when there is none.
+    """
+    points = _located_points(net)
+    missing = shapely.is_missing(points.to_numpy())
+    if missing.any():
+        if origin is None:
+            raise ImportFailed("bus", int(points.index[np.flatnonzero(missing)[0]]),
+                               _("has no coordinates (no geo, no bus_geodata, no line geo ending there); give an "
+                                 "origin, --origin LON,LAT, to lay the net out schematically"))
+        return schematic_layout(net, origin), True
+    for bus, geom in points.items():
+        if geom.geom_type != "Point":
+            raise ImportFailed("bus", int(bus), _("geo must be a Point, not a %(geom_type)s", geom_type=geom.geom_type))
+        if not (-180 <= geom.x <= 180 and -90 <= geom.y <= 90):
+            raise ImportFailed("bus", int(bus), _("coordinates (%(x)s, %(y)s) are not longitude/latitude", x=geom.x, y=geom.y))
+    return points, False
+
+
+def _located_points(net) -> pd.Series:
+    """Each bus's own coordinates: its ``geo``, else the old ``bus_geodata``, else the end of a
+    line with ``geo`` there; None where it has none."""
     geoms = _parse_geo("bus", net.bus)
     points = pd.Series(geoms, index=net.bus.index, dtype=object)
     geodata = _table(net, "bus_geodata")
@@ -199,13 +249,6 @@ def _bus_points(net) -> pd.Series:
             for bus, end in ((line.from_bus, 0), (line.to_bus, -1)):
                 if shapely.is_missing(points.at[bus]):
                     points.at[bus] = Point(geom.coords[end])
-    for bus, geom in points.items():
-        if geom is None:
-            raise ImportFailed("bus", int(bus), _("has no coordinates: no geo and no line geo ending there"))
-        if geom.geom_type != "Point":
-            raise ImportFailed("bus", int(bus), _("geo must be a Point, not a %(geom_type)s", geom_type=geom.geom_type))
-        if not (-180 <= geom.x <= 180 and -90 <= geom.y <= 90):
-            raise ImportFailed("bus", int(bus), _("coordinates (%(x)s, %(y)s) are not longitude/latitude", x=geom.x, y=geom.y))
     return points
 
 
@@ -223,6 +266,127 @@ def _line_geometry(index: int, geom, start: Point, end: Point) -> LineString:
         x, y = geom.coords[0]
         geom = LineString([(x, y), (x + _MIN_LENGTH_DEG, y)])
     return geom
+
+
+# -- schematic layout -----------------------------------------------------------------------------
+def schematic_layout(net, origin: tuple[float, float]) -> pd.Series:
+    """Each bus's point in a schematic layout of the net's graph around ``origin`` (lon, lat).
+
+    The buses form a layered tree (``layered_tree``) grown from the sources (ext_grids, then
+    slack gens) over every branch, whatever its switches and service state, so that the drawing
+    does not change when a switch is operated. Depth runs south, branches spread west to east,
+    ``SCHEMATIC_STEP_M`` apart both ways, converted to degrees at the origin's latitude; the
+    top row is centred on the origin. Raises ``Invalid`` when the layout would not fit on the
+    web map around ``origin`` (beyond 85.05° of latitude, or across the 180th meridian).
+
+    Notes
+    -----
+    Linear in buses and branches, up to sorting neighbours; deterministic.
+    """
+    longitude, latitude = origin
+    roots = [int(grid.bus) for _index, grid in _rows(_table(net, "ext_grid"))]
+    roots += [int(gen.bus) for _index, gen in _rows(_table(net, "gen")) if bool(getattr(gen, "slack", False))]
+    places = layered_tree([int(bus) for bus in net.bus.index], _bus_pairs(net), roots)
+    slots = np.array([slot for slot, _depth in places.values()], dtype=float)
+    depths = np.array([depth for _slot, depth in places.values()], dtype=float)
+    east = (slots - (slots.min() + slots.max()) / 2) * SCHEMATIC_STEP_M if len(slots) else slots
+    south = depths * SCHEMATIC_STEP_M
+    per_degree_east = _METRES_PER_DEGREE * math.cos(math.radians(latitude))
+    lons = longitude + east / per_degree_east if per_degree_east > 0 else np.full(len(east), np.inf)
+    lats = latitude - south / _METRES_PER_DEGREE
+    if len(lons) and not (np.all(np.abs(lons) <= 180) and np.all(np.abs(lats) <= _MAP_LATITUDE)):
+        raise Invalid(_("a schematic layout %(width).1f km wide and %(height).1f km high does not fit around "
+                        "%(longitude)g, %(latitude)g on the map; choose an origin further from the poles and "
+                        "the 180th meridian", width=(np.ptp(east) + SCHEMATIC_STEP_M) / 1000,
+                        height=(np.ptp(south) + SCHEMATIC_STEP_M) / 1000, longitude=longitude, latitude=latitude),
+                      field="origin")
+    return pd.Series(list(shapely.points(lons, lats)), index=net.bus.index, dtype=object)
+
+
+def _bus_pairs(net) -> list[tuple[int, int]]:
+    """The buses every branch and bus-bus switch joins, in or out of service, open or closed."""
+    pairs = []
+    for name, columns in _BUS_COLUMNS.items():
+        table = _table(net, name)
+        if len(columns) > 1 and len(table):
+            ends = table[list(columns)].to_numpy(dtype=np.int64)
+            pairs += [(int(row[0]), int(other)) for row in ends for other in row[1:]]
+    switch = _table(net, "switch")
+    if len(switch):
+        couplers = switch[switch["et"] == "b"]
+        pairs += list(zip(couplers["bus"].astype(int).tolist(), couplers["element"].astype(int).tolist()))
+    return pairs
+
+
+def layered_tree(nodes: Iterable[int], edges: Iterable[tuple[int, int]],
+                 roots: Iterable[int]) -> dict[int, tuple[float, int]]:
+    """``{node: (slot, depth)}``: a layered drawing of a graph as the tree of a breadth-first search.
+
+    The search starts from all ``roots`` at once (each node hangs on the root nearest to it)
+    and visits neighbours in increasing order; nodes no root reaches start trees of their
+    own, lowest node first. Leaves take consecutive slots in depth-first order, trees one
+    empty slot apart, and every parent sits midway between its first and last child: each
+    subtree has a slot range of its own, so no two nodes share a (slot, depth).
+
+    Examples
+    --------
+    A root 0 with a ring 1-2-3 below it, and a node 4 no root reaches::
+
+        0
+        |
+        1
+        | \\
+        2 - 3     4
+
+    >>> layered_tree([0, 1, 2, 3, 4], [(0, 1), (1, 2), (1, 3), (2, 3)], [0])
+    {0: (0.5, 0), 1: (0.5, 1), 2: (0.0, 2), 3: (1.0, 2), 4: (3.0, 0)}
+
+    Notes
+    -----
+    O(n + m log m) for n nodes and m edges (the neighbours are sorted); no recursion, so
+    a long radial chain is no problem.
+    """
+    nodes = list(nodes)
+    depth, children, order, trees = _search_tree(nodes, edges, roots)
+    slot: dict[int, float] = {}
+    free = 0
+    for tree in trees:
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            if children[node]:
+                stack.extend(reversed(children[node]))
+            else:
+                slot[node], free = float(free), free + 1
+        free += 1
+    for node in reversed(order):  # children come after their parent in breadth-first order
+        if children[node]:
+            slot[node] = (slot[children[node][0]] + slot[children[node][-1]]) / 2
+    return {node: (slot[node], depth[node]) for node in nodes}
+
+
+def _search_tree(nodes: list[int], edges: Iterable[tuple[int, int]], roots: Iterable[int]):
+    """The tree of ``layered_tree``'s search: (depth, children, visiting order, tree roots)."""
+    adjacency: dict[int, set[int]] = defaultdict(set)
+    for first, second in edges:
+        adjacency[first].add(second)
+        adjacency[second].add(first)
+    depth: dict[int, int] = {}
+    children: dict[int, list[int]] = defaultdict(list)
+    order, trees = [], []
+    for starts in (list(dict.fromkeys(roots)), *([node] for node in sorted(nodes))):
+        queue = deque(start for start in starts if start not in depth)
+        trees += queue
+        depth.update((start, 0) for start in queue)
+        while queue:
+            node = queue.popleft()
+            order.append(node)
+            for neighbour in sorted(adjacency[node]):
+                if neighbour not in depth:
+                    depth[neighbour] = depth[node] + 1
+                    children[node].append(neighbour)
+                    queue.append(neighbour)
+    return depth, children, order, trees
 
 
 # -- switches ------------------------------------------------------------------------------------
@@ -256,7 +420,7 @@ def _switch_kind(value) -> str:
     return "breaker" if isinstance(value, str) and value.strip().upper() == "CB" else "switch"
 
 
-def _add_switches(net, switch: pd.DataFrame, points: pd.Series, rows: _Rows) -> dict:
+def _add_switches(net, switch: pd.DataFrame, points: pd.Series, line_geoms: pd.Series, rows: _Rows) -> dict:
     """Add every switch as a device; return ``{(et, element, bus): node}`` where the element now ends.
 
     An ``l``/``t``/``t3`` switch goes between its bus and a new node, and the element starts at
@@ -275,14 +439,12 @@ def _add_switches(net, switch: pd.DataFrame, points: pd.Series, rows: _Rows) -> 
         else:
             chains[(row.et, int(row.element), int(row.bus))].append(index)
             rows.add("devices", code=code("switch", index), geometry=None, **common)
-    lines = _table(net, "line")
-    line_geoms = dict(zip(lines.index, _parse_geo("line", lines))) if len(lines) else {}
     by_code = {row["code"]: row for row in rows.layers["devices"]}
     terminals = {}
     for (et, element, bus), indices in chains.items():
         position = points.at[bus]
         if et == "l":
-            position = _switch_point(net.line.loc[element], element, line_geoms.get(element), points, bus)
+            position = _switch_point(net.line.loc[element], element, line_geoms.at[element], points, bus)
         previous = code("bus", bus)
         owner = {"l": "line", "t": "trafo", "t3": "trafo3w"}[et]
         for index in sorted(indices):
@@ -321,10 +483,9 @@ def _add_buses(net, points: pd.Series, rows: _Rows) -> None:
         rows.owner[code("bus", index)] = ("bus", index)
 
 
-def _add_lines(net, points: pd.Series, terminals: dict, rows: _Rows) -> None:
+def _add_lines(net, points: pd.Series, line_geoms: pd.Series, terminals: dict, rows: _Rows) -> None:
     """Each line a segment between its ends (a line switch's node where it has one)."""
-    lines = _table(net, "line")
-    for (index, line), geom in zip(_rows(lines), _parse_geo("line", lines)):
+    for (index, line), geom in zip(_rows(_table(net, "line")), line_geoms):
         start, end = int(line.from_bus), int(line.to_bus)
         shape = _line_geometry(index, geom, points.at[start], points.at[end])
         offset = min(SWITCH_OFFSET_DEG, 0.1 * shape.length)

@@ -305,6 +305,39 @@ def test_a_pandapower_net_with_every_switch_type_stores_its_states(connection):
     assert out_of_service == ["pp:bus:9", "pp:line:11", "pp:load:3", "pp:load:5"]
 
 
+@pytest.mark.pandapower
+@pytest.mark.parametrize("language, note", [
+    ("en_GB.UTF-8", "tiny.json has coordinates for every bus: imported where they are; --origin was not used."),
+    ("zh_CN.UTF-8", "tiny.json 中每条母线都有坐标：已按这些坐标导入；未使用 --origin。"),
+])
+def test_cli_imports_a_net_with_coordinates_where_they_are_whatever_the_origin(cli, engine, tmp_path, language, note):
+    import pandapower as pp
+
+    from tests.unit.test_pandapower_mapping import tiny_net
+
+    path = tmp_path / "tiny.json"
+    pp.to_json(tiny_net(), str(path))
+    terminal = {"LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None, "LANG": language}
+    result = cli.invoke(args=["network", "import-pandapower", str(path), "--origin", "0,0"], env=terminal)
+    assert result.exit_code == 0, result.output
+    assert note in result.output
+    with engine.connect() as connection:
+        bus = connection.execute(text("SELECT ST_X(geom), ST_Y(geom), schematic FROM nodes WHERE code = 'pp:bus:0'"))
+        assert tuple(bus.one()) == (7.94, 48.47, False)
+
+
+@pytest.mark.parametrize("origin, reason", [
+    ("7.94", "'7.94' is not LON,LAT"), ("7.94,48.47,0", "is not LON,LAT"), ("east,north", "is not LON,LAT"),
+    ("180.5,48", "longitude 180.5 is not between -180 and 180"), ("nan,48", "longitude nan is not between"),
+    ("7.94,-90.01", "latitude -90.01 is not between -90 and 90"),
+])
+def test_cli_refuses_an_origin_that_is_no_place(cli, tmp_path, origin, reason):
+    path = tmp_path / "net.json"
+    path.write_text("{}", encoding="utf-8")
+    result = cli.invoke(args=["network", "import-pandapower", str(path), "--origin", origin])
+    assert result.exit_code == 2 and "--origin" in result.output and reason in result.output
+
+
 @pytest.mark.parametrize("change, layer, reason", [
     (lambda f: f.service_points.loc.__setitem__((3, "account_number"), "A-C3"), "service_points",
      "account_number 'A-C3' appears twice"),
