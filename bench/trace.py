@@ -121,7 +121,7 @@ def oberrhein_meshed(figures: dict) -> None:
     from topology.pandapower_mapping import frames_from_net
 
     net = pandapower.networks.mv_oberrhein()
-    url = bench_database("gridatlas_bench_trace_oberrhein")
+    url = bench_database("gridatlas_bench_trace_oberrhein", reuse=True)  # loaded below when empty
     engine = make_engine(url, pool_size=1)
     with engine.begin() as connection:
         if not connection.execute(text("SELECT EXISTS (SELECT 1 FROM nodes)")).scalar_one():

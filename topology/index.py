@@ -291,9 +291,61 @@ def _meshed_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray, m
         compact = np.zeros(graph.size, dtype=np.int64)
         compact[members] = np.arange(1, len(members) + 1)
         a, b = compact[graph.a[mine]], compact[graph.b[mine]]
-        size = len(members) + 1
-        low_end, high_end = np.minimum(a, b), np.maximum(a, b)
-        keys = low_end * size + high_end
+        dfs = _Dfs.of(a, b, len(members) + 1)
+        is_bridge = dfs.bridges()
+        bridges = dfs.children[is_bridge]
+        marks, lower = dfs.labels(a, b)
+        block_of = dfs.blocks(is_bridge)
+        real_order = dfs.preorder[1:]  # positions: the preorder without the super-source
+        local = members[real_order - 1]  # graph-local ids of the real nodes, in preorder
+        position[local] = np.arange(len(local))
+        block = block_of[real_order]
+        blocks = int(block_of.max()) + 1
+        entry = np.full(blocks, -1, dtype=np.int64)
+        entry[block_of[bridges]] = dfs.pre[bridges] - 1
+        ptr = np.zeros(blocks + 1, dtype=np.int64)
+        np.cumsum(np.bincount(block, minlength=blocks), out=ptr[1:])
+        upper = dfs.pre[dfs.parent[bridges]] - 1
+        by_upper = np.argsort(upper, kind="stable")
+        cumulative = np.zeros(len(local) + 1, dtype=np.int64)
+        np.cumsum(np.diff(data.customer_pointer)[graph.nodes[local]], out=cumulative[1:])
+        edge_order = np.argsort(graph.edges[mine], kind="stable")
+        found[label] = Meshed(
+            nodes=graph.nodes[local].astype(np.int32), size=dfs.sizes[real_order].astype(np.int32),
+            cust_ptr=cumulative, customers=data.customers_at(graph.nodes[local]).astype(np.int32),
+            block=block.astype(np.int32), block_entry=entry,
+            block_order=np.argsort(block, kind="stable").astype(np.int32), block_ptr=ptr,
+            bridge_parent=upper[by_upper], bridge_child=(dfs.pre[bridges] - 1)[by_upper],
+            source_edges=np.unique(graph.edges[mine[(a == 0) | (b == 0)]]),
+            edges=graph.edges[mine][edge_order], edge_label=marks[edge_order], edge_lower=lower[edge_order])
+        # each bridge's edge: a bridge pair is single, so its key names one edge
+        bridge_edges.append(graph.edges[mine[dfs.first_of[dfs.slot[is_bridge]]]])
+        bridge_children.append(members[bridges - 1])
+    empty = np.zeros(0, dtype=np.int64)
+    return (found, np.concatenate(bridge_edges) if bridge_edges else empty,
+            np.concatenate(bridge_children) if bridge_children else empty)
+
+
+@dataclass
+class _Dfs:
+    """The DFS of one meshed section from its super-source (id 0), over its distinct node pairs."""
+
+    size: int
+    pairs: np.ndarray          # the distinct pairs, as keys low * size + high
+    first_of: np.ndarray       # an edge of each pair (its index in the section's edges)
+    multiplicity: np.ndarray   # how many edges each pair has
+    preorder: np.ndarray
+    parent: np.ndarray
+    pre: np.ndarray            # each id's preorder number
+    children: np.ndarray       # every id but the root, in preorder
+    slot: np.ndarray           # the pair of each child's tree edge
+    breadth: np.ndarray        # a BFS of the DFS tree, and its parents, for subtree reductions
+    tree_parent: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray, size: int) -> "_Dfs":
+        keys = np.minimum(a, b) * size + np.maximum(a, b)
         pairs, first_of, multiplicity = np.unique(keys, return_index=True, return_counts=True)
         u, v = pairs // size, pairs % size
         symmetric = csr_matrix((np.ones(2 * len(u), dtype=np.int8), (np.r_[u, v], np.r_[v, u])), shape=(size, size))
@@ -301,79 +353,57 @@ def _meshed_sections(data: NetworkData, graph: SplitGraph, labels: np.ndarray, m
         pre = np.empty(size, dtype=np.int64)
         pre[preorder] = np.arange(size)
         children = preorder[1:]
-        tree_keys = np.minimum(children, parent[children]) * size + np.maximum(children, parent[children])
-        slot = np.searchsorted(pairs, tree_keys)
-        in_tree = np.zeros(len(pairs), dtype=bool)
-        in_tree[slot] = True
-        # up[x]: the highest (smallest preorder) node x reaches by a non-tree edge or a doubled tree edge
-        up = pre.copy()
-        other = ~in_tree
-        deep = np.where(pre[u[other]] > pre[v[other]], u[other], v[other])
-        shallow = np.where(pre[u[other]] > pre[v[other]], v[other], u[other])
-        np.minimum.at(up, deep, pre[shallow])
-        doubled = multiplicity[slot] > 1
-        np.minimum.at(up, children[doubled], pre[parent[children[doubled]]])
+        slot = np.searchsorted(pairs, np.minimum(children, parent[children]) * size + np.maximum(children, parent[children]))
         tree = csr_matrix((np.ones(len(children), dtype=np.int8), (parent[children], children)), shape=(size, size))
         breadth, tree_parent = breadth_first_order(tree, 0, directed=True, return_predecessors=True)
-        low = _subtree_reduce(breadth, tree_parent, up, np.minimum)
         sizes = _subtree_reduce(breadth, tree_parent, np.ones(size, dtype=np.int64), np.add)
-        is_bridge = low[children] >= pre[children]
-        bridges = children[is_bridge]
-        # Labels: each edge that is not its pair's tree edge gets a random one; a tree edge the
-        # XOR of those whose cycle crosses it (the subtree XOR of their ends' labels).
-        rng = np.random.default_rng(0x6A7A5 + len(mine))  # fixed: the same network, the same labels
-        tree_edge = np.zeros(len(mine), dtype=bool)
-        tree_edge[first_of[slot]] = True
-        marks = np.zeros(len(mine), dtype=np.uint64)
-        marks[~tree_edge] = rng.integers(1, np.iinfo(np.int64).max, size=int((~tree_edge).sum()),
-                                         dtype=np.int64).astype(np.uint64)
-        ends = np.zeros(size, dtype=np.uint64)
-        np.bitwise_xor.at(ends, a[~tree_edge], marks[~tree_edge])
-        np.bitwise_xor.at(ends, b[~tree_edge], marks[~tree_edge])
-        crossed = _subtree_reduce(breadth, tree_parent, ends, np.bitwise_xor)
-        lower = np.full(len(mine), -1, dtype=np.int64)
-        tree_index = first_of[slot]
-        marks[tree_index] = crossed[children]
-        lower[tree_index] = pre[children] - 1
-        # The blocks: components without the bridges, numbered by their first node in preorder.
-        keep = np.ones(len(pairs), dtype=bool)
-        keep[slot[is_bridge]] = False
+        return cls(size, pairs, first_of, multiplicity, preorder, parent, pre, children, slot, breadth, tree_parent,
+                   sizes)
+
+    def bridges(self) -> np.ndarray:
+        """Whether each child's tree edge is a bridge: nothing from its subtree reaches above it
+        (``up``: the smallest preorder number an id reaches by a non-tree edge or a doubled tree edge)."""
+        u, v = self.pairs // self.size, self.pairs % self.size
+        other = np.ones(len(self.pairs), dtype=bool)
+        other[self.slot] = False
+        pre, up = self.pre, self.pre.copy()
+        deep = np.where(pre[u[other]] > pre[v[other]], u[other], v[other])
+        np.minimum.at(up, deep, np.minimum(pre[u[other]], pre[v[other]]))
+        doubled = self.multiplicity[self.slot] > 1
+        np.minimum.at(up, self.children[doubled], pre[self.parent[self.children[doubled]]])
+        low = _subtree_reduce(self.breadth, self.tree_parent, up, np.minimum)
+        return low[self.children] >= pre[self.children]
+
+    def labels(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each edge's label and, for tree edges, its lower end's position (else -1): a random
+        label for an edge that is not its pair's tree edge; for a tree edge the XOR of those whose
+        cycle crosses it (the subtree XOR of their ends' labels)."""
+        rng = np.random.default_rng(0x6A7A5 + len(a))  # fixed: the same network, the same labels
+        tree_index = self.first_of[self.slot]
+        other = np.ones(len(a), dtype=bool)
+        other[tree_index] = False
+        marks = np.zeros(len(a), dtype=np.uint64)
+        marks[other] = rng.integers(1, np.iinfo(np.int64).max, size=int(other.sum()), dtype=np.int64).astype(np.uint64)
+        ends = np.zeros(self.size, dtype=np.uint64)
+        np.bitwise_xor.at(ends, a[other], marks[other])
+        np.bitwise_xor.at(ends, b[other], marks[other])
+        marks[tree_index] = _subtree_reduce(self.breadth, self.tree_parent, ends, np.bitwise_xor)[self.children]
+        lower = np.full(len(a), -1, dtype=np.int64)
+        lower[tree_index] = self.pre[self.children] - 1
+        return marks, lower
+
+    def blocks(self, is_bridge: np.ndarray) -> np.ndarray:
+        """Each id's block: the components without the bridges, numbered by first node in preorder."""
+        u, v = self.pairs // self.size, self.pairs % self.size
+        keep = np.ones(len(self.pairs), dtype=bool)
+        keep[self.slot[is_bridge]] = False
         _, block_of = connected_components(csr_matrix(
-            (np.ones(int(keep.sum()), dtype=np.int8), (u[keep], v[keep])), shape=(size, size)), directed=False)
-        first_seen = np.full(block_of.max() + 1, size, dtype=np.int64)
-        np.minimum.at(first_seen, block_of, pre)
+            (np.ones(int(keep.sum()), dtype=np.int8), (u[keep], v[keep])), shape=(self.size, self.size)), directed=False)
+        first_seen = np.full(block_of.max() + 1, self.size, dtype=np.int64)
+        np.minimum.at(first_seen, block_of, self.pre)
         renumber = np.empty(len(first_seen), dtype=np.int64)
         renumber[np.argsort(first_seen)] = np.arange(len(first_seen))
-        block_of = renumber[block_of]
-        # positions: preorder without the super-source
-        real_order = preorder[1:]
-        local = members[real_order - 1]           # graph-local ids of the real nodes, in preorder
-        position[local] = np.arange(len(local))
-        block = block_of[real_order]
-        entry = np.full(len(first_seen), -1, dtype=np.int64)
-        entry[block_of[bridges]] = pre[bridges] - 1
-        order = np.argsort(block, kind="stable")
-        ptr = np.zeros(len(first_seen) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(block, minlength=len(first_seen)), out=ptr[1:])
-        upper = pre[parent[bridges]] - 1
-        by_upper = np.argsort(upper, kind="stable")
-        counts = np.diff(data.customer_pointer)[graph.nodes[local]]
-        cumulative = np.zeros(len(local) + 1, dtype=np.int64)
-        np.cumsum(counts, out=cumulative[1:])
-        sources = graph.edges[mine[(a == 0) | (b == 0)]]
-        edge_order = np.argsort(graph.edges[mine], kind="stable")
-        found[label] = Meshed(
-            nodes=graph.nodes[local].astype(np.int32), size=sizes[real_order].astype(np.int32),
-            cust_ptr=cumulative, customers=data.customers_at(graph.nodes[local]).astype(np.int32),
-            block=block.astype(np.int32), block_entry=entry, block_order=order.astype(np.int32), block_ptr=ptr,
-            bridge_parent=upper[by_upper], bridge_child=(pre[bridges] - 1)[by_upper], source_edges=np.unique(sources),
-            edges=graph.edges[mine][edge_order], edge_label=marks[edge_order], edge_lower=lower[edge_order])
-        # each bridge's edge: a bridge pair is single, so its key names one edge
-        bridge_edges.append(graph.edges[mine[first_of[slot[is_bridge]]]])
-        bridge_children.append(members[bridges - 1])
-    empty = np.zeros(0, dtype=np.int64)
-    return (found, np.concatenate(bridge_edges) if bridge_edges else empty,
-            np.concatenate(bridge_children) if bridge_children else empty)
+        return renumber[block_of]
 
 
 def _islands(nodes: np.ndarray, labels: np.ndarray, others: np.ndarray, virtual: np.ndarray) -> dict[int, Island]:

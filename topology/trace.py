@@ -179,7 +179,7 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
     a slice of the section's preorder, so the cost is that of the answer (a few microseconds for
     one device). Cuts are merged per section as nested-or-disjoint intervals. A cut on a cycle of
     a meshed section loses nothing by itself; two or more cuts in one block, or a node lost in it,
-    run a search over that block alone (docs/tracing.md).
+    are told apart by their edges' labels, without a search (docs/tracing.md).
     """
     data = topology.data
     conducting, node_section = topology.conducting, topology.node_section
@@ -200,13 +200,16 @@ def affected(topology: Topology, open_edges: Sequence[int] = (), out_of_service_
         customer_parts.append(data.customers_at(node_parts[0]))
     if blocks:
         _search_blocks(topology, blocks, set(cut), set(removed), intervals, node_parts, customer_parts)
+    sections = topology.sections
     for section, spans in intervals.items():
-        tree = topology.sections[section]
+        tree = sections[section]
+        nodes, customers, pointer = tree.nodes, tree.customers, tree.cust_ptr
         end = -1
-        for start, stop in sorted(spans, key=lambda span: (span[0], -span[1])):
-            if start >= end:  # spans in a tree, and the parts between their ends, are nested or disjoint
-                node_parts.append(tree.nodes[start:stop])
-                customer_parts.append(tree.customers[tree.cust_ptr[start]:tree.cust_ptr[stop]])
+        # spans in a tree, and the parts between their ends, are nested or disjoint: the widest first
+        for start, stop in sorted(spans, key=lambda span: (span[0], -span[1])) if len(spans) > 1 else spans:
+            if start >= end:
+                node_parts.append(nodes[start:stop])
+                customer_parts.append(customers[pointer[start]:pointer[stop]])
                 end = stop
     return SupplyLoss(topology, _joined(node_parts), _joined(customer_parts), removed_edges)
 
@@ -216,30 +219,31 @@ def _cut_sections(topology: Topology, cut: list[int], removed: list[int]
     """Where the cuts fall: spans of preorder positions per section (below a radial section's
     edge or a meshed section's bridge), and per meshed section the blocks that need a search,
     each with its cut edges and lost positions."""
-    data, node_section = topology.data, topology.node_section
+    # The index's arrays read once: each is a property of the Topology.
+    data, node_section, node_position = topology.data, topology.node_section, topology.node_position
+    sections, edge_child = topology.sections, topology.edge_child
     intervals: dict[int, list[tuple[int, int]]] = {}
     blocks: dict[int, dict[int, list]] = {}
 
     def span_below(section: int, position: int) -> None:
-        tree = topology.sections[section]
-        intervals.setdefault(section, []).append((position, position + int(tree.size[position])))
+        intervals.setdefault(section, []).append((position, position + int(sections[section].size[position])))
 
     for edge in cut:
-        child = int(topology.edge_child[edge])
+        child = int(edge_child[edge])
         if child >= 0:  # a radial section's edge, or a meshed section's bridge
-            span_below(int(node_section[child]), int(topology.node_position[child]))
+            span_below(int(node_section[child]), int(node_position[child]))
             continue
         for end in (int(data.edge_u[edge]), int(data.edge_v[edge])):
             section = int(node_section[end])
-            if section >= 0 and isinstance(topology.sections[section], Meshed):
-                block = int(topology.sections[section].block[topology.node_position[end]])
+            if section >= 0 and isinstance(sections[section], Meshed):
+                block = int(sections[section].block[node_position[end]])
                 blocks.setdefault(section, {}).setdefault(block, [[], []])[0].append(edge)
                 break  # an edge on a cycle lies inside one block
     for node in removed:
         section = int(node_section[node])
         if section < 0:
             continue
-        tree, position = topology.sections[section], int(topology.node_position[node])
+        tree, position = sections[section], int(node_position[node])
         if isinstance(tree, Radial):
             span_below(section, position)
         elif isinstance(tree, Meshed):
@@ -248,8 +252,6 @@ def _cut_sections(topology: Topology, cut: list[int], removed: list[int]
                 span_below(section, position)
             else:
                 blocks.setdefault(section, {}).setdefault(block, [[], []])[1].append(position)
-        elif tree.kind == "meshed":
-            raise AssertionError("meshed sections are indexed as Meshed")
     return intervals, blocks
 
 
@@ -271,10 +273,8 @@ def _search_blocks(topology: Topology, blocks: dict[int, dict[int, list]], cut: 
             for position in gone:  # a lost node: every edge it has in the block is cut
                 node = np.array([tree.nodes[position]])
                 edges.update(e for e in data.incident_edges(node).tolist() if topology.conducting[e])
-            edges = sorted(edges)
-            present = np.isin(np.asarray(edges, dtype=np.int64), tree.edges)
-            edges = [e for e, p in zip(edges, present.tolist()) if p]
-            labels, lowers = tree.labels_of(edges)
+            # every conducting edge at a section's node is the section's (a source edge too)
+            labels, lowers = tree.labels_of(sorted(edges))
             for combination in _dependent(labels):
                 spans = [(lowers[i], lowers[i] + int(tree.size[lowers[i]])) for i in combination if lowers[i] >= 0]
                 intervals.setdefault(section, []).extend(_odd_parts(spans))

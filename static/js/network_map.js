@@ -204,7 +204,7 @@
     length_m: _("length (m)"), in_service: _("in service"), normal_state: _("normal state"), current_state: _("current state"),
     rated_kva: _("rating (kVA)"), area: _("transformer area"), customers: _("customers"), substation: _("substation"),
     account_number: _("account number"), address: _("address"), transformer_area: _("transformer area"),
-    transformer: _("transformer"),
+    transformer: _("transformer"), schematic: _("schematic layout"),
   };
   var VALUES = {open: _("open"), closed: _("closed"), "true": _("yes"), "false": _("no"), breaker: _("breaker"),
                 recloser: _("recloser"), "switch": _("switch"), fuse: _("fuse"), transformer: _("transformer")};
@@ -221,7 +221,8 @@
           : escapeHtml(valueText(p.current_state))) + "</div>";
     }
     var rows = Object.keys(p).filter(function (k) {
-      return k !== "code" && k !== "colour" && p[k] !== null && p[k] !== "";
+      // "schematic" is said only where it is true: drawn from the graph, not surveyed
+      return k !== "code" && k !== "colour" && p[k] !== null && p[k] !== "" && !(k === "schematic" && !p[k]);
     }).map(function (k) {
       return "<tr><th>" + escapeHtml(PROPERTIES[k] || k.replace(/_/g, " ")) + "</th><td>" + escapeHtml(valueText(p[k])) + "</td></tr>";
     });
