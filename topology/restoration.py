@@ -323,36 +323,45 @@ def plans(topology: Topology, code: str, power_factor: float = POWER_FACTOR) -> 
 
 @dataclass(frozen=True)
 class Simulation:
-    """What a plan changes: the customers it cuts off and those it gives supply back to."""
+    """What a plan changes: the customers it cuts off and those it gives supply back to, and
+    whether the fault's zone is left without supply."""
 
+    element: str
+    isolates: bool
     lost: list[str]
     restored: list[str]
     off: int          # customers without supply once it is applied
 
     def as_dict(self) -> dict:
         """The API's JSON body."""
-        return {"lost": {"customer_count": len(self.lost), "customers": self.lost},
+        return {"element": self.element, "isolates": self.isolates,
+                "lost": {"customer_count": len(self.lost), "customers": self.lost},
                 "restored": {"customer_count": len(self.restored), "customers": self.restored},
                 "customers_off": self.off}
 
 
-def simulate(topology: Topology, open_codes: list[str], close_codes: list[str]) -> Simulation:
-    """The plan ``open`` then ``close`` applied to a copy of the state: nothing is stored.
+def simulate(topology: Topology, code: str, open_codes: list[str], close_codes: list[str]) -> Simulation:
+    """The plan ``open`` then ``close`` for a fault on the element, applied to a copy of the
+    state: nothing is stored. ``isolates`` says whether it leaves the fault's zone without supply.
 
     Every code must name switchgear (``NotFound`` otherwise, ``Unprocessable`` for a segment,
     a transformer or a device named twice).
     """
     data = topology.data
-    edges = [element.index for element in trace.resolve(data, open_codes + close_codes)]
-    wrong = [code for code, edge in zip(open_codes + close_codes, edges)
-             if data.edge_table[edge] != 1 or not data.is_switchgear(np.array([edge]))[0]]
-    if wrong or len(set(edges)) < len(edges):
-        raise Unprocessable(_("a plan opens and closes switchgear, each once; not: %(codes)s",
-                              codes=", ".join(wrong) or ", ".join(open_codes + close_codes)), codes=wrong)
+    zone = data.find("nodes", trace.isolation(topology, code).zone.nodes)
+    codes = open_codes + close_codes
+    twice = sorted({c for c in codes if codes.count(c) > 1})
+    elements = trace.resolve(data, [c for c in dict.fromkeys(codes)])
+    wrong = twice + [element.code for element in elements
+                     if element.table != "edge" or not data.is_switchgear(np.array([element.index]))[0]]
+    if wrong:
+        raise Unprocessable(_("a plan opens and closes switchgear, each device once; not: %(codes)s",
+                              codes=", ".join(wrong)), codes=wrong)
+    edges = [element.index for element in elements]
     closed = {edge: False for edge in edges[:len(open_codes)]} | {edge: True for edge in edges[len(open_codes):]}
     after = topology.operated(closed)
     served = data.customer_order
     before_on, after_on = topology.energised[data.sp_node[served]], after.energised[data.sp_node[served]]
-    return Simulation(lost=data.sp_code[served[before_on & ~after_on]].tolist(),
+    return Simulation(element=code, isolates=not after.energised_at(zone).any(), lost=data.sp_code[served[before_on & ~after_on]].tolist(),
                       restored=data.sp_code[served[~before_on & after_on]].tolist(),
                       off=int((~after_on).sum()))

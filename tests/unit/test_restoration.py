@@ -94,9 +94,12 @@ def test_errors():
 
 def test_simulate_the_best_plan():
     topology = _topology()
-    found = simulate(topology, ["B1", "SW1"], ["TIE"])
-    assert found.lost == ["C2"] and found.restored == [] and found.off == 1
-    cut = simulate(topology, ["B1", "SW1"], [])
-    assert sorted(cut.lost) == ["C2", "C3", "C4"] and cut.off == 3
+    found = simulate(topology, "s1", ["B1", "SW1"], ["TIE"])
+    assert found.isolates and found.lost == ["C2"] and found.restored == [] and found.off == 1
+    cut = simulate(topology, "s1", ["B1", "SW1"], [])
+    assert cut.isolates and sorted(cut.lost) == ["C2", "C3", "C4"] and cut.off == 3
+    assert not simulate(topology, "s1", ["SW1"], ["TIE"]).isolates  # B1 still feeds the fault
     with pytest.raises(Unprocessable):
-        simulate(topology, ["s1"], [])
+        simulate(topology, "s1", ["s1"], [])
+    with pytest.raises(Unprocessable):
+        simulate(topology, "s1", ["SW1"], ["SW1"])
