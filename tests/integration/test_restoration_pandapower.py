@@ -12,13 +12,13 @@ import pytest
 
 import pandapower
 import pandapower.networks
-import pandapower.topology
 
 from app import create_app
 from geo.db import make_engine
 from geo.migrate import upgrade
 from tests.accounts import add_role_accounts, client_as
 from tests.conftest import _test_database_url
+from tests.integration.test_trace_pandapower import _unsupplied_loads
 from topology.index import Topology
 from topology.read import read_network
 from topology.restoration import plans
@@ -50,13 +50,6 @@ def oberrhein(tmp_path_factory):
 def _index(code: str) -> int:
     """The pandapower index in a ``pp:<table>:<index>`` code."""
     return int(code.split(":")[2])
-
-
-def _unsupplied_loads(net) -> set[int]:
-    """The in-service loads on buses pandapower finds unsupplied."""
-    buses = pandapower.topology.unsupplied_buses(net)
-    loads = net.load[net.load.in_service]
-    return set(loads.index[loads.bus.isin(buses)].tolist())
 
 
 def _restorable_lines(net, topology) -> dict[int, object]:
