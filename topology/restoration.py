@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -161,7 +161,7 @@ class _Option:
     part: int                 # the lowest node of the part it restores: parts are told apart by it
     customers: np.ndarray
     path: list[int]           # edges from the switch to its source
-    alone: Plan               # the plan closing only it, for ordering the options
+    alone: Plan | None        # the plan closing only it, for ordering the options
 
 
 # -- demand ----------------------------------------------------------------------------------------
@@ -267,8 +267,9 @@ def _options(isolated: Topology, healthy: np.ndarray, zone: np.ndarray, demand: 
         path = [int(max(data.find("segments", [code])[0], data.find("devices", [code])[0])) for code in found.path]
         live = int(data.edge_u[edge]) if isolated.energised_at(data.edge_u[[edge]])[0] else int(data.edge_v[edge])
         option = _Option(edge, live, int(restored.min()), data.customers_at(restored), path, None)
-        alone = _plan(after, [], [option], demand, power_factor)
-        parts.setdefault(option.part, []).append(_Option(edge, live, option.part, option.customers, path, alone))
+        # checked alone in its own state, so that each part's options can be ordered before combining
+        option = replace(option, alone=_plan(after, [], [option], demand, power_factor))
+        parts.setdefault(option.part, []).append(option)
     return {part: sorted(found, key=lambda o: o.alone.rank_key())[:MAX_OPTIONS] for part, found in parts.items()}
 
 
