@@ -98,3 +98,54 @@ def protected_feeder() -> NetworkFrames:
         sources=[("SRC1", "src"), ("SRC2", "src2")],
         customers=[("C1", "h"), ("C2", "h"), ("C3", "i"), ("C4", "d"), ("C5", "f"), ("C9", "x")],
     )
+
+
+def with_capacity(frames: NetworkFrames, feeders: dict[str, list[str]] | None = None,
+                  ratings: dict[str, float] | None = None, ampacity: dict[str, float] | None = None,
+                  demand: dict[str, float] | None = None, voltage_kv: float = 20.0) -> NetworkFrames:
+    """``frames`` with the figures restoration plans check: every node at ``voltage_kv``, the nodes
+    listed in ``feeders`` (feeder code -> node codes) moved to feeders of their own (the rest stay
+    on the first one), feeder ``ratings`` (kVA), segments' ``ampacity`` (A) and customers' ``demand`` (kW)."""
+    feeders, ratings, ampacity, demand = feeders or {}, ratings or {}, ampacity or {}, demand or {}
+    first = frames.feeders.iloc[0]
+    extra = [{**first.to_dict(), "code": code, "name": code} for code in feeders if code != first["code"]]
+    frames.feeders = pd.concat([frames.feeders, pd.DataFrame(extra)], ignore_index=True)
+    frames.feeders["rating_kva"] = frames.feeders["code"].map(ratings).astype(float)
+    moved = {node: code for code, nodes in feeders.items() for node in nodes}
+    frames.nodes["feeder"] = frames.nodes["code"].map(moved).fillna(frames.nodes["feeder"])
+    frames.nodes["voltage_kv"] = voltage_kv
+    for layer in (frames.segments, frames.devices):
+        layer["feeder"] = layer["from_node"].map(dict(zip(frames.nodes["code"], frames.nodes["feeder"])))
+    frames.segments["ampacity_a"] = frames.segments["code"].map(ampacity).astype(float)
+    frames.service_points["demand_kw"] = frames.service_points["code"].map(demand).astype(float)
+    return frames
+
+
+def feeders_with_ties(ties: tuple[str, ...] = ("TIE", "TIE2")) -> NetworkFrames:
+    """Three feeders, F1 joined to F2 and F3 by normally-open ties, with demands and ratings.
+
+    ::
+
+        src1 --B1-- a --s1-- b --SW1-- c --s2-- d          C2 2 kW at b, C3 3 kW at c, C4 2 kW at d (F1)
+                                       |        |
+                                      TIE      TIE2 (both open)
+                                       |        |
+        src2 --B2-- e --s3-- f --------+        h --s4-- g --B3-- src3
+                    C6 4 kW at f (F2, 100 kVA)  C8 1 kW at h  (F3, no rating)
+
+    s3 carries 10 A, s4 only 0.1 A; every node is at 20 kV. ``ties`` chooses which ties exist.
+    """
+    drawn = [("TIE", "switch", "c", "f", "open"), ("TIE2", "switch", "d", "h", "open")]
+    frames = drawn_network(
+        nodes={"src1": (0, 2), "a": (1, 2), "b": (2, 2), "c": (3, 2), "d": (4, 2),
+               "src2": (0, 0), "e": (1, 0), "f": (3, 0), "h": (4, 0), "g": (5, 0), "src3": (6, 0)},
+        segments=[("s1", "a", "b"), ("s2", "c", "d"), ("s3", "e", "f"), ("s4", "h", "g")],
+        devices=[("B1", "breaker", "src1", "a", "closed"), ("SW1", "switch", "b", "c", "closed"),
+                 ("B2", "breaker", "src2", "e", "closed"), ("B3", "breaker", "src3", "g", "closed")]
+        + [tie for tie in drawn if tie[0] in ties],
+        sources=[("SRC1", "src1"), ("SRC2", "src2"), ("SRC3", "src3")],
+        customers=[("C2", "b"), ("C3", "c"), ("C4", "d"), ("C6", "f"), ("C8", "h")],
+    )
+    return with_capacity(frames, feeders={"F2": ["src2", "e", "f"], "F3": ["h", "g", "src3"]},
+                         ratings={"F2": 100.0}, ampacity={"s3": 10.0, "s4": 0.1},
+                         demand={"C2": 2.0, "C3": 3.0, "C4": 2.0, "C6": 4.0, "C8": 1.0})

@@ -74,6 +74,14 @@ class SwitchingBody(BaseModel):
     reason: str = Field(min_length=1)
 
 
+class PlanBody(BaseModel):
+    """A restoration plan to simulate: devices to open, then devices to close, by code."""
+
+    model_config = ConfigDict(extra="forbid")
+    open: list[str] = Field(default_factory=list, max_length=10_000)
+    close: list[str] = Field(default_factory=list, max_length=10_000)
+
+
 # -- answers ---------------------------------------------------------------------------------------
 class Extent(BaseModel):
     bbox: list[float] | None = Field(description="[west, south, east, north]; null for an empty network")
@@ -137,6 +145,53 @@ class Isolation(_Open):
     customer_count: int
     customers: Codes = None
     zone: Elements
+
+
+class Customers(BaseModel):
+    customer_count: int
+    customers: list[str]
+
+
+class Headroom(BaseModel):
+    kw: float
+    percent: float
+    element: str
+    kind: Literal["feeder", "segment", "transformer"]
+
+
+class PlanStep(Customers):
+    action: Literal["open", "close"]
+    device: str
+
+
+class RestorationPlan(BaseModel):
+    open: list[str]
+    close: list[str]
+    steps: list[PlanStep]
+    customer_count: int
+    transferred_kw: float
+    headroom: Headroom | None
+    feasible: bool
+    checked_elements: int
+    reasons: list[str]
+
+
+class Restoration(BaseModel):
+    element: str
+    isolate: list[str]
+    faulted: Customers
+    healthy: Customers
+    unrestorable: Customers
+    plans: list[RestorationPlan]
+    assumptions: dict[str, float | int]
+
+
+class Simulation(BaseModel):
+    element: str
+    isolates: bool
+    lost: Customers
+    restored: Customers
+    customers_off: int
 
 
 SupplyState = model_of(trace.SupplyState)

@@ -70,6 +70,14 @@ CABLE_LATERAL = "NA2XS2Y 3x1x95 RM/16 12/20kV"
 OVERHEAD_TRUNK = "Al/St 95/15"
 OVERHEAD_LATERAL = "Al/St 50/8"
 CABLE_LV = "NAYY-J 4x150 SE 0.6/1kV"
+# Continuous current ratings (A) of the conductors above, laid in the ground or strung in air:
+# the manufacturers' tables for these types, rounded.
+AMPACITY_A = {CABLE_TRUNK: 420.0, CABLE_LATERAL: 245.0, OVERHEAD_TRUNK: 330.0, OVERHEAD_LATERAL: 170.0,
+              CABLE_LV: 275.0}
+# What a feeder may carry at its head: a cable feeder's breaker and busbar share, less for the
+# overhead lines' longer, weaker trunks.
+FEEDER_RATING_KVA = {False: 8000.0, True: 5000.0}
+DEMAND_KW = (1.0, 6.0)  # a customer's peak demand, drawn uniformly, rounded to 0.1 kW
 
 
 # -- the city -------------------------------------------------------------------------------------
@@ -522,6 +530,7 @@ class _Tables:
             if layer.geometry:
                 data["geometry"] = np.concatenate([part["geometry"] for part in parts])
             setattr(frames, name, pd.DataFrame(data))
+        frames.segments["ampacity_a"] = frames.segments["conductor"].map(AMPACITY_A).astype(float)
         return frames
 
 
@@ -646,7 +655,8 @@ def _feeders(city: City, substations: _Substations, tables: _Tables) -> _Feeders
     mv_kind = np.where(overhead, "pole", "junction").astype(object)
     code = substations.code[district] + _numbered("-F", local + 1, 2)
     tables.add("feeders", code=code, name=substations.name[district] + _numbered(" F", local + 1, 2),
-               substation=substations.code[district], voltage_kv=MV_KV)
+               substation=substations.code[district], voltage_kv=MV_KV,
+               rating_kva=np.where(overhead, FEEDER_RATING_KVA[True], FEEDER_RATING_KVA[False]))
 
     # The trunk: position 0 on the central street, 1..L at block middles, L+1 at the district edge.
     lane = x_c + direction * (1.5 + pair)  # parallel cables out of one substation, side by side
@@ -888,6 +898,8 @@ def _customers(blocks: dict, stations: dict, houses: dict, tables: _Tables, seed
                account_number=account_numbers(count, seed), name=name, phone=phone,
                address=houses["address"][house], node=houses["code"][house],
                transformer_area=stations["area"][block[house]], in_service=True,
+               # a stream of its own, so that the demand leaves every other drawn value as it was
+               demand_kw=np.round(_rng(seed, 5).uniform(*DEMAND_KW, size=count), 1),
                geometry=tables.points(houses["x"][house], houses["y"][house]))
 
 

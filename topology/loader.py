@@ -88,7 +88,7 @@ LAYERS: dict[str, Layer] = {
         Layer(
             "feeders",
             (_CODE, _NAME, Column("substation"),
-             Column("voltage_kv", "double precision")),
+             Column("voltage_kv", "double precision"), Column("rating_kva", "double precision", minimum=0.0)),
             (Reference("substation", "substations", "substation_id", required=False),),
         ),
         Layer(
@@ -102,7 +102,8 @@ LAYERS: dict[str, Layer] = {
             "segments",
             (_CODE, Column("from_node", required=True),
              Column("to_node", required=True), Column("feeder"), Column("length_m", "double precision", minimum=0.0),
-             Column("conductor", max_length=120), _IN_SERVICE, _SCHEMATIC),
+             Column("conductor", max_length=120),
+             Column("ampacity_a", "double precision", minimum=0.0), _IN_SERVICE, _SCHEMATIC),
             (Reference("from_node", "nodes", "from_node_id"), Reference("to_node", "nodes", "to_node_id"),
              Reference("feeder", "feeders", "feeder_id", required=False)),
             geometry="LineString",
@@ -137,7 +138,7 @@ LAYERS: dict[str, Layer] = {
             "service_points",
             (_CODE, Column("account_number", required=True, unique=True, max_length=40), _NAME,
              Column("phone", max_length=40), Column("address"), Column("node", required=True),
-             Column("transformer_area"), _IN_SERVICE, _SCHEMATIC),
+             Column("transformer_area"), Column("demand_kw", "double precision", minimum=0.0), _IN_SERVICE, _SCHEMATIC),
             (Reference("node", "nodes", "node_id"),
              Reference("transformer_area", "transformer_areas", "transformer_area_id", required=False)),
             geometry="Point",

@@ -94,6 +94,8 @@ class Feeder(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     substation_id: Mapped[int | None] = mapped_column(ForeignKey("substations.id", ondelete="RESTRICT"), index=True)
     voltage_kv: Mapped[float | None] = mapped_column(Float)
+    # What the feeder may carry at its head (its breaker, cable and busbar share), for restoration plans.
+    rating_kva: Mapped[float | None] = mapped_column(Float)
 
     substation: Mapped[Substation | None] = relationship(back_populates="feeders")
 
@@ -127,6 +129,7 @@ class Segment(Base):
     feeder_id: Mapped[int | None] = mapped_column(ForeignKey("feeders.id", ondelete="RESTRICT"), index=True)
     length_m: Mapped[float] = mapped_column(Float)
     conductor: Mapped[str | None] = mapped_column(String(120))
+    ampacity_a: Mapped[float | None] = mapped_column(Float)  # the conductor's continuous current rating
     in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     geom: Mapped[WKBElement] = mapped_column(_geometry("LINESTRING"))
     schematic: Mapped[bool] = _schematic_flag()
@@ -193,6 +196,7 @@ class ServicePoint(Base):
     transformer_area_id: Mapped[int | None] = mapped_column(
         ForeignKey("transformer_areas.id", ondelete="RESTRICT"), index=True
     )
+    demand_kw: Mapped[float | None] = mapped_column(Float)  # the customer's peak demand, for restoration plans
     in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     geom: Mapped[WKBElement] = mapped_column(_geometry("POINT"))
     schematic: Mapped[bool] = _schematic_flag()

@@ -88,6 +88,13 @@ class NetworkData:
     sp_code: np.ndarray
     sp_node: np.ndarray
     sp_in_service: np.ndarray
+    # Capacity figures for restoration plans, NaN where unknown (float32: 4 bytes an element, and
+    # nothing here needs more than 7 digits); None fills them with NaN.
+    sp_demand_kw: np.ndarray | None = None
+    edge_ampacity_a: np.ndarray | None = None   # segments' conductors (NaN for devices)
+    edge_rated_kva: np.ndarray | None = None    # devices' ratings: transformers (NaN for segments)
+    feeder_rating_kva: np.ndarray | None = None
+    node_voltage_kv: np.ndarray | None = None
     # derived in __post_init__
     incidence_pointer: np.ndarray = field(init=False)
     incidence_edge: np.ndarray = field(init=False)
@@ -106,6 +113,11 @@ class NetworkData:
         order, pointer = _group(ends, n)
         edges = np.concatenate([np.arange(len(self.edge_u))] * 2)
         set_ = object.__setattr__
+        for name, size in (("sp_demand_kw", len(self.sp_id)), ("edge_ampacity_a", len(self.edge_u)),
+                           ("edge_rated_kva", len(self.edge_u)), ("feeder_rating_kva", len(self.feeder_code)),
+                           ("node_voltage_kv", n)):
+            values = getattr(self, name)
+            set_(self, name, np.full(size, np.nan, np.float32) if values is None else np.asarray(values, np.float32))
         set_(self, "incidence_edge", edges[order].astype(np.int32))
         set_(self, "incidence_pointer", pointer)
         served = np.flatnonzero(self.sp_in_service)
@@ -205,6 +217,13 @@ def _get_loc(index: pd.Index, code: str) -> int:
         return -1
 
 
+def _floats(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as float32, NaN where missing (or everywhere when the frame has no such column)."""
+    if name not in frame:
+        return np.full(len(frame), np.nan, np.float32)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float32, na_value=np.nan)
+
+
 def network_data_from_frames(feeders: pd.DataFrame, nodes: pd.DataFrame, segments: pd.DataFrame,
                              devices: pd.DataFrame, sources: pd.DataFrame,
                              service_points: pd.DataFrame) -> NetworkData:
@@ -244,6 +263,11 @@ def network_data_from_frames(feeders: pd.DataFrame, nodes: pd.DataFrame, segment
         sp_code=service_points["code"].to_numpy(object),
         sp_node=position(service_points["node_id"]),
         sp_in_service=service_points["in_service"].to_numpy(bool),
+        sp_demand_kw=_floats(service_points, "demand_kw"),
+        edge_ampacity_a=np.concatenate([_floats(segments, "ampacity_a"), np.full(len(devices), np.nan, np.float32)]),
+        edge_rated_kva=np.concatenate([np.full(len(segments), np.nan, np.float32), _floats(devices, "rated_kva")]),
+        feeder_rating_kva=_floats(feeders, "rating_kva"),
+        node_voltage_kv=_floats(nodes, "voltage_kv"),
     )
 
 
@@ -303,25 +327,30 @@ def network_data_from_network_frames(frames) -> NetworkData:
     devices = frames.devices.reset_index(drop=True)
     normal = column(devices, "normal_state", "closed")
     return network_data_from_frames(
-        feeders=pd.DataFrame({"id": feeder_ids.to_numpy(np.int64), "code": feeders["code"].to_numpy(object)}),
+        feeders=pd.DataFrame({"id": feeder_ids.to_numpy(np.int64), "code": feeders["code"].to_numpy(object),
+                              "rating_kva": column(feeders, "rating_kva", np.nan).to_numpy()}),
         nodes=pd.DataFrame({"id": node_ids.to_numpy(), "code": nodes["code"].to_numpy(object),
                             "in_service": column(nodes, "in_service", True).astype(bool).to_numpy(),
-                            "feeder_id": column(nodes, "feeder", None).map(feeder_ids).astype(float).to_numpy()}),
+                            "feeder_id": column(nodes, "feeder", None).map(feeder_ids).astype(float).to_numpy(),
+                            "voltage_kv": column(nodes, "voltage_kv", np.nan).to_numpy()}),
         segments=pd.DataFrame({"id": np.arange(1, len(frames.segments) + 1), "code": frames.segments["code"].to_numpy(object),
                                "from_node_id": ids(frames.segments["from_node"]), "to_node_id": ids(frames.segments["to_node"]),
-                               "in_service": column(frames.segments, "in_service", True).astype(bool).to_numpy()}),
+                               "in_service": column(frames.segments, "in_service", True).astype(bool).to_numpy(),
+                               "ampacity_a": column(frames.segments, "ampacity_a", np.nan).to_numpy()}),
         devices=pd.DataFrame({"id": np.arange(1, len(devices) + 1), "code": devices["code"].to_numpy(object),
                               "kind": devices["kind"].to_numpy(object),
                               "from_node_id": ids(devices["from_node"]), "to_node_id": ids(devices["to_node"]),
                               "normal_state": normal.to_numpy(object),
                               "current_state": column(devices, "current_state", None).where(
                                   lambda s: s.notna(), normal).to_numpy(object),
-                              "in_service": column(devices, "in_service", True).astype(bool).to_numpy()}),
+                              "in_service": column(devices, "in_service", True).astype(bool).to_numpy(),
+                              "rated_kva": column(devices, "rated_kva", np.nan).to_numpy()}),
         sources=pd.DataFrame({"id": np.arange(1, len(frames.sources) + 1), "code": frames.sources["code"].to_numpy(object),
                               "node_id": ids(frames.sources["node"]),
                               "in_service": column(frames.sources, "in_service", True).astype(bool).to_numpy()}),
         service_points=pd.DataFrame({"id": np.arange(1, len(frames.service_points) + 1),
                                      "code": frames.service_points["code"].to_numpy(object),
                                      "node_id": ids(frames.service_points["node"]),
-                                     "in_service": column(frames.service_points, "in_service", True).astype(bool).to_numpy()}),
+                                     "in_service": column(frames.service_points, "in_service", True).astype(bool).to_numpy(),
+                                     "demand_kw": column(frames.service_points, "demand_kw", np.nan).to_numpy()}),
     )

@@ -499,7 +499,7 @@ def _add_lines(net, points: pd.Series, line_geoms: pd.Series, terminals: dict, r
                  to_node=terminals.get(("l", index, end), code("bus", end)), feeder=None,
                  length_m=None if length_km is None else length_km * 1000.0,
                  conductor=line.std_type if isinstance(getattr(line, "std_type", None), str) else None,
-                 in_service=_in_service(line), geometry=shape)
+                 ampacity_a=_amperes(getattr(line, "max_i_ka", None), getattr(line, "parallel", None)), in_service=_in_service(line), geometry=shape)
         rows.owner[code("line", index)] = ("line", index)
 
 
@@ -546,10 +546,22 @@ def _add_transformers(net, points: pd.Series, terminals: dict, rows: _Rows) -> N
                          transformer=device, geometry=None)
 
 
+def _amperes(kiloamperes, parallel) -> float | None:
+    """A line's ``max_i_ka`` as A, for all its ``parallel`` systems together (pandapower's meaning)."""
+    value, systems = _number(kiloamperes), _number(parallel)
+    return None if value is None else value * 1000.0 * (1.0 if systems is None else systems)
+
+
 def _kva(mva) -> float | None:
     """MVA as kVA."""
     value = _number(mva)
     return None if value is None else value * 1000.0
+
+
+def _kw(p_mw, scaling) -> float | None:
+    """A load's active power in kW, scaled as pandapower scales it (``scaling`` defaults to 1)."""
+    value, factor = _number(p_mw), _number(scaling)
+    return None if value is None else value * 1000.0 * (1.0 if factor is None else factor)
 
 
 def _add_sources(net, rows: _Rows) -> None:
@@ -568,6 +580,7 @@ def _add_loads(net, points: pd.Series, rows: _Rows) -> None:
     for index, load in _rows(_table(net, "load")):
         rows.add("service_points", code=code("load", index), account_number=f"PP-LOAD-{index}", name=_name(load),
                  phone=None, address=None, node=code("bus", load.bus), transformer_area=None,
+                 demand_kw=_kw(getattr(load, "p_mw", None), getattr(load, "scaling", None)),
                  in_service=_in_service(load), geometry=points.at[int(load.bus)])
         rows.owner[code("load", index)] = ("bus", int(load.bus))
 

@@ -13,13 +13,14 @@ from topology.network import NetworkData, network_data_from_frames
 __all__ = ["read_network", "read_version"]
 
 _TABLES = {
-    "feeders": ("feeders", ["id", "code"]),
-    "nodes": ("nodes", ["id", "code", "in_service", "coalesce(feeder_id, -1) AS feeder_id"]),
-    "segments": ("segments", ["id", "code", "from_node_id", "to_node_id", "in_service"]),
+    "feeders": ("feeders", ["id", "code", "rating_kva"]),
+    "nodes": ("nodes", ["id", "code", "in_service", "coalesce(feeder_id, -1) AS feeder_id", "voltage_kv"]),
+    "segments": ("segments", ["id", "code", "from_node_id", "to_node_id", "in_service", "ampacity_a"]),
     "devices": ("devices", ["id", "code", "kind::text AS kind", "from_node_id", "to_node_id",
-                            "normal_state::text AS normal_state", "current_state::text AS current_state", "in_service"]),
+                            "normal_state::text AS normal_state", "current_state::text AS current_state", "in_service",
+                            "rated_kva"]),
     "sources": ("sources", ["id", "code", "node_id", "in_service"]),
-    "service_points": ("service_points", ["id", "code", "node_id", "in_service"]),
+    "service_points": ("service_points", ["id", "code", "node_id", "in_service", "demand_kw"]),
 }
 
 

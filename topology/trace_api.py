@@ -14,13 +14,13 @@ from sqlalchemy.engine import Connection
 from geo.db import get_session
 from geo.errors import Forbidden, Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
-from geo.i18n import _
+from geo.i18n import _, translate_all
 from geo.requests import json_body, parse_before
 from geo.audit import note_audit
 from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, control_feeders, current_principal
 from geo.openapi import contract
 from topology import contracts as c
-from topology import switching, trace
+from topology import restoration, switching, trace
 from topology.cache import current_topology, topology_cache
 from topology.trace import Part
 from topology.trace_features import deenergised_features, trace_features
@@ -152,6 +152,31 @@ def connected(code: str):
     _in_zone(topology, [code])
     reached = trace.connected(topology, code)
     return _respond(connection, reached.as_dict, reached.feature_parts)
+
+
+# -- restoration -----------------------------------------------------------------------------------
+@bp.get("/restoration/<path:code>")
+@allow(*NETWORK_READERS)
+@contract(responses={200: c.Restoration}, errors=(404, 422))
+def restoration_plans(code: str):
+    """Ranked switching plans that give supply back to the healthy customers a fault on the element cuts off."""
+    topology, _connection = current_topology()
+    _in_zone(topology, [code])
+    return jsonify(translate_all(restoration.plans(topology, code).as_dict()))
+
+
+@bp.post("/restoration/<path:code>/simulate")
+@allow(*NETWORK_READERS)
+@contract(body=c.PlanBody, responses={200: c.Simulation}, errors=(400, 404, 422))
+def restoration_simulate(code: str):
+    """A plan ``{"open": [...], "close": [...]}`` for a fault on the element, applied to a copy: nothing changes."""
+    body = json_body()
+    if not isinstance(body, dict) or set(body) - {"open", "close"}:
+        raise Invalid(_('the body must be a JSON object: {"open": [device codes], "close": [device codes]}'))
+    open_codes, close_codes = _code_list(body, "open"), _code_list(body, "close")
+    topology, _connection = current_topology()
+    _in_zone(topology, [code, *open_codes, *close_codes])
+    return jsonify(restoration.simulate(topology, code, open_codes, close_codes).as_dict())
 
 
 # -- supply state ----------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ EXPECTED = {
     "topology_trace.affected": NETWORK, "topology_trace.downstream": NETWORK, "topology_trace.upstream": NETWORK,
     "topology_trace.isolation": NETWORK, "topology_trace.connected": NETWORK, "topology_trace.deenergised": NETWORK,
     "topology_trace.supply": NETWORK, "topology_trace.switching_log": NETWORK,
+    "topology_trace.restoration_plans": NETWORK, "topology_trace.restoration_simulate": NETWORK,
     "topology_trace.operate": {DISPATCHER, ADMIN},
     "outlets_views.outlet_map": {PUBLIC},
     **{f"outlets_api.{name}": {PUBLIC} for name in (
