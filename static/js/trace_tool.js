@@ -10,12 +10,22 @@
  * recloser, switch or fuse also offers to operate it (POST /api/switching, with a reason);
  * the answer lists the customers who lost and regained supply, and the map redraws.
  *
+ * "Restoration" lists the ranked switching plans after a fault on the clicked element
+ * (GET /api/restoration/<code>; its faulted zone is the halo): per plan the switches to open and
+ * to close, the customers each step restores, the load transferred and the limiting element's
+ * headroom, and why an infeasible one is. Picking a plan rings its switches on the map (to open:
+ * dashed red; to close: solid green; a legend line in the panel), "Simulate" applies it to a copy
+ * (POST .../simulate) and, for those who may switch, "Execute plan" posts all its operations as
+ * one POST /api/switching with a reason, after which the map and the plans are redrawn.
+ *
  * The script reads its API root from its data-api attribute, and whether the signed-in account
  * may operate switchgear from data-can-switch (the page loads the tool only for those who may
  * trace: dispatchers and planners). window.GridAtlas.trace exposes
  * {state, run(code, trace), select(code), operate(code, action, reason), clear(),
- * refreshSupply()} for tests and other tools; state.busy counts requests in flight and
- * state.runs / state.supplyLoads count completed traces and de-energised reloads.
+ * refreshSupply(), selectPlan(index), simulate(), execute(reason)} for tests and other tools;
+ * state.busy counts requests in flight and state.runs / state.supplyLoads / state.simulations /
+ * state.executions count completed traces, de-energised reloads, simulations and executed plans;
+ * state.planMarks lists the chosen plan's switches ({code, action, drawn, color, dashArray}).
  * Texts come from the page's catalog (static/js/i18n.js): _html() and ngettext_html() escape
  * the text and take HTML parameters.
  */
@@ -35,6 +45,7 @@
     {name: "upstream", label: _("Upstream"), hint: _("the path to its source and the protection on it")},
     {name: "isolation", label: _("Isolation"), hint: _("the switches that isolate a fault on it")},
     {name: "connected", label: _("Connected"), hint: _("everything joined to it, switch states ignored")},
+    {name: "restoration", label: _("Restoration"), hint: _("the switching that gives supply back after a fault on it")},
   ];
   // Halo colours by role (the role property of each feature of a trace's GeoJSON): vivid
   // colours outside the feeder palette, red kept for the devices to open.
@@ -47,10 +58,17 @@
     downstream: "#ff00c8", affected: "#ff00c8", zone: "#ff00c8", path: "#00b7ff", protective: "#00b7ff",
     isolate: "#d62728", already_open: "#d62728", connected: "#7fff00",
   };
+  // A restoration plan's switches: those to open a dashed red ring, those to close a solid green disc.
+  var PLAN_STYLES = {
+    open: {radius: 16, color: "#d62728", weight: 4, opacity: 1, dashArray: "5 4", fill: false},
+    close: {radius: 16, color: "#1a9850", weight: 5, opacity: 1, fillColor: "#1a9850", fillOpacity: 0.35},
+  };
+  var RESOURCE_KINDS = {feeder: _("feeder"), segment: _("segment"), transformer: _("transformer")};
 
   var state = {trace: "downstream", armed: true, selected: null, result: null, busy: 0, runs: 0, liveSwitching: 0,
-               supplyLoads: 0, deenergised: {}, supply: null, error: null, switching: null};
-  var highlight = null, panel = null, supplyRequest = null;
+               supplyLoads: 0, deenergised: {}, supply: null, error: null, switching: null,
+               plan: null, planMarks: [], simulation: null, simulations: 0, executions: 0};
+  var highlight = null, planLayer = null, panel = null, supplyRequest = null;
 
   // ---- helpers ----
   var escapeHtml = I18N.escapeHtml;
@@ -168,16 +186,125 @@
     state.trace = trace;
     state.error = null;
     state.result = null;
+    clearPlan();
     render();
-    var json = request(traceUrl(trace, code) + (trace === "connected" ? "?lists=false" : ""));
-    var geojson = request(traceUrl(trace, code, "geojson"), {headers: {Accept: "application/geo+json"}});
+    var restoring = trace === "restoration";
+    var json = restoring ? request(API + "/restoration/" + encodeURIComponent(code))
+                         : request(traceUrl(trace, code) + (trace === "connected" ? "?lists=false" : ""));
+    // A restoration's halo is the faulted zone (its isolation trace); the plan's switches are drawn apart.
+    var geojson = request(traceUrl(restoring ? "isolation" : trace, code, "geojson"), {headers: {Accept: "application/geo+json"}});
     return Promise.all([json, geojson]).then(function (answers) {
-      state.result = {trace: trace, code: code, body: answers[0]};
-      drawHighlight(answers[1]);
+      state.result = {trace: trace, code: code, body: restoring ? ranked(answers[0]) : answers[0]};
+      var collection = answers[1];
+      if (restoring) {
+        collection = L.extend({}, collection, {features: collection.features.filter(function (f) {
+          return f.properties.role === "zone" || f.properties.role === "affected";
+        })});
+      }
+      drawHighlight(collection);
     }).catch(function (error) {
       state.error = error.message;
       if (highlight) { GA.map.removeLayer(highlight); highlight = null; }
     }).then(function () { state.runs += 1; render(); });
+  }
+
+  // ---- restoration plans ----
+  /* The server ranks the plans; feasible ones are kept first whatever the order it sends. */
+  function ranked(body) {
+    var plans = (body.plans || []).map(function (plan, i) { return {plan: plan, i: i}; });
+    plans.sort(function (a, b) { return (a.plan.feasible === b.plan.feasible) ? a.i - b.i : (a.plan.feasible ? -1 : 1); });
+    return L.extend({}, body, {plans: plans.map(function (p) { return p.plan; })});
+  }
+
+  function currentPlan() {
+    var result = state.result;
+    return result && result.trace === "restoration" && state.plan !== null ? result.body.plans[state.plan] : null;
+  }
+
+  function clearPlan() {
+    state.plan = null;
+    state.simulation = null;
+    state.planMarks = [];
+    if (planLayer) { GA.map.removeLayer(planLayer); planLayer = null; }
+  }
+
+  /* A ring on each of the plan's switches drawn on the map (a switch not in view is marked so). */
+  function drawPlan() {
+    var plan = currentPlan();
+    if (planLayer) { GA.map.removeLayer(planLayer); planLayer = null; }
+    state.planMarks = [];
+    if (!plan) { return; }
+    planLayer = L.layerGroup();
+    [["open", plan.open], ["close", plan.close]].forEach(function (pair) {
+      pair[1].forEach(function (code) {
+        var hit = GA.findFeature(code);
+        var latlng = hit && hit.layer.getLatLng ? hit.layer.getLatLng() : null;
+        var style = PLAN_STYLES[pair[0]];
+        state.planMarks.push({code: code, action: pair[0], drawn: !!latlng, color: style.color,
+                              dashArray: style.dashArray || null});
+        if (!latlng) { return; }
+        L.circleMarker(latlng, L.extend({renderer: GA.renderer, interactive: false}, style))
+          .bindTooltip(escapeHtml(code), {permanent: true, direction: "right", offset: [14, 0],
+                                          className: "ga-plan-label ga-plan-" + pair[0]})
+          .addTo(planLayer);
+      });
+    });
+    planLayer.addTo(GA.map);
+    GA.restack();
+  }
+
+  function selectPlan(index) {
+    state.plan = index;
+    state.simulation = null;
+    drawPlan();
+    render();
+  }
+
+  function simulate() {
+    var plan = currentPlan(), code = state.result.code;
+    state.error = null;
+    render();
+    return request(API + "/restoration/" + encodeURIComponent(code) + "/simulate", {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({open: plan.open, close: plan.close}),
+    }).then(function (answer) {
+      if (currentPlan() === plan) { state.simulation = answer; }
+    }).catch(function (error) {
+      state.error = _("Simulation refused: %(error)s", {error: error.message});
+    }).then(function () { state.simulations += 1; render(); });
+  }
+
+  /* The plan as one atomic switching operation (the opens, then the closes), then the map and
+   * the plans redrawn against the new state. */
+  function execute(reason) {
+    var plan = currentPlan();
+    state.error = null;
+    render();
+    var operations = plan.open.map(function (device) { return {device: device, action: "open"}; })
+      .concat(plan.close.map(function (device) { return {device: device, action: "close"}; }));
+    return request(API + "/switching", {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({operations: operations, reason: reason}),
+    }).then(function (answer) {
+      state.switching = answer;
+      state.executions += 1;
+      countOpen(answer.devices);
+      return GA.refresh().then(function () { return state.selected ? run(state.selected.code) : null; });
+    }).catch(function (error) {
+      state.error = _("Switching refused: %(error)s", {error: error.message});
+      render();
+    });
+  }
+
+  function onExecute(event) {
+    event.preventDefault();
+    var reason = event.target.querySelector("[name=reason]").value.trim();
+    if (!reason) {
+      state.error = _("Say why the plan is executed.");
+      render();
+      return;
+    }
+    execute(reason);
   }
 
   function select(code, layerName, feature) {
@@ -194,6 +321,7 @@
     state.result = null;
     state.error = null;
     state.switching = null;
+    clearPlan();
     if (highlight) { GA.map.removeLayer(highlight); highlight = null; }
     render();
   }
@@ -296,6 +424,8 @@
         "<p>" + _html("Costs %(customers)s; the zone holds %(nodes)s and %(segments)s.", {
           customers: strong(counted(b.customer_count, "customer")), nodes: counted(b.zone.node_count, "node"),
           segments: counted(b.zone.segment_count, "segment")}) + "</p>";
+    } else if (result.trace === "restoration") {
+      html = restorationHtml(b);
     } else {
       var connected = {nodes: counted(b.node_count, "node"), segments: counted(b.segment_count, "segment"),
                        devices: counted(b.device_count, "device"), customers: strong(counted(b.customer_count, "customer")),
@@ -308,6 +438,80 @@
       html += '<p class="ga-hint">' + _html("The map shows the first %(count)s elements.", {count: escapeHtml(number(state.highlighted))}) + "</p>";
     }
     return '<div class="ga-trace-result" data-trace="' + result.trace + '">' + html + "</div>";
+  }
+
+  function kw(value) { return escapeHtml(I18N.formatNumber(value || 0, {maximumFractionDigits: 1})); }
+
+  function percent(value) { return escapeHtml(I18N.formatNumber((value || 0) / 100, {style: "percent", maximumFractionDigits: 0})); }
+
+  function restorationHtml(b) {
+    var html = "<p>" + _html("%(customers)s in the faulted zone: no switching restores them.", {
+        customers: strong(counted(b.faulted.customer_count, "customer"))}) + "</p>" +
+      "<p>" + _html("%(healthy)s off once it is isolated; %(unrestorable)s that no plan restores.", {
+        healthy: strong(counted(b.healthy.customer_count, "customer")),
+        unrestorable: strong(counted(b.unrestorable.customer_count, "customer"))}) + "</p>";
+    if (b.unrestorable.customer_count) {
+      html += '<p class="ga-trace-muted">' + _html("Unrestorable: %(codes)s", {codes: codeList(b.unrestorable.customers, 8)}) + "</p>";
+    }
+    var assumed = b.assumptions && b.assumptions.customers_without_demand;
+    if (assumed) {
+      html += '<p class="ga-hint">' + ngettext_html("%(num)s customer without a known demand counted at %(kw)s kW",
+        "%(num)s customers without a known demand counted at %(kw)s kW", assumed, {kw: kw(b.assumptions.demand_assumed_kw)}) + "</p>";
+    }
+    if (!b.plans.length) {
+      return html + '<p class="ga-trace-muted">' + (b.healthy.customer_count ? _html("No plan: no open switch re-feeds the healthy customers.")
+                                                                                 : _html("No plan needed: isolating it leaves no healthy customer off.")) + "</p>";
+    }
+    return html + "<h3>" + _html("Plans, best first") + '</h3><ol class="ga-rest-plans">' +
+      b.plans.map(planHtml).join("") + "</ol>";
+  }
+
+  function planHtml(plan, i) {
+    var chosen = state.plan === i;
+    var head = plan.headroom;
+    var html = '<li class="ga-rest-plan' + (plan.feasible ? "" : " ga-rest-infeasible") + (chosen ? " ga-rest-chosen" : "") +
+      '" data-plan="' + i + '"><button type="button" class="ga-rest-pick" data-plan="' + i + '" aria-pressed="' + chosen + '">' +
+      strong(_html("Plan %(rank)s", {rank: escapeHtml(number(i + 1))})) + " " +
+      (plan.feasible ? '<span class="ga-rest-ok">' + _html("feasible") + "</span>"
+                     : '<span class="ga-rest-bad">' + _html("overloads") + "</span>") + " · " +
+      _html("restores %(customers)s", {customers: counted(plan.customer_count, "customer")}) + "</button>" +
+      '<p><span class="ga-rest-key ga-rest-key-open"></span>' + _html("Open: %(codes)s", {codes: plan.open.length ? codeList(plan.open) : _html("none")}) +
+      '<br><span class="ga-rest-key ga-rest-key-close"></span>' + _html("Close: %(codes)s", {codes: plan.close.length ? codeList(plan.close) : _html("none")}) + "</p>" +
+      '<ol class="ga-trace-list ga-rest-steps">' + plan.steps.map(function (step) {
+        return "<li>" + (step.action === "open" ? _html("open %(device)s", {device: codeHtml(step.device)})
+          : _html("close %(device)s: restores %(customers)s", {device: codeHtml(step.device), customers: strong(counted(step.customer_count, "customer"))})) + "</li>";
+      }).join("") + "</ol><p>" +
+      (head ? _html("Transfers %(load)s kW; headroom %(headroom)s kW (%(percent)s) on %(kind)s %(element)s.", {
+                load: kw(plan.transferred_kw), headroom: kw(head.kw), percent: percent(head.percent),
+                kind: escapeHtml(RESOURCE_KINDS[head.kind] || head.kind), element: codeHtml(head.element)})
+            : _html("Transfers %(load)s kW; nothing on its way has a rating.", {load: kw(plan.transferred_kw)})) + "</p>" +
+      (plan.reasons.length ? '<ul class="ga-trace-list ga-error">' + plan.reasons.map(function (reason) {
+        return "<li>" + escapeHtml(reason) + "</li>"; }).join("") + "</ul>" : "");
+    return html + (chosen ? planActionsHtml(plan) : "") + "</li>";
+  }
+
+  function planActionsHtml(plan) {
+    var missing = state.planMarks.filter(function (m) { return !m.drawn; }).map(function (m) { return m.code; });
+    var html = '<div class="ga-rest-actions"><p class="ga-rest-legend">' +
+      '<span class="ga-rest-ring ga-rest-ring-open"></span>' + _html("to open") +
+      ' <span class="ga-rest-ring ga-rest-ring-close"></span>' + _html("to close") + "</p>" +
+      (missing.length ? '<p class="ga-hint">' + _html("Not in view: %(codes)s", {codes: codeList(missing)}) + "</p>" : "") +
+      '<button type="button" class="ga-rest-simulate"' + (state.busy ? " disabled" : "") + ">" + _html("Simulate") + "</button>";
+    var sim = state.simulation;
+    if (sim) {
+      html += '<div class="ga-rest-simulation">' +
+        (sim.isolates ? "" : '<p class="ga-error">' + _html("This plan leaves the fault energised.") + "</p>") +
+        "<p>" + _html("Applied, it leaves %(customers)s without supply.", {customers: strong(counted(sim.customers_off, "customer"))}) + "</p>" +
+        "<p>" + supplyChange(_html("Regained supply: %(customers)s", {customers: strong(counted(sim.restored.customer_count, "customer"))}), sim.restored) +
+        "<br>" + supplyChange(_html("Lost supply: %(customers)s", {customers: strong(counted(sim.lost.customer_count, "customer"))}), sim.lost) + "</p></div>";
+    }
+    if (CAN_SWITCH) {
+      html += '<form class="ga-rest-execute">' +
+        (plan.feasible ? "" : '<p class="ga-error">' + _html("This plan overloads what would carry it.") + "</p>") +
+        "<label>" + _html("Reason") + ' <input name="reason" required maxlength="500" placeholder="' + escapeHtml(_("why")) + '"></label>' +
+        '<button type="submit"' + (state.busy ? " disabled" : "") + ">" + _html("Execute plan") + "</button></form>";
+    }
+    return html + "</div>";
   }
 
   function feederList(byFeeder) {
@@ -333,7 +537,7 @@
         "<br>" + supplyChange(_html("Regained supply: %(customers)s", {customers: strong(counted(done.regained.customer_count, "customer"))}), done.regained) +
         "</p></div>";
     }
-    if (!CAN_SWITCH || !selected || selected.layer !== "switchgear" || !GEAR[selected.kind]) { return html; }
+    if (!CAN_SWITCH || !selected || selected.layer !== "switchgear" || !GEAR[selected.kind] || state.trace === "restoration") { return html; }
     var action = selected.state === "open" ? "close" : "open";
     return html + '<form class="ga-trace-operate"><h3>' + _html("Operate %(device)s (%(state)s)", {
         device: codeHtml(selected.code), state: escapeHtml(stateLabel(selected.state || "?"))}) + "</h3>" +
@@ -375,6 +579,14 @@
     if (clearButton) { clearButton.addEventListener("click", clear); }
     var form = panel.querySelector(".ga-trace-operate");
     if (form) { form.addEventListener("submit", onOperate); }
+    panel.querySelectorAll(".ga-rest-pick").forEach(function (button) {
+      button.addEventListener("click", function () { selectPlan(parseInt(button.getAttribute("data-plan"), 10)); });
+    });
+    var simulateButton = panel.querySelector(".ga-rest-simulate");
+    if (simulateButton) { simulateButton.addEventListener("click", simulate); }
+    var executeForm = panel.querySelector(".ga-rest-execute");
+    if (executeForm) { executeForm.addEventListener("submit", onExecute); }
+    panel.classList.toggle("ga-trace-wide", state.trace === "restoration");
     fitPanel();
   }
 
@@ -382,7 +594,11 @@
   // within what is left of the map below it (at 800 px high a fixed 70vh ran off the bottom).
   function fitPanel() {
     if (!panel || !GA.map) { return; }
-    var room = GA.map.getContainer().getBoundingClientRect().bottom - panel.getBoundingClientRect().top - 10;
+    // above the bottom-left controls (the scale) when there are any
+    var bottom = GA.map.getContainer().getBoundingClientRect().bottom;
+    var corner = GA.map.getContainer().querySelector(".leaflet-bottom.leaflet-left");
+    if (corner && corner.children.length) { bottom = Math.min(bottom, corner.getBoundingClientRect().top); }
+    var room = bottom - panel.getBoundingClientRect().top - 10;
     panel.style.maxHeight = Math.max(120, Math.floor(room)) + "px";
   }
 
@@ -406,6 +622,29 @@
     ".ga-trace-operate button { margin-top: 0.3rem; padding: 0.3rem 0.7rem; border: 0; border-radius: 4px; color: #fff; background: #0b7a75; font: inherit; cursor: pointer; }",
     ".ga-trace-operate button.ga-trace-open { background: #d62728; }",
     ".ga-trace-clear { margin-left: 0.3rem; font: inherit; font-size: 0.72rem; }",
+    ".ga-trace.ga-trace-wide { width: 20rem; max-width: calc(100vw - 4.5rem); box-sizing: border-box; }",
+    ".ga-rest-plans { margin: 0.2rem 0; padding: 0; list-style: none; }",
+    ".ga-rest-plan { border: 1px solid var(--ga-border, #d6dde4); border-left: 4px solid #1a9850; border-radius: 4px; padding: 0.25rem 0.45rem; margin: 0.3rem 0; }",
+    ".ga-rest-plan.ga-rest-infeasible { border-left-color: #d62728; }",
+    ".ga-rest-plan.ga-rest-chosen { background: #f3f8fc; box-shadow: 0 0 0 2px var(--ga-bar, #14213d); }",
+    ".ga-rest-plan p { margin: 0.2rem 0; }",
+    ".ga-rest-pick { display: block; width: 100%; text-align: left; padding: 0.15rem 0; border: 0; background: none; font: inherit; cursor: pointer; }",
+    ".ga-rest-ok { color: #1a7f37; font-weight: 600; }",
+    ".ga-rest-bad { color: #d62728; font-weight: 600; }",
+    ".ga-rest-key { display: inline-block; width: 0.6rem; height: 0.6rem; margin-right: 0.3rem; border-radius: 50%; vertical-align: -0.05rem; }",
+    ".ga-rest-key-open, .ga-rest-ring-open { border: 2px dashed #d62728; background: none; }",
+    ".ga-rest-key-close, .ga-rest-ring-close { border: 2px solid #1a9850; background: rgba(26, 152, 80, 0.35); }",
+    ".ga-rest-ring { display: inline-block; width: 0.8rem; height: 0.8rem; border-radius: 50%; margin: 0 0.25rem 0 0.4rem; vertical-align: -0.15rem; box-sizing: border-box; }",
+    ".ga-rest-legend .ga-rest-ring:first-child { margin-left: 0; }",
+    ".ga-rest-actions { border-top: 1px solid var(--ga-border, #d6dde4); margin-top: 0.3rem; padding-top: 0.2rem; }",
+    ".ga-rest-actions button { margin-top: 0.25rem; padding: 0.25rem 0.7rem; border: 0; border-radius: 4px; color: #fff; background: #0b7a75; font: inherit; cursor: pointer; }",
+    ".ga-rest-execute button { background: #14213d; }",
+    ".ga-rest-execute label { display: block; margin: 0.25rem 0; }",
+    ".ga-rest-execute input { width: 100%; box-sizing: border-box; font: inherit; padding: 0.15rem 0.3rem; }",
+    ".ga-rest-simulation { background: #fff6e0; border-radius: 4px; padding: 0.1rem 0.4rem; margin-top: 0.3rem; }",
+    ".ga-plan-label { font-weight: 700; padding: 0 0.3rem; }",
+    ".ga-plan-label.ga-plan-open { color: #d62728; border-color: #d62728; }",
+    ".ga-plan-label.ga-plan-close { color: #1a7f37; border-color: #1a9850; }",
   ].join("\n");
 
   function panelControl() {
@@ -431,7 +670,12 @@
       select(feature.id, layerName, feature);
       return false;  // the panel shows the answer instead of the popup
     });
-    GA.onLoad(function () { fitPanel(); refreshSupply(); });
+    GA.onLoad(function () {
+      fitPanel();
+      refreshSupply();
+      // a plan's switch out of view when it was drawn may have come into it
+      if (currentPlan() && state.planMarks.some(function (m) { return !m.drawn; })) { drawPlan(); }
+    });
     GA.map.on("resize", fitPanel);
     fitPanel();
     if (GA.state.loads > 0) { refreshSupply(); }
@@ -448,6 +692,7 @@
     }
   }
 
-  GA.trace = {state: state, run: run, select: select, operate: operate, clear: clear, refreshSupply: refreshSupply};
+  GA.trace = {state: state, run: run, select: select, operate: operate, clear: clear, refreshSupply: refreshSupply,
+              selectPlan: selectPlan, simulate: simulate, execute: execute};
   if (GA.map) { start(); } else { document.addEventListener("DOMContentLoaded", start); }
 })();
