@@ -44,9 +44,9 @@ def _restoration_of(page, live_server, role: str, code: str = "s1", size: dict |
     page.wait_for_function(LOADED)
     page.wait_for_function("() => GridAtlas.trace.state.supplyLoads > 0")
     page.locator(".ga-trace-modes button[data-trace=restoration]").click()
-    # the whole network in view, beside the panel
+    # the whole network in view, beside the panels on the left
     page.evaluate("""() => {
-      const map = GridAtlas.map, panel = document.querySelector('.ga-trace').getBoundingClientRect();
+      const map = GridAtlas.map, panel = document.querySelector('.leaflet-top.leaflet-left').getBoundingClientRect();
       const box = map.getContainer().getBoundingClientRect();
       map.fitBounds(GridAtlas.layers.segments.getBounds(),
                     {paddingTopLeft: [panel.right - box.left + 60, 60], paddingBottomRight: [60, 60], animate: false});
@@ -120,6 +120,7 @@ def test_a_dispatcher_sees_simulates_and_executes_the_best_plan(live_server, net
     assert page.evaluate("() => document.querySelector('.ga-trace').getBoundingClientRect().bottom"
                          " <= document.querySelector('.leaflet-control-scale').getBoundingClientRect().top")
     assert page.evaluate("() => { const p = document.querySelector('.ga-trace'); return p.scrollHeight > p.clientHeight; }")
+    page.locator(".ga-rest-chosen").evaluate("plan => plan.scrollIntoView({block: 'start'})")
     page.screenshot(path=str(tmp_path / "restoration-1280x720.png"))
     screenshot(page, "restoration-panel")
     page.locator(".ga-rest-execute").scroll_into_view_if_needed()
