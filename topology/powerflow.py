@@ -25,6 +25,7 @@ Examples
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, replace
 
@@ -293,7 +294,8 @@ def verify(state: Topology, lines: Conductors, band: tuple[float, float] = BAND,
         return PowerFlow(converged=True, band=band, buses=0)
     net = _build(pp, state, lines, keep)
     try:
-        pp.runpp(net, calculate_voltage_angles=False, init="flat")
+        # numba only speeds it up; without it pandapower warns on every run unless told
+        pp.runpp(net, calculate_voltage_angles=False, init="flat", numba=importlib.util.find_spec("numba") is not None)
     except pp.powerflow.LoadflowNotConverged:
         return PowerFlow(converged=False, band=band, buses=len(net.bus))
     return PowerFlow(converged=True, band=band, buses=len(net.bus),
