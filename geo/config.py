@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["from_environment"]
+__all__ = ["from_environment", "voltage_band"]
 
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OSM_ATTRIBUTION = "&copy; OpenStreetMap contributors"
@@ -33,4 +33,21 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         "PUBLIC_WRITE_RATE_LIMIT": env.get("PUBLIC_WRITE_RATE_LIMIT", "20 per minute;200 per day"),
         # Set when a reverse proxy terminates HTTPS: its X-Forwarded-For/-Proto are believed (one hop).
         "TRUST_PROXY": env.get("TRUST_PROXY", "") not in ("", "0", "false", "no"),
+        # The voltages (pu) a restoration plan's power flow must keep every bus within (?verify=powerflow).
+        "RESTORATION_VOLTAGE_BAND": voltage_band(env.get("RESTORATION_VOLTAGE_BAND", "0.95,1.05")),
     }
+
+
+def voltage_band(value: str) -> tuple[float, float]:
+    """``"low,high"`` in pu as a pair, refused at start-up unless 0 < low < 1 < high.
+
+    >>> voltage_band("0.9, 1.1")
+    (0.9, 1.1)
+    """
+    try:
+        low, high = (float(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError(f"RESTORATION_VOLTAGE_BAND must be two numbers, low,high in pu; got {value!r}") from None
+    if not 0 < low < 1 < high:
+        raise ValueError(f"RESTORATION_VOLTAGE_BAND must satisfy 0 < low < 1 < high; got {value!r}")
+    return low, high

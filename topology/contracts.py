@@ -46,6 +46,12 @@ class TraceQuery(BaseModel):
     limit: int | None = Field(None, ge=1, description="format=geojson: at most this many features")
 
 
+class RestorationQuery(BaseModel):
+    verify: Literal["powerflow"] | None = Field(
+        None, description="powerflow: the best plans (at most 5) verified by a power flow of the network after them "
+                          "(needs the optional pandapower extra; 501 without it)")
+
+
 class LogQuery(BaseModel):
     limit: int | None = Field(None, ge=1, description="at most this many operations (default 50, at most 500)")
     device: str | None = Field(None, description="only operations of this device")
@@ -164,6 +170,28 @@ class PlanStep(Customers):
     device: str
 
 
+class Worst(BaseModel):
+    element: str
+    percent: float
+
+
+class WorstVoltage(BaseModel):
+    bus: str
+    pu: float
+
+
+class PowerFlowCheck(BaseModel):
+    converged: bool
+    ok: bool
+    band: list[float]
+    buses: int
+    max_line_loading: Worst | None
+    max_transformer_loading: Worst | None
+    min_voltage: WorstVoltage | None
+    max_voltage: WorstVoltage | None
+    reasons: list[str]
+
+
 class RestorationPlan(BaseModel):
     open: list[str]
     close: list[str]
@@ -174,6 +202,7 @@ class RestorationPlan(BaseModel):
     feasible: bool
     checked_elements: int
     reasons: list[str]
+    powerflow: PowerFlowCheck | None = Field(None, description="with ?verify=powerflow, for the best plans")
 
 
 class Restoration(BaseModel):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from topology import trace
 from topology.index import Topology
 from topology.network import NetworkData
 
-__all__ = ["POWER_FACTOR", "Step", "Loading", "Plan", "Restoration", "Simulation", "plans", "simulate"]
+__all__ = ["POWER_FACTOR", "Step", "Loading", "Plan", "Restoration", "Simulation", "demand_kw", "plans", "simulate"]
 
 POWER_FACTOR = 0.95  # the load's power factor: kW = sqrt(3) x kV x A x pf, and kW = kVA x pf
 MAX_OPTIONS = 4      # switches tried per healthy part, the best alone first
@@ -97,6 +98,7 @@ class Plan:
     steps: list[Step]
     transferred_kw: float
     loadings: list[Loading]
+    powerflow: Any = None     # topology.powerflow.PowerFlow once verified (?verify=powerflow)
 
     @property
     def customer_count(self) -> int:
@@ -125,10 +127,13 @@ class Plan:
         headroom = None if limiting is None else {
             "kw": round(limiting.headroom_kw, 3), "percent": round(limiting.headroom_percent, 2),
             "element": limiting.code, "kind": limiting.kind}
-        return {"open": self.open, "close": self.close, "steps": [step.as_dict() for step in self.steps],
-                "customer_count": self.customer_count, "transferred_kw": round(self.transferred_kw, 3),
-                "headroom": headroom, "feasible": self.feasible, "checked_elements": len(self.loadings),
-                "reasons": [loading.reason() for loading in self.loadings if loading.headroom_kw < 0]}
+        answer = {"open": self.open, "close": self.close, "steps": [step.as_dict() for step in self.steps],
+                  "customer_count": self.customer_count, "transferred_kw": round(self.transferred_kw, 3),
+                  "headroom": headroom, "feasible": self.feasible, "checked_elements": len(self.loadings),
+                  "reasons": [loading.reason() for loading in self.loadings if loading.headroom_kw < 0]}
+        if self.powerflow is not None:
+            answer["powerflow"] = self.powerflow.as_dict()
+        return answer
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ class _Option:
 
 
 # -- demand ----------------------------------------------------------------------------------------
-def _demand(data: NetworkData) -> tuple[np.ndarray, float, int]:
+def demand_kw(data: NetworkData) -> tuple[np.ndarray, float, int]:
     """Every service point's demand in kW, a missing one counted as the mean of the known ones
     (0 when none is known): (demands, the value assumed, how many were assumed)."""
     def build():
@@ -306,7 +311,7 @@ def plans(topology: Topology, code: str, power_factor: float = POWER_FACTOR) -> 
     isolated = topology.operated({int(e): False for e in opened}) if len(opened) else topology
     zone = data.find("nodes", found.zone.nodes)
     healthy = _healthy_nodes(topology, isolated, zone, opened)
-    demand, assumed, without = _demand(data)
+    demand, assumed, without = demand_kw(data)
     options = _options(isolated, healthy, zone, demand, power_factor)
     ranked = sorted((_plan(isolated.operated({o.edge: True for o in combination}), opened.tolist(),
                            list(combination), demand, power_factor)

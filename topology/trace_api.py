@@ -20,7 +20,7 @@ from geo.audit import note_audit
 from geo.auth import ADMIN, DISPATCHER, NETWORK_READERS, allow, control_feeders, current_principal
 from geo.openapi import contract
 from topology import contracts as c
-from topology import restoration, switching, trace
+from topology import powerflow, restoration, switching, trace
 from topology.cache import current_topology, topology_cache
 from topology.trace import Part
 from topology.trace_features import deenergised_features, trace_features
@@ -157,12 +157,20 @@ def connected(code: str):
 # -- restoration -----------------------------------------------------------------------------------
 @bp.get("/restoration/<path:code>")
 @allow(*NETWORK_READERS)
-@contract(responses={200: c.Restoration}, errors=(404, 422))
+@contract(query=c.RestorationQuery, responses={200: c.Restoration}, errors=(400, 404, 422, 501))
 def restoration_plans(code: str):
-    """Ranked switching plans that give supply back to the healthy customers a fault on the element cuts off."""
-    topology, _connection = current_topology()
+    """Ranked switching plans that give supply back to the healthy customers a fault on the element
+    cuts off; ``?verify=powerflow``: the best ones verified by a power flow."""
+    verify = request.args.get("verify")
+    if verify not in (None, "powerflow"):
+        raise Invalid(_("verify must be powerflow; got %(value)r", value=verify), field="verify")
+    topology, connection = current_topology()
     _in_zone(topology, [code])
-    return jsonify(translate_all(restoration.plans(topology, code).as_dict()))
+    found = restoration.plans(topology, code)
+    if verify:
+        found = powerflow.verify_plans(topology, found, powerflow.read_conductors(connection, topology.data),
+                                       current_app.config["RESTORATION_VOLTAGE_BAND"])
+    return jsonify(translate_all(found.as_dict()))
 
 
 @bp.post("/restoration/<path:code>/simulate")

@@ -4,6 +4,8 @@ computed by hand in tests/unit/test_restoration.py, a simulation, the plan execu
 switching operation, and who may ask."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.accounts import client_as
@@ -80,3 +82,47 @@ def test_problems(client, path, body, status):
     response = client.get(path) if body is None else client.post(path, json=body)
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == PROBLEM
+
+
+@pytest.mark.pandapower
+def test_plans_verified_by_a_power_flow(client):
+    """``?verify=powerflow`` on the drawn network read back from PostGIS (lengths from the
+    geometry, no conductor: the 20 kV fallback cable): the best plan verifies, the one over s4
+    (0.1 A) does not, and says why."""
+    response = client.get("/api/restoration/s1?verify=powerflow")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    best, overloading = response.get_json()["plans"]
+    flow = best["powerflow"]
+    assert flow["converged"] and flow["ok"] and flow["reasons"] == [] and flow["band"] == [0.95, 1.05]
+    # F2 after the plan: src2, e, f, c, d; s3 is the most loaded line, at a few percent of its 10 A
+    assert flow["buses"] == 5 and flow["max_line_loading"]["element"] == "s3"
+    assert 1.0 < flow["max_line_loading"]["percent"] < 10.0
+    assert flow["min_voltage"]["bus"] in ("c", "d") and 0.99 < flow["min_voltage"]["pu"] <= 1.0
+    assert flow["max_transformer_loading"] is None
+    bad = overloading["powerflow"]
+    assert bad["converged"] and not bad["ok"] and bad["max_line_loading"]["element"] == "s4"
+    assert bad["reasons"][0].startswith("line s4 would be loaded at ")
+    assert "powerflow" not in client.get("/api/restoration/s1").get_json()["plans"][0]
+
+
+@pytest.mark.pandapower
+def test_the_band_is_configured_and_the_reasons_translated(app, client):
+    app.config["RESTORATION_VOLTAGE_BAND"] = (0.9, 1.1)
+    body = client.get("/api/restoration/s1?verify=powerflow", headers={"Accept-Language": "zh-CN"}).get_json()
+    assert body["plans"][0]["powerflow"]["band"] == [0.9, 1.1]
+    assert body["plans"][1]["powerflow"]["reasons"][0].startswith("线路 s4")
+
+
+@pytest.mark.parametrize("query", ["verify=loadflow", "verify=", "verify=POWERFLOW"])
+def test_a_bad_verify_is_refused(client, query):
+    response = client.get(f"/api/restoration/s1?{query}")
+    assert response.status_code == 400 and response.mimetype == PROBLEM
+    assert response.get_json()["field"] == "verify"
+
+
+def test_without_pandapower_the_power_flow_is_not_implemented(client, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandapower", None)  # what "not installed" looks like to import
+    response = client.get("/api/restoration/s1?verify=powerflow", headers={"Accept-Language": "zh-CN"})
+    assert response.status_code == 501 and response.mimetype == PROBLEM
+    assert "pandapower" in response.get_json()["detail"]
+    assert client.get("/api/restoration/s1").status_code == 200  # the plans themselves need no extra
