@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.oracles import PROTECTIVE, SWITCHGEAR, RawNetwork
 from topology import trace
-from topology.index import Topology
+from topology.index import Meshed, Topology
 from topology.network import network_data_from_lists
 
 KINDS = ["segment", "segment", "segment", "breaker", "recloser", "switch", "switch", "fuse", "transformer"]
@@ -28,7 +28,7 @@ def _some(draw, codes: list[str], most: int) -> set[str]:
 
 
 @st.composite
-def networks(draw, meshed: bool):
+def networks(draw, meshed: bool, rings: int = 6):
     """A random tree of 2..30 nodes (so at least one edge) with ties, sources, customers and out-of-service elements.
 
     Ties (extra edges) are open in radial mode; ``meshed`` adds more of them, of any kind and
@@ -45,7 +45,7 @@ def networks(draw, meshed: bool):
     edges = [(f"e{i}", KINDS[kinds[i - 1]], nodes[parents[i - 1] % i], nodes[i],
               KINDS[kinds[i - 1]] == "segment" or opened[i - 1] > 0) for i in range(1, count)]
     extra = draw(st.lists(st.tuples(st.integers(0, count - 1), st.integers(0, count - 1),
-                                    st.integers(0, len(KINDS) - 1), st.booleans()), max_size=6 if meshed else 3))
+                                    st.integers(0, len(KINDS) - 1), st.booleans()), max_size=rings if meshed else 3))
     for j, (a, b, kind, closed) in enumerate(extra):
         if a != b:
             kind = KINDS[kind] if meshed else "switch"
@@ -280,3 +280,48 @@ def test_connected_ignores_switch_states(draw, meshed):
     assert sorted(body["segments"]) == sorted(code for code, kind, _ in inside if kind == "segment")
     assert sorted(body["devices"]) == sorted(code for code, kind, _ in inside if kind != "segment")
     assert sorted(body["open_devices"]) == sorted(code for code, kind, closed in inside if kind != "segment" and not closed)
+
+
+@st.composite
+def many_cuts(draw, raw: RawNetwork):
+    """A change of up to 8 failed edges and 2 failed nodes: several cuts inside one block."""
+    return ([], sorted(_some(draw, [e[0] for e in raw.edges], 8)), sorted(_some(draw, list(raw.nodes), 2)))
+
+
+@PROPERTY
+@given(st.data())
+def test_ring_heavy_networks_with_many_cuts_equal_the_oracle(draw):
+    # Up to 14 extra edges on at most 30 nodes: blocks with several cycles, parallel edges and
+    # several source edges, cut many times at once (the labels of Meshed, not the slices, decide).
+    raw, data = draw.draw(networks(True, rings=14))
+    topology = Topology(data)
+    for _ in range(4):
+        _assert_matches_oracle(topology, raw, draw.draw(many_cuts(raw)))
+
+
+@TRACE
+@given(st.data())
+def test_meshed_bridges_are_the_bridges_with_the_sources_joined(draw):
+    # The low-link test against networkx: with every source of a meshed section joined into one
+    # node, an edge is a bridge exactly when networkx says so, and its slice is what it cuts off.
+    raw, data = draw.draw(networks(True, rings=10))
+    topology = Topology(data)
+    for number, section in enumerate(topology.sections):
+        if not isinstance(section, Meshed):
+            continue
+        graph = nx.MultiGraph()
+        for edge in section.edges.tolist():
+            u, v = (("S" if data.is_root[n] else int(n)) for n in (data.edge_u[edge], data.edge_v[edge]))
+            graph.add_edge(u, v, key=edge)
+        simple = nx.Graph(graph)
+        single = {frozenset((a, b)) for a, b in nx.bridges(simple)}
+        bridges = {edge for u, v, edge in graph.edges(keys=True)
+                   if graph.number_of_edges(u, v) == 1 and frozenset((u, v)) in single}
+        found = {edge for edge in section.edges.tolist() if topology.edge_child[edge] >= 0}
+        assert found == bridges
+        for edge in found:
+            below = section.nodes[topology.node_position[topology.edge_child[edge]]:][
+                :section.size[topology.node_position[topology.edge_child[edge]]]]
+            cut = graph.copy()
+            cut.remove_edge(*next((u, v) for u, v, k in graph.edges(keys=True) if k == edge), key=edge)
+            assert set(below.tolist()) == set(graph.nodes) - set(nx.node_connected_component(cut, "S"))
