@@ -13,6 +13,7 @@ import geo.audit
 import geo.auth
 import geo.db
 import geo.errors
+import geo.features
 import geo.i18n
 import geo.limits
 import geo.jsonprovider
@@ -66,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(geo.signin.bp)
     app.register_blueprint(geo.signin.api_bp)
     app.register_blueprint(geo.openapi.bp)
+    app.register_blueprint(geo.features.bp)  # OGC API - Features; the packages register its collections
 
     import topology
 

@@ -5,14 +5,15 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the outlets' blueprints, CLI, demo extension and health counts."""
+    """Register the outlets' blueprints, CLI, demo extension, health counts and OGC API collection."""
     from geo import demo
     from geo.health import register_counted
-    from outlets import api, cli, views
+    from outlets import api, cli, ogc, views
     from outlets.demo import add_demo_outlets
 
     register_counted("outlets", "bookings")
     demo.register("outlets", add_demo_outlets)
+    ogc.register_collections()
     app.register_blueprint(api.bp)
     app.register_blueprint(api.admin_bp)
     app.register_blueprint(views.bp)

@@ -28,6 +28,9 @@ NETWORK = {DISPATCHER, PLANNER}
 EXPECTED = {
     "static": {PUBLIC}, "index": {PUBLIC}, "healthz": {PUBLIC}, "choose_language": {PUBLIC},
     "openapi.openapi_json": {PUBLIC}, "openapi.docs": {PUBLIC},
+    # OGC API - Features: public routes; a collection with customers' data refuses other roles itself.
+    **{f"ogc.{name}": {PUBLIC} for name in (
+        "landing", "conformance", "collections", "collection", "collection_items", "collection_item")},
     "accounts.login_page": {PUBLIC}, "accounts.login": {PUBLIC}, "accounts.logout": {PUBLIC},
     "accounts.audit_page": {ADMIN},
     "accounts_api.who_am_i": {PUBLIC}, "accounts_api.api_login": {PUBLIC}, "accounts_api.api_logout": {PUBLIC},
