@@ -61,7 +61,7 @@ _PARAMETERS = {"kinds": "kind", "level": "level", "state": "state"}
 LEVELS = ("mv", "lv")
 
 
-def _feeder_colour(feeder_id: ColumnElement) -> ColumnElement:
+def feeder_colour(feeder_id: ColumnElement) -> ColumnElement:
     """The feeder's colour: its id picks a palette entry, so a feeder keeps its colour everywhere."""
     palette = array([literal(colour) for colour in FEEDER_COLOURS])
     return func.coalesce(palette[func.mod(feeder_id, len(FEEDER_COLOURS)) + 1], NO_FEEDER_COLOUR)
@@ -96,7 +96,7 @@ def _segments_layer(bbox: BBox | None, filters: Filters) -> Select:
     s, f = _segments, _feeders
     query = (
         select(s.c.code.label("id"), s.c.geom, s.c.code, f.c.code.label("feeder"),
-               _feeder_colour(s.c.feeder_id).label("colour"), _from_node_voltage(s.c.from_node_id).label("voltage_kv"),
+               feeder_colour(s.c.feeder_id).label("colour"), _from_node_voltage(s.c.from_node_id).label("voltage_kv"),
                s.c.conductor, func.round(cast(s.c.length_m, Numeric), 1).label("length_m"), s.c.in_service,
                s.c.schematic)
         .select_from(s.outerjoin(f, f.c.id == s.c.feeder_id))
@@ -286,7 +286,7 @@ def feeder_list(connection: Connection) -> list[dict]:
     """Every feeder with its substation, voltage and the colour its segments have on the map."""
     f, s = _feeders, _substations
     rows = connection.execute(
-        select(f.c.code, f.c.name, s.c.code.label("substation"), f.c.voltage_kv, _feeder_colour(f.c.id).label("colour"))
+        select(f.c.code, f.c.name, s.c.code.label("substation"), f.c.voltage_kv, feeder_colour(f.c.id).label("colour"))
         .select_from(f.outerjoin(s, s.c.id == f.c.substation_id)).order_by(f.c.code)
     )
     return [dict(row._mapping) for row in rows]

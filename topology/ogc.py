@@ -17,7 +17,7 @@ from geo import features
 from geo.auth import NETWORK_READERS, PUBLIC, control_feeders
 from geo.spatial import BBox, in_bbox
 # The map's palette, so a feeder has the same colour in QGIS as on the network map.
-from topology.layers import LAYERS, Filters, _feeder_colour as feeder_colour, network_overview
+from topology.layers import LAYERS, Filters, feeder_colour, network_overview
 from topology.models import Feeder, Segment, Substation
 
 __all__ = ["register_collections", "feeders_query"]

@@ -10,15 +10,9 @@ import random
 
 import pytest
 
-import pandapower
-import pandapower.networks
 
-from app import create_app
-from geo.db import make_engine
-from geo.migrate import upgrade
-from tests.accounts import add_role_accounts, client_as
-from tests.conftest import _test_database_url
-from tests.integration.test_trace_pandapower import _unsupplied_loads
+from tests.accounts import client_as
+from tests.integration.test_trace_pandapower import _unsupplied_loads, import_oberrhein
 from topology.index import Topology
 from topology.read import read_network
 from topology.restoration import plans
@@ -30,17 +24,8 @@ CHECKED = 12  # lines whose best plan pandapower checks
 @pytest.fixture(scope="module")
 def oberrhein(tmp_path_factory):
     """(net, app, topology) with mv_oberrhein imported by the CLI into a fresh database and read back."""
-    net = pandapower.networks.mv_oberrhein()
-    path = tmp_path_factory.mktemp("pandapower") / "mv_oberrhein.json"
-    pandapower.to_json(net, str(path))
-    url = _test_database_url("RESTORATION_PANDAPOWER_DATABASE_URL", suffix="_restore_pp")
-    engine = make_engine(url, pool_size=2)
-    upgrade(engine)
-    with engine.begin() as connection:
-        add_role_accounts(connection)
-    app = create_app({"DATABASE_URL": url, "ENGINE": engine, "BASEMAP_URL": "none", "TESTING": True})
-    result = app.test_cli_runner().invoke(args=["network", "import-pandapower", str(path)])
-    assert result.exit_code == 0, result.output
+    net, app, engine = import_oberrhein(tmp_path_factory.mktemp("pandapower"),
+                                        "RESTORATION_PANDAPOWER_DATABASE_URL", "_restore_pp")
     with engine.connect() as connection:
         data, _version = read_network(connection)
     yield net, app, Topology(data)

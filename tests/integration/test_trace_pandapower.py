@@ -25,20 +25,29 @@ pytestmark = pytest.mark.pandapower
 SCENARIOS = 60
 
 
-@pytest.fixture(scope="module")
-def oberrhein(tmp_path_factory):
-    """(net, app) with mv_oberrhein imported by the CLI into a fresh database."""
+def import_oberrhein(folder, variable: str, suffix: str):
+    """(net, app, engine): mv_oberrhein saved with ``pandapower.to_json`` into ``folder`` and
+    imported by the CLI into a fresh database of its own (``$variable`` or ``<test db><suffix>``),
+    with the role accounts (traces and switching are sent as the test dispatcher)."""
     net = pandapower.networks.mv_oberrhein()
-    path = tmp_path_factory.mktemp("pandapower") / "mv_oberrhein.json"
+    path = folder / "mv_oberrhein.json"
     pandapower.to_json(net, str(path))
-    url = _test_database_url("TRACE_PANDAPOWER_DATABASE_URL", suffix="_trace_pp")
+    url = _test_database_url(variable, suffix=suffix)
     engine = make_engine(url, pool_size=2)
     upgrade(engine)
     with engine.begin() as connection:
-        add_role_accounts(connection)  # traces and switching are sent as the test dispatcher
+        add_role_accounts(connection)
     app = create_app({"DATABASE_URL": url, "ENGINE": engine, "BASEMAP_URL": "none", "TESTING": True})
     result = app.test_cli_runner().invoke(args=["network", "import-pandapower", str(path)])
     assert result.exit_code == 0, result.output
+    return net, app, engine
+
+
+@pytest.fixture(scope="module")
+def oberrhein(tmp_path_factory):
+    """(net, app) with mv_oberrhein imported by the CLI into a fresh database."""
+    net, app, engine = import_oberrhein(tmp_path_factory.mktemp("pandapower"), "TRACE_PANDAPOWER_DATABASE_URL",
+                                        "_trace_pp")
     yield net, app
     engine.dispose()
 
