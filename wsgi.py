@@ -5,6 +5,10 @@ Settings come from the environment (geo.config: DATABASE_URL, SECRET_KEY, BASEMA
 """
 from app import create_app
 from geo.security import require_secret_key
+from geo.server import relay_stop_signals
+
+# In granian's workers, a stop signal the kernel gives to any thread stops the worker.
+relay_stop_signals()
 
 app = create_app()
 # A production server refuses to start on a missing or well-known SECRET_KEY (the demo on the

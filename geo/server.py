@@ -25,6 +25,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from geo.config import from_environment
 from geo.security import InsecureSecretKey, require_secret_key
 
-__all__ = ["serve", "granian_command", "init_app", "default_workers", "register_companion", "COMPANIONS"]
+__all__ = ["serve", "granian_command", "init_app", "default_workers", "register_companion", "COMPANIONS",
+           "relay_stop_signals"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # A worker that dies is started again; one that grows past this much memory (MiB) is replaced.
@@ -164,6 +166,35 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool = F
         _stop_companions(companions)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def relay_stop_signals() -> None:
+    """In a granian worker, whichever thread the kernel hands a stop signal to, have it acted on.
+
+    granian's worker waits for its stop in the main thread (``threading.Event.wait``), and its
+    handler for SIGTERM and SIGINT, like every Python signal handler, runs only in the main thread.
+    The kernel may deliver the signal to any of the worker's threads (the Rust runtime's, the WSGI
+    threads'); the main thread then sleeps on, and the worker lives until it is killed when the
+    grace period ends: one stop in seven or so (CI saw it; a SIGTERM sent to a worker's
+    tokio-rt-worker thread hangs it every time). Python's C-level handler, on whichever thread it
+    runs, writes the signal's number to the wakeup fd: a thread of ours reads it and calls the
+    handler installed for it (granian's sets a flag and the worker stops). The main thread may
+    call it too when it does get the signal: setting the flag twice is harmless.
+    """
+    if threading.current_thread() is not threading.main_thread() or "granian" not in sys.modules:
+        return  # not a granian worker loading the app: any other server stops its own way
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def relay() -> None:
+        while True:
+            for signum in os.read(read_end, 64):
+                handler = signal.getsignal(signum) if signum in (signal.SIGINT, signal.SIGTERM) else None
+                if callable(handler):
+                    handler(signum, None)
+
+    threading.Thread(target=relay, name="gridatlas-signal-relay", daemon=True).start()
 
 
 def init_app(app: Flask) -> None:
