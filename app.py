@@ -11,6 +11,7 @@ from flask import Flask, jsonify, redirect, url_for
 
 import geo.audit
 import geo.auth
+import geo.cells_api
 import geo.db
 import geo.errors
 import geo.features
@@ -33,7 +34,7 @@ from geo.config import from_environment
 
 # Every module that declares tables, for Alembic and the schema test; geo imports none of the
 # others, so the list lives here, where the packages are wired together.
-MODEL_MODULES = ("geo.accounts", "geo.audit", "geo.addresses", "geo.outbox", "geo.live", "topology.models",
+MODEL_MODULES = ("geo.accounts", "geo.audit", "geo.addresses", "geo.outbox", "geo.live", "geo.cells", "topology.models",
                  "outlets.models", "outages.models")
 
 
@@ -68,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(geo.signin.api_bp)
     app.register_blueprint(geo.openapi.bp)
     app.register_blueprint(geo.features.bp)  # OGC API - Features; the packages register its collections
+    geo.cells_api.init_app(app)  # grid cells; the packages register what lies in them and their figures
 
     import topology
 

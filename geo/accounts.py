@@ -29,7 +29,7 @@ from geo.i18n import _
 
 __all__ = [
     "Account", "ApiToken", "AccountView", "IssuedToken", "TokenView", "NAME_PATTERN", "MIN_PASSWORD",
-    "create_account", "change_account", "set_password", "set_disabled", "set_control_feeders", "authenticate", "list_accounts",
+    "create_account", "change_account", "set_password", "set_disabled", "set_control_feeders", "set_control_cells", "authenticate", "list_accounts",
     "issue_token", "revoke_token", "list_tokens", "principal_for_token", "principal_for_session",
     "account_id_of", "account_names",
 ]
@@ -59,6 +59,8 @@ class Account(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # A dispatcher limited to these feeders (codes); NULL: everywhere.
     control_feeders: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
+    # ... or to the feeders of the transformers inside these grid cells (both given: either).
+    control_cells: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     # Changes with the password and when the account is disabled: sessions carrying an older one end.
     stamp: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -94,9 +96,11 @@ class AccountView:
     control_feeders: list[str] | None
     created_at: datetime
     last_login_at: datetime | None
+    control_cells: list[str] | None = None
 
     def as_dict(self) -> dict:
         return {"name": self.name, "role": self.role, "disabled": self.disabled, "control_feeders": self.control_feeders,
+                "control_cells": self.control_cells,
                 "created_at": self.created_at.isoformat(),
                 "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None}
 
@@ -164,6 +168,14 @@ def _check_feeders(feeders: list[str] | None) -> list[str] | None:
     return sorted(set(feeders))
 
 
+def _check_cells(cells: list[str] | None) -> list[str] | None:
+    if cells is None:
+        return None
+    if not isinstance(cells, list) or not all(isinstance(code, str) and 0 < len(code) <= 64 for code in cells):
+        raise Invalid(_("control_cells must be a list of grid cell codes, or null"), field="control_cells")
+    return sorted(set(cells))
+
+
 def _account_id(session: Session, name: str) -> int:
     found = session.execute(select(_accounts.c.id).where(_accounts.c.name == name)).scalar()
     if found is None:
@@ -188,11 +200,11 @@ def account_names(connection, ids) -> dict[int, str]:
 
 # -- accounts --------------------------------------------------------------------------------------
 def create_account(session: Session, name: str, role: str, password: str | None,
-                   control_feeders: list[str] | None = None) -> AccountView:
+                   control_feeders: list[str] | None = None, control_cells: list[str] | None = None) -> AccountView:
     """A new account; ``password`` None makes one that signs in only with tokens (an integration)."""
     values = {"name": _check_name(name), "role": _check_role(role), "stamp": secrets.token_hex(16),
               "password_hash": _hasher.hash(_check_password(password)) if password is not None else None,
-              "control_feeders": _check_feeders(control_feeders)}
+              "control_feeders": _check_feeders(control_feeders), "control_cells": _check_cells(control_cells)}
     try:
         with session.begin_nested():
             row = session.execute(_accounts.insert().values(**values).returning(_accounts)).one()
@@ -202,7 +214,8 @@ def create_account(session: Session, name: str, role: str, password: str | None,
 
 
 def _view(row) -> AccountView:
-    return AccountView(row.name, row.role, row.disabled, row.control_feeders, row.created_at, row.last_login_at)
+    return AccountView(row.name, row.role, row.disabled, row.control_feeders, row.created_at, row.last_login_at,
+                       row.control_cells)
 
 
 def set_password(session: Session, name: str, password: str) -> None:
@@ -226,12 +239,21 @@ def set_control_feeders(session: Session, name: str, feeders: list[str] | None) 
         control_feeders=_check_feeders(feeders)))
 
 
+def set_control_cells(session: Session, name: str, cells: list[str] | None) -> None:
+    """Limit a dispatcher to the feeders of the transformers inside grid ``cells`` (None: no cells)."""
+    account_id = _account_id(session, name)
+    session.execute(update(_accounts).where(_accounts.c.id == account_id).values(control_cells=_check_cells(cells)))
+
+
 def change_account(session: Session, name: str, changes: dict) -> None:
-    """Apply ``disabled``, ``password`` and ``control_feeders`` from ``changes`` (the ones present)."""
+    """Apply ``disabled``, ``password``, ``control_feeders`` and ``control_cells`` from ``changes``
+    (the ones present)."""
     if "password" in changes:
         set_password(session, name, changes["password"])
     if "control_feeders" in changes:
         set_control_feeders(session, name, changes["control_feeders"])
+    if "control_cells" in changes:
+        set_control_cells(session, name, changes["control_cells"])
     if "disabled" in changes:
         set_disabled(session, name, changes["disabled"])
 
@@ -242,8 +264,15 @@ def list_accounts(session: Session) -> list[AccountView]:
 
 
 def _principal(row, token_id: int | None = None) -> Principal:
-    feeders = frozenset(row.control_feeders) if row.control_feeders is not None else None
-    return Principal(row.id, row.name, row.role, token_id, feeders)
+    """The account as the guard sees it; a zone given as grid cells becomes the feeders of the
+    transformers inside them now (cells and switching change, the zone follows)."""
+    feeders = set(row.control_feeders) if row.control_feeders is not None else None
+    if row.control_cells is not None:
+        from geo.cells import zone_feeders
+
+        feeders = (feeders or set()) | read(zone_feeders, row.control_cells)
+        _end_read()
+    return Principal(row.id, row.name, row.role, token_id, frozenset(feeders) if feeders is not None else None)
 
 
 def authenticate(session: Session, name: str, password: str) -> tuple[Principal, str]:

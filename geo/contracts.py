@@ -50,6 +50,7 @@ class NewAccount(BaseModel):
     role: str = Field(pattern=ROLE_PATTERN)
     password: str | None = Field(None, min_length=12, max_length=1024, description="null: an account for tokens only")
     control_feeders: list[str] | None = Field(None, description="a dispatcher's feeders; null: everywhere")
+    control_cells: list[str] | None = Field(None, description="or the grid cells whose transformers' feeders it may operate")
 
 
 class AccountChange(BaseModel):
@@ -57,6 +58,7 @@ class AccountChange(BaseModel):
     disabled: bool | None = None
     password: str | None = Field(None, min_length=12, max_length=1024)
     control_feeders: list[str] | None = None
+    control_cells: list[str] | None = None
 
 
 class TokenRequest(BaseModel):
@@ -92,6 +94,7 @@ class AccountModel(BaseModel):
     control_feeders: list[str] | None
     created_at: str
     last_login_at: str | None
+    control_cells: list[str] | None = None
 
 
 class AccountList(BaseModel):

@@ -19,7 +19,7 @@ from flask_babel import format_number
 from geo.errors import Invalid, TooLarge, UnsupportedMediaType, problem_response
 from geo.i18n import _, translate
 
-__all__ = ["JSON", "MAX_DEPTH", "MAX_ID", "json_body", "body_bytes", "nesting_depth", "unstorable_text", "whole_number", "parse_before",
+__all__ = ["JSON", "MAX_DEPTH", "MAX_ID", "json_body", "json_object", "body_bytes", "nesting_depth", "unstorable_text", "whole_number", "parse_before",
            "refuse_unstorable_url",
            "allow_body", "init_app"]
 
@@ -124,6 +124,17 @@ def nesting_depth(value: Any) -> int:
             deepest = max(deepest, depth)
             pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
+
+
+def json_object(allowed: set[str]) -> dict:
+    """The JSON body as an object with no field outside ``allowed`` (Invalid otherwise)."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise Invalid(_("the body must be a JSON object"))
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Invalid(_("unknown field(s): %(unknown)s", unknown=", ".join(unknown)))
+    return body
 
 
 def allow_body(limit: int) -> None:

@@ -159,16 +159,16 @@ def _object(body) -> dict:
 @allow(ADMIN)
 @contract(body=c.NewAccount, responses={201: c.AccountModel}, errors=(409,))
 def account_create():
-    """``{"name", "role", "password"?, "control_feeders"?}``: a new account."""
+    """``{"name", "role", "password"?, "control_feeders"?, "control_cells"?}``: a new account."""
     body = _object(json_body())
-    unknown = sorted(set(body) - {"name", "role", "password", "control_feeders"})
+    unknown = sorted(set(body) - {"name", "role", "password", "control_feeders", "control_cells"})
     if unknown:
         raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
-                        expected="name, role, password, control_feeders"))
+                        expected="name, role, password, control_feeders, control_cells"))
     session = get_session()
     with session.begin():
         view = accounts.create_account(session, body.get("name"), body.get("role"), body.get("password"),
-                                       body.get("control_feeders"))
+                                       body.get("control_feeders"), body.get("control_cells"))
     note_audit(target=view.name, role=view.role)
     return jsonify(view.as_dict()), 201, PRIVATE
 
@@ -177,14 +177,14 @@ def account_create():
 @allow(ADMIN)
 @contract(body=c.AccountChange, responses={200: c.AccountModel}, errors=(404,))
 def account_change(name: str):
-    """``{"disabled"?, "password"?, "control_feeders"?}``: change an account."""
+    """``{"disabled"?, "password"?, "control_feeders"?, "control_cells"?}``: change an account."""
     body = _object(json_body())
-    unknown = sorted(set(body) - {"disabled", "password", "control_feeders"})
+    unknown = sorted(set(body) - {"disabled", "password", "control_feeders", "control_cells"})
     if unknown:
         raise Invalid(_("unknown field(s): %(unknown)s; expected %(expected)s", unknown=", ".join(unknown),
-                        expected="disabled, password, control_feeders"))
+                        expected="disabled, password, control_feeders, control_cells"))
     if not body:
-        raise Invalid(_("send some of disabled, password, control_feeders"))
+        raise Invalid(_("send some of disabled, password, control_feeders, control_cells"))
     if "disabled" in body and not isinstance(body["disabled"], bool):
         raise Invalid(_("disabled must be true or false"), field="disabled")
     session = get_session()

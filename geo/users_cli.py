@@ -34,17 +34,24 @@ def _password(password_stdin: bool) -> str:
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
+def _codes(listed: str | None) -> list[str] | None:
+    """Comma-separated codes as a list (None when the option was not given)."""
+    return [code.strip() for code in listed.split(",") if code.strip()] if listed is not None else None
+
+
 @users.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 @click.option("--no-password", is_flag=True, help="An account that signs in only with API tokens (an integration).")
 @click.option("--feeders", default=None, help="Limit a dispatcher to these feeders (comma-separated codes).")
-def create_command(name: str, role: str, password_stdin: bool, no_password: bool, feeders: str | None) -> None:
+@click.option("--cells", default=None, help="... or to the feeders of the transformers in these grid cells (codes).")
+def create_command(name: str, role: str, password_stdin: bool, no_password: bool, feeders: str | None,
+                   cells: str | None) -> None:
     """Create an account NAME with a role."""
     password = None if no_password else _password(password_stdin)
-    zone = [code.strip() for code in feeders.split(",") if code.strip()] if feeders is not None else None
-    view = _run(lambda session: accounts.create_account(session, name, role, password, zone))
+    zone, cell_zone = _codes(feeders), _codes(cells)
+    view = _run(lambda session: accounts.create_account(session, name, role, password, zone, cell_zone))
     click.echo(f"created {view.role} account {view.name}")
 
 
@@ -64,6 +71,8 @@ def list_command() -> None:
     views = _run(accounts.list_accounts)
     for view in views:
         zone = ",".join(view.control_feeders) if view.control_feeders is not None else "everywhere"
+        if view.control_cells is not None:
+            zone = ("" if view.control_feeders is None else zone + "+") + "cells:" + ",".join(view.control_cells)
         state = "disabled" if view.disabled else "enabled"
         click.echo(f"{view.name:<24} {view.role:<11} {state:<9} zone={zone}")
     if not views:

@@ -9,11 +9,12 @@ def init_app(app: Flask) -> None:
     from geo import demo
     from geo.health import register_counted
     from geo.server import register_companion
-    from outages import api, cli, views
+    from outages import api, cells, cli, views
     from outages.demo import add_demo_crews
 
     register_counted("outages", "trouble_calls", "crews")
     demo.register("outages", add_demo_crews)
+    cells.register()
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     cli.init_app(app)

@@ -19,7 +19,7 @@ from geo.jsonprovider import iso_times
 from geo.limits import public_write_limits
 from geo.live import changes_since
 from geo.openapi import JSON, Answer, FeatureCollection, contract
-from geo.requests import allow_body, instant, json_body
+from geo.requests import allow_body, instant, json_body, json_object
 from outages import contracts as c
 from outages import crews, intake, lifecycle, read as reading
 from outages.settings import settings_from
@@ -69,17 +69,6 @@ def _when(body: dict, name: str) -> datetime | None:
     """An ISO 8601 time with its offset from the body (None when absent or null)."""
     value = body.get(name)
     return None if value is None else instant(value, name)
-
-
-def _object(allowed: set[str]) -> dict:
-    """The JSON body as an object with no field outside ``allowed``."""
-    body = json_body()
-    if not isinstance(body, dict):
-        raise Invalid(_("the body must be a JSON object"))
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise Invalid(_("unknown field(s): %(unknown)s", unknown=", ".join(unknown)))
-    return body
 
 
 def _text(body: dict, name: str) -> str | None:
@@ -164,7 +153,7 @@ def outage_list():
 @contract(body=c.CreateOutageBody, responses={201: c.OutageChange}, errors=(404, 422))
 def outage_create():
     """An outage at a device, confirmed at once; with ``planned_start`` and ``planned_end`` a planned one."""
-    body = _object({"device", "cause", "note", "planned_start", "planned_end", "etr"})
+    body = json_object({"device", "cause", "note", "planned_start", "planned_end", "etr"})
     device = _code(body, "device")
     start, end = _when(body, "planned_start"), _when(body, "planned_end")
     if (start is None) != (end is None):
@@ -204,7 +193,7 @@ def outage_detail(code: str):
 def outage_transition(code: str):
     """Move the outage on: ``{"to": "confirmed" | "en_route" | "on_site" | "restored" | "cancelled"}``;
     409 names the states allowed from where it is."""
-    body = _object({"to", "note"})
+    body = json_object({"to", "note"})
     return _changed(lifecycle.transition(get_session(), code, _text(body, "to") or "", _actor(),
                                          _text(body, "note"), _settings(), control_feeders()))
 
@@ -214,7 +203,7 @@ def outage_transition(code: str):
 @contract(body=c.MoveBody, responses={200: c.OutageChange}, errors=(404, 409, 422))
 def outage_move(code: str):
     """Place the outage at another device; its customers are traced and frozen again."""
-    body = _object({"device", "note"})
+    body = json_object({"device", "note"})
     return _changed(lifecycle.move_outage(get_session(), topology_cache(), code, _code(body, "device"), _actor(),
                                           _text(body, "note"), control_feeders()))
 
@@ -224,7 +213,7 @@ def outage_move(code: str):
 @contract(body=c.EtrBody, responses={200: c.OutageChange}, errors=(404, 409, 422))
 def outage_etr(code: str):
     """Set the ETR (``{"etr": time}``), or estimate it from history (``{"etr": null}``)."""
-    body = _object({"etr", "note"})
+    body = json_object({"etr", "note"})
     return _changed(lifecycle.set_etr(get_session(), code, _when(body, "etr"), _actor(), _text(body, "note"),
                                       _settings(), control_feeders()))
 
@@ -235,7 +224,7 @@ def outage_etr(code: str):
 def outage_step(code: str):
     """Restore part of the outage: the customers below ``device``, or the listed ``customers``; when
     none is left out the outage is restored. A crew restores only its own assignment."""
-    body = _object({"device", "customers", "note"})
+    body = json_object({"device", "customers", "note"})
     principal = current_principal()
     customers = body.get("customers")
     if customers is not None and (not isinstance(customers, list) or not all(isinstance(x, str) for x in customers)):
@@ -264,7 +253,7 @@ def outage_crews(code: str):
 @contract(body=c.AssignBody, responses={200: c.OutageChange}, errors=(404, 409, 422))
 def outage_assign(code: str):
     """Send a crew (``{"crew": code}``; none named: the nearest available one); a crew on it already is released."""
-    body = _object({"crew", "note"})
+    body = json_object({"crew", "note"})
     crew = body.get("crew")
     if crew is not None and (not isinstance(crew, str) or not crew.strip()):
         raise Invalid(_("crew must be a crew's code"), field="crew")
@@ -276,7 +265,7 @@ def outage_assign(code: str):
 @contract(body=c.NoteBody, responses={200: c.OutageChange}, errors=(404, 409))
 def outage_release(code: str):
     """Take the crew off the outage (it goes back to confirmed)."""
-    body = _object({"note"}) if request.content_length else {}
+    body = json_object({"note"}) if request.content_length else {}
     return _changed(crews.release(get_session(), code, _actor(), _text(body, "note"), control_feeders()))
 
 
@@ -315,7 +304,7 @@ def crew_positions(code: str):
 @contract(body=c.StatusBody, responses={200: c.Crew}, errors=(404, 409))
 def crew_status(code: str):
     """The crew's status: available, en_route, on_site (its outage follows) or off_duty."""
-    body = _object({"status", "note"})
+    body = json_object({"status", "note"})
     status = _text(body, "status") or ""
     return _answer(crews.set_status(get_session(), code, status, current_principal(), _text(body, "note"),
                                     _settings()).as_dict())
@@ -326,7 +315,7 @@ def crew_status(code: str):
 @contract(body=c.CrewNoteBody, responses={200: c.CrewNoteAnswer}, errors=(404, 409))
 def crew_note(code: str):
     """An on-site note, added to the timeline of the crew's outage."""
-    body = _object({"note"})
+    body = json_object({"note"})
     return _answer(crews.add_note(get_session(), code, current_principal(), body.get("note")))
 
 

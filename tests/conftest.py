@@ -30,7 +30,7 @@ os.environ.setdefault("LOGIN_RATE_LIMIT", "100000 per minute")
 os.environ.setdefault("PUBLIC_WRITE_RATE_LIMIT", "100000 per minute")
 
 # Tables ``empty_tables`` keeps: the migration marker, PostGIS's catalogue, single-row state tables.
-KEPT_TABLES = {"alembic_version", "spatial_ref_sys", "topology_state"}
+KEPT_TABLES = {"alembic_version", "spatial_ref_sys", "topology_state", "grid_cell_revision"}
 
 
 def _test_database_url(url_variable: str = "TEST_DATABASE_URL", suffix: str = "") -> str:

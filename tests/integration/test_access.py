@@ -61,9 +61,15 @@ EXPECTED = {
     "outages_api.my_crew": {CREW}, "outages_api.crew_positions": {CREW}, "outages_api.crew_note": {CREW},
     "outages_api.live": {DISPATCHER, PLANNER, CREW},
     "outages_views.dispatch_map": {DISPATCHER}, "outages_views.crew_page": {CREW},
+    **{f"cells_api.{name}": {PLANNER, DISPATCHER} for name in (
+        "cell_layer", "cell_detail", "coverage", "cell_versions", "cell_version", "export")},
+    **{f"cells_api.{name}": {PLANNER} for name in (
+        "validate", "cell_create", "cell_update", "cell_delete", "cell_restore", "area_cell", "cell_import")},
+    "cells_api.territory": {PUBLIC}, "cells_api.territory_import": {ADMIN},
 }
 # Sample values for a rule's variables: any value reaches the guard, which runs before the view.
 SAMPLES = {"layer": "segments", "code": "X1", "reference": "RAAAAAAAAA", "day": "2030-01-02", "name": "nobody", "token_id": "1",
+           "number": "1",
            "filename": "css/gridatlas.css"}
 
 

@@ -1,0 +1,44 @@
+"""The outages' part of the per-cell figures: open outages touching each grid cell and the
+customers out there now (an outage's customers still out, by the cell each belongs to:
+topology.cells' rule, so that a customer is never counted in two cells)."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from geo.cells import Contents, Figure, register_figure
+from geo.i18n import _
+from outages.lifecycle import customers_out
+from topology.cells import customer_cells
+
+__all__ = ["register", "out_per_cell"]
+
+_OPEN = text("SELECT id FROM outages WHERE state NOT IN ('restored', 'cancelled') ORDER BY id")
+
+
+def out_per_cell(connection: Connection) -> tuple[dict[str, int], dict[str, int]]:
+    """({cell: open outages with customers out in it}, {cell: customers out}). One query per open
+    outage for its steps, and one spatial query over them all."""
+    per_outage = [customers_out(connection, outage) for outage in connection.execute(_OPEN).scalars()]
+    outages: Counter = Counter()
+    for out in per_outage:
+        if len(out):
+            outages.update(customer_cells(connection, out).keys())
+    everyone = np.unique(np.concatenate(per_outage)) if per_outage else np.zeros(0, dtype=np.int64)
+    return dict(outages), customer_cells(connection, everyone)
+
+
+def _open_outages(connection: Connection, held: Contents) -> dict[str, float]:
+    return out_per_cell(connection)[0]
+
+
+def _customers_out(connection: Connection, held: Contents) -> dict[str, float]:
+    return out_per_cell(connection)[1]
+
+
+def register() -> None:
+    register_figure(Figure("open_outages", _("open outages"), _open_outages))
+    register_figure(Figure("customers_out", _("customers out"), _customers_out))

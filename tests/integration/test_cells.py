@@ -1,0 +1,228 @@
+"""Grid cells on a real PostGIS: saving checks overlaps, gaps along shared borders and the
+territory (each problem with its geometry), versions with author and reason, restore, what a
+cell holds (transformer areas split by a border, customers outside every cell), figures, teams
+and gaps, import and export (GeoJSON and GeoPackage, all or nothing), and who may do what."""
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from tests.accounts import client_as
+from tests.networks import ORIGIN, STEP, drawn_network
+from topology.loader import load_network
+
+PROBLEM = "application/problem+json"
+X0, Y0 = ORIGIN
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> dict:
+    """A rectangle in grid steps (as tests/networks.py places nodes) as a GeoJSON Polygon."""
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+    return {"type": "Polygon", "coordinates": [[[X0 + x * STEP, Y0 + y * STEP] for x, y in corners]]}
+
+
+# A row of nodes x = 0..10 at y = 0; transformer T1 feeds C1, C2 at (2, -1); T2 feeds C3 at
+# (5, -1) and C4 at (7, -1), so that a border at x = 6 splits T2's area.
+@pytest.fixture()
+def network(connection):
+    nodes = {"src": (0, 1), **{f"n{x}": (x, 0) for x in range(11)}, "lv1": (2, -1), "lv2": (5, -1), "lv3": (7, -1)}
+    frames = drawn_network(
+        nodes=nodes, segments=[(f"S{x}", f"n{x - 1}", f"n{x}") for x in range(1, 11)] + [("S-LV", "lv2", "lv3")],
+        devices=[("B1", "breaker", "src", "n0", "closed"), ("T1", "transformer", "n2", "lv1", "closed"),
+                 ("T2", "transformer", "n5", "lv2", "closed")],
+        sources=[("SRC", "src")], customers=[("C1", "lv1"), ("C2", "lv1"), ("C3", "lv2"), ("C4", "lv3")])
+    frames.transformer_areas = pd.DataFrame([{"code": "TA1", "name": "Area one", "transformer": "T1"},
+                                             {"code": "TA2", "name": "Area two", "transformer": "T2"}])
+    frames.service_points["transformer_area"] = ["TA1", "TA1", "TA2", "TA2"]
+    load_network(connection, frames)
+    return frames
+
+
+def planner(app):
+    return client_as(app, "planner")
+
+
+def create(app, code: str, geometry: dict, **extra):
+    body = {"code": code, "name": f"Cell {code}", "geometry": geometry, "reason": "drawn", **extra}
+    return planner(app).post("/api/cells", json=body)
+
+
+def test_a_planner_draws_cells_and_each_customer_belongs_to_one(app, network):
+    answer = create(app, "W", box(-1, -2, 6, 2), team=[{"name": "Li Wei", "phone": "+86 571 1234", "duty": "manager"}])
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json() == {"code": "W", "version": 1, "deleted": False}
+    assert answer.headers["Location"].endswith("/api/cells/W")
+    # Before the east cell exists T2's area has C4 outside every cell: the area is W's (rule 2).
+    detail = client_as(app, "dispatcher").get("/api/cells/W").get_json()
+    assert [a["code"] for a in detail["transformer_areas"]] == ["TA1", "TA2"]
+    assert detail["gaps"] == ["TA1", "TA2"] and detail["figures"]["customers"] == 4
+    assert create(app, "E", box(6, -2, 11, 2)).status_code == 201
+    coverage = planner(app).get("/api/cells/coverage").get_json()
+    assert coverage["split_transformer_areas"] == [{"code": "TA2", "cells": {"W": 1, "E": 1}}]
+    assert coverage["outside_customers"] == 0 and coverage["source"] == "network"
+    layer = planner(app).get("/api/cells").get_json()
+    assert {f["id"]: f["properties"]["figures"]["customers"] for f in layer["features"]} == {"W": 3, "E": 1}
+    assert {f["key"] for f in layer["figures"]} >= {"customers", "transformer_areas", "outlets", "open_outages",
+                                                     "customers_out"}
+    # The planner gives the split area to E: its customers follow it.
+    answer = planner(app).put("/api/transformer-areas/TA2/cell", json={"cell": "E"})
+    assert answer.status_code == 200, answer.get_json()
+    layer = planner(app).get("/api/cells").get_json()
+    assert {f["id"]: f["properties"]["figures"]["customers"] for f in layer["features"]} == {"W": 2, "E": 2}
+    assert planner(app).get("/api/cells/coverage").get_json()["split_transformer_areas"] == []
+
+
+def test_an_overlap_is_refused_with_where_it_is_and_nothing_is_saved(app, network):
+    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
+    answer = create(app, "E", box(5.5, -2, 11, 2))
+    assert answer.status_code == 422 and answer.mimetype == PROBLEM
+    problems = answer.get_json()["problems"]
+    assert [(p["kind"], p["other"]) for p in problems] == [("overlap", "W")]
+    assert problems[0]["geometry"]["type"] == "Polygon" and problems[0]["area_m2"] > 1000
+    assert planner(app).get("/api/cells/E").status_code == 404
+    # Half a square metre of digitising noise is tolerated, a sliver 7 cm wide along 440 m is not.
+    sliver = 1e-6 / STEP
+    assert create(app, "E", box(6 - sliver, -2, 11, 2)).status_code == 422
+
+
+def test_borders_that_do_not_coincide_leave_a_gap_that_is_reported(app, network):
+    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
+    gap = 0.004  # 0.004 steps of 0.001 degrees: about 0.3 m of longitude at this latitude
+    answer = create(app, "E", box(6 + gap, -2, 11, 2))
+    assert answer.status_code == 422
+    [problem] = answer.get_json()["problems"]
+    assert problem["kind"] == "border_gap" and problem["other"] == "W" and problem["area_m2"] > 50
+    assert create(app, "E", box(6, -2, 11, 2)).status_code == 201
+
+
+def test_invalid_shapes_and_the_territory(app, network):
+    bowtie = {"type": "Polygon", "coordinates": [[[X0, Y0], [X0 + 0.002, Y0 + 0.002], [X0 + 0.002, Y0],
+                                                  [X0, Y0 + 0.002], [X0, Y0]]]}
+    answer = planner(app).post("/api/cells/validate", json={"geometry": bowtie})
+    assert answer.status_code == 200
+    [problem] = answer.get_json()["problems"]
+    assert problem["kind"] == "invalid" and problem["geometry"]["type"] == "Point"
+    open_ring = box(0, 0, 1, 1)
+    open_ring["coordinates"][0].pop()
+    answer = create(app, "X", open_ring)
+    assert answer.status_code == 422 and answer.get_json()["problems"][0]["kind"] == "not_closed"
+    answer = create(app, "X", {"type": "Point", "coordinates": [X0, Y0]})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "geometry"
+    # Far beyond the network's hull (300 m of margin): outside the territory.
+    answer = create(app, "X", box(-1, -2, 40, 2))
+    assert [p["kind"] for p in answer.get_json()["problems"]] == ["outside"]
+    # An imported territory replaces the hull.
+    assert client_as(app, "admin").put("/api/territory", json={"geometry": box(-50, -50, 50, 50)}).status_code == 200
+    assert create(app, "X", box(-1, -2, 40, 2)).status_code == 201
+    assert client_as(app, None).get("/api/territory").get_json()["source"] == "imported"
+
+
+def test_versions_conflicts_restore_and_delete(app, network):
+    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
+    edit = {"version": 1, "geometry": box(-1, -2, 5, 2), "reason": "moved the border west"}
+    assert planner(app).put("/api/cells/W", json=edit).get_json()["version"] == 2
+    stale = planner(app).put("/api/cells/W", json={**edit, "name": "Old"})
+    assert stale.status_code == 409 and stale.get_json()["version"] == 2
+    history = planner(app).get("/api/cells/W/versions").get_json()["versions"]
+    assert [(v["version"], v["author"], v["reason"]) for v in history] == [
+        (2, "test-planner", "moved the border west"), (1, "test-planner", "drawn")]
+    first = planner(app).get("/api/cells/W/versions/1").get_json()
+    assert first["geometry"]["coordinates"][0][0][1][0] == pytest.approx(X0 + 6 * STEP)
+    restored = planner(app).post("/api/cells/W/versions/1/restore", json={"version": 2, "reason": "back"})
+    assert restored.get_json()["version"] == 3
+    assert planner(app).delete("/api/cells/W", json={"version": 3, "reason": "merged"}).get_json() == {
+        "code": "W", "version": 4, "deleted": True}
+    assert planner(app).get("/api/cells/W").status_code == 404
+    assert planner(app).get("/api/cells/W/versions").get_json()["versions"][0]["deleted"] is True
+    answer = planner(app).post("/api/cells/W/versions/2/restore", json={"reason": "undo the merge"})
+    assert answer.get_json()["version"] == 5
+    assert planner(app).post("/api/cells/W/versions/4/restore", json={"version": 5, "reason": "x"}).status_code == 422
+
+
+def test_the_team_names_who_answers_for_each_transformer_area(app, network):
+    team = [{"name": "Li Wei", "phone": "+86 571 1234", "duty": "manager"},
+            {"name": "Wang Fang", "phone": "+86 571 5678", "duty": "transformer_area_manager",
+             "transformer_areas": ["TA1", "TA9"]}]
+    assert create(app, "W", box(-1, -2, 11, 2), team=team).status_code == 201
+    detail = planner(app).get("/api/cells/W").get_json()
+    assert detail["transformer_areas"][0]["manager"] == {"name": "Wang Fang", "phone": "+86 571 5678"}
+    assert detail["gaps"] == ["TA2"] and detail["listed_elsewhere"] == ["TA9"]
+    two_managers = [team[0], {**team[0], "name": "Zhang"}]
+    answer = create(app, "X", box(20, 20, 21, 21), team=two_managers)
+    assert answer.status_code == 400 and answer.get_json()["field"] == "team"
+
+
+def test_who_may_do_what(app, network):
+    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
+    body = {"code": "E", "name": "E", "geometry": box(6, -2, 11, 2), "reason": "x"}
+    assert client_as(app, None).get("/api/cells").status_code == 401
+    assert client_as(app, "crew").get("/api/cells").status_code == 403
+    assert client_as(app, "dispatcher").get("/api/cells").status_code == 200
+    assert client_as(app, "dispatcher").post("/api/cells", json=body).status_code == 403
+    assert client_as(app, "admin").post("/api/cells", json=body).status_code == 403
+    assert client_as(app, "planner").put("/api/territory", json={"geometry": box(0, 0, 1, 1)}).status_code == 403
+    # The author is the signed-in account; the body cannot name one.
+    answer = planner(app).post("/api/cells", json={**body, "author": "someone"})
+    assert answer.status_code == 400
+
+
+def test_import_is_all_or_nothing_and_export_reads_back(app, network, connection):
+    features = [{"type": "Feature", "geometry": box(-1, -2, 6, 2), "properties": {"code": "W", "name": "West"}},
+                {"type": "Feature", "geometry": box(5, -2, 11, 2), "properties": {"code": "E", "name": "East"}}]
+    collection = {"type": "FeatureCollection", "features": features}
+    answer = planner(app).post("/api/cells/import?reason=first%20draft", json=collection)
+    assert answer.status_code == 422 and answer.get_json()["code"] in ("W", "E")
+    assert connection.execute(text("SELECT count(*) FROM grid_cells")).scalar_one() == 0
+    features[1]["geometry"] = box(6, -2, 11, 2)
+    answer = planner(app).post("/api/cells/import?reason=first%20draft", json=collection)
+    assert answer.status_code == 200 and answer.get_json() == {"created": ["W", "E"], "updated": [], "deleted": []}
+    gpkg = planner(app).get("/api/cells/export?format=gpkg")
+    assert gpkg.status_code == 200 and gpkg.data[:16] == b"SQLite format 3\x00"
+    # Read back with replace: W is edited (its name), E deleted since the file leaves it out.
+    import geopandas
+
+    frame = geopandas.read_file(io.BytesIO(gpkg.data))
+    frame = frame[frame["code"] == "W"].assign(name="West again")
+    buffer = io.BytesIO()
+    frame.to_file(buffer, driver="GPKG", layer="grid_cells", engine="pyogrio")
+    answer = planner(app).post("/api/cells/import?mode=replace&reason=second", data=buffer.getvalue(),
+                               content_type="application/geopackage+sqlite3")
+    assert answer.get_json() == {"created": [], "updated": ["W"], "deleted": ["E"]}, answer.get_json()
+    exported = json.loads(planner(app).get("/api/cells/export").data)
+    assert [(f["id"], f["properties"]["name"], f["properties"]["version"]) for f in exported["features"]] == [
+        ("W", "West again", 2)]
+
+
+def test_the_cli_imports_and_exports(app, network, runner, tmp_path):
+    path = tmp_path / "cells.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": box(-1, -2, 11, 2), "properties": {"code": "ALL", "name": "All"}}]}))
+    result = runner.invoke(args=["cells", "import", str(path)])
+    assert result.exit_code == 0 and "1 new" in result.output, result.output
+    out = tmp_path / "out.gpkg"
+    result = runner.invoke(args=["cells", "export", str(out)])
+    assert result.exit_code == 0 and out.read_bytes()[:6] == b"SQLite"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": box(-1, -2, 11, 2), "properties": {"code": "ALL2", "name": "x"}}]}))
+    result = runner.invoke(args=["cells", "import", str(path)])
+    assert result.exit_code != 0 and "overlaps cell ALL" in result.output
+
+
+def test_a_control_zone_given_as_cells_is_the_feeders_of_their_transformers(app, network, connection):
+    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
+    assert create(app, "FAR", box(8, -2, 11, 2)).status_code == 201  # no transformer in it
+    admin = client_as(app, "admin")
+    answer = admin.patch("/api/admin/accounts/test-dispatcher", json={"control_cells": ["W"]})
+    assert answer.status_code == 200 and answer.get_json()["control_cells"] == ["W"]
+    me = client_as(app, "dispatcher").get("/api/session").get_json()["principal"]
+    assert me["control_feeders"] == ["F1"]
+    admin.patch("/api/admin/accounts/test-dispatcher", json={"control_cells": ["FAR"]})
+    assert client_as(app, "dispatcher").get("/api/session").get_json()["principal"]["control_feeders"] == []
+    # Operating a switch outside the zone is refused, as with a zone of feeders.
+    answer = client_as(app, "dispatcher").post("/api/switching", json={"operations": [{"device": "B1", "action": "open"}],
+                                                                       "reason": "test"})
+    assert answer.status_code == 403
