@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, jsonify, redirect, url_for
 
 import geo.audit
+import geo.basemap
 import geo.auth
 import geo.db
 import geo.errors
@@ -68,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(geo.signin.api_bp)
     app.register_blueprint(geo.openapi.bp)
     app.register_blueprint(geo.features.bp)  # OGC API - Features; the packages register its collections
+    geo.basemap.init_app(app)  # the local base map and the light one; the packages register its outlines
 
     import topology
 
