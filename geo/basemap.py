@@ -325,7 +325,8 @@ SELECT street, count(*) AS addresses, avg(ST_X(geom)) AS lon, avg(ST_Y(geom)) AS
  GROUP BY street, stretch
 HAVING count(*) >= :least
  ORDER BY street, lon""")
-_STREETS_VERSION = text("SELECT count(*), coalesce(sum(addresses), 0) FROM address_streets")
+# The street names and their address counts, as one digest (a few thousand rows: milliseconds).
+_STREETS_VERSION = text("SELECT md5(string_agg(street || ':' || addresses, ',' ORDER BY street)) FROM address_streets")
 
 
 def _label(street: str, lon: float, lat: float, var_lon: float, var_lat: float, covar: float) -> StreetLabel:
@@ -352,22 +353,30 @@ def _label(street: str, lon: float, lat: float, var_lon: float, var_lat: float, 
                        round(math.sqrt(12) * spread_along, 1), axis)
 
 
-# database -> (version, when computed, labels)
+# database -> (version, when computed, labels); one computation at a time in a process.
 _STREETS: dict[str, tuple[Hashable, float, list[StreetLabel]]] = {}
+_STREETS_LOCK = threading.Lock()
 
 
 def street_labels(connection: Connection) -> list[StreetLabel]:
     """A label for every stretch of street with at least ``STREET_MIN_ADDRESSES`` addresses;
-    computed once per change of the address index (about 0.1 s at 20,000 addresses)."""
+    computed once per change of the address index and process (0.1 s at 20,000 addresses, about
+    12 s at a million: every address's street is parsed; requests meanwhile wait for that one)."""
     database = str(connection.engine.url)
-    version = tuple(connection.execute(_STREETS_VERSION).one())
-    cached = _STREETS.get(database)
-    if cached and cached[0] == version and time.monotonic() - cached[1] < STREETS_TTL_S:
-        return cached[2]
-    rows = connection.execute(_STRETCHES, {"gap": STREET_GAP_DEG, "least": STREET_MIN_ADDRESSES}).all()
-    labels = [_label(row.street, row.lon, row.lat, row.var_lon, row.var_lat, row.covar) for row in rows]
-    _STREETS[database] = (version, time.monotonic(), labels)
-    return labels
+    version = connection.execute(_STREETS_VERSION).scalar_one()
+
+    def cached() -> list[StreetLabel] | None:
+        kept = _STREETS.get(database)
+        fresh = kept and kept[0] == version and time.monotonic() - kept[1] < STREETS_TTL_S
+        return kept[2] if fresh else None
+
+    with _STREETS_LOCK:
+        labels = cached()
+        if labels is None:
+            rows = connection.execute(_STRETCHES, {"gap": STREET_GAP_DEG, "least": STREET_MIN_ADDRESSES}).all()
+            labels = [_label(row.street, row.lon, row.lat, row.var_lon, row.var_lat, row.covar) for row in rows]
+            _STREETS[database] = (version, time.monotonic(), labels)
+        return labels
 
 
 def streets_in(labels: list[StreetLabel], bbox: BBox | None, limit: int) -> dict[str, Any]:

