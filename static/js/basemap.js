@@ -174,11 +174,15 @@
       fetchOptions: {credentials: "same-origin"}}));
   }
 
-  function watch(map, layer, config, state, fallback) {
+  function count(layer, state) {
+    layer.on("tileload", function () { state.tilesLoaded += 1; });
+    layer.on("tileerror", function () { state.tileErrors += 1; });
+  }
+
+  function watch(layer, config, state, fallback) {
     var timer = setTimeout(function () { if (!state.tilesLoaded) { fallback("timeout"); } }, config.watchdogMs);
-    layer.on("tileload", function () { state.tilesLoaded += 1; clearTimeout(timer); });
+    layer.on("tileload", function () { clearTimeout(timer); });
     layer.on("tileerror", function () {
-      state.tileErrors += 1;
       if (!state.tilesLoaded && state.tileErrors >= config.watchdogErrors) { clearTimeout(timer); fallback("errors"); }
     });
   }
@@ -196,8 +200,9 @@
       var layer = config.mode === "file" ? fileLayer(config.file)
         : L.tileLayer(config.url, {maxZoom: 19, attribution: config.attribution || "", pane: "tilePane"});
       state.shown = config.mode;
+      count(layer, state);
       if (config.mode === "url") {
-        watch(map, layer, config, state, function (reason) {
+        watch(layer, config, state, function (reason) {
           if (state.fallback) { return; }
           state.fallback = reason;
           map.removeLayer(layer);  // Leaflet cancels the tiles still loading
