@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, jsonify, redirect, url_for
 
 import geo.audit
+import geo.basemap
 import geo.auth
 import geo.cells_api
 import geo.db
@@ -69,7 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(geo.signin.api_bp)
     app.register_blueprint(geo.openapi.bp)
     app.register_blueprint(geo.features.bp)  # OGC API - Features; the packages register its collections
-    geo.cells_api.init_app(app)  # grid cells; the packages register what lies in them and their figures
+    geo.basemap.init_app(app)  # the local base map and the light one; the packages register its outlines
 
     import topology
 
@@ -80,6 +81,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import outages
 
     outages.init_app(app)
+    # Grid cells; the packages registered what lies in them and their figures. After them: the
+    # cells' outlines are drawn above the territory on the light base map.
+    geo.cells_api.init_app(app)
 
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/", "index", _index)

@@ -13,9 +13,11 @@ import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from flask.cli import AppGroup
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
-from geo import cell_checks, cell_edits, cells, cells_io
+from geo import basemap, cell_checks, cell_edits, cells, cells_io
 from geo.auth import ADMIN, DISPATCHER, PLANNER, PUBLIC, allow, current_principal
 from geo.db import get_session, read
 from geo.errors import Invalid
@@ -23,6 +25,7 @@ from geo.i18n import _, translate
 from geo.jsonprovider import iso_times
 from geo.openapi import JSON, Answer, FeatureCollection, contract
 from geo.requests import allow_body, body_bytes, json_object
+from geo.spatial import BBox, in_bbox
 
 __all__ = ["bp", "init_app", "EDITORS", "READERS"]
 
@@ -352,6 +355,16 @@ def territory_command(path: Path, author: str) -> None:
     click.echo(f"imported the service territory from {path}")
 
 
+def _cell_outlines(bbox: BBox | None) -> Select:
+    """The cells' outlines for the light base map: code and name only (it is public)."""
+    table = cells.GridCell.__table__
+    return select(table.c.code.label("id"), table.c.geom, table.c.name).where(in_bbox(table.c.geom, bbox))
+
+
 def init_app(app: Flask) -> None:
+    """Register the API, ``flask cells``, and the cells' outlines on the light base map."""
     app.register_blueprint(bp)
     app.cli.add_command(cells_cli)
+    basemap.register_outline(basemap.Outline(
+        id="grid_cells", title=_("Grid cells"), query=_cell_outlines, min_zoom=11,
+        style={"color": "#9c8f73", "weight": 1.5, "dashArray": "2 4", "fill": False}))

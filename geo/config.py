@@ -19,6 +19,9 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         # "none" draws no base map at all (an isolated control room); otherwise an XYZ template.
         "BASEMAP_URL": env.get("BASEMAP_URL", OSM_TILES),
         "BASEMAP_ATTRIBUTION": env.get("BASEMAP_ATTRIBUTION", OSM_ATTRIBUTION),
+        # An MBTiles or PMTiles file of the utility's own tiles, served by the app under /basemap
+        # (geo/basemap.py); when set, the pages draw it instead of BASEMAP_URL.
+        "BASEMAP_FILE": env.get("BASEMAP_FILE") or None,
         "API_MAX_FEATURES": int(env.get("API_MAX_FEATURES", "20000")),
         # Bodies longer than this are refused with 413 before they are read (the outlet import
         # has its own, larger limit).

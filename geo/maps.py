@@ -3,6 +3,10 @@
 folium points its maps and plugins at CDNs through the class attributes ``default_js`` and
 ``default_css``; a control room may have no internet, so ``localise`` rewrites them per element
 to files under ``static/vendor/`` (installed from npm) and drops the ones no page of ours uses.
+
+The base map is not folium's: ``render_map`` hands every page static/js/basemap.js and
+``geo.basemap.page_config()``, and the script adds the base layer after the page has loaded
+(a local file, a tile server watched for silence, or the light layer from our own data).
 """
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ from typing import Iterable
 
 import folium
 from branca.element import Element, MacroElement
-from flask import Flask, current_app, render_template, url_for
+from flask import Flask, render_template, url_for
+from jinja2.utils import htmlsafe_json_dumps
 
+from geo.basemap import page_config
 from geo.security import nonced
 
-__all__ = ["VENDOR_ASSETS", "localise", "base_map", "render_map", "init_app"]
+__all__ = ["VENDOR_ASSETS", "VECTOR_GRID", "localise", "base_map", "basemap_scripts", "render_map", "init_app"]
 
 # folium's asset names -> our vendored file; a name missing here is dropped from the page.
 VENDOR_ASSETS = {
@@ -27,6 +33,8 @@ VENDOR_ASSETS = {
     "leaflet_geoman_js": "leaflet-geoman.js",
     "leaflet_geoman_css": "leaflet-geoman.css",
 }
+# Leaflet.VectorGrid draws a BASEMAP_FILE of vector tiles (npm's leaflet.vectorgrid, bundled build).
+VECTOR_GRID = "Leaflet.VectorGrid.bundled.js"
 
 
 def _vendor_url(filename: str) -> str:
@@ -51,17 +59,17 @@ def localise(element: MacroElement) -> MacroElement:
 
 
 def base_map(location: tuple[float, float], zoom_start: int = 13, **kwargs) -> folium.Map:
-    """A map with the configured base layer (``BASEMAP_URL``; ``none`` draws no base map)."""
-    tiles_url = current_app.config.get("BASEMAP_URL", "none")
-    tiles = None if tiles_url.lower() == "none" else folium.TileLayer(
-        tiles=tiles_url, attr=current_app.config.get("BASEMAP_ATTRIBUTION", ""), name="Base map",
-        max_zoom=19, control=False,
-    )
-    fmap = folium.Map(location=location, zoom_start=zoom_start, tiles=None, prefer_canvas=True,
+    """A map without a base layer of folium's: ``render_map`` gives the page its base map."""
+    return folium.Map(location=location, zoom_start=zoom_start, tiles=None, prefer_canvas=True,
                       control_scale=True, **kwargs)
-    if tiles is not None:
-        tiles.add_to(fmap)
-    return fmap
+
+
+def basemap_scripts(config: dict) -> str:
+    """The script tags a page needs for the base map ``config`` (geo.basemap.page_config)."""
+    sources = [url_for("static", filename="js/basemap.js")]
+    if config["mode"] == "file" and config["file"]["format"] == "pbf":
+        sources.insert(0, _vendor_url(VECTOR_GRID))
+    return "".join(f'<script src="{source}"></script>' for source in sources)
 
 
 def render_map(fmap: folium.Map, template: str, **context) -> str:
@@ -70,6 +78,10 @@ def render_map(fmap: folium.Map, template: str, **context) -> str:
     localise(fmap)
     figure = fmap.get_root()
     figure.render()
+    # After render: the map's own script is in figure.script by then, and the base map's call follows it.
+    basemap = page_config()
+    figure.header.add_child(Element(basemap_scripts(basemap)))
+    figure.script.add_child(Element(f"GridAtlasBasemap.attach({fmap.get_name()}, {htmlsafe_json_dumps(basemap)});"))
     return render_template(
         template,
         map_header=nonced(figure.header.render()),
@@ -86,5 +98,6 @@ def script(js: str) -> Element:
 
 
 def init_app(app: Flask) -> None:
-    """Nothing to register yet; kept so packages can rely on the shell being initialised."""
+    """The templates' helpers: ``vendor_url`` and ``basemap_scripts`` (for a page that builds its own map)."""
     app.jinja_env.globals.setdefault("vendor_url", _vendor_url)
+    app.jinja_env.globals.setdefault("basemap_scripts", basemap_scripts)

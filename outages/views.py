@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, render_template, url_for
 
 from geo.auth import CREW, DISPATCHER, allow, current_principal
 from geo.db import get_session
+from geo.basemap import page_config
 from geo.maps import base_map, render_map
 from geo.openapi import HTML, Answer, contract
 from outages.crews import crew_of_account
@@ -47,6 +48,5 @@ def crew_page():
     """The crew's phone page: its assignment and the way to it, status buttons, notes and restoration."""
     crew = crew_of_account(get_session().connection(), current_principal().account_id)
     config = {"api": url_for("outages_api.my_crew").rsplit("/", 2)[0], "crew": crew.code if crew else None,
-              "pollMs": LIVE_POLL_MS * 5, "basemap": current_app.config.get("BASEMAP_URL", "none"),
-              "attribution": current_app.config.get("BASEMAP_ATTRIBUTION", "")}
+              "pollMs": LIVE_POLL_MS * 5, "basemap": page_config()}
     return render_template("crew.html", crew=crew, config=config)

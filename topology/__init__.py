@@ -5,14 +5,16 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the network's topology cache, blueprints, CLI commands, health counts and OGC API collections."""
+    """Register the network's topology cache, blueprints, CLI commands, health counts, OGC API collections
+    and base-map outlines."""
     from geo.health import register_counted
-    from topology import api, cache, cells, cli, ogc, trace_api, views
+    from topology import api, basemap, cache, cells, cli, ogc, trace_api, views
 
     register_counted("substations", "feeders", "nodes", "segments", "devices", "sources",
                      "transformer_areas", "service_points")
     ogc.register_collections()
     cells.register()
+    basemap.register_outlines()
     cache.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)

@@ -5,7 +5,7 @@
  * on-site notes and restores the outage in steps. While the page is open it sends the phone's
  * position in batches and follows the live feed, so a new assignment shows without a reload.
  *
- * The page calls CrewPage.start(config) with {api, crew, pollMs, basemap, attribution}.
+ * The page calls CrewPage.start(config) with {api, crew, pollMs, basemap} (basemap: static/js/basemap.js's config).
  * CrewPage.state holds {loads, crew, outage, detail, positionsSent, queued, lastSentAt, liveChecks};
  * loads, positionsSent and liveChecks count completed work (tests wait on them).
  * Positions not yet sent are kept in localStorage (offline, or a reload) and sent again later;
@@ -236,11 +236,9 @@
 
   function ensureMap() {
     if (map) { return map; }
-    map = L.map("cw-map", {zoomControl: false, attributionControl: config.basemap !== "none"});
+    map = L.map("cw-map", {zoomControl: false});
     L.control.zoom({position: "bottomright"}).addTo(map);
-    if (config.basemap && config.basemap.toLowerCase() !== "none") {
-      L.tileLayer(config.basemap, {maxZoom: 19, attribution: config.attribution || ""}).addTo(map);
-    }
+    GridAtlasBasemap.attach(map, config.basemap);
     L.control.scale({imperial: false}).addTo(map);
     return map;
   }

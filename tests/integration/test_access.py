@@ -31,6 +31,8 @@ EXPECTED = {
     # OGC API - Features: public routes; a collection with customers' data refuses other roles itself.
     **{f"ogc.{name}": {PUBLIC} for name in (
         "landing", "conformance", "collections", "collection", "collection_items", "collection_item")},
+    # The base map: a local tileset's tiles, street names and outlines of public data.
+    **{f"basemap.{name}": {PUBLIC} for name in ("tile", "metadata", "streets", "outline")},
     "accounts.login_page": {PUBLIC}, "accounts.login": {PUBLIC}, "accounts.logout": {PUBLIC},
     "accounts.audit_page": {ADMIN},
     "accounts_api.who_am_i": {PUBLIC}, "accounts_api.api_login": {PUBLIC}, "accounts_api.api_logout": {PUBLIC},

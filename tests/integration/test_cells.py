@@ -52,7 +52,7 @@ def create(app, code: str, geometry: dict, **extra):
 
 
 def test_a_planner_draws_cells_and_each_customer_belongs_to_one(app, network):
-    answer = create(app, "W", box(-1, -2, 6, 2), team=[{"name": "Li Wei", "phone": "+86 571 1234", "duty": "manager"}])
+    answer = create(app, "W", box(-0.3, -1.3, 6, 1.3), team=[{"name": "Li Wei", "phone": "+86 571 1234", "duty": "manager"}])
     assert answer.status_code == 201, answer.get_json()
     assert answer.get_json() == {"code": "W", "version": 1, "deleted": False}
     assert answer.headers["Location"].endswith("/api/cells/W")
@@ -60,7 +60,7 @@ def test_a_planner_draws_cells_and_each_customer_belongs_to_one(app, network):
     detail = client_as(app, "dispatcher").get("/api/cells/W").get_json()
     assert [a["code"] for a in detail["transformer_areas"]] == ["TA1", "TA2"]
     assert detail["gaps"] == ["TA1", "TA2"] and detail["figures"]["customers"] == 4
-    assert create(app, "E", box(6, -2, 11, 2)).status_code == 201
+    assert create(app, "E", box(6, -1.3, 10.3, 1.3)).status_code == 201
     coverage = planner(app).get("/api/cells/coverage").get_json()
     assert coverage["split_transformer_areas"] == [{"code": "TA2", "cells": {"W": 1, "E": 1}}]
     assert coverage["outside_customers"] == 0 and coverage["source"] == "network"
@@ -77,8 +77,8 @@ def test_a_planner_draws_cells_and_each_customer_belongs_to_one(app, network):
 
 
 def test_an_overlap_is_refused_with_where_it_is_and_nothing_is_saved(app, network):
-    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
-    answer = create(app, "E", box(5.5, -2, 11, 2))
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
+    answer = create(app, "E", box(5.5, -1.3, 10.3, 1.3))
     assert answer.status_code == 422 and answer.mimetype == PROBLEM
     problems = answer.get_json()["problems"]
     assert [(p["kind"], p["other"]) for p in problems] == [("overlap", "W")]
@@ -86,17 +86,17 @@ def test_an_overlap_is_refused_with_where_it_is_and_nothing_is_saved(app, networ
     assert planner(app).get("/api/cells/E").status_code == 404
     # Half a square metre of digitising noise is tolerated, a sliver 7 cm wide along 440 m is not.
     sliver = 1e-6 / STEP
-    assert create(app, "E", box(6 - sliver, -2, 11, 2)).status_code == 422
+    assert create(app, "E", box(6 - sliver, -1.3, 10.3, 1.3)).status_code == 422
 
 
 def test_borders_that_do_not_coincide_leave_a_gap_that_is_reported(app, network):
-    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
     gap = 0.004  # 0.004 steps of 0.001 degrees: about 0.3 m of longitude at this latitude
-    answer = create(app, "E", box(6 + gap, -2, 11, 2))
+    answer = create(app, "E", box(6 + gap, -1.3, 10.3, 1.3))
     assert answer.status_code == 422
     [problem] = answer.get_json()["problems"]
     assert problem["kind"] == "border_gap" and problem["other"] == "W" and problem["area_m2"] > 50
-    assert create(app, "E", box(6, -2, 11, 2)).status_code == 201
+    assert create(app, "E", box(6, -1.3, 10.3, 1.3)).status_code == 201
 
 
 def test_invalid_shapes_and_the_territory(app, network):
@@ -113,17 +113,17 @@ def test_invalid_shapes_and_the_territory(app, network):
     answer = create(app, "X", {"type": "Point", "coordinates": [X0, Y0]})
     assert answer.status_code == 400 and answer.get_json()["field"] == "geometry"
     # Far beyond the network's hull (300 m of margin): outside the territory.
-    answer = create(app, "X", box(-1, -2, 40, 2))
+    answer = create(app, "X", box(-0.3, -1.3, 40, 1.3))
     assert [p["kind"] for p in answer.get_json()["problems"]] == ["outside"]
     # An imported territory replaces the hull.
     assert client_as(app, "admin").put("/api/territory", json={"geometry": box(-50, -50, 50, 50)}).status_code == 200
-    assert create(app, "X", box(-1, -2, 40, 2)).status_code == 201
+    assert create(app, "X", box(-0.3, -1.3, 40, 1.3)).status_code == 201
     assert client_as(app, None).get("/api/territory").get_json()["source"] == "imported"
 
 
 def test_versions_conflicts_restore_and_delete(app, network):
-    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
-    edit = {"version": 1, "geometry": box(-1, -2, 5, 2), "reason": "moved the border west"}
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
+    edit = {"version": 1, "geometry": box(-0.3, -1.3, 5, 1.3), "reason": "moved the border west"}
     assert planner(app).put("/api/cells/W", json=edit).get_json()["version"] == 2
     stale = planner(app).put("/api/cells/W", json={**edit, "name": "Old"})
     assert stale.status_code == 409 and stale.get_json()["version"] == 2
@@ -147,7 +147,7 @@ def test_the_team_names_who_answers_for_each_transformer_area(app, network):
     team = [{"name": "Li Wei", "phone": "+86 571 1234", "duty": "manager"},
             {"name": "Wang Fang", "phone": "+86 571 5678", "duty": "transformer_area_manager",
              "transformer_areas": ["TA1", "TA9"]}]
-    assert create(app, "W", box(-1, -2, 11, 2), team=team).status_code == 201
+    assert create(app, "W", box(-0.3, -1.3, 10.3, 1.3), team=team).status_code == 201
     detail = planner(app).get("/api/cells/W").get_json()
     assert detail["transformer_areas"][0]["manager"] == {"name": "Wang Fang", "phone": "+86 571 5678"}
     assert detail["gaps"] == ["TA2"] and detail["listed_elsewhere"] == ["TA9"]
@@ -157,8 +157,8 @@ def test_the_team_names_who_answers_for_each_transformer_area(app, network):
 
 
 def test_who_may_do_what(app, network):
-    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
-    body = {"code": "E", "name": "E", "geometry": box(6, -2, 11, 2), "reason": "x"}
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
+    body = {"code": "E", "name": "E", "geometry": box(6, -1.3, 10.3, 1.3), "reason": "x"}
     assert client_as(app, None).get("/api/cells").status_code == 401
     assert client_as(app, "crew").get("/api/cells").status_code == 403
     assert client_as(app, "dispatcher").get("/api/cells").status_code == 200
@@ -171,13 +171,13 @@ def test_who_may_do_what(app, network):
 
 
 def test_import_is_all_or_nothing_and_export_reads_back(app, network, connection):
-    features = [{"type": "Feature", "geometry": box(-1, -2, 6, 2), "properties": {"code": "W", "name": "West"}},
-                {"type": "Feature", "geometry": box(5, -2, 11, 2), "properties": {"code": "E", "name": "East"}}]
+    features = [{"type": "Feature", "geometry": box(-0.3, -1.3, 6, 1.3), "properties": {"code": "W", "name": "West"}},
+                {"type": "Feature", "geometry": box(5, -1.3, 10.3, 1.3), "properties": {"code": "E", "name": "East"}}]
     collection = {"type": "FeatureCollection", "features": features}
     answer = planner(app).post("/api/cells/import?reason=first%20draft", json=collection)
     assert answer.status_code == 422 and answer.get_json()["code"] in ("W", "E")
     assert connection.execute(text("SELECT count(*) FROM grid_cells")).scalar_one() == 0
-    features[1]["geometry"] = box(6, -2, 11, 2)
+    features[1]["geometry"] = box(6, -1.3, 10.3, 1.3)
     answer = planner(app).post("/api/cells/import?reason=first%20draft", json=collection)
     assert answer.status_code == 200 and answer.get_json() == {"created": ["W", "E"], "updated": [], "deleted": []}
     gpkg = planner(app).get("/api/cells/export?format=gpkg")
@@ -200,21 +200,21 @@ def test_import_is_all_or_nothing_and_export_reads_back(app, network, connection
 def test_the_cli_imports_and_exports(app, network, runner, tmp_path):
     path = tmp_path / "cells.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": box(-1, -2, 11, 2), "properties": {"code": "ALL", "name": "All"}}]}))
+        {"type": "Feature", "geometry": box(-0.3, -1.3, 10.3, 1.3), "properties": {"code": "ALL", "name": "All"}}]}))
     result = runner.invoke(args=["cells", "import", str(path)])
     assert result.exit_code == 0 and "1 new" in result.output, result.output
     out = tmp_path / "out.gpkg"
     result = runner.invoke(args=["cells", "export", str(out)])
     assert result.exit_code == 0 and out.read_bytes()[:6] == b"SQLite"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": box(-1, -2, 11, 2), "properties": {"code": "ALL2", "name": "x"}}]}))
+        {"type": "Feature", "geometry": box(-0.3, -1.3, 10.3, 1.3), "properties": {"code": "ALL2", "name": "x"}}]}))
     result = runner.invoke(args=["cells", "import", str(path)])
     assert result.exit_code != 0 and "overlaps cell ALL" in result.output
 
 
 def test_a_control_zone_given_as_cells_is_the_feeders_of_their_transformers(app, network, connection):
-    assert create(app, "W", box(-1, -2, 6, 2)).status_code == 201
-    assert create(app, "FAR", box(8, -2, 11, 2)).status_code == 201  # no transformer in it
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
+    assert create(app, "FAR", box(8, -1.3, 10.3, 1.3)).status_code == 201  # no transformer in it
     admin = client_as(app, "admin")
     answer = admin.patch("/api/admin/accounts/test-dispatcher", json={"control_cells": ["W"]})
     assert answer.status_code == 200 and answer.get_json()["control_cells"] == ["W"]
