@@ -202,7 +202,7 @@ def coverage(connection: Connection) -> dict:
         return {"territory": None, "source": source, "uncovered": {"type": "FeatureCollection", "features": []},
                 "uncovered_m2": 0.0}
     rows = connection.execute(_UNCOVERED, {"territory": territory, "tolerance": OVERLAP_TOLERANCE_M2}).mappings().all()
-    outline = json.loads(connection.execute(text("SELECT ST_AsGeoJSON(ST_GeomFromWKB(:t, 4326), 7)"),
+    outline = json.loads(connection.execute(text("SELECT ST_AsGeoJSON(ST_GeomFromWKB(:t, 4326), 9)"),
                                             {"t": territory}).scalar_one())
     features = [{"type": "Feature", "geometry": row["geometry"],
                  "properties": {"kind": "uncovered", "area_m2": round(row["area"], 1)}} for row in rows]

@@ -79,7 +79,7 @@ def read_features(data: bytes, file_format: str) -> list:
 
 _EXPORT = text("""
 SELECT json_build_object('type', 'FeatureCollection', 'features', COALESCE(json_agg(json_build_object(
-  'type', 'Feature', 'id', code, 'geometry', CAST(ST_AsGeoJSON(geom, 7) AS json),
+  'type', 'Feature', 'id', code, 'geometry', CAST(ST_AsGeoJSON(geom, 9) AS json),
   'properties', json_build_object('code', code, 'name', name, 'notes', notes, 'team', team, 'version', version,
                                   'updated_at', updated_at, 'updated_by', updated_by)) ORDER BY code), '[]'))
 FROM grid_cells

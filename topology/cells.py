@@ -195,7 +195,7 @@ def _demo_polygons(connection: Connection, seed: int, customers: int) -> list:
     by_centre = []
     for centre in centres:
         region = next(r for r in regions.geoms if r.contains(Point(centre)))
-        by_centre.append(shapely.set_precision(region.intersection(territory), 1e-7))
+        by_centre.append(region.intersection(territory))
     return by_centre
 
 

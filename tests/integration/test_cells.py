@@ -27,8 +27,7 @@ def box(x0: float, y0: float, x1: float, y1: float) -> dict:
 
 # A row of nodes x = 0..10 at y = 0; transformer T1 feeds C1, C2 at (2, -1); T2 feeds C3 at
 # (5, -1) and C4 at (7, -1), so that a border at x = 6 splits T2's area.
-@pytest.fixture()
-def network(connection):
+def _frames():
     nodes = {"src": (0, 1), **{f"n{x}": (x, 0) for x in range(11)}, "lv1": (2, -1), "lv2": (5, -1), "lv3": (7, -1)}
     frames = drawn_network(
         nodes=nodes, segments=[(f"S{x}", f"n{x - 1}", f"n{x}") for x in range(1, 11)] + [("S-LV", "lv2", "lv3")],
@@ -38,6 +37,12 @@ def network(connection):
     frames.transformer_areas = pd.DataFrame([{"code": "TA1", "name": "Area one", "transformer": "T1"},
                                              {"code": "TA2", "name": "Area two", "transformer": "T2"}])
     frames.service_points["transformer_area"] = ["TA1", "TA1", "TA2", "TA2"]
+    return frames
+
+
+@pytest.fixture()
+def network(connection):
+    frames = _frames()
     load_network(connection, frames)
     return frames
 
@@ -226,3 +231,56 @@ def test_a_control_zone_given_as_cells_is_the_feeders_of_their_transformers(app,
     answer = client_as(app, "dispatcher").post("/api/switching", json={"operations": [{"device": "B1", "action": "open"}],
                                                                        "reason": "test"})
     assert answer.status_code == 403
+
+
+def test_the_demo_citys_cells_tile_the_territory_and_every_area_has_its_manager(connection, app):
+    import shapely
+
+    from geo import cell_checks, cells
+    from geo.demo import DemoContext
+    from topology.cells import add_demo_cells
+    from topology.demo import generate_city
+
+    load_network(connection, generate_city(3000, seed=3))
+    add_demo_cells(DemoContext(connection, 3000, 3, (0, 0, 0, 0), "demo", lambda message: None))
+    held = cells.contents(connection)
+    assert len(held.customers) == 4 and sum(held.customers.values()) == 3000 and held.outside == 0
+    assert held.split_areas == {}  # each one given to the cell with most of its customers
+    for code in held.customers:
+        stored = cells.cell(connection, code)
+        assert cell_checks.check(connection, code, shapely.geometry.shape(stored.geometry)) == [], code
+        with app.test_request_context():
+            assert cells.detail(connection, code).gaps == []
+    assert cell_checks.coverage(connection)["uncovered"]["features"] == []
+
+
+def test_parallel_saves_of_overlapping_cells_have_one_winner(committed_app, committed_engine):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    with committed_engine.begin() as connection:
+        load_network(connection, _frames())
+    barrier = threading.Barrier(4)
+
+    def save(index: int):
+        client = client_as(committed_app, "planner")
+        barrier.wait()
+        return client.post("/api/cells", json={"code": f"P{index}", "name": "p", "reason": "race",
+                                               "geometry": box(-0.3 + index * 0.2, -1.3, 6 + index * 0.2, 1.3)})
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(save, range(4)))
+    assert sorted(a.status_code for a in answers) == [201, 422, 422, 422], [a.get_json() for a in answers]
+    winner = next(a.get_json()["code"] for a in answers if a.status_code == 201)
+    assert all(a.get_json()["problems"][0]["other"] == winner for a in answers if a.status_code == 422)
+
+    def edit(index: int):
+        client = client_as(committed_app, "planner")
+        barrier.wait()
+        return client.put(f"/api/cells/{winner}", json={"version": 1, "name": f"edit {index}", "reason": "race"})
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(edit, range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    with committed_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM grid_cell_versions")).scalar_one() == 2
