@@ -13,11 +13,11 @@ import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from flask.cli import AppGroup
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from geo import basemap, cell_checks, cell_edits, cells, cells_io
+from geo import basemap, cell_checks, cell_edits, cells, cells_io, features
 from geo.auth import ADMIN, DISPATCHER, PLANNER, PUBLIC, allow, current_principal
 from geo.db import get_session, read
 from geo.errors import Invalid
@@ -361,10 +361,31 @@ def _cell_outlines(bbox: BBox | None) -> Select:
     return select(table.c.code.label("id"), table.c.geom, table.c.name).where(in_bbox(table.c.geom, bbox))
 
 
+def _cells_for_gis(bbox: BBox | None) -> Select:
+    """The cells for GIS clients: code, name, version and its time, the manager's name (the team's
+    phones stay with the signed-in API)."""
+    table = cells.GridCell.__table__
+    manager = literal_column("""jsonb_path_query_first(grid_cells.team, '$[*] ? (@.duty == "manager").name') #>> '{}'""")
+    return select(table.c.code.label("id"), table.c.geom, table.c.code, table.c.name, table.c.version,
+                  table.c.updated_at, manager.label("manager")).where(in_bbox(table.c.geom, bbox))
+
+
+def _cells_extent(connection) -> BBox | None:
+    box = connection.execute(select(func.ST_XMin(func.ST_Extent(cells.GridCell.__table__.c.geom)),
+                                    func.ST_YMin(func.ST_Extent(cells.GridCell.__table__.c.geom)),
+                                    func.ST_XMax(func.ST_Extent(cells.GridCell.__table__.c.geom)),
+                                    func.ST_YMax(func.ST_Extent(cells.GridCell.__table__.c.geom)))).one()
+    return None if box[0] is None else BBox(*box)
+
+
 def init_app(app: Flask) -> None:
-    """Register the API, ``flask cells``, and the cells' outlines on the light base map."""
+    """Register the API, ``flask cells``, the cells' OGC API collection and their outlines on the
+    light base map."""
     app.register_blueprint(bp)
     app.cli.add_command(cells_cli)
+    features.register(features.Collection(
+        "grid_cells", "Grid cells", "The grid cells planners draw: code, name, version, when it was saved and the "
+        "cell's manager.", frozenset({PUBLIC}), _cells_for_gis, _cells_extent))
     basemap.register_outline(basemap.Outline(
         id="grid_cells", title=_("Grid cells"), query=_cell_outlines, min_zoom=11,
         style={"color": "#9c8f73", "weight": 1.5, "dashArray": "2 4", "fill": False}))

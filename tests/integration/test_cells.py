@@ -284,3 +284,15 @@ def test_parallel_saves_of_overlapping_cells_have_one_winner(committed_app, comm
     assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
     with committed_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM grid_cell_versions")).scalar_one() == 2
+
+
+def test_gis_clients_read_the_cells_without_the_teams_phones(app, network):
+    team = [{"name": "Li Wei", "phone": "+86 571 1234", "duty": "manager"}]
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3), team=team).status_code == 201
+    answer = client_as(app, None).get("/ogc/collections/grid_cells/items")
+    assert answer.status_code == 200
+    [feature] = answer.get_json()["features"]
+    assert feature["id"] == "W" and feature["properties"]["manager"] == "Li Wei"
+    assert "571" not in answer.get_data(as_text=True)
+    assert client_as(app, None).get("/ogc/collections/grid_cells").get_json()["extent"]["spatial"]["bbox"][0][0] == \
+        pytest.approx(X0 - 0.3 * STEP)

@@ -11,7 +11,7 @@ from tests.networks import ORIGIN, STEP, drawn_network
 from topology.loader import load_network
 
 PROBLEM = "application/problem+json"
-PUBLIC_COLLECTIONS = {"feeders", "segments", "devices", "transformer_areas", "outlets"}
+PUBLIC_COLLECTIONS = {"feeders", "segments", "devices", "transformer_areas", "outlets", "grid_cells"}
 # A row of seven nodes joined by six segments (x = 0..6), a breaker at the start and a
 # transformer feeding three customers at the end.
 SEGMENTS = [f"S{i}" for i in range(1, 7)]
