@@ -222,7 +222,7 @@ class Contents:
 
 
 class ContentsProvider(Protocol):
-    def __call__(self, connection: Connection, revision: int) -> Contents: ...
+    def __call__(self, connection: Connection, revision: tuple) -> Contents: ...
 
 
 @dataclass(frozen=True)
@@ -265,9 +265,12 @@ def zone_feeders(connection: Connection, cell_codes: list[str]) -> set[str]:
     return _ZONE[0](connection, list(cell_codes)) if _ZONE and cell_codes else set()
 
 
-def revision(connection: Connection) -> int:
-    """The number of changes made to cells so far: what is derived from them follows it."""
-    return connection.execute(text("SELECT COALESCE((SELECT revision FROM grid_cell_revision WHERE id = 1), 0)")).scalar_one()
+def revision(connection: Connection) -> tuple[int, str]:
+    """Which state of the cells ``connection`` sees: the number of changes so far and the
+    transaction that made the last one (``xmin``: never reused, so that a change rolled back and
+    another made instead are told apart). What is derived from the cells is kept per revision."""
+    row = connection.execute(text("SELECT revision, CAST(xmin AS text) FROM grid_cell_revision WHERE id = 1")).first()
+    return (row[0], row[1]) if row else (0, "")
 
 
 def bump_revision(connection: Connection) -> int:

@@ -79,7 +79,26 @@ SELECT cell, count(*) AS n FROM customers WHERE id = ANY(:ids) AND cell IS NOT N
 """)
 
 
-def contents(connection: Connection, revision: int | None = None) -> Contents:
+_KEPT: dict[tuple, Contents] = {}
+
+
+def contents(connection: Connection, revision: tuple | None = None) -> Contents:
+    """``_contents``, kept per cells' revision and topology version (a network loaded or switched,
+    a cell saved: computed again): the figures and every cell's page need them, and at a million
+    customers they take seconds."""
+    from topology.basemap import topology_version
+
+    if revision is None:
+        return _contents(connection)
+    key = (str(connection.engine.url), revision, topology_version(connection))
+    if key not in _KEPT:
+        found = _contents(connection)
+        _KEPT.clear()
+        _KEPT[key] = found
+    return _KEPT[key]
+
+
+def _contents(connection: Connection) -> Contents:
     """Each cell's transformer areas (code, name, customers) and customers, the split areas
     ({cell: customers}), and the customers outside every cell (counted, and placed up to
     OUTSIDE_POINTS). Linear in the service points; one spatial join of them with the cells."""
@@ -218,12 +237,13 @@ def add_demo_cells(context: DemoContext) -> None:
     if connection.execute(text(f"SELECT count(*) FROM {CELL_POLYGONS} c")).scalar_one():
         return
     polygons = _demo_polygons(connection, context.seed, context.customers)
-    bump_revision(connection)
     for number, polygon in enumerate(polygons, start=1):
         draft = CellDraft(f"GC-{number:02d}", f"Netzzelle {number:02d}", None, (), shapely.to_wkb(polygon))
         save_version(connection, draft, draft.code, None, "demo", "the demo city's cells")
+    bump_revision(connection)
     for area, spread in contents(connection).split_areas.items():
         assign(connection, area, max(spread, key=spread.get), "demo")
+    bump_revision(connection)  # the assignments are a change: what the cells hold is read again
     held, rng = contents(connection), np.random.default_rng(context.seed)
     for number, polygon in enumerate(polygons, start=1):
         code = f"GC-{number:02d}"
