@@ -24,6 +24,7 @@ import geo.requests
 import geo.security
 import geo.server
 import geo.signin
+import geo.tiles
 import geo.users_cli
 from geo.auth import PUBLIC, allow
 from geo.contracts import UNHEALTHY, Health
@@ -68,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(geo.signin.api_bp)
     app.register_blueprint(geo.openapi.bp)
     app.register_blueprint(geo.features.bp)  # OGC API - Features; the packages register its collections
+    app.register_blueprint(geo.tiles.bp)  # vector tiles; the packages register their layers
 
     import topology
 

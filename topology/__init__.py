@@ -5,13 +5,14 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the network's topology cache, blueprints, CLI commands, health counts and OGC API collections."""
+    """Register the network's topology cache, blueprints, CLI commands, health counts, OGC API collections and vector tile layers."""
     from geo.health import register_counted
-    from topology import api, cache, cli, ogc, trace_api, views
+    from topology import api, cache, cli, ogc, tiles, trace_api, views
 
     register_counted("substations", "feeders", "nodes", "segments", "devices", "sources",
                      "transformer_areas", "service_points")
     ogc.register_collections()
+    tiles.register_tile_layers()
     cache.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)

@@ -23,7 +23,7 @@ from geo.db import Base
 __all__ = [
     "NodeKind", "DeviceKind", "SWITCHGEAR", "PROTECTIVE", "SwitchState", "SourceKind",
     "Substation", "Feeder", "Node", "Segment", "Device", "Source", "TransformerArea",
-    "ServicePoint", "TopologyState", "SwitchingEvent", "NETWORK_TABLES",
+    "ServicePoint", "TopologyState", "SwitchingEvent", "SegmentOverview", "NETWORK_TABLES",
 ]
 
 SRID = 4326
@@ -211,6 +211,9 @@ class TopologyState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The version segment_overview was built at (None: never); topology/tiles.py rebuilds it when
+    # something other than switching (an import) has changed the network since.
+    overview_version: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SwitchingEvent(Base):
@@ -238,6 +241,19 @@ class SwitchingEvent(Base):
     # Worker processes catch up with the operations recorded since their cached version.
     topology_version: Mapped[int] = mapped_column(BigInteger, index=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class SegmentOverview(Base):
+    """The segments of one feeder at one level (mv, lv) as one generalised MultiLineString in Web
+    Mercator (SRID 3857), for the vector tiles of the whole city (topology/tiles.py): derived from
+    ``segments``, rebuilt after an import, never edited."""
+
+    __tablename__ = "segment_overview"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    feeder_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: an import replaces feeders first
+    level: Mapped[str] = mapped_column(String(2))
+    geom: Mapped[WKBElement] = mapped_column(Geometry("MULTILINESTRING", srid=3857, spatial_index=True))
 
 
 # In dependency order: a table's references point only at tables before it.
