@@ -45,7 +45,7 @@ from geo.openapi import Answer, contract
 from geo.spatial import BBox
 
 __all__ = ["MVT", "EXTENT", "BUFFER", "MAX_ZOOM", "Tile", "TileLayer", "register", "registered", "readable",
-           "tile_of", "tile_etag", "tile_bytes", "bp"]
+           "tile_of", "tile_etag", "tile_bytes", "tile_url_template", "bp"]
 
 MVT = "application/vnd.mapbox-vector-tile"
 # Tile coordinates run 0..4096 (the MVT default); 64 units of buffer around the tile keep a
@@ -204,9 +204,9 @@ class TileIndex(BaseModel):
     layers: list[TileLayerEntry]
 
 
-def _template(layer: TileLayer) -> str:
+def tile_url_template(layer_id: str) -> str:
     """The layer's tile URL with ``{z}/{x}/{y}`` in it (url_for would escape the braces)."""
-    return url_for("tiles.tile", layer=layer.id, z=0, x=0, y=0).replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
+    return url_for("tiles.tile", layer=layer_id, z=0, x=0, y=0).replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
 
 
 @bp.get("")
@@ -215,7 +215,7 @@ def _template(layer: TileLayer) -> str:
 def index():
     """The tile layers the caller may read, each with its URL template and zooms."""
     return jsonify({"layers": [
-        {"id": layer.id, "title": layer.title, "description": layer.description, "tiles": _template(layer),
+        {"id": layer.id, "title": layer.title, "description": layer.description, "tiles": tile_url_template(layer.id),
          "minzoom": layer.min_zoom, "maxzoom": layer.max_zoom, "public": PUBLIC in layer.roles}
         for layer in readable(current_principal())]})
 

@@ -162,11 +162,12 @@ def _segments_overview(tile: Tile, dead: list[int]) -> Select:
                     true().label("in_service"), true().label("energised"))
              .where(o.c.geom.op("&&")(tile.envelope())))
     if not dead:
-        return lines
+        return lines.order_by(o.c.level)  # lv first: the MV network is drawn over it
     dead_lines = (select(func.ST_Transform(s.c.geom, 3857), s.c.code, *_segment_columns(s.c.feeder_id),
                          _level(s.c.from_node_id), s.c.in_service, literal(False))
                   .where(s.c.id == any_(_dead_ids(dead)), in_bbox(s.c.geom, tile.bbox())))
-    return union_all(lines, dead_lines).subquery("segments").select()
+    both = union_all(lines, dead_lines).subquery("segments")
+    return select(both).order_by(both.c.energised.desc(), both.c.level)  # the grey ones on top
 
 
 def _segments_layer(connection: Connection, tile: Tile) -> Select:

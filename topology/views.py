@@ -9,6 +9,7 @@ from geo.db import get_session
 from geo.maps import base_map, render_map
 from geo.auth import NETWORK_READERS, PUBLIC, allow, current_principal
 from geo.openapi import HTML, Answer, contract
+from geo.tiles import tile_url_template
 from topology.trace_api import SWITCHING_ROLES
 from topology.layers import network_overview
 
@@ -50,6 +51,9 @@ def network_map():
         "limit": current_app.config["API_MAX_FEATURES"],
         "detailZoom": DETAIL_ZOOM,
         "overviewZoom": OVERVIEW_ZOOM,
+        # Below it the segments come as vector tiles (every one; GeoJSON would be cut at "limit").
+        "tileZoom": OVERVIEW_ZOOM,
+        "tiles": {"segments": tile_url_template("segments")},
         "extent": list(extent) if extent else None,
         "customers": may_trace,
     }
