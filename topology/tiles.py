@@ -74,8 +74,10 @@ _DEAD_KEPT = 4
 
 
 def _version(connection: Connection) -> str:
-    """The topology version: every import and switching operation bumps it."""
-    return str(read_version(connection)[0])
+    """The topology version and when it changed (a restored database may count the same
+    numbers again): every import and switching operation bumps it."""
+    version, changed_at = read_version(connection)
+    return f"{version}@{changed_at.isoformat()}"
 
 
 def _dead_segments(connection: Connection) -> list[int]:
@@ -127,8 +129,9 @@ def _moved_only_by_switching(connection: Connection, since: int, until: int) -> 
 def ensure_overview(connection: Connection) -> None:
     """Rebuild ``segment_overview`` if something other than switching changed the network since
     it was built (one builder at a time; the others wait and find it done)."""
-    version, built = connection.execute(select(_state.c.version, _state.c.overview_version)).one_or_none() or (0, 0)
-    key = (str(connection.engine.url), version)
+    version, built, changed_at = connection.execute(
+        select(_state.c.version, _state.c.overview_version, _state.c.changed_at)).one_or_none() or (0, 0, None)
+    key = (str(connection.engine.url), version, changed_at)
     if key in _FRESH or built == version or (built is not None and _moved_only_by_switching(connection, built, version)):
         _FRESH[key] = True
         return

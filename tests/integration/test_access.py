@@ -31,6 +31,8 @@ EXPECTED = {
     # OGC API - Features: public routes; a collection with customers' data refuses other roles itself.
     **{f"ogc.{name}": {PUBLIC} for name in (
         "landing", "conformance", "collections", "collection", "collection_items", "collection_item")},
+    # Vector tiles: public routes; a layer with customers' data refuses other roles itself.
+    "tiles.index": {PUBLIC}, "tiles.tile": {PUBLIC},
     "accounts.login_page": {PUBLIC}, "accounts.login": {PUBLIC}, "accounts.logout": {PUBLIC},
     "accounts.audit_page": {ADMIN},
     "accounts_api.who_am_i": {PUBLIC}, "accounts_api.api_login": {PUBLIC}, "accounts_api.api_logout": {PUBLIC},
@@ -64,7 +66,7 @@ EXPECTED = {
 }
 # Sample values for a rule's variables: any value reaches the guard, which runs before the view.
 SAMPLES = {"layer": "segments", "code": "X1", "reference": "RAAAAAAAAA", "day": "2030-01-02", "name": "nobody", "token_id": "1",
-           "filename": "css/gridatlas.css"}
+           "filename": "css/gridatlas.css", "z": "0", "x": "0", "y": "0"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
