@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ARRAY, BigInteger, String, any_, bindparam, case, delete, func, insert, literal, not_, null, or_, select, true,
-    union_all, update,
+    text, union_all, update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
@@ -37,7 +37,7 @@ from topology import trace
 from topology.cache import topology_cache
 from topology.layers import LAYERS, LV_MAX_KV, Filters, feeder_colour
 from topology.models import (
-    Device, DeviceKind, Feeder, Node, NodeKind, Segment, SegmentOverview, SwitchState, SwitchingEvent,
+    DEVICES_FAR_OUT, Device, DeviceKind, Feeder, Node, NodeKind, Segment, SegmentOverview, SwitchState, SwitchingEvent,
     TopologyState,
 )
 from topology.read import read_version
@@ -188,7 +188,8 @@ def _devices_layer(connection: Connection, tile: Tile) -> Select:
     if tile.z < DEVICES_ALL_FROM:
         shown = [DeviceKind.breaker.value, DeviceKind.recloser.value] + (
             [DeviceKind.switch.value] if tile.z >= SWITCHES_FROM else [])
-        query = query.where(or_(d.c.kind.in_(shown), d.c.current_state == SwitchState.open))
+        # The partial index's own predicate first, so that the planner sees it may use it.
+        query = query.where(text(DEVICES_FAR_OUT), or_(d.c.kind.in_(shown), d.c.current_state == SwitchState.open))
     return query
 
 
