@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.db.init_app(app)
     geo.migrate.init_app(app)
     geo.maps.init_app(app)
+    geo.tiles.init_app(app)
     geo.server.init_app(app)
     geo.auth.init_app(app)  # before any package: every request is guarded first
     app.before_request(geo.requests.refuse_unstorable_url)  # after the guard: a refusal is audited with its account

@@ -20,16 +20,20 @@ Every answer carries an ETag made of the layer's version (a network layer follow
 topology version, which every import and switching operation bumps) and, for a layer with
 customers' data, the caller's control zone; ``If-None-Match`` with it answers 304 without
 building the tile. ``Cache-Control: no-cache`` makes clients ask again each time, so that a
-switching operation shows on the next draw. ``geo`` knows no package: it never names a layer.
+switching operation shows on the next draw. Each process keeps the tiles it built lately by
+that ETag (``TILE_CACHE_MB``): a tile of the whole city far out is asked by every map that
+opens, and is built once per version. ``geo`` knows no package: it never names a layer.
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from pydantic import BaseModel, Field
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.engine import Connection
@@ -44,8 +48,8 @@ from geo.i18n import _
 from geo.openapi import Answer, contract
 from geo.spatial import BBox
 
-__all__ = ["MVT", "EXTENT", "BUFFER", "MAX_ZOOM", "Tile", "TileLayer", "register", "registered", "readable",
-           "tile_of", "tile_etag", "tile_bytes", "tile_url_template", "bp"]
+__all__ = ["MVT", "EXTENT", "BUFFER", "MAX_ZOOM", "Tile", "TileLayer", "TileCache", "register", "registered",
+           "readable", "tile_of", "tile_etag", "tile_bytes", "tile_url_template", "init_app", "bp"]
 
 MVT = "application/vnd.mapbox-vector-tile"
 # Tile coordinates run 0..4096 (the MVT default); 64 units of buffer around the tile keep a
@@ -177,6 +181,54 @@ def tile_bytes(connection: Connection, layer: TileLayer, tile: Tile) -> bytes:
     return bytes(built or b"")
 
 
+class TileCache:
+    """Tiles built lately, by layer, tile and ETag, up to ``limit`` bytes, the least recently used
+    evicted first. A kept tile is never stale: the ETag names one state of the layer's data.
+
+    >>> cache = TileCache(16)
+    >>> for key in "abcd":
+    ...     cache.put(key, key.encode() * 4)
+    >>> _ = cache.get("a"); cache.put("e", b"eeee")  # 20 bytes: b, the least recently used, goes
+    >>> cache.get("a"), cache.get("b"), cache.get("e")
+    (b'aaaa', None, b'eeee')
+    >>> cache.put("f", bytes(5)); cache.get("f") is None  # over a quarter of the cache: not kept
+    True
+    """
+
+    def __init__(self, limit: int):
+        """An empty cache of at most ``limit`` bytes (0: keep nothing)."""
+        self.limit = limit
+        self._tiles: OrderedDict[tuple, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        """The tile kept under ``key``, or None."""
+        with self._lock:
+            found = self._tiles.get(key)
+            if found is not None:
+                self._tiles.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, tile: bytes) -> None:
+        """Keep ``tile`` (not one larger than a quarter of the cache: it would push out too many)."""
+        if len(tile) * 4 > self.limit:
+            return
+        with self._lock:
+            if key in self._tiles:
+                return
+            self._tiles[key] = tile
+            self._size += len(tile)
+            while self._size > self.limit:
+                _, evicted = self._tiles.popitem(last=False)
+                self._size -= len(evicted)
+
+
+def init_app(app: Flask) -> None:
+    """Give ``app`` its tile cache (``TILE_CACHE_MB`` megabytes)."""
+    app.extensions["tile_cache"] = TileCache(int(app.config.get("TILE_CACHE_MB", 64)) * 2 ** 20)
+
+
 # -- the routes -----------------------------------------------------------------------------------
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
@@ -243,8 +295,19 @@ def tile(layer: str, z: int, x: int, y: int):
         headers["Vary"] = "Authorization, Cookie"
     if etag in request.if_none_match:
         return Response(status=304, headers=headers)
-    if found.prepare is not None:
-        found.prepare(connection)
+    return Response(_built(found, wanted, etag), mimetype=MVT, headers=headers)
+
+
+def _built(layer: TileLayer, tile: Tile, etag: str) -> bytes:
+    """The tile from this process's cache, or built (after the layer's ``prepare``) and kept."""
+    cache: TileCache = current_app.extensions["tile_cache"]
+    key = (layer.id, tile, etag)
+    kept = cache.get(key)
+    if kept is not None:
+        return kept
+    if layer.prepare is not None:
+        layer.prepare(get_session().connection())
         get_session().commit()  # done once for every worker, not once per request
-        connection = get_session().connection()
-    return Response(tile_bytes(connection, found, wanted), mimetype=MVT, headers=headers)
+    built = tile_bytes(get_session().connection(), layer, tile)
+    cache.put(key, built)
+    return built

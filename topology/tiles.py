@@ -10,11 +10,13 @@ segments; a zoom-10 tile covers a quarter of it):
   22 ms; a zoom-13 one would hold 11,852 and take 82 ms). Further out the segments of each feeder and level come merged and simplified from
   ``segment_overview`` (kept in Web Mercator: 26-41 ms for the zoom-10 tile that would hold
   326,000 segments and take 1.4 s one by one), with the de-energised segments one by one on top.
-- devices: from zoom 13 all of them; further out the breakers, reclosers, any open device and
-  (from zoom 12) the switches: fuses and transformers are nine in ten and too small to see there
-  (a zoom-10 tile with every switch held 6,763 devices and took 93 ms).
-- transformer areas from zoom 12, service points (for dispatchers and planners, inside a
-  dispatcher's control zone) from zoom 14.
+- devices: from zoom 14 all of them; further out the breakers, reclosers, any open device and
+  (from zoom 12) the switches, through a partial index: fuses and transformers are nine in ten
+  and too small to see there (a zoom-10 tile with every switch held 6,763 devices and took
+  93 ms; a zoom-13 tile with everything 2,688 and 27-33 ms, 65 ms p95 under load).
+- transformer areas from zoom 13 (a zoom-12 tile: 3,034 polygons, 22-62 ms), service points
+  (for dispatchers and planners, inside a dispatcher's control zone) from zoom 15 (a zoom-14
+  tile: 5,000 points, 343 kB, 28-50 ms).
 
 Every layer's ETag follows the topology version, which imports and switching operations bump,
 so a tile changes when a switch does. The overview is rebuilt (about 1.5 s at a million
@@ -46,10 +48,10 @@ __all__ = ["register_tile_layers", "ensure_overview", "build_overview", "SEGMENT
            "AREAS_FROM", "SERVICE_POINTS_FROM", "OVERVIEW_TOLERANCE_M"]
 
 SEGMENTS_ONE_BY_ONE = 14
-DEVICES_ALL_FROM = 13
+DEVICES_ALL_FROM = 14
 SWITCHES_FROM = 12
-AREAS_FROM = 12
-SERVICE_POINTS_FROM = 14
+AREAS_FROM = 13
+SERVICE_POINTS_FROM = 15
 # In Web Mercator metres (about 2 m on the ground at 49° N): under a third of a zoom-10 tile
 # unit (9.6 m) and about one at zoom 12, so no simplification shows.
 OVERVIEW_TOLERANCE_M = 3.0
@@ -215,7 +217,7 @@ def register_tile_layers() -> None:
         TileLayer("segments", "Line segments", "Every segment: one by one from zoom 14 (code, feeder, colour, "
                   "level, in service, energised), merged per feeder and level further out.", public, _segments_layer,
                   _version, max_zoom=MAX_ZOOM, prepare=ensure_overview),
-        TileLayer("devices", "Devices", "Devices with kind, feeder, level, normal and current state; below zoom 13 "
+        TileLayer("devices", "Devices", "Devices with kind, feeder, level, normal and current state; below zoom 14 "
                   "breakers, reclosers, open devices and (from zoom 12) switches only.", public, _devices_layer, _version, max_zoom=MAX_ZOOM),
         TileLayer("transformer_areas", "Transformer areas", "The area each distribution transformer supplies.",
                   public, _areas, _version, min_zoom=AREAS_FROM, max_zoom=MAX_ZOOM),

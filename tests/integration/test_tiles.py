@@ -61,10 +61,22 @@ def _near(z: int) -> Tile:
     return tile_around(ORIGIN[0] + 4 * STEP, ORIGIN[1] + 2 * STEP, z)
 
 
+def _drawing_tiles(z: int) -> list[Tile]:
+    """The tiles of zoom ``z`` that cover the drawing (x 0..8, y 0..3 steps from ORIGIN)."""
+    corner, far = tile_around(ORIGIN[0], ORIGIN[1] + 3 * STEP, z), tile_around(ORIGIN[0] + 8 * STEP, ORIGIN[1], z)
+    return [Tile(z, x, y) for x in range(corner.x, far.x + 1) for y in range(corner.y, far.y + 1)]
+
+
+def _codes(client, layer: str, z: int, headers: dict | None = None) -> set[str]:
+    """The codes of the layer's features over the whole drawing at zoom ``z``."""
+    return {f["properties"]["code"] for tile in _drawing_tiles(z)
+            for f in _features(client.get(_url(layer, tile), headers=headers or {}), layer)}
+
+
 def test_segments_one_by_one_in_tile_space(app, network):
-    tile = _near(14)
+    assert _codes(app.test_client(), "segments", SEGMENTS_ONE_BY_ONE) == SEGMENTS
+    tile = tile_around(ORIGIN[0] + 1.5 * STEP, ORIGIN[1] + 3 * STEP, 16)  # s1's middle
     features = _features(app.test_client().get(_url("segments", tile)), "segments")
-    assert {f["properties"]["code"] for f in features} == SEGMENTS
     s1 = next(f for f in features if f["properties"]["code"] == "s1")
     assert s1["properties"]["feeder"] == "F1" and s1["properties"]["energised"] is True
     assert s1["properties"]["level"] == "mv" and s1["properties"]["colour"].startswith("#")
@@ -79,6 +91,7 @@ def test_segments_one_by_one_in_tile_space(app, network):
 def test_far_out_every_segment_comes_merged_per_feeder_and_level(app, network, connection):
     tile = _near(SEGMENTS_ONE_BY_ONE - 2)
     features = _features(app.test_client().get(_url("segments", tile)), "segments")
+    assert _drawing_tiles(tile.z) == [tile]
     assert features and {f["properties"]["feeder"] for f in features} == {"F1"}
     assert all(f["properties"].get("code") is None and f["properties"]["energised"] for f in features)
     built = connection.execute(text("SELECT sum(ST_NumGeometries(geom)) FROM segment_overview")).scalar_one()
@@ -105,7 +118,8 @@ def test_a_switching_operation_changes_the_etag_and_the_tiles(app, network):
     assert after.status_code == 200 and after.headers["ETag"] != before.headers["ETag"]
     dead = {f["properties"]["code"] for f in _features(after, "segments") if not f["properties"]["energised"]}
     assert dead == {"s3"}  # beyond SW2, up to the open tie
-    devices = {f["properties"]["code"]: f["properties"] for f in _features(client.get(_url("devices", tile)), "devices")}
+    devices = {f["properties"]["code"]: f["properties"] for tile in _drawing_tiles(14)
+               for f in _features(client.get(_url("devices", tile)), "devices")}
     assert devices["SW2"]["current_state"] == "open" and devices["SW2"]["normal_state"] == "closed"
     far = _features(client.get(_url("segments", _near(SEGMENTS_ONE_BY_ONE - 2))), "segments")
     assert {f["properties"]["code"] for f in far if not f["properties"]["energised"]} == {"s3"}
@@ -118,11 +132,11 @@ def test_service_points_only_for_dispatchers_and_planners(app, network):
     for role in ("crew", "admin", "integration"):
         assert client_as(app, role).get(_url("service_points", tile)).status_code == 403, role
     for role in ("dispatcher", "planner"):
-        answer = client_as(app, role).get(_url("service_points", tile))
-        found = {f["properties"]["code"] for f in _features(answer, "service_points")}
-        assert found == {f"C{i}" for i in (1, 2, 3, 4, 5, 9)}, role
+        client = client_as(app, role)
+        assert _codes(client, "service_points", SERVICE_POINTS_FROM) == {f"C{i}" for i in (1, 2, 3, 4, 5, 9)}, role
+        answer = client.get(_url("service_points", tile))
         assert answer.headers["Cache-Control"] == "private, no-cache" and "Authorization" in answer.headers["Vary"]
-        assert found and "account_number" in _features(answer, "service_points")[0]["properties"]
+        assert "account_number" in _features(answer, "service_points")[0]["properties"]
 
 
 def test_a_zoned_dispatcher_gets_only_its_feeders_service_points(app, network, session):
@@ -130,9 +144,11 @@ def test_a_zoned_dispatcher_gets_only_its_feeders_service_points(app, network, s
     accounts.create_account(session, "d.zone", DISPATCHER, None, ["ELSEWHERE"])
     issued = accounts.issue_token(session, "d.zone")
     session.commit()
+    zone = {"Authorization": f"Bearer {issued.token}"}
+    assert _codes(app.test_client(), "service_points", SERVICE_POINTS_FROM, HEADERS[DISPATCHER])
+    assert _codes(app.test_client(), "service_points", SERVICE_POINTS_FROM, zone) == set()
     everywhere = app.test_client().get(_url("service_points", tile), headers=HEADERS[DISPATCHER])
-    zoned = app.test_client().get(_url("service_points", tile), headers={"Authorization": f"Bearer {issued.token}"})
-    assert _features(everywhere, "service_points") and _features(zoned, "service_points") == []
+    zoned = app.test_client().get(_url("service_points", tile), headers=zone)
     assert zoned.headers["ETag"] != everywhere.headers["ETag"]
 
 
