@@ -8,7 +8,8 @@ The city is loaded once into ``gridatlas_bench_tiles`` and kept (a later run at 
 reuses it). Requests go to the Flask app in this process (its test client: the server's time,
 without a network), a planner's token for the service points. Every tile over the city's
 extent at zooms 10 to 12, a random sample (seed 1) at 13 to 18; each tile is asked once, as a
-map's first view would (no tile cache: each answer is built by PostGIS). Prints per layer and
+map's first view would, with the tile cache off (TILE_CACHE_MB=0: each answer is built by
+PostGIS); then the far-out segments tiles once more from the cache, as later maps get them. Prints per layer and
 zoom the tiles asked, p50 / p95 / max in ms against the target (p95 < 50 ms), the mean size,
 and a 304 revalidation; then the old GeoJSON answer for the whole city (MV segments, cut at
 the feature limit) next to the tiles that draw the same view.
@@ -116,9 +117,23 @@ def compare_with_geojson(client, box: BBox, limit: int) -> None:
           f"(a browser asks 6 at a time), {size / 1024:,.0f} kB")
 
 
-def bench(url: str, samples: int) -> None:
-    """Time every layer's tiles over the city of the database at ``url``."""
+def cached(url: str, tiles: dict[int, list]) -> None:
+    """The far-out segments tiles a second time from the process's tile cache (as every map
+    opening on the city after the first asks for them)."""
     app = create_app({"DATABASE_URL": url, "BASEMAP_URL": "none"})
+    client = app.test_client()
+    wanted = [tile for z in range(10, ALL_TILES_UP_TO + 1) for tile in tiles[z]]
+    for z, x, y in wanted:
+        client.get(f"/tiles/segments/{z}/{x}/{y}.mvt")
+    times = [timed_get(client, f"/tiles/segments/{z}/{x}/{y}.mvt", {})[0] for z, x, y in wanted]
+    print(f"  segments, zooms 10-{ALL_TILES_UP_TO} again from the tile cache ({len(times)} tiles): "
+          f"p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 0.95):.1f} ms")
+    app.extensions["engine"].dispose()
+
+
+def bench(url: str, samples: int) -> None:
+    """Time every layer's tiles over the city of the database at ``url``, each built (no cache)."""
+    app = create_app({"DATABASE_URL": url, "BASEMAP_URL": "none", "TILE_CACHE_MB": 0})
     engine = app.extensions["engine"]
     client = app.test_client()
     planner = bench_token(engine, "planner")
@@ -135,8 +150,9 @@ def bench(url: str, samples: int) -> None:
     for layer in LAYERS:
         bench_layer(client, layer, tiles, planner if layer == "service_points" else {})
     compare_with_geojson(client, box, app.config["API_MAX_FEATURES"])
-    print(f"  after: {load_note()}")
     engine.dispose()
+    cached(url, tiles)
+    print(f"  after: {load_note()}")
 
 
 def main() -> None:
