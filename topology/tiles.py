@@ -33,7 +33,6 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from geo import tiles
 from geo.auth import NETWORK_READERS, PUBLIC, control_feeders
-from geo.spatial import in_bbox
 from geo.tiles import Tile, TileLayer
 from topology import trace
 from topology.cache import topology_cache
@@ -157,7 +156,7 @@ def _segments_one_by_one(tile: Tile, dead: list[int]) -> Select:
     s = _segments
     return (select(s.c.geom, s.c.code, *_segment_columns(s.c.feeder_id), _level(s.c.from_node_id).label("level"),
                    s.c.in_service, not_(s.c.id == any_(_dead_ids(dead))).label("energised"))
-            .where(in_bbox(s.c.geom, tile.bbox())))
+            .where(tile.holds(s.c.geom)))
 
 
 def _segments_overview(tile: Tile, dead: list[int]) -> Select:
@@ -170,7 +169,7 @@ def _segments_overview(tile: Tile, dead: list[int]) -> Select:
         return lines.order_by(o.c.level)  # lv first: the MV network is drawn over it
     dead_lines = (select(func.ST_Transform(s.c.geom, 3857), s.c.code, *_segment_columns(s.c.feeder_id),
                          _level(s.c.from_node_id), s.c.in_service, literal(False))
-                  .where(s.c.id == any_(_dead_ids(dead)), in_bbox(s.c.geom, tile.bbox())))
+                  .where(s.c.id == any_(_dead_ids(dead)), tile.holds(s.c.geom)))
     both = union_all(lines, dead_lines).subquery("segments")
     return select(both).order_by(both.c.energised.desc(), both.c.level)  # the grey ones on top
 
@@ -186,7 +185,7 @@ def _devices_layer(connection: Connection, tile: Tile) -> Select:
     query = (select(d.c.geom, d.c.code, d.c.kind, d.c.name, select(_feeders.c.code).where(_feeders.c.id == d.c.feeder_id)
                     .scalar_subquery().label("feeder"), _level(d.c.from_node_id).label("level"), d.c.normal_state,
                     d.c.current_state, d.c.in_service, d.c.rated_kva)
-             .where(in_bbox(d.c.geom, tile.bbox())))
+             .where(tile.holds(d.c.geom)))
     if tile.z < DEVICES_ALL_FROM:
         shown = [DeviceKind.breaker.value, DeviceKind.recloser.value] + (
             [DeviceKind.switch.value] if tile.z >= SWITCHES_FROM else [])
