@@ -491,6 +491,10 @@
   function updateFeederLegend() {
     var el = GridAtlas.feederLegendElement, seen = {}, list = [];
     if (!el) { return; }
+    if (GridAtlas.state.tiled.segments) {  // tiles carry no list of their feeders
+      el.innerHTML = '<li class="ga-more">' + _html("every feeder in its colour; zoom in for their names") + "</li>";
+      return;
+    }
     (GridAtlas.features.segments || []).forEach(function (f) {
       var code = f.properties.feeder || _("no feeder");
       if (!seen[code]) { seen[code] = true; list.push([code, f.properties.colour]); }

@@ -48,6 +48,7 @@ def test_far_out_every_segment_comes_from_tiles(live_server, small_city, page, r
     assert state["errors"] == []
     status = page.locator(".ga-status").inner_text()
     assert "Feeders: all, from vector tiles" in status and "Showing the first" not in status
+    assert "every feeder in its colour" in page.locator(".ga-legend").inner_text()
     tile_urls = [url for url in requests_seen if "/tiles/segments/13/" in url]
     assert tile_urls and all(url.endswith(".mvt") for url in tile_urls)
     page.wait_for_function("() => Object.keys(GridAtlas.tileLayers.segments._tiles).length > 0 && "
