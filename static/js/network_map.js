@@ -14,7 +14,8 @@
  *                                 Leaflet layer has .feature (the GeoJSON feature; id = element code).
  *   GridAtlas.features[name]      the GeoJSON features last loaded for that layer.
  *   GridAtlas.tileLayers[name]    the vector tile layer (Leaflet.VectorGrid) a layer draws from below
- *                                 config.tileZoom (segments: every one of them, never a truncated
+ *                                 a zoom (segments below config.tileZoom, customers below
+ *                                 config.customerTileZoom: every one of them, never a truncated
  *                                 answer); above it the layer loads GeoJSON by bbox as before.
  *   GridAtlas.state               {loading, scheduled, loads, bbox, counts, truncated, hidden, tiled, errors};
  *                                 loads counts completed reloads; the map shows its view once
@@ -75,12 +76,13 @@
      count: function (n, html) { return ngettext_html("%(num)s area", "%(num)s areas", n, {num: html}); }, api: "transformer_areas",
      visible: false, minZoom: "overviewZoom"},
     // Below the detail zoom only the MV network is fetched: LV segments are nine in ten.
-    {name: "segments", label: _("Feeders"), tiles: "segments",
+    {name: "segments", label: _("Feeders"), tiles: "segments", tilesBelow: "tileZoom", tileStyle: tileSegmentStyle,
      count: function (n, html) { return ngettext_html("%(num)s segment", "%(num)s segments", n, {num: html}); }, api: "segments",
      visible: true, params: mvWhenFar},
     {name: "customers", label: _("Customers"),
      count: function (n, html) { return ngettext_html("%(num)s customer", "%(num)s customers", n, {num: html}); }, api: "service_points",
-     visible: true, cluster: true, minZoom: "detailZoom"},
+     visible: true, cluster: true, minZoom: "detailZoom", tiles: "service_points", tilesBelow: "customerTileZoom",
+     tileStyle: tileCustomerStyle},
     {name: "transformers", label: _("Transformers"),
      count: function (n, html) { return ngettext_html("%(num)s transformer", "%(num)s transformers", n, {num: html}); }, api: "transformers",
      visible: true, minZoom: "overviewZoom"},
@@ -183,6 +185,11 @@
     var mv = p.level !== "lv", dead = p.energised === false;
     return {color: dead ? COLOURS.deenergised : p.colour, weight: mv ? (zoom >= 12.5 ? 2.5 : 1.5) : (dead ? 1.5 : 0.7),
             opacity: mv || dead ? 0.95 : 0.45, dashArray: p.in_service === false ? "4 4" : null, lineCap: "round"};
+  }
+
+  // A customer of a vector tile: a dot, as drawn unclustered.
+  function tileCustomerStyle() {
+    return {radius: 3, fill: true, fillColor: COLOURS.customer, fillOpacity: 0.9, color: COLOURS.halo, weight: 0.5};
   }
 
   function customerStyle(feature) {
@@ -361,11 +368,12 @@
     return config.layerUrl.replace("__layer__", spec.api) + L.Util.getParamString(params);
   }
 
-  // Below config.tileZoom a layer with tiles draws from them: the GeoJSON answer would be cut at
-  // config.limit features (the 1M city's MV network alone is 58,000 segments).
-  function useTiles(spec, zoom) {
+  // Below config[spec.tilesBelow] a layer with tiles draws from them: the GeoJSON answer would be
+  // cut at config.limit features (the 1M city's MV network alone is 58,000 segments; a
+  // neighbourhood at zoom 16 over 20,000 customers).
+  function useTiles(spec, zoom, hidden) {
     var tiles = GridAtlas.tileLayers[spec.name], map = GridAtlas.map;
-    var wanted = Boolean(tiles) && zoom < config.tileZoom && map.hasLayer(GridAtlas.layers[spec.name]);
+    var wanted = Boolean(tiles) && !hidden && zoom < config[spec.tilesBelow] && map.hasLayer(GridAtlas.layers[spec.name]);
     if (wanted && !map.hasLayer(tiles)) { tiles.addTo(map); } else if (!wanted && tiles && map.hasLayer(tiles)) { map.removeLayer(tiles); }
     GridAtlas.state.tiled[spec.name] = wanted;
     return wanted;
@@ -373,7 +381,8 @@
 
   function load(spec, bbox, force) {
     var zoom = GridAtlas.map.getZoom(), state = GridAtlas.state, previous = fetched[spec.name];
-    if (useTiles(spec, zoom)) {
+    state.hidden[spec.name] = Boolean(spec.minZoom && zoom < config[spec.minZoom]);
+    if (useTiles(spec, zoom, state.hidden[spec.name])) {
       if (controllers[spec.name]) { controllers[spec.name].abort(); }
       fetched[spec.name] = null;
       draw(spec, null);
@@ -387,7 +396,6 @@
       }
       return Promise.resolve();
     }
-    state.hidden[spec.name] = Boolean(spec.minZoom && zoom < config[spec.minZoom]);
     if (state.hidden[spec.name]) {
       if (controllers[spec.name]) { controllers[spec.name].abort(); }
       fetched[spec.name] = null;
@@ -565,7 +573,7 @@
       LAYERS.forEach(function (spec) {
         if (!spec.tiles || !config.tiles[spec.tiles]) { return; }
         var styles = {};
-        styles[spec.tiles] = tileSegmentStyle;
+        styles[spec.tiles] = spec.tileStyle;
         GridAtlas.tileLayers[spec.name] = L.vectorGrid.protobuf(config.tiles[spec.tiles], {
           rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: false, maxNativeZoom: 22,
           fetchOptions: {credentials: "same-origin"},
@@ -598,7 +606,7 @@
     map.on("zoomend", function () { GridAtlas.restyle(); });
     map.on("overlayadd", function () { GridAtlas.restack(); GridAtlas.refresh(false); });
     map.on("overlayremove", function () {
-      LAYERS.forEach(function (spec) { useTiles(spec, map.getZoom()); });
+      LAYERS.forEach(function (spec) { useTiles(spec, map.getZoom(), GridAtlas.state.hidden[spec.name]); });
       updateStatus();
     });
     GridAtlas.ready = GridAtlas.refresh(true);

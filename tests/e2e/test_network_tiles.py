@@ -1,5 +1,6 @@
-"""/map/network far out in headless Chromium: the segments come as vector tiles, every one of
-them, where the GeoJSON answer is cut at the feature limit; close in the map is GeoJSON again."""
+"""/map/network in headless Chromium: far out the segments, and at zoom 16 the customers, come
+as vector tiles, every one of them, where the GeoJSON answer is cut at the feature limit; close
+in the map is GeoJSON again."""
 from __future__ import annotations
 
 import pytest
@@ -58,7 +59,17 @@ def test_far_out_every_segment_comes_from_tiles(live_server, small_city, page, r
     screenshot(page, "network_map_tiles_zoom_13")
     assert live_server.only_local(requests_seen)
 
-    _zoom_to(page, 16)  # close in: GeoJSON again, with its popups and the trace tool's clicks
+    _zoom_to(page, 16)  # segments by bbox again, with popups and clicks; the customers from tiles
     state = page.evaluate("GridAtlas.state")
     assert state["tiled"]["segments"] is False and state["counts"]["segments"] > 0
     assert page.evaluate("GridAtlas.map.hasLayer(GridAtlas.tileLayers.segments)") is False
+    assert state["tiled"]["customers"] is True and state["truncated"]["customers"] is False
+    assert "Customers: all, from vector tiles" in page.locator(".ga-status").inner_text()
+    assert any("/tiles/service_points/16/" in url for url in requests_seen)
+    screenshot(page, "network_map_tiles_customers_zoom_16")
+
+    _zoom_to(page, 17)  # close in: the customers by bbox too, clustered, with their popups
+    state = page.evaluate("GridAtlas.state")
+    assert state["tiled"]["customers"] is False and state["counts"]["customers"] > 0
+    # Tiles still on their way would hold their tables' locks while the next module empties them.
+    page.wait_for_load_state("networkidle")
