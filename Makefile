@@ -22,7 +22,7 @@ VENDOR_FILES := \
 	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js \
 	node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css \
 	node_modules/leaflet-realtime/dist/leaflet-realtime.js \
-	node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.js \
+	node_modules/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js \
 	node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css
 
 .PHONY: run test fuzz install assets browser redis stop clean-db lint translations

@@ -26,6 +26,7 @@ import geo.requests
 import geo.security
 import geo.server
 import geo.signin
+import geo.tiles
 import geo.users_cli
 from geo.auth import PUBLIC, allow
 from geo.contracts import UNHEALTHY, Health
@@ -60,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.db.init_app(app)
     geo.migrate.init_app(app)
     geo.maps.init_app(app)
+    geo.tiles.init_app(app)
     geo.server.init_app(app)
     geo.auth.init_app(app)  # before any package: every request is guarded first
     app.before_request(geo.requests.refuse_unstorable_url)  # after the guard: a refusal is audited with its account
@@ -71,6 +73,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(geo.openapi.bp)
     app.register_blueprint(geo.features.bp)  # OGC API - Features; the packages register its collections
     geo.basemap.init_app(app)  # the local base map and the light one; the packages register its outlines
+    app.register_blueprint(geo.tiles.bp)  # vector tiles; the packages register their layers
 
     import topology
 

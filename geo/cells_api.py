@@ -17,7 +17,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from geo import basemap, cell_checks, cell_edits, cells, cells_io, features
+from geo import basemap, cell_checks, cell_edits, cells, cells_io, features, tiles
 from geo.auth import ADMIN, DISPATCHER, PLANNER, PUBLIC, allow, current_principal
 from geo.db import get_session, read
 from geo.errors import Invalid
@@ -370,6 +370,16 @@ def _cells_for_gis(bbox: BBox | None) -> Select:
                   table.c.updated_at, manager.label("manager")).where(in_bbox(table.c.geom, bbox))
 
 
+def _cell_tile(connection, tile: tiles.Tile) -> Select:
+    layer = _cells_for_gis(tile.bbox()).subquery("layer")
+    return select(*[column for column in layer.c if column.key != "id"])
+
+
+def _cells_version(connection) -> str:
+    """What a cells tile's ETag follows: every change to the cells."""
+    return "%s-%s" % cells.revision(connection)
+
+
 def _cells_extent(connection) -> BBox | None:
     box = connection.execute(select(func.ST_XMin(func.ST_Extent(cells.GridCell.__table__.c.geom)),
                                     func.ST_YMin(func.ST_Extent(cells.GridCell.__table__.c.geom)),
@@ -383,6 +393,9 @@ def init_app(app: Flask) -> None:
     light base map."""
     app.register_blueprint(bp)
     app.cli.add_command(cells_cli)
+    tiles.register(tiles.TileLayer(
+        "grid_cells", "Grid cells", "The grid cells: code, name, version, saved at and the cell's manager.",
+        frozenset({PUBLIC}), _cell_tile, _cells_version))
     features.register(features.Collection(
         "grid_cells", "Grid cells", "The grid cells planners draw: code, name, version, when it was saved and the "
         "cell's manager.", frozenset({PUBLIC}), _cells_for_gis, _cells_extent))

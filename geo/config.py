@@ -27,6 +27,8 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         # has its own, larger limit).
         "API_MAX_BODY_BYTES": int(env.get("API_MAX_BODY_BYTES", str(1024 * 1024))),
         "DB_POOL_SIZE": int(env.get("DB_POOL_SIZE", "10")),
+        # Vector tiles kept per process (geo/tiles.py), by ETag: never stale, only evicted; 0 keeps none.
+        "TILE_CACHE_MB": int(env.get("TILE_CACHE_MB", "64")),
         # None: a demo on the embedded cluster makes one (geo.security); a deployment must set it.
         "SECRET_KEY": env.get("SECRET_KEY") or None,
         # Rate limits (geo/limits.py), in Flask-Limiter's notation; the counters are per process

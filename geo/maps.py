@@ -34,7 +34,7 @@ VENDOR_ASSETS = {
     "leaflet_geoman_css": "leaflet-geoman.css",
 }
 # Leaflet.VectorGrid draws a BASEMAP_FILE of vector tiles (npm's leaflet.vectorgrid, bundled build).
-VECTOR_GRID = "Leaflet.VectorGrid.bundled.js"
+VECTOR_GRID = "Leaflet.VectorGrid.bundled.min.js"
 
 
 def _vendor_url(filename: str) -> str:

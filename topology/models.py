@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger, Boolean, CheckConstraint, DateTime, Enum, Float, ForeignKey, Integer, String, Text,
     func,
 )
+from sqlalchemy import Index, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from geo.db import Base
@@ -23,7 +24,7 @@ from geo.db import Base
 __all__ = [
     "NodeKind", "DeviceKind", "SWITCHGEAR", "PROTECTIVE", "SwitchState", "SourceKind",
     "Substation", "Feeder", "Node", "Segment", "Device", "Source", "TransformerArea",
-    "ServicePoint", "TopologyState", "SwitchingEvent", "NETWORK_TABLES",
+    "ServicePoint", "TopologyState", "SwitchingEvent", "SegmentOverview", "NETWORK_TABLES", "DEVICES_FAR_OUT",
 ]
 
 SRID = 4326
@@ -47,6 +48,11 @@ class DeviceKind(str, enum.Enum):
 # The devices that can be operated (opened and closed), and those that interrupt a fault themselves.
 SWITCHGEAR = tuple(kind.value for kind in DeviceKind if kind is not DeviceKind.transformer)
 PROTECTIVE = (DeviceKind.breaker.value, DeviceKind.recloser.value, DeviceKind.fuse.value)
+
+
+# The devices a map shows before fuses and transformers (nine in ten) appear: topology/tiles.py's
+# far-out tiles filter with this predicate too, so that PostgreSQL uses the partial index.
+DEVICES_FAR_OUT = "(kind IN ('breaker', 'recloser', 'switch') OR current_state = 'open')"
 
 
 class SwitchState(str, enum.Enum):
@@ -139,7 +145,12 @@ class Device(Base):
     """A two-terminal device: it conducts only when in service and (for switchgear) closed."""
 
     __tablename__ = "devices"
-    __table_args__ = (CheckConstraint("from_node_id <> to_node_id", name="device_not_a_loop"),)
+    __table_args__ = (
+        CheckConstraint("from_node_id <> to_node_id", name="device_not_a_loop"),
+        # The devices vector tiles show far out (topology/tiles.py): one in ten of them.
+        Index("idx_devices_geom_far", "geom", postgresql_using="gist",
+              postgresql_where=text(DEVICES_FAR_OUT)),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     code: Mapped[str] = mapped_column(String(120), unique=True)
@@ -211,6 +222,9 @@ class TopologyState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The version segment_overview was built at (None: never); topology/tiles.py rebuilds it when
+    # something other than switching (an import) has changed the network since.
+    overview_version: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SwitchingEvent(Base):
@@ -238,6 +252,19 @@ class SwitchingEvent(Base):
     # Worker processes catch up with the operations recorded since their cached version.
     topology_version: Mapped[int] = mapped_column(BigInteger, index=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class SegmentOverview(Base):
+    """The segments of one feeder at one level (mv, lv) as one generalised MultiLineString in Web
+    Mercator (SRID 3857), for the vector tiles of the whole city (topology/tiles.py): derived from
+    ``segments``, rebuilt after an import, never edited."""
+
+    __tablename__ = "segment_overview"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    feeder_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: an import replaces feeders first
+    level: Mapped[str] = mapped_column(String(2))
+    geom: Mapped[WKBElement] = mapped_column(Geometry("MULTILINESTRING", srid=3857, spatial_index=True))
 
 
 # In dependency order: a table's references point only at tables before it.

@@ -9,6 +9,7 @@ from geo.db import get_session
 from geo.maps import base_map, render_map
 from geo.auth import NETWORK_READERS, PUBLIC, allow, current_principal
 from geo.openapi import HTML, Answer, contract
+from geo.tiles import tile_url_template
 from topology.trace_api import SWITCHING_ROLES
 from topology.layers import network_overview
 
@@ -19,6 +20,9 @@ bp = Blueprint("topology_views", __name__)
 # and transformers too (a million-customer city has 90,000 fuses and 36,000 transformers).
 DETAIL_ZOOM = 16
 OVERVIEW_ZOOM = 14
+# Customers from DETAIL_ZOOM to this one come as vector tiles (dots, no clusters or popups):
+# at zoom 16 a view of the 1M city asks for more than the GeoJSON limit.
+CUSTOMER_TILE_ZOOM = 17
 
 
 class _ClusterAssets(JSCSSMixin):
@@ -50,6 +54,12 @@ def network_map():
         "limit": current_app.config["API_MAX_FEATURES"],
         "detailZoom": DETAIL_ZOOM,
         "overviewZoom": OVERVIEW_ZOOM,
+        # Below these the segments and the customers come as vector tiles (every one: GeoJSON
+        # would be cut at "limit"; a zoom-16 view of the 1M city holds over 20,000 customers).
+        "tileZoom": OVERVIEW_ZOOM,
+        "customerTileZoom": CUSTOMER_TILE_ZOOM,
+        "tiles": {"segments": tile_url_template("segments"),
+                  **({"service_points": tile_url_template("service_points")} if may_trace else {})},
         "extent": list(extent) if extent else None,
         "customers": may_trace,
     }

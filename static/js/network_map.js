@@ -1,6 +1,8 @@
 /*
  * GridAtlas network map (/map/network): draws the network's layers, fetched from
- * /api/network/<layer>?bbox=...&limit=... whenever the view changes, never embedded in the page.
+ * /api/network/<layer>?bbox=...&limit=... whenever the view changes, never embedded in the page;
+ * far out (below config.tileZoom) the segments come as vector tiles from config.tiles.segments
+ * (/tiles/segments/{z}/{x}/{y}.mvt), so that the whole city shows every segment.
  *
  * The page calls GridAtlas.start(map, config) once folium has built the Leaflet map. Tools that
  * build on this map (the trace tool, live switching) use window.GridAtlas:
@@ -11,7 +13,11 @@
  *                                 "customers" (a marker-cluster group). Every drawn feature's
  *                                 Leaflet layer has .feature (the GeoJSON feature; id = element code).
  *   GridAtlas.features[name]      the GeoJSON features last loaded for that layer.
- *   GridAtlas.state               {loading, scheduled, loads, bbox, counts, truncated, hidden, errors};
+ *   GridAtlas.tileLayers[name]    the vector tile layer (Leaflet.VectorGrid) a layer draws from below
+ *                                 a zoom (segments below config.tileZoom, customers below
+ *                                 config.customerTileZoom: every one of them, never a truncated
+ *                                 answer); above it the layer loads GeoJSON by bbox as before.
+ *   GridAtlas.state               {loading, scheduled, loads, bbox, counts, truncated, hidden, tiled, errors};
  *                                 loads counts completed reloads; the map shows its view once
  *                                 loading is 0 and no reload is scheduled (tests wait on it).
  *   GridAtlas.onFeatureClick(fn)  fn(feature, layerName, leafletEvent) on a click on any feature;
@@ -70,12 +76,13 @@
      count: function (n, html) { return ngettext_html("%(num)s area", "%(num)s areas", n, {num: html}); }, api: "transformer_areas",
      visible: false, minZoom: "overviewZoom"},
     // Below the detail zoom only the MV network is fetched: LV segments are nine in ten.
-    {name: "segments", label: _("Feeders"),
+    {name: "segments", label: _("Feeders"), tiles: "segments", tilesBelow: "tileZoom", tileStyle: tileSegmentStyle,
      count: function (n, html) { return ngettext_html("%(num)s segment", "%(num)s segments", n, {num: html}); }, api: "segments",
      visible: true, params: mvWhenFar},
     {name: "customers", label: _("Customers"),
      count: function (n, html) { return ngettext_html("%(num)s customer", "%(num)s customers", n, {num: html}); }, api: "service_points",
-     visible: true, cluster: true, minZoom: "detailZoom"},
+     visible: true, cluster: true, minZoom: "detailZoom", tiles: "service_points", tilesBelow: "customerTileZoom",
+     tileStyle: tileCustomerStyle},
     {name: "transformers", label: _("Transformers"),
      count: function (n, html) { return ngettext_html("%(num)s transformer", "%(num)s transformers", n, {num: html}); }, api: "transformers",
      visible: true, minZoom: "overviewZoom"},
@@ -90,7 +97,8 @@
   var GridAtlas = window.GridAtlas = {
     map: null, layers: {}, features: {}, control: null, legend: null, styleHooks: {},
     colours: COLOURS, deviceSymbols: DEVICE_SYMBOLS,
-    state: {loading: 0, scheduled: false, loads: 0, bbox: null, counts: {}, truncated: {}, hidden: {}, errors: []},
+    state: {loading: 0, scheduled: false, loads: 0, bbox: null, counts: {}, truncated: {}, hidden: {}, tiled: {}, errors: []},
+    tileLayers: {},
   };
   var clickHandlers = [], loadHandlers = [], config = {}, fetched = {}, controllers = {}, moveTimer = null;
 
@@ -169,6 +177,19 @@
       color: open ? COLOURS.open : COLOURS.halo, weight: open ? 3 : 1.5, opacity: 1,
       dashArray: p.in_service === false ? "2 2" : null,
     });
+  }
+
+  // A segment of a vector tile (properties only; the overview's merged lines have no code).
+  // De-energised ones are grey, as the trace tool draws them; LV faint under the MV network.
+  function tileSegmentStyle(p, zoom) {
+    var mv = p.level !== "lv", dead = p.energised === false;
+    return {color: dead ? COLOURS.deenergised : p.colour, weight: mv ? (zoom >= 12.5 ? 2.5 : 1.5) : (dead ? 1.5 : 0.7),
+            opacity: mv || dead ? 0.95 : 0.45, dashArray: p.in_service === false ? "4 4" : null, lineCap: "round"};
+  }
+
+  // A customer of a vector tile: a dot, as drawn unclustered.
+  function tileCustomerStyle() {
+    return {radius: 3, fill: true, fillColor: COLOURS.customer, fillOpacity: 0.9, color: COLOURS.halo, weight: 0.5};
   }
 
   function customerStyle(feature) {
@@ -347,9 +368,34 @@
     return config.layerUrl.replace("__layer__", spec.api) + L.Util.getParamString(params);
   }
 
+  // Below config[spec.tilesBelow] a layer with tiles draws from them: the GeoJSON answer would be
+  // cut at config.limit features (the 1M city's MV network alone is 58,000 segments; a
+  // neighbourhood at zoom 16 over 20,000 customers).
+  function useTiles(spec, zoom, hidden) {
+    var tiles = GridAtlas.tileLayers[spec.name], map = GridAtlas.map;
+    var wanted = Boolean(tiles) && !hidden && zoom < config[spec.tilesBelow] && map.hasLayer(GridAtlas.layers[spec.name]);
+    if (wanted && !map.hasLayer(tiles)) { tiles.addTo(map); } else if (!wanted && tiles && map.hasLayer(tiles)) { map.removeLayer(tiles); }
+    GridAtlas.state.tiled[spec.name] = wanted;
+    return wanted;
+  }
+
   function load(spec, bbox, force) {
     var zoom = GridAtlas.map.getZoom(), state = GridAtlas.state, previous = fetched[spec.name];
     state.hidden[spec.name] = Boolean(spec.minZoom && zoom < config[spec.minZoom]);
+    if (useTiles(spec, zoom, state.hidden[spec.name])) {
+      if (controllers[spec.name]) { controllers[spec.name].abort(); }
+      fetched[spec.name] = null;
+      draw(spec, null);
+      state.counts[spec.name] = 0;
+      state.truncated[spec.name] = false;
+      // After a switching operation: the tiles' ETag has changed, each comes again (else a 304).
+      // Removed and added, not redraw(): that asks for tiles of a fractional zoom (zoomSnap 0.5).
+      if (force && GridAtlas.state.loads > 0) {
+        GridAtlas.map.removeLayer(GridAtlas.tileLayers[spec.name]);
+        GridAtlas.tileLayers[spec.name].addTo(GridAtlas.map);
+      }
+      return Promise.resolve();
+    }
     if (state.hidden[spec.name]) {
       if (controllers[spec.name]) { controllers[spec.name].abort(); }
       fetched[spec.name] = null;
@@ -424,7 +470,8 @@
     }).length;
     LAYERS.forEach(function (spec) {
       if (!GridAtlas.map.hasLayer(GridAtlas.layers[spec.name]) || state.hidden[spec.name]) { return; }
-      var text = counted(state.counts[spec.name], spec);
+      var text = state.tiled[spec.name] ? _html("%(layer)s: all, from vector tiles", {layer: escapeHtml(spec.label)})
+                                        : counted(state.counts[spec.name], spec);
       if (spec.name === "switchgear" && openCount) {
         text += ' (<span class="ga-open">' + _html("%(count)s open", {count: escapeHtml(number(openCount))}) + "</span>)";
       }
@@ -434,7 +481,9 @@
       }
     });
     if (!config.extent) { notes.push(_html("No network is loaded yet.")); }
-    if (GridAtlas.map.getZoom() < config.overviewZoom) {
+    if (GridAtlas.map.getZoom() < config.overviewZoom && state.tiled.segments) {  // the tiles hold the LV network too
+      notes.push(_html("Only open switchgear is drawn: zoom in to see the rest, transformers and customers."));
+    } else if (GridAtlas.map.getZoom() < config.overviewZoom) {
       notes.push(_html("Only open switchgear is drawn: zoom in to see the rest, transformers, customers and the LV network."));
     } else if (GridAtlas.map.getZoom() < config.detailZoom) {
       notes.push(_html("Zoom in to see customers and the LV network."));
@@ -450,6 +499,10 @@
   function updateFeederLegend() {
     var el = GridAtlas.feederLegendElement, seen = {}, list = [];
     if (!el) { return; }
+    if (GridAtlas.state.tiled.segments) {  // tiles carry no list of their feeders
+      el.innerHTML = '<li class="ga-more">' + _html("every feeder in its colour; zoom in for their names") + "</li>";
+      return;
+    }
     (GridAtlas.features.segments || []).forEach(function (f) {
       var code = f.properties.feeder || _("no feeder");
       if (!seen[code]) { seen[code] = true; list.push([code, f.properties.colour]); }
@@ -516,6 +569,17 @@
       map.fitBounds([[e[1], e[0]], [e[3], e[2]]], {maxZoom: 17, animate: false});
     }
     var renderer = GridAtlas.renderer = L.canvas({padding: 0.25});
+    if (config.tiles && L.vectorGrid) {
+      LAYERS.forEach(function (spec) {
+        if (!spec.tiles || !config.tiles[spec.tiles]) { return; }
+        var styles = {};
+        styles[spec.tiles] = spec.tileStyle;
+        GridAtlas.tileLayers[spec.name] = L.vectorGrid.protobuf(config.tiles[spec.tiles], {
+          rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: false, maxNativeZoom: 22,
+          fetchOptions: {credentials: "same-origin"},
+        });
+      });
+    }
     LAYERS.forEach(function (spec) {
       var layer = GridAtlas.layers[spec.name] = makeLayer(spec, renderer);
       if (spec.visible) { layer.addTo(map); }
@@ -541,7 +605,10 @@
     map.on("moveend", scheduleRefresh);
     map.on("zoomend", function () { GridAtlas.restyle(); });
     map.on("overlayadd", function () { GridAtlas.restack(); GridAtlas.refresh(false); });
-    map.on("overlayremove", function () { updateStatus(); });
+    map.on("overlayremove", function () {
+      LAYERS.forEach(function (spec) { useTiles(spec, map.getZoom(), GridAtlas.state.hidden[spec.name]); });
+      updateStatus();
+    });
     GridAtlas.ready = GridAtlas.refresh(true);
     return GridAtlas;
   };

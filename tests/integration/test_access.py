@@ -33,6 +33,8 @@ EXPECTED = {
         "landing", "conformance", "collections", "collection", "collection_items", "collection_item")},
     # The base map: a local tileset's tiles, street names and outlines of public data.
     **{f"basemap.{name}": {PUBLIC} for name in ("tile", "metadata", "streets", "outline")},
+    # Vector tiles: public routes; a layer with customers' data refuses other roles itself.
+    "tiles.index": {PUBLIC}, "tiles.tile": {PUBLIC},
     "accounts.login_page": {PUBLIC}, "accounts.login": {PUBLIC}, "accounts.logout": {PUBLIC},
     "accounts.audit_page": {ADMIN},
     "accounts_api.who_am_i": {PUBLIC}, "accounts_api.api_login": {PUBLIC}, "accounts_api.api_logout": {PUBLIC},
@@ -71,8 +73,7 @@ EXPECTED = {
 }
 # Sample values for a rule's variables: any value reaches the guard, which runs before the view.
 SAMPLES = {"layer": "segments", "code": "X1", "reference": "RAAAAAAAAA", "day": "2030-01-02", "name": "nobody", "token_id": "1",
-           "number": "1",
-           "filename": "css/gridatlas.css"}
+           "number": "1", "filename": "css/gridatlas.css", "z": "0", "x": "0", "y": "0"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:

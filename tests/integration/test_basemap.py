@@ -151,4 +151,4 @@ def test_every_map_page_gets_its_base_map_from_the_shell(app, client, tmp_path, 
     app.config["BASEMAP_FILE"] = str(write_mbtiles(tmp_path / "city.mbtiles", "pbf", {(0, 0, 0): b"x"}, layers=("roads",)))
     found = config()
     assert found["mode"] == "file" and found["file"]["url"] == "/basemap/{z}/{x}/{y}"
-    assert "vendor/Leaflet.VectorGrid.bundled.js" in client.get(path).get_data(as_text=True)
+    assert "vendor/Leaflet.VectorGrid.bundled.min.js" in client.get(path).get_data(as_text=True)

@@ -296,3 +296,22 @@ def test_gis_clients_read_the_cells_without_the_teams_phones(app, network):
     assert "571" not in answer.get_data(as_text=True)
     assert client_as(app, None).get("/ogc/collections/grid_cells").get_json()["extent"]["spatial"]["bbox"][0][0] == \
         pytest.approx(X0 - 0.3 * STEP)
+
+
+def test_the_cells_as_vector_tiles_follow_every_change(app, network):
+    import mapbox_vector_tile
+
+    from tests.integration.test_tiles import tile_around
+
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
+    tile = tile_around(X0 + 3 * STEP, Y0, 14)
+    url = f"/tiles/grid_cells/{tile.z}/{tile.x}/{tile.y}.mvt"
+    answer = client_as(app, None).get(url)
+    assert answer.status_code == 200
+    [feature] = mapbox_vector_tile.decode(answer.data)["grid_cells"]["features"]
+    assert feature["properties"]["code"] == "W" and feature["properties"]["version"] == 1
+    etag = answer.headers["ETag"]
+    assert client_as(app, None).get(url, headers={"If-None-Match": etag}).status_code == 304
+    planner(app).put("/api/cells/W", json={"version": 1, "name": "West", "reason": "renamed"})
+    again = client_as(app, None).get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 200 and again.headers["ETag"] != etag
