@@ -219,6 +219,7 @@ class Contents:
     split_areas: dict[str, dict[str, int]] = field(default_factory=dict)
     outside: int = 0
     outside_points: list[tuple[float, float]] = field(default_factory=list)
+    area_homes: dict[str, str] = field(default_factory=dict)  # area code -> the cell it belongs to
 
 
 class ContentsProvider(Protocol):

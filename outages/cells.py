@@ -19,24 +19,25 @@ __all__ = ["register", "out_per_cell"]
 _OPEN = text("SELECT id FROM outages WHERE state NOT IN ('restored', 'cancelled') ORDER BY id")
 
 
-def out_per_cell(connection: Connection) -> tuple[dict[str, int], dict[str, int]]:
-    """({cell: open outages with customers out in it}, {cell: customers out}). One query per open
-    outage for its steps, and one spatial query over them all."""
+def out_per_cell(connection: Connection, held: Contents) -> tuple[dict[str, int], dict[str, int]]:
+    """({cell: open outages with customers out in it}, {cell: customers out}): the customers out
+    of every open outage, placed in one query."""
     per_outage = [customers_out(connection, outage) for outage in connection.execute(_OPEN).scalars()]
+    everyone = np.unique(np.concatenate(per_outage)) if per_outage else np.zeros(0, dtype=np.int64)
+    cell_of = customer_cells(connection, everyone, held)
     outages: Counter = Counter()
     for out in per_outage:
-        if len(out):
-            outages.update(customer_cells(connection, out).keys())
-    everyone = np.unique(np.concatenate(per_outage)) if per_outage else np.zeros(0, dtype=np.int64)
-    return dict(outages), customer_cells(connection, everyone)
+        outages.update({cell_of.get(int(i)) for i in out} - {None})
+    customers = Counter(cell for cell in cell_of.values() if cell is not None)
+    return dict(outages), dict(customers)
 
 
 def _open_outages(connection: Connection, held: Contents) -> dict[str, float]:
-    return out_per_cell(connection)[0]
+    return out_per_cell(connection, held)[0]
 
 
 def _customers_out(connection: Connection, held: Contents) -> dict[str, float]:
-    return out_per_cell(connection)[1]
+    return out_per_cell(connection, held)[1]
 
 
 def register() -> None:

@@ -41,7 +41,7 @@ _HOMES = f"""
 WITH cells AS {CELL_POLYGONS},
 hit AS (SELECT DISTINCT ON (sp.id) sp.id, c.code AS cell FROM service_points sp
         JOIN cells c ON ST_Intersects(c.geom, sp.geom) WHERE sp.in_service ORDER BY sp.id, c.code),
-located AS (SELECT sp.id, sp.transformer_area_id AS area_id, hit.cell, sp.geom FROM service_points sp
+located AS (SELECT sp.id, sp.transformer_area_id AS area_id, hit.cell FROM service_points sp
             LEFT JOIN hit ON hit.id = sp.id WHERE sp.in_service),
 spread AS (SELECT area_id, count(DISTINCT cell) AS cells, min(cell) AS only_cell FROM located
            WHERE area_id IS NOT NULL AND cell IS NOT NULL GROUP BY area_id),
@@ -54,28 +54,33 @@ homes AS (
            AS home, given.cell_code IS NOT NULL AS given
   FROM transformer_areas ta
   LEFT JOIN {AREA_ASSIGNMENTS} given ON given.transformer_area = ta.code
-  LEFT JOIN spread ON spread.area_id = ta.id LEFT JOIN peopled ON peopled.area_id = ta.id),
-customers AS (SELECT located.id, located.area_id, located.cell AS lies_in, COALESCE(homes.home, located.cell) AS cell,
-                     located.geom FROM located LEFT JOIN homes ON homes.area_id = located.area_id)
+  LEFT JOIN spread ON spread.area_id = ta.id LEFT JOIN peopled ON peopled.area_id = ta.id)
 """
 
+# One pass over the customers (3 s at a million, of which 1 s the spatial join): per area and
+# cell lain in, how many; the customers' cells follow in Python (rule 4).
 _AREAS = text(_HOMES + """
-SELECT homes.area, homes.name, homes.home, homes.split AND NOT homes.given AS split,
-       customers.lies_in, count(customers.id) AS n
-FROM homes LEFT JOIN customers ON customers.area_id = homes.area_id
-GROUP BY homes.area, homes.name, homes.home, homes.split, homes.given, customers.lies_in
+SELECT homes.area, homes.name, homes.home, homes.split AND NOT homes.given AS split, counted.lies_in,
+       COALESCE(counted.n, 0) AS n
+FROM homes FULL JOIN (SELECT area_id, cell AS lies_in, count(*) AS n FROM located GROUP BY area_id, cell) AS counted
+  ON counted.area_id = homes.area_id
 """)
 
-_COUNTS = text(_HOMES + """
-SELECT cell, count(*) AS n FROM customers GROUP BY cell
+_OUTSIDE = text(f"""
+SELECT ST_X(sp.geom) AS lon, ST_Y(sp.geom) AS lat FROM service_points sp
+LEFT JOIN transformer_areas ta ON ta.id = sp.transformer_area_id
+WHERE sp.in_service AND (ta.code IS NULL OR NOT ta.code = ANY(:homed))
+  AND NOT EXISTS (SELECT 1 FROM {CELL_POLYGONS} c WHERE ST_Intersects(c.geom, sp.geom))
+ORDER BY sp.id LIMIT :limit
 """)
 
-_OUTSIDE = text(_HOMES + """
-SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat FROM customers WHERE cell IS NULL ORDER BY id LIMIT :limit
-""")
-
-_OF_CUSTOMERS = text(_HOMES + """
-SELECT cell, count(*) AS n FROM customers WHERE id = ANY(:ids) AND cell IS NOT NULL GROUP BY cell
+# Where given customers lie and their area: with the areas' homes (kept with the contents), their
+# cells by the same rule, in time proportional to them.
+_LIE_IN = text(f"""
+SELECT sp.id, ta.code AS area,
+       (SELECT c.code FROM {CELL_POLYGONS} c WHERE ST_Intersects(c.geom, sp.geom) ORDER BY c.code LIMIT 1) AS lies_in
+FROM service_points sp LEFT JOIN transformer_areas ta ON ta.id = sp.transformer_area_id
+WHERE sp.id = ANY(:ids) AND sp.in_service
 """)
 
 
@@ -100,29 +105,37 @@ def contents(connection: Connection, revision: tuple | None = None) -> Contents:
 
 def _contents(connection: Connection) -> Contents:
     """Each cell's transformer areas (code, name, customers) and customers, the split areas
-    ({cell: customers}), and the customers outside every cell (counted, and placed up to
-    OUTSIDE_POINTS). Linear in the service points; one spatial join of them with the cells."""
+    ({cell: customers}), each area's cell, and the customers outside every cell (counted, and
+    placed up to OUTSIDE_POINTS). Linear in the service points; one spatial join with the cells."""
     areas: dict[str, dict[str, dict]] = defaultdict(dict)
     split: dict[str, dict[str, int]] = defaultdict(dict)
+    counts: dict[str | None, int] = defaultdict(int)
+    homes: dict[str, str] = {}
     for row in connection.execute(_AREAS):
-        if row.home is not None:
+        if row.area is not None and row.home is not None:
+            homes[row.area] = row.home
             entry = areas[row.home].setdefault(row.area, {"code": row.area, "name": row.name, "customers": 0})
             entry["customers"] += row.n
         if row.split and row.lies_in is not None:
             split[row.area][row.lies_in] = row.n
-    counts = {row.cell: row.n for row in connection.execute(_COUNTS)}
+        if row.n:
+            counts[row.home if row.home is not None else row.lies_in] += row.n
     outside = counts.pop(None, 0)
-    points = [(row.lon, row.lat) for row in connection.execute(_OUTSIDE, {"limit": OUTSIDE_POINTS})] if outside else []
+    points = [(row.lon, row.lat) for row in connection.execute(
+        _OUTSIDE, {"homed": list(homes), "limit": OUTSIDE_POINTS})] if outside else []
     return Contents(transformer_areas={cell: sorted(held.values(), key=lambda a: a["code"]) for cell, held in areas.items()},
-                    customers=counts, split_areas=dict(split), outside=outside, outside_points=points)
+                    customers=dict(counts), split_areas=dict(split), outside=outside, outside_points=points,
+                    area_homes=homes)
 
 
-def customer_cells(connection: Connection, service_points) -> dict[str, int]:
-    """How many of ``service_points`` (ids) belong to each cell, by the same rule."""
+def customer_cells(connection: Connection, service_points, held: Contents) -> dict[int, str | None]:
+    """The cell each of ``service_points`` (ids) belongs to by the same rule (None: none), given
+    the cells' contents ``held`` (for their areas' cells)."""
     ids = [int(i) for i in service_points]
     if not ids:
         return {}
-    return {row.cell: row.n for row in connection.execute(_OF_CUSTOMERS, {"ids": ids})}
+    return {row.id: held.area_homes.get(row.area, row.lies_in) if row.area is not None else row.lies_in
+            for row in connection.execute(_LIE_IN, {"ids": ids})}
 
 
 _HULLS: dict[tuple, bytes | None] = {}

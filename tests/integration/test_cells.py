@@ -79,6 +79,14 @@ def test_a_planner_draws_cells_and_each_customer_belongs_to_one(app, network):
     layer = planner(app).get("/api/cells").get_json()
     assert {f["id"]: f["properties"]["figures"]["customers"] for f in layer["features"]} == {"W": 2, "E": 2}
     assert planner(app).get("/api/cells/coverage").get_json()["split_transformer_areas"] == []
+    # An outage at T1 puts W's two customers of TA1 out; one at B1 all four, in both cells.
+    assert client_as(app, "dispatcher").post("/api/outages", json={"device": "T1"}).status_code == 201
+    figures = {f["id"]: f["properties"]["figures"] for f in planner(app).get("/api/cells").get_json()["features"]}
+    assert (figures["W"]["open_outages"], figures["W"]["customers_out"]) == (1, 2) and "customers_out" not in figures["E"]
+    assert client_as(app, "dispatcher").post("/api/outages", json={"device": "B1"}).status_code == 201
+    figures = {f["id"]: f["properties"]["figures"] for f in planner(app).get("/api/cells").get_json()["features"]}
+    assert (figures["W"]["open_outages"], figures["W"]["customers_out"]) == (2, 2)
+    assert (figures["E"]["open_outages"], figures["E"]["customers_out"]) == (1, 2)
 
 
 def test_an_overlap_is_refused_with_where_it_is_and_nothing_is_saved(app, network):
@@ -315,3 +323,13 @@ def test_the_cells_as_vector_tiles_follow_every_change(app, network):
     planner(app).put("/api/cells/W", json={"version": 1, "name": "West", "reason": "renamed"})
     again = client_as(app, None).get(url, headers={"If-None-Match": etag})
     assert again.status_code == 200 and again.headers["ETag"] != etag
+
+
+def test_customers_outside_every_cell_are_counted_and_placed(app, network):
+    assert create(app, "E", box(6, -1.3, 10.3, 1.3)).status_code == 201
+    coverage = planner(app).get("/api/cells/coverage").get_json()
+    # TA2 lies partly in E, so C3 belongs to E with its area; TA1's two customers lie in no cell.
+    assert coverage["outside_customers"] == 2
+    assert coverage["outside_points"]["coordinates"] == [[pytest.approx(X0 + 2 * STEP), pytest.approx(Y0 - STEP)]] * 2
+    assert planner(app).get("/api/cells/E").get_json()["figures"]["customers"] == 2
+    assert coverage["uncovered_m2"] > 100_000 and coverage["uncovered"]["features"]
