@@ -65,6 +65,23 @@ _INSERT = text("INSERT INTO live_changes (kind, ref) SELECT * FROM unnest(CAST(:
                "CAST(:refs AS text[]))")
 
 
+def noted(rows: str) -> str:
+    """A data-modifying CTE ``noted`` recording the changes ``rows`` (a SELECT of kind, ref) in the
+    statement that makes them: a write that is one statement anyway needs no second for its note.
+    Call ``maybe_prune`` after it, as note_changes does.
+
+    >>> noted("SELECT 'call', 'C1'")
+    "noted AS (INSERT INTO live_changes (kind, ref) SELECT 'call', 'C1' RETURNING id)"
+    """
+    return f"noted AS (INSERT INTO live_changes (kind, ref) {rows} RETURNING id)"
+
+
+def maybe_prune(connection: Connection) -> None:
+    """Now and then a writer clears what no open map needs any more."""
+    if random.random() < PRUNE_CHANCE:
+        prune(connection)
+
+
 def note_change(connection: Connection, kind: str, refs: list[str] | str | None = None) -> None:
     """Record that ``kind`` changed (about ``refs``), in the caller's transaction."""
     note_changes(connection, [(kind, refs)])
@@ -81,8 +98,7 @@ def note_changes(connection: Connection, changes: list[tuple[str, list[str] | st
             kinds.append(kind)
             refs.append(ref[:120] if ref else None)
     connection.execute(_INSERT, {"kinds": kinds, "refs": refs})
-    if random.random() < PRUNE_CHANCE:  # now and then a writer clears what no open map needs any more
-        prune(connection)
+    maybe_prune(connection)
 
 
 def changes_since(connection: Connection, cursor: int | None) -> Changes:

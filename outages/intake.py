@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from geo.errors import Conflict, Invalid, NotFound, Unprocessable
 from geo.i18n import _
-from geo.live import note_change, note_changes
+from geo.live import maybe_prune, note_change, noted
 from geo.requests import instant
 from outages.settings import OutageSettings
 from outages.settle import confirmed_outage_of, confirmed_outages, section_keys, settle_pending
+from outages.settler import CHANNEL, notify
 from topology import places
 from topology.cache import TopologyCache
 from topology.index import Topology
@@ -172,10 +173,11 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
     once, naming the predicted outage the customer lies under if there is one yet; None: this
     request settles (unless another is settling the feeder, which takes this call too) and the
     receipt says where the call went."""
+    in_statement = settle is notify  # the settler's notice goes with the call's own statement
     with session.begin():
         connection = session.connection()
-        topology = cache.get(connection)
         customer = _find_customer(connection, request)
+        topology = cache.get(connection, customer.topology_version)
         position = np.array([_position(topology, customer.id)])
         key = section_keys(topology, position)[0]
         opened = confirmed_outages(connection, topology, also_predicted=key)
@@ -184,16 +186,17 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
             "reference": _reference(), "sp": customer.id, "way": request.way, "wire_down": request.wire_down,
             "partial": request.partial_power, "flickering": request.flickering, "note": request.note,
             "language": request.language, "key": key, "confirmed": confirmed or None, "lon": customer.lon,
-            "lat": customer.lat}).one()
+            "lat": customer.lat, "customer": customer.code, "notify": in_statement, "channel": CHANNEL}).one()
+        maybe_prune(connection)
         joined = stored.code is not None
-        note_changes(connection, [("call", customer.code)] + ([("outage", stored.code)] if joined else []))
         if not joined and settle is not None:
-            settle(connection, [key])
+            if not in_statement:
+                settle(connection, [key])
             # Where the call will most likely go: the predicted outage the customer lies under now.
             under = int(confirmed_outage_of(topology, [o for o in opened if o.predicted], position)[0]) or None
             outage = _outage_summary(connection, under)
     if joined:
-        return CallReceipt(*stored[1:])
+        return CallReceipt(*stored[1:7])
     if settle is not None:
         return CallReceipt(stored.reference, stored.received_at, *(outage or (None, None, None, None)))
     settle_pending(session, cache, [key], settings, topology)
@@ -201,8 +204,8 @@ def file_call(session: Session, cache: TopologyCache, request: CallRequest, sett
         return CallReceipt(*session.connection().execute(_RECEIPT, {"id": stored.id}).one())
 
 
-# The call, and the outage it joins counting it, in one statement (a storm is thousands of calls,
-# each a round trip shorter): the confirmed outage its customer is out in (``:confirmed``), else the
+# The call, the outage it joins counting it, the live maps' note and the settler's notice, in one
+# statement (a storm is thousands of calls, each three round trips shorter): the confirmed outage its customer is out in (``:confirmed``), else the
 # predicted outage of the customer's latest report if that report says "out". A customer's reports
 # count once in the prediction (from the first since power came back), so a second call changes no
 # prediction and needs no settling.
@@ -231,8 +234,12 @@ call AS (
     SELECT :reference, :sp, :way, :wire_down, :partial, :flickering, :note, :language, :key, target.id,
            CASE WHEN target.id IS NULL THEN NULL ELSE now() END, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)
       FROM target
-    RETURNING id, reference, received_at)
-SELECT call.id, call.reference, call.received_at, joined.code, joined.state, joined.etr, joined.customers_affected
+    RETURNING id, reference, received_at),
+""" + noted("SELECT 'call', CAST(:customer AS text) UNION ALL SELECT 'outage', code FROM joined") + """,
+-- the settler's notice (delivered at commit) when the call waits to be settled
+notified AS (SELECT pg_notify(:channel, CAST(:key AS text)) WHERE :notify AND NOT EXISTS (SELECT 1 FROM joined))
+SELECT call.id, call.reference, call.received_at, joined.code, joined.state, joined.etr, joined.customers_affected,
+       (SELECT count(*) FROM notified) AS notices
   FROM call LEFT JOIN joined ON true
 """)
 

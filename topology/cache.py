@@ -39,9 +39,10 @@ class TopologyCache:
         self._pending: dict = {}
         self.rebuilds = 0
 
-    def get(self, connection: Connection) -> Topology:
-        """The topology at the version ``connection`` sees."""
-        key = read_version(connection)
+    def get(self, connection: Connection, version: tuple | None = None) -> Topology:
+        """The topology at the version ``connection`` sees (``version``: read already, in the
+        same transaction, e.g. with ``read.VERSION_COLUMNS``)."""
+        key = read_version(connection) if version is None else version
         current = self._current
         if current is not None and current.version == key:
             return current

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from geo.spatial import geodesic_distance_m, point
 from topology.models import Device, ServicePoint
+from topology.read import VERSION_COLUMNS
 
 __all__ = ["CustomerRef", "CustomerDetail", "by_account", "by_phone", "nearest_customer", "element_points",
            "place_and_outline", "customer_details", "customer_codes"]
@@ -31,6 +32,8 @@ class CustomerRef:
     code: str
     lon: float
     lat: float
+    # The topology version the look-up's transaction saw, when the look-up read it along.
+    topology_version: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,17 @@ def by_account(connection: Connection, account_number: str) -> CustomerRef | Non
     """The in-service service point with this account number, or None (written as text: the
     look-up runs for every call, and building the select cost more than running it)."""
     rows = connection.execute(_BY_ACCOUNT, {"account": account_number}).all()
-    return _refs(rows)[0] if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    return CustomerRef(int(row.id), row.code, float(row.lon), float(row.lat),
+                       (int(row.topology_version), row.topology_changed_at))
 
 
-_BY_ACCOUNT = text("SELECT id, code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM service_points "
-                   "WHERE account_number = :account AND in_service")
+# With the topology version: a call by account (most of a storm's) needs no statement of its own
+# for it (an unknown account needs no topology: it is refused).
+_BY_ACCOUNT = text(f"SELECT sp.id, sp.code, ST_X(sp.geom) AS lon, ST_Y(sp.geom) AS lat, {VERSION_COLUMNS} "
+                   "FROM service_points sp WHERE sp.account_number = :account AND sp.in_service")
 
 
 def by_phone(connection: Connection, phone: str, limit: int = 5) -> list[CustomerRef]:

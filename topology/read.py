@@ -52,6 +52,9 @@ def _read_table(connection: Connection, table: str, columns: list[str]) -> pd.Da
 
 
 _VERSION = text("SELECT version, changed_at FROM topology_state WHERE id = 1")  # asked by every request
+# The same as two columns another statement can carry, saving a request its own round trip.
+VERSION_COLUMNS = ("(SELECT version FROM topology_state WHERE id = 1) AS topology_version, "
+                   "(SELECT changed_at FROM topology_state WHERE id = 1) AS topology_changed_at")
 
 
 def read_version(connection: Connection) -> tuple[int, datetime]:
