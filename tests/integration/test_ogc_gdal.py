@@ -100,3 +100,18 @@ def test_gdal_filters_by_bbox_on_the_server(live):
             dict(zip("wsen", box))).scalars())
     read = _read(live, "devices", bbox=list(box))["rows"]
     assert set(read) == inside and 0 < len(inside)
+
+
+def test_gdal_reads_the_grid_cells(live):
+    from geo.demo import DemoContext
+    from topology.cells import add_demo_cells
+
+    with live.engine.begin() as connection:
+        add_demo_cells(DemoContext(connection, 2000, 3, (0, 0, 0, 0), "demo", lambda message: None))
+        stored = dict(connection.execute(text("SELECT code, ST_AsText(geom) FROM grid_cells")).all())
+    assert "grid_cells" in _layers(live)
+    read = _read(live, "grid_cells")
+    assert sorted(read["rows"]) == sorted(stored) and len(stored) == 4
+    assert {"name", "version", "manager"} <= set(read["columns"])
+    for code, shape in stored.items():
+        assert wkt.loads(read["rows"][code]).equals_exact(wkt.loads(shape), 1e-6), code
