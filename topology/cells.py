@@ -84,23 +84,34 @@ WHERE sp.id = ANY(:ids) AND sp.in_service
 """)
 
 
-_KEPT: dict[tuple, Contents] = {}
+_KEPT: dict[tuple, tuple[tuple, Contents]] = {}
+_ONLY_SWITCHING = text("SELECT count(DISTINCT topology_version) FROM switching_events "
+                       "WHERE topology_version > :old AND topology_version <= :new")
+
+
+def _only_switched(connection: Connection, old: tuple, new: tuple) -> bool:
+    """Whether every topology version after ``old`` up to ``new`` came from switching, which moves
+    no customer, area or cell (the topology cache catches up the same way)."""
+    if not old or not new or new[0] <= old[0]:
+        return False
+    return connection.execute(_ONLY_SWITCHING, {"old": old[0], "new": new[0]}).scalar_one() == new[0] - old[0]
 
 
 def contents(connection: Connection, revision: tuple | None = None) -> Contents:
-    """``_contents``, kept per cells' revision and topology version (a network loaded or switched,
-    a cell saved: computed again): the figures and every cell's page need them, and at a million
-    customers they take seconds."""
+    """``_contents``, kept per revision of the cells and topology version (a network loaded, a cell
+    saved: computed again; switching only: kept): the figures and every cell's page need them,
+    and at a million customers they take seconds."""
     from topology.basemap import topology_version
 
     if revision is None:
         return _contents(connection)
-    key = (str(connection.engine.url), revision, topology_version(connection))
-    if key not in _KEPT:
-        found = _contents(connection)
+    key, version = (str(connection.engine.url), revision), topology_version(connection)
+    kept = _KEPT.get(key)
+    if kept is None or (kept[0] != version and not _only_switched(connection, kept[0], version)):
+        kept = (version, _contents(connection))
         _KEPT.clear()
-        _KEPT[key] = found
-    return _KEPT[key]
+    _KEPT[key] = (version, kept[1])
+    return kept[1]
 
 
 def _contents(connection: Connection) -> Contents:

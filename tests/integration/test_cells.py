@@ -333,3 +333,21 @@ def test_customers_outside_every_cell_are_counted_and_placed(app, network):
     assert coverage["outside_points"]["coordinates"] == [[pytest.approx(X0 + 2 * STEP), pytest.approx(Y0 - STEP)]] * 2
     assert planner(app).get("/api/cells/E").get_json()["figures"]["customers"] == 2
     assert coverage["uncovered_m2"] > 100_000 and coverage["uncovered"]["features"]
+
+
+def test_what_the_cells_hold_is_kept_across_switching_and_read_again_after_a_save(app, network, connection,
+                                                                                    monkeypatch):
+    from geo import cells
+    from topology import cells as held_in
+
+    assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
+    first = cells.contents(connection)
+    answer = client_as(app, "dispatcher").post("/api/switching", json={
+        "operations": [{"device": "B1", "action": "open"}], "reason": "test"})
+    assert answer.status_code == 201, answer.get_json()
+    assert cells.contents(connection) is first  # switching moves no customer
+    calls = []
+    original = held_in._contents
+    monkeypatch.setattr(held_in, "_contents", lambda c: calls.append(1) or original(c))
+    assert create(app, "E", box(6, -1.3, 10.3, 1.3)).status_code == 201
+    assert cells.contents(connection).customers == {"W": 3, "E": 1} and calls == [1]
