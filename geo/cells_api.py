@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from geo import basemap, cell_checks, cell_edits, cells, cells_io
+from geo import basemap, cell_checks, cell_edits, cells, cells_io, cells_views
 from geo.auth import ADMIN, DISPATCHER, PLANNER, PUBLIC, allow, current_principal
 from geo.db import get_session, read
 from geo.errors import Invalid
@@ -364,6 +364,7 @@ def _cell_outlines(bbox: BBox | None) -> Select:
 def init_app(app: Flask) -> None:
     """Register the API, ``flask cells``, and the cells' outlines on the light base map."""
     app.register_blueprint(bp)
+    app.register_blueprint(cells_views.bp)
     app.cli.add_command(cells_cli)
     basemap.register_outline(basemap.Outline(
         id="grid_cells", title=_("Grid cells"), query=_cell_outlines, min_zoom=11,
