@@ -278,8 +278,9 @@
     if (cell.notes) { panel.appendChild(el("p", {}, [cell.notes])); }
     panel.appendChild(el("p", {}, [_("Manager: %(who)s", {who: memberText(manager(cell.team))})]));
     panel.appendChild(figuresList(cell.figures));
-    panel.appendChild(el("h3", {}, [_("Transformer areas")]));
-    panel.appendChild(areas);
+    // A cell holds tens to hundreds of areas: folded, so that the history stays in sight.
+    panel.appendChild(el("details", {className: "ga-areas-list"}, [
+      el("summary", {}, [_("Transformer areas (%(count)s)", {count: fmt(cell.transformer_areas.length)})]), areas]));
     panel.appendChild(el("p", {className: cell.gaps.length ? "ga-gaps" : "ga-muted"}, [gapsText(cell)]));
     if (cell.listed_elsewhere.length) {
       panel.appendChild(el("p", {className: "ga-gaps"}, [_("The team lists areas that are not in this cell: %(areas)s", {areas: cell.listed_elsewhere.join(", ")})]));
@@ -660,6 +661,11 @@
     if (config.editable && map.pm) { L.PM.setOptIn(true); }
     buildLayers();
     $("#ga-figure").addEventListener("change", function (event) { figureKey = event.target.value; restyle(); });
+    $("#ga-history-lookup").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var code = event.target.elements.code.value.trim();
+      if (code) { showHistory(code); }
+    });
     if (config.editable && map.pm) { setUpEditor(); }
     Promise.all([loadCoverage(), loadCells()]).then(fitOnce);
     window.GridAtlasCells.map = map;

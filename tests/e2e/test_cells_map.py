@@ -7,7 +7,9 @@ Network: tests/networks.py ``two_transformer_areas``; cell W covers x = -0.3..6,
 east of it splits TA2."""
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,112 @@ def test_a_planner_gives_a_split_transformer_area_to_one_cell(live_server, west_
     assert page.locator(".ga-split-area").count() == 0
     layer = page.evaluate("fetch('/api/cells').then(r => r.json())")
     assert {f["id"]: f["properties"]["figures"]["customers"] for f in layer["features"]} == {"W": 2, "E": 2}
+
+
+def _east_edge(page, code: str) -> float:
+    """The easternmost longitude of cell ``code``, in grid steps from the origin."""
+    layer = page.evaluate("fetch('/api/cells').then(r => r.json())")
+    feature = next(f for f in layer["features"] if f["id"] == code)
+    return round((max(lon for polygon in feature["geometry"]["coordinates"] for lon, _lat in polygon[0]) - ORIGIN[0]) / STEP, 6)
+
+
+def test_a_planner_cuts_a_piece_off_a_cell_and_restores_it(live_server, west_cell, page, screenshot):
+    _open(page, live_server, "planner")
+    _click_at(page, 2, 0.5)
+    page.click(".ga-cell-popup button:has-text('Edit')")
+    page.wait_for_function("() => GridAtlasCells.state.editing === 'W' && GridAtlasCells.state.validations > 0")
+    seen = page.evaluate("GridAtlasCells.state.validations")
+    page.click("#ga-cell-form .ga-cut")
+    corners = [(4, -2), (7, -2), (7, 2), (4, 2)]
+    for x, y in corners + corners[:1]:
+        _click_at(page, x, y)
+    assert _validated(page, seen) == []
+    page.fill("#ga-cell-form input[name=reason]", "the east goes to a new cell")
+    coverage_loads = page.evaluate("GridAtlasCells.state.coverageLoads")
+    page.click("#ga-cell-form .ga-save")
+    page.wait_for_function(f"() => GridAtlasCells.state.saves === 1 && GridAtlasCells.state.coverageLoads > {coverage_loads}")
+    assert abs(_east_edge(page, "W") - 4) < 0.02  # where the clicks fell, to the pixel
+    # C3 at x = 5 now lies in no cell, as C4 at x = 7 did.
+    assert "2 customers lie outside every cell" in page.locator(".ga-coverage-summary").inner_text()
+    page.click("#ga-history li[aria-label='Version 1'] .ga-restore")
+    page.fill(".ga-restore-form input", "cut by mistake")
+    loads = page.evaluate("GridAtlasCells.state.loads")
+    page.click(".ga-restore-form button")
+    page.wait_for_function(f"() => GridAtlasCells.state.loads > {loads}")
+    assert _east_edge(page, "W") == 6
+    page.wait_for_function("() => document.querySelectorAll('#ga-history .ga-version').length === 3")
+    assert "cut by mistake" in page.locator("#ga-history").inner_text()
+    _save_shot(screenshot, page, "cells_restored")
+
+
+def test_a_planner_imports_a_file(live_server, west_cell, page, tmp_path):
+    def cell_file(code: str, x0: float) -> str:
+        path = tmp_path / f"{code}.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": box(x0, -1.3, 10.3, 1.3), "properties": {"code": code, "name": code}}]}))
+        return str(path)
+
+    _open(page, live_server, "planner")
+    page.set_input_files("#ga-import input[type=file]", cell_file("E", 6))
+    page.fill("#ga-import input[name=reason]", "district plan")
+    page.click("#ga-import button[type=submit]")
+    page.wait_for_function("() => GridAtlasCells.layers().cells.getLayers().length === 2")
+    assert page.locator(".ga-import-result").inner_text() == "Imported: 1 new, 0 changed, 0 deleted."
+    # A cell over W and E: nothing is imported, and where it overlaps is drawn.
+    page.set_input_files("#ga-import input[type=file]", cell_file("E2", 5))
+    page.click("#ga-import button[type=submit]")
+    page.wait_for_function("() => document.querySelector('.ga-import-result').textContent.startsWith('Nothing was imported')")
+    assert {layer["kind"] for layer in page.evaluate(PROBLEM_LAYERS)} == {"overlap"}
+    assert page.evaluate("GridAtlasCells.layers().cells.getLayers().length") == 2
+
+
+def test_the_page_runs_under_its_content_security_policy(live_server, west_cell, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # no bypass_csp
+    page = context.new_page()
+    refused, errors = [], []
+    page.on("console", lambda message: refused.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        live_server.sign_in(page, "planner", then="/map/cells")
+        _until(page, "GridAtlasCells.state.loads > 0 && GridAtlasCells.state.coverageLoads > 0")
+        page.click("#ga-new-cell")
+        for x, y in [(7, -1), (9, -1), (9, 1), (7, 1), (7, -1)]:
+            _click_at(page, x, y)
+        _until(page, "GridAtlasCells.state.validations > 0")
+        assert page.evaluate("GridAtlasCells.state.problems") == []
+        assert page.locator(".ga-cells-legend .ga-swatch").first.evaluate("s => getComputedStyle(s).backgroundColor") != "rgba(0, 0, 0, 0)"
+    finally:
+        context.close()
+    assert refused == [] and errors == []
+
+
+def _until(page, expression: str, seconds: float = 15) -> None:
+    """Wait until ``expression`` is true (polled: wait_for_function needs 'unsafe-eval')."""
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true after {seconds} s: {expression}"
+        time.sleep(0.1)
+
+
+def test_a_deleted_cell_is_found_by_its_code_and_restored(live_server, west_cell, page, screenshot):
+    _open(page, live_server, "planner")
+    _click_at(page, 2, 0.5)
+    page.click(".ga-cell-popup button:has-text('Edit')")
+    page.wait_for_function("() => GridAtlasCells.state.editing === 'W'")
+    page.fill("#ga-cell-form input[name=reason]", "merged into the neighbour")
+    page.click("#ga-cell-form .ga-delete")
+    assert page.locator("#ga-cell-form .ga-delete").inner_text() == "Click again to delete W"
+    page.click("#ga-cell-form .ga-delete")
+    page.wait_for_function("() => GridAtlasCells.layers().cells.getLayers().length === 0")
+    page.reload()  # a later visit: the cell is no longer on the map, its history is found by its code
+    page.wait_for_function(READY)
+    page.fill("#ga-history-code", "W")
+    page.click("#ga-history-lookup button")
+    page.wait_for_selector("#ga-history li[aria-label='Version 2']")
+    assert "deleted" in page.locator("#ga-history li[aria-label='Version 2']").inner_text()
+    page.click("#ga-history li[aria-label='Version 1'] .ga-restore")
+    page.fill(".ga-restore-form input", "not merged after all")
+    page.click(".ga-restore-form button")
+    page.wait_for_function("() => GridAtlasCells.layers().cells.getLayers().length === 1")
+    assert page.locator(".ga-cells-status").inner_text() == "Cell W is at version 3 now."
