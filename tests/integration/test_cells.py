@@ -106,6 +106,18 @@ def test_invalid_shapes_and_the_territory(app, network):
     assert client_as(app, None).get("/api/territory").get_json()["source"] == "imported"
 
 
+def test_a_border_on_the_territory_edge_survives_rounding_to_seven_decimals(app, network):
+    """The API writes coordinates with 7 decimals (about 1 cm); a cell whose border follows the
+    territory's edge comes back from a page that far off, along kilometres: still inside."""
+    assert client_as(app, "admin").put("/api/territory", json={"geometry": box(-50, -50, 50, 50)}).status_code == 200
+    rounding = 5e-8 / STEP  # half the last decimal, in grid steps: 0.4 cm of longitude along 9 km
+    answer = planner(app).post("/api/cells/validate", json={"geometry": box(-50 - rounding, -40, -40, 40)})
+    assert answer.get_json() == {"valid": True, "problems": []}
+    # 15 cm outside along the same edge is outside.
+    answer = planner(app).post("/api/cells/validate", json={"geometry": box(-50 - 2e-6 / STEP, -40, -40, 40)})
+    assert [p["kind"] for p in answer.get_json()["problems"]] == ["outside"]
+
+
 def test_versions_conflicts_restore_and_delete(app, network):
     assert create(app, "W", box(-0.3, -1.3, 6, 1.3)).status_code == 201
     edit = {"version": 1, "geometry": box(-0.3, -1.3, 5, 1.3), "reason": "moved the border west"}
