@@ -34,6 +34,7 @@
   var map, config, cellsLayer, problemsLayer, uncoveredLayer, territoryLayer, compareLayer, legend;
   var features = {}, figureList = [], figureKey = "customers", fitted = false;
   var draft = null, editingVersion = null, hiddenCell = null, validateTimer = null, validateSeq = 0;
+  var shapeChanged = false;  // an edit that keeps the shape saves without a geometry (not checked again)
 
   function $(selector, root) { return (root || document).querySelector(selector); }
 
@@ -359,7 +360,7 @@
     draft.setStyle({color: "#fca311", weight: 3, fillColor: "#fca311", fillOpacity: 0.15, dashArray: null});
     if (!map.hasLayer(draft)) { draft.addTo(map); }
     draft.pm.enable(EDIT_OPTIONS);
-    draft.on("pm:edit", scheduleValidate);
+    draft.on("pm:edit", function () { shapeChanged = true; scheduleValidate(); });
     scheduleValidate();
   }
 
@@ -376,6 +377,7 @@
     var latlngs = event.layer.getLatLngs();
     map.removeLayer(event.layer);
     if (state.editing === null) { openForm(null); }
+    shapeChanged = true;
     setDraft(newDraft(latlngs));
     status(_("Move the corners to fit; the checks run on every change."));
   }
@@ -385,6 +387,7 @@
     draft = null;
     var latlngs = event.layer.getLatLngs();
     map.removeLayer(event.layer);
+    shapeChanged = true;
     setDraft(newDraft(latlngs));
   }
 
@@ -404,6 +407,7 @@
     node.hidden = false;
     state.editing = cell ? cell.code : "";
     editingVersion = cell ? cell.version : null;
+    shapeChanged = false;
     $(".ga-cell-form-title", node).textContent = cell ? _("Edit cell %(code)s", {code: cell.code}) : _("New cell");
     node.elements.code.value = cell ? cell.code : "";
     node.elements.code.readOnly = !!cell;
@@ -498,8 +502,9 @@
     event.preventDefault();
     if (!draft) { status(_("Draw the cell on the map first."), true); return; }
     var elements = form().elements;
-    var body = {name: elements.name.value, notes: elements.notes.value, team: teamOf(), geometry: draftGeometry(), reason: elements.reason.value};
     var isNew = state.editing === "";
+    var body = {name: elements.name.value, notes: elements.notes.value, team: teamOf(), reason: elements.reason.value};
+    if (isNew || shapeChanged) { body.geometry = draftGeometry(); }
     var request = isNew
       ? api(config.api.cells, {method: "POST", json: Object.assign({code: elements.code.value.trim()}, body)})
       : api(url("cell", {code: state.editing}), {method: "PUT", json: Object.assign({version: editingVersion}, body)});

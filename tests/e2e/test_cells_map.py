@@ -157,6 +157,17 @@ def test_a_save_after_someone_elses_is_refused_with_a_reload(live_server, west_c
     _save_shot(screenshot, page, "cells_conflict")
     page.click(".ga-reload")
     page.wait_for_function("() => document.querySelector('#ga-cell-form input[name=name]').value === 'West (renamed)'")
+    # Now from version 2, a new manager only: the shape is not sent, so not checked again.
+    page.fill("#ga-cell-form input[name=manager_name]", "Chen Jie")
+    page.fill("#ga-cell-form input[name=reason]", "new manager")
+    with page.expect_request(lambda request: request.method == "PUT") as sent:
+        page.click("#ga-cell-form .ga-save")
+    assert set(json.loads(sent.value.post_data)) == {"version", "name", "notes", "team", "reason"}
+    page.wait_for_function("() => GridAtlasCells.state.saves === 1")
+    cell = page.evaluate("fetch('/api/cells/W').then(r => r.json())")
+    assert (cell["version"], cell["name"], cell["team"][0]["name"]) == (3, "West (renamed)", "Chen Jie")
+    versions = page.evaluate("fetch('/api/cells/W/versions').then(r => r.json())")["versions"]
+    assert [v["reason"] for v in versions] == ["new manager", "changed by the test", "set up by the test"]
 
 
 def test_the_history_draws_an_older_version_dashed(live_server, west_cell, page, screenshot):
@@ -184,6 +195,10 @@ def test_a_dispatcher_sees_the_cells_without_drawing_tools(live_server, west_cel
     page.wait_for_selector(".ga-cell-popup")
     assert page.locator(".ga-cell-popup button:has-text('Edit')").count() == 0
     _save_shot(screenshot, page, "cells_dispatcher")
+    # The other maps link here.
+    for path in ("/map/network", "/map/dispatch"):
+        page.goto(live_server.url(path))
+        assert page.locator(".ga-titlebar a[href='/map/cells']").inner_text() == "Grid cells"
 
 
 def test_the_page_in_chinese(live_server, west_cell, browser, screenshot):
