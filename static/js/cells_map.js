@@ -638,7 +638,8 @@
       layer.bindTooltip(feature.id + " · " + feature.properties.name, {sticky: true});
       layer.on("click", function (event) { selectCell(feature.id, event.latlng); });
     }}).addTo(map);
-    territoryLayer = geojsonLayer({interactive: false, style: {color: "#5b6b7b", weight: 1.5, dashArray: "6 6", fill: false}}).addTo(map);
+    // Borders along the territory's edge snap to it too.
+    territoryLayer = geojsonLayer({interactive: false, snapIgnore: false, style: {color: "#5b6b7b", weight: 1.5, dashArray: "6 6", fill: false}}).addTo(map);
     uncoveredLayer = geojsonLayer({interactive: false, style: {color: UNCOVERED, weight: 1, dashArray: "4 4", fillColor: UNCOVERED, fillOpacity: 0.22},
                                    pointToLayer: function (feature, latlng) {
                                      return L.circleMarker(latlng, {radius: 3, color: UNCOVERED, weight: 1, fillOpacity: 0.9, pmIgnore: true, snapIgnore: true});
