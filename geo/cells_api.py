@@ -17,7 +17,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from geo import basemap, cell_checks, cell_edits, cells, cells_io, features, tiles
+from geo import basemap, cell_checks, cell_edits, cells, cells_io, cells_views, features, tiles
 from geo.auth import ADMIN, DISPATCHER, PLANNER, PUBLIC, allow, current_principal
 from geo.db import get_session, read
 from geo.errors import Invalid
@@ -392,6 +392,7 @@ def init_app(app: Flask) -> None:
     """Register the API, ``flask cells``, the cells' OGC API collection and their outlines on the
     light base map."""
     app.register_blueprint(bp)
+    app.register_blueprint(cells_views.bp)
     app.cli.add_command(cells_cli)
     tiles.register(tiles.TileLayer(
         "grid_cells", "Grid cells", "The grid cells: code, name, version, saved at and the cell's manager.",

@@ -149,3 +149,31 @@ def feeders_with_ties(ties: tuple[str, ...] = ("TIE", "TIE2")) -> NetworkFrames:
     return with_capacity(frames, feeders={"F2": ["src2", "e", "f"], "F3": ["h", "g", "src3"]},
                          ratings={"F2": 100.0}, ampacity={"s3": 10.0, "s4": 0.1},
                          demand={"C2": 2.0, "C3": 3.0, "C4": 2.0, "C6": 4.0, "C8": 1.0})
+
+
+def two_transformer_areas() -> NetworkFrames:
+    """A row of nodes x = 0..10 at y = 0; T1 feeds C1, C2 at (2, -1) (area TA1), T2 feeds C3 at
+    (5, -1) and C4 at (7, -1) (area TA2), so that a cell border at x = 6 splits TA2.
+
+    ::
+
+        src --B1-- n0 -- n1 -- n2 -- ... -- n5 -- ... -- n10
+                           T1 |          T2 |
+                        lv1 (C1, C2)    lv2 (C3) --S-LV-- lv3 (C4)
+    """
+    nodes = {"src": (0, 1), **{f"n{x}": (x, 0) for x in range(11)}, "lv1": (2, -1), "lv2": (5, -1), "lv3": (7, -1)}
+    frames = drawn_network(
+        nodes=nodes, segments=[(f"S{x}", f"n{x - 1}", f"n{x}") for x in range(1, 11)] + [("S-LV", "lv2", "lv3")],
+        devices=[("B1", "breaker", "src", "n0", "closed"), ("T1", "transformer", "n2", "lv1", "closed"),
+                 ("T2", "transformer", "n5", "lv2", "closed")],
+        sources=[("SRC", "src")], customers=[("C1", "lv1"), ("C2", "lv1"), ("C3", "lv2"), ("C4", "lv3")])
+    frames.transformer_areas = pd.DataFrame([{"code": "TA1", "name": "Area one", "transformer": "T1"},
+                                             {"code": "TA2", "name": "Area two", "transformer": "T2"}])
+    frames.service_points["transformer_area"] = ["TA1", "TA1", "TA2", "TA2"]
+    return frames
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> dict:
+    """A rectangle in grid steps (as ``drawn_network`` places nodes) as a GeoJSON Polygon."""
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+    return {"type": "Polygon", "coordinates": [[[ORIGIN[0] + x * STEP, ORIGIN[1] + y * STEP] for x, y in corners]]}

@@ -30,22 +30,7 @@
 
   function $(id) { return document.getElementById(id); }
 
-  /* el("li", {className: "x", onclick: fn}, ["text", childNode]) — text children become text nodes. */
-  function el(tag, props, children) {
-    var node = document.createElement(tag);
-    Object.keys(props || {}).forEach(function (key) {
-      if (key === "dataset") { Object.assign(node.dataset, props[key]); }
-      else if (key.indexOf("aria-") === 0 || key === "role") { node.setAttribute(key, props[key]); }
-      else { node[key] = props[key]; }
-    });
-    (children || []).forEach(function (child) {
-      if (child === null || child === undefined || child === false) { return; }
-      node.appendChild(typeof child === "string" || typeof child === "number" ? document.createTextNode(String(child)) : child);
-    });
-    return node;
-  }
-
-  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } return node; }
+  var el = GridAtlasDom.el, clear = GridAtlasDom.clear;
 
   function fill(url, code) { return url.replace("__code__", encodeURIComponent(code)); }
 

@@ -42,6 +42,7 @@ EXPECTED = {
     "accounts_api.account_change": {ADMIN}, "accounts_api.token_list": {ADMIN}, "accounts_api.token_issue": {ADMIN},
     "accounts_api.token_revoke": {ADMIN},
     "topology_views.network_map": {PUBLIC},
+    "cells_views.cell_map": {PLANNER, DISPATCHER},
     "topology_api.layer_features": {PUBLIC}, "topology_api.extent": {PUBLIC}, "topology_api.feeders": {PUBLIC},
     "topology_api.service_points": NETWORK,
     "topology_trace.affected": NETWORK, "topology_trace.downstream": NETWORK, "topology_trace.upstream": NETWORK,

@@ -7,42 +7,22 @@ from __future__ import annotations
 import io
 import json
 
-import pandas as pd
 import pytest
 from sqlalchemy import text
 
 from tests.accounts import client_as
-from tests.networks import ORIGIN, STEP, drawn_network
+from tests.networks import ORIGIN, STEP, box, two_transformer_areas
 from topology.loader import load_network
 
 PROBLEM = "application/problem+json"
 X0, Y0 = ORIGIN
 
 
-def box(x0: float, y0: float, x1: float, y1: float) -> dict:
-    """A rectangle in grid steps (as tests/networks.py places nodes) as a GeoJSON Polygon."""
-    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
-    return {"type": "Polygon", "coordinates": [[[X0 + x * STEP, Y0 + y * STEP] for x, y in corners]]}
-
-
 # A row of nodes x = 0..10 at y = 0; transformer T1 feeds C1, C2 at (2, -1); T2 feeds C3 at
 # (5, -1) and C4 at (7, -1), so that a border at x = 6 splits T2's area.
-def _frames():
-    nodes = {"src": (0, 1), **{f"n{x}": (x, 0) for x in range(11)}, "lv1": (2, -1), "lv2": (5, -1), "lv3": (7, -1)}
-    frames = drawn_network(
-        nodes=nodes, segments=[(f"S{x}", f"n{x - 1}", f"n{x}") for x in range(1, 11)] + [("S-LV", "lv2", "lv3")],
-        devices=[("B1", "breaker", "src", "n0", "closed"), ("T1", "transformer", "n2", "lv1", "closed"),
-                 ("T2", "transformer", "n5", "lv2", "closed")],
-        sources=[("SRC", "src")], customers=[("C1", "lv1"), ("C2", "lv1"), ("C3", "lv2"), ("C4", "lv3")])
-    frames.transformer_areas = pd.DataFrame([{"code": "TA1", "name": "Area one", "transformer": "T1"},
-                                             {"code": "TA2", "name": "Area two", "transformer": "T2"}])
-    frames.service_points["transformer_area"] = ["TA1", "TA1", "TA2", "TA2"]
-    return frames
-
-
 @pytest.fixture()
 def network(connection):
-    frames = _frames()
+    frames = two_transformer_areas()
     load_network(connection, frames)
     return frames
 
@@ -132,6 +112,18 @@ def test_invalid_shapes_and_the_territory(app, network):
     assert client_as(app, "admin").put("/api/territory", json={"geometry": box(-50, -50, 50, 50)}).status_code == 200
     assert create(app, "X", box(-0.3, -1.3, 40, 1.3)).status_code == 201
     assert client_as(app, None).get("/api/territory").get_json()["source"] == "imported"
+
+
+def test_a_border_on_the_territory_edge_survives_rounding_to_seven_decimals(app, network):
+    """The API writes coordinates with 7 decimals (about 1 cm); a cell whose border follows the
+    territory's edge comes back from a page that far off, along kilometres: still inside."""
+    assert client_as(app, "admin").put("/api/territory", json={"geometry": box(-50, -50, 50, 50)}).status_code == 200
+    rounding = 5e-8 / STEP  # half the last decimal, in grid steps: 0.4 cm of longitude along 9 km
+    answer = planner(app).post("/api/cells/validate", json={"geometry": box(-50 - rounding, -40, -40, 40)})
+    assert answer.get_json() == {"valid": True, "problems": []}
+    # 15 cm outside along the same edge is outside.
+    answer = planner(app).post("/api/cells/validate", json={"geometry": box(-50 - 2e-6 / STEP, -40, -40, 40)})
+    assert [p["kind"] for p in answer.get_json()["problems"]] == ["outside"]
 
 
 def test_versions_conflicts_restore_and_delete(app, network):
@@ -267,7 +259,7 @@ def test_parallel_saves_of_overlapping_cells_have_one_winner(committed_app, comm
     from concurrent.futures import ThreadPoolExecutor
 
     with committed_engine.begin() as connection:
-        load_network(connection, _frames())
+        load_network(connection, two_transformer_areas())
     barrier = threading.Barrier(4)
 
     def save(index: int):
