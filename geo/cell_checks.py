@@ -153,9 +153,10 @@ SELECT 'border_gap', code, ST_Area(part), CAST(ST_AsGeoJSON(ST_Transform(part, 4
 ORDER BY 1, 2
 """)
 
-# A border drawn along the territory's edge is not outside: the API writes coordinates with 7
-# decimals (up to 0.6 cm off), and the edge's straight segments bend apart from the cell's in UTM
-# (1.5 cm over 9 km); along kilometres either makes square metres. Anything past 10 cm is outside.
+# A border drawn along the territory's edge is not outside: a vertex snapped to the edge in the
+# browser lies on it only to the precision of the coordinates sent, and the edge's straight
+# segments bend apart from the cell's in UTM (1.5 cm over 9 km); along kilometres either makes
+# square metres. Anything past 10 cm is outside.
 TERRITORY_MARGIN_M = 0.1
 
 _OUTSIDE = text("""
