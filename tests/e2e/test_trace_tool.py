@@ -51,10 +51,12 @@ def _mode(page, trace: str) -> None:
 
 
 def _highlighted(page) -> list[tuple[str, str]]:
-    """(code, role) of every halo drawn."""
+    """(code, role) of every halo drawn (the trace's halos carry a role; the light base layer's
+    outlines, also not interactive, do not)."""
     return [tuple(pair) for pair in page.evaluate("""() => {
       const found = [];
-      GridAtlas.map.eachLayer(l => { if (l.feature && l.options && l.options.interactive === false)
+      GridAtlas.map.eachLayer(l => { if (l.feature && l.options && l.options.interactive === false
+                                         && l.feature.properties && l.feature.properties.role !== undefined)
         found.push([l.feature.id, l.feature.properties.role]); });
       return found.sort();
     }""")]
