@@ -241,7 +241,7 @@ def test_the_network_map_fits_a_short_screen_and_a_tablet(live_server, browser, 
         # the trace panel scrolls within the room left below the status panel
         assert page.locator(".ga-trace").evaluate("panel => panel.style.maxHeight !== ''")
         # the dispatcher's way to the live map
-        assert page.locator(".ga-titlebar a.ga-titlelink").get_attribute("href") == "/map/dispatch"
+        assert page.locator(".ga-titlebar a.ga-titlelink", has_text="Dispatch map").get_attribute("href") == "/map/dispatch"
     finally:
         context.close()
 
