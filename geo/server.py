@@ -59,10 +59,6 @@ STATIC_MAX_AGE_S = 600
 COMPANIONS: dict[str, tuple[str, ...]] = {}
 # A companion that dies is started again after this many seconds (not in a tight loop).
 RESTART_S = 2.0
-# The web workers run this much nicer than the companions: when the cores are full (a storm of
-# calls), the settler, whose delay is the time a report takes to reach the prediction, runs
-# first; the workers have the rest, as much CPU in all.
-WORKER_NICENESS = 5
 
 
 def register_companion(name: str, args: tuple[str, ...]) -> None:
@@ -116,12 +112,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _nicer_worker() -> None:
-    """granian's process (and so its workers) before exec: dies with this one, runs nicer."""
-    _die_with_parent()
-    os.nice(WORKER_NICENESS)
-
-
 def serve(host: str, port: int, workers: int, threads: int, access_log: bool = False) -> int:
     """Serve ``wsgi:app`` until Ctrl-C or SIGTERM, which stop it gracefully; a second Ctrl-C kills
     it at once. Returns granian's exit status.
@@ -130,7 +120,7 @@ def serve(host: str, port: int, workers: int, threads: int, access_log: bool = F
     still loading the app misses a stop signal and then hangs until the grace period ends, so a
     stop asked for during startup waits for the workers (at most STARTUP_WAIT_S)."""
     child = subprocess.Popen(granian_command(host, port, workers, threads, access_log), cwd=ROOT,
-                             start_new_session=True, preexec_fn=_nicer_worker,
+                             start_new_session=True, preexec_fn=_die_with_parent,
                              stdout=subprocess.PIPE, text=True, errors="replace")
     started, asked_at, signalled = 0, None, False
 
