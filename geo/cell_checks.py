@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, mapping, shape
+from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.validation import explain_validity
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -33,7 +33,7 @@ from geo.errors import Invalid
 from geo.i18n import _
 
 __all__ = ["Problem", "OVERLAP_TOLERANCE_M2", "BORDER_SNAP_M", "TERRITORY_MARGIN_M", "MAX_VERTICES", "parse_polygon", "shape_problems",
-           "check", "coverage", "utm_srid"]
+           "check", "coverage", "territory_outline", "utm_srid"]
 
 # The issue's tolerance: two cells may share up to half a square metre (digitising noise).
 OVERLAP_TOLERANCE_M2 = 0.5
@@ -202,6 +202,17 @@ WHERE ST_Area(geography(part)) > :tolerance ORDER BY area DESC
 """)
 
 
+def territory_outline(connection: Connection) -> tuple[dict | None, str]:
+    """The service territory as GeoJSON (None without one) and where it comes from."""
+    territory, source = territory_wkb(connection)
+    return (None if territory is None else _as_geojson(connection, territory)), source
+
+
+def _as_geojson(connection: Connection, wkb: bytes) -> dict:
+    return json.loads(connection.execute(text("SELECT ST_AsGeoJSON(ST_GeomFromWKB(:t, 4326), 9)"),
+                                         {"t": wkb}).scalar_one())
+
+
 def coverage(connection: Connection) -> dict:
     """The territory (and where it comes from) and its parts no cell covers, as GeoJSON."""
     territory, source = territory_wkb(connection)
@@ -209,13 +220,8 @@ def coverage(connection: Connection) -> dict:
         return {"territory": None, "source": source, "uncovered": {"type": "FeatureCollection", "features": []},
                 "uncovered_m2": 0.0}
     rows = connection.execute(_UNCOVERED, {"territory": territory, "tolerance": OVERLAP_TOLERANCE_M2}).mappings().all()
-    outline = json.loads(connection.execute(text("SELECT ST_AsGeoJSON(ST_GeomFromWKB(:t, 4326), 9)"),
-                                            {"t": territory}).scalar_one())
+    outline = _as_geojson(connection, territory)
     features = [{"type": "Feature", "geometry": row["geometry"],
                  "properties": {"kind": "uncovered", "area_m2": round(row["area"], 1)}} for row in rows]
     return {"territory": outline, "source": source, "uncovered": {"type": "FeatureCollection", "features": features},
             "uncovered_m2": round(sum(row["area"] for row in rows), 1)}
-
-
-def to_geojson(geometry: Polygon | MultiPolygon) -> dict:
-    return mapping(geometry)

@@ -8,7 +8,7 @@ domain table:
 
 - ``register_contents(provider)``: topology says which transformer areas and service points each
   cell holds, which areas a border splits and which service points lie in no cell;
-- ``register_figure(figure)``: each package counts its part per cell (customers, transformer
+- ``register_figures(name, shown, count)``: each package counts its part per cell (customers, transformer
   areas, outlets, open outages, customers out);
 - ``register_territory(provider)``: the service territory when the admin has imported none (the
   network's hull).
@@ -20,6 +20,7 @@ against the first once it has committed; a save names the version it edits, and 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
@@ -39,9 +40,9 @@ __all__ = [
     "GridCell", "GridCellVersion", "Territory", "TransformerAreaCell", "CellRevision",
     "Member", "CellDraft", "CellView", "VersionView", "Contents", "Figure",
     "MANAGER", "AREA_MANAGER", "DUTIES", "parse_team", "parse_code",
-    "register_contents", "register_figure", "register_territory", "register_zone", "zone_feeders", "figures", "contents", "territory_wkb",
+    "register_contents", "register_figures", "FigureCount", "register_territory", "register_zone", "zone_feeders", "figures", "contents", "territory_wkb",
     "bump_revision", "revision", "cell", "cell_or_none", "versions", "version", "save_version",
-    "CELL_POLYGONS", "AREA_ASSIGNMENTS", "CellDetail", "detail", "area_manager", "assign", "RESERVED_CODES",
+    "CELL_POLYGONS", "AREA_ASSIGNMENTS", "CellDetail", "detail", "assign", "RESERVED_CODES",
 ]
 
 # Codes that name a route under /api/cells rather than a cell.
@@ -228,15 +229,19 @@ class ContentsProvider(Protocol):
 
 @dataclass(frozen=True)
 class Figure:
-    """A per-cell figure a package contributes: ``count(connection, contents)`` -> {cell code: value}."""
+    """A per-cell figure, as a legend names it."""
 
     key: str
     label: str  # marked with _() by the package; translated when shown
-    count: Callable[[Connection, Contents], dict[str, float]]
+
+
+# What a package counts per cell: {figure key: {cell code: value}}, from the connection and the
+# cells' contents; one call for all of its figures (outages place their customers once for two).
+FigureCount = Callable[[Connection, Contents], dict[str, dict[str, float]]]
 
 
 _CONTENTS: list[ContentsProvider] = []
-_FIGURES: dict[str, Figure] = {}
+_FIGURES: dict[str, tuple[tuple[Figure, ...], FigureCount]] = {}
 _TERRITORY: list[Callable[[Connection], bytes | None]] = []
 _ZONE: list[Callable[[Connection, list[str]], set[str]]] = []
 
@@ -246,9 +251,10 @@ def register_contents(provider: ContentsProvider) -> None:
     _CONTENTS[:] = [provider]
 
 
-def register_figure(figure: Figure) -> None:
-    """Show ``figure`` per cell (registering a key again replaces it)."""
-    _FIGURES[figure.key] = figure
+def register_figures(name: str, shown: tuple[Figure, ...], count: FigureCount) -> None:
+    """Show a package's ``shown`` figures per cell, counted by ``count`` (a name registered again
+    replaces its figures)."""
+    _FIGURES[name] = (tuple(shown), count)
 
 
 def register_territory(provider: Callable[[Connection], bytes | None]) -> None:
@@ -291,10 +297,11 @@ def figures(connection: Connection, held: Contents | None = None) -> tuple[list[
     contents when the caller has them already)."""
     held = contents(connection) if held is None else held
     values: dict[str, dict[str, float]] = {}
-    for figure in _FIGURES.values():
-        for code, value in figure.count(connection, held).items():
-            values.setdefault(code, {})[figure.key] = value
-    return list(_FIGURES.values()), values
+    for shown, count in _FIGURES.values():
+        for key, per_cell in count(connection, held).items():
+            for code, value in per_cell.items():
+                values.setdefault(code, {})[key] = value
+    return [figure for shown, _count in _FIGURES.values() for figure in shown], values
 
 
 def territory_wkb(connection: Connection) -> tuple[bytes | None, str]:
@@ -436,8 +443,6 @@ def save_version(connection: Connection, draft: CellDraft | None, code: str, exp
 
 
 def _team_json(team: tuple[Member, ...]) -> str:
-    import json
-
     return json.dumps([member.as_dict() for member in team], ensure_ascii=False)
 
 
@@ -480,15 +485,3 @@ def assign(connection: Connection, area: str, cell_code: str | None, author: str
         "INSERT INTO transformer_area_cells (transformer_area, cell_code, assigned_by) VALUES (:area, :cell, :by) "
         "ON CONFLICT (transformer_area) DO UPDATE SET cell_code = EXCLUDED.cell_code, "
         "assigned_by = EXCLUDED.assigned_by, assigned_at = now()"), {"area": area, "cell": cell_code, "by": author})
-
-
-def area_manager(connection: Connection, area: str) -> tuple[str, str, dict | None] | None:
-    """The cell a transformer area belongs to, its name, and the member answering for the area
-    (name and phone; None when nobody does): who a customer of that area calls."""
-    held = contents(connection)
-    for code, areas in held.transformer_areas.items():
-        if any(entry["code"] == area for entry in areas):
-            row = connection.execute(text("SELECT name, team FROM grid_cells WHERE code = :code"), {"code": code}).one()
-            member = next((m for m in row.team if area in m.get("transformer_areas", ())), None)
-            return code, row.name, {"name": member["name"], "phone": member["phone"]} if member else None
-    return None

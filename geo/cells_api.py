@@ -198,8 +198,8 @@ def export():
 @contract(responses={200: _Open})
 def territory():
     """The service territory's outline and where it comes from (imported, or the network's hull)."""
-    answer = read(cell_checks.coverage)
-    return _answer({"source": answer["source"], "territory": answer["territory"]})
+    outline, source = read(cell_checks.territory_outline)
+    return _answer({"source": source, "territory": outline})
 
 
 # -- changing ------------------------------------------------------------------------------------------
@@ -381,10 +381,9 @@ def _cells_version(connection) -> str:
 
 
 def _cells_extent(connection) -> BBox | None:
-    box = connection.execute(select(func.ST_XMin(func.ST_Extent(cells.GridCell.__table__.c.geom)),
-                                    func.ST_YMin(func.ST_Extent(cells.GridCell.__table__.c.geom)),
-                                    func.ST_XMax(func.ST_Extent(cells.GridCell.__table__.c.geom)),
-                                    func.ST_YMax(func.ST_Extent(cells.GridCell.__table__.c.geom)))).one()
+    extent = select(func.ST_Extent(cells.GridCell.__table__.c.geom).label("box")).subquery()
+    box = connection.execute(select(func.ST_XMin(extent.c.box), func.ST_YMin(extent.c.box), func.ST_XMax(extent.c.box),
+                                    func.ST_YMax(extent.c.box))).one()
     return None if box[0] is None else BBox(*box)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo.cells import Contents, Figure, register_figure
+from geo.cells import Contents, Figure, register_figures
 from geo.i18n import _
 from outages.lifecycle import customers_out
 from topology.cells import customer_cells
@@ -32,14 +32,11 @@ def out_per_cell(connection: Connection, held: Contents) -> tuple[dict[str, int]
     return dict(outages), dict(customers)
 
 
-def _open_outages(connection: Connection, held: Contents) -> dict[str, float]:
-    return out_per_cell(connection, held)[0]
-
-
-def _customers_out(connection: Connection, held: Contents) -> dict[str, float]:
-    return out_per_cell(connection, held)[1]
+def _figures(connection: Connection, held: Contents) -> dict[str, dict[str, float]]:
+    outages, customers = out_per_cell(connection, held)
+    return {"open_outages": outages, "customers_out": customers}
 
 
 def register() -> None:
-    register_figure(Figure("open_outages", _("open outages"), _open_outages))
-    register_figure(Figure("customers_out", _("customers out"), _customers_out))
+    register_figures("outages", (Figure("open_outages", _("open outages")),
+                                 Figure("customers_out", _("customers out"))), _figures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from geo.cells import CELL_POLYGONS, Contents, Figure, register_figure
+from geo.cells import CELL_POLYGONS, Contents, Figure, register_figures
 from geo.i18n import _
 
 __all__ = ["register"]
@@ -15,10 +15,10 @@ JOIN outlets o ON o.active AND ST_Intersects(cells.geom, o.geom) GROUP BY cells.
 """)
 
 
-def outlets_per_cell(connection: Connection, held: Contents) -> dict[str, float]:
+def outlets_per_cell(connection: Connection, held: Contents) -> dict[str, dict[str, float]]:
     """Active outlets by the cell they stand in."""
-    return {row.code: row.n for row in connection.execute(_PER_CELL)}
+    return {"outlets": {row.code: row.n for row in connection.execute(_PER_CELL)}}
 
 
 def register() -> None:
-    register_figure(Figure("outlets", _("outlets"), outlets_per_cell))
+    register_figures("outlets", (Figure("outlets", _("outlets")),), outlets_per_cell)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from geo import demo
 from geo.cells import (AREA_ASSIGNMENTS, AREA_MANAGER, CELL_POLYGONS, MANAGER, CellDraft, Contents, Figure, Member,
-                       assign, bump_revision, register_contents, register_figure, register_territory, register_zone,
+                       assign, bump_revision, register_contents, register_figures, register_territory, register_zone,
                        save_version)
 from geo.demo import DemoContext
 from geo.i18n import _
@@ -180,12 +180,9 @@ def feeders_in_cells(connection: Connection, cells: list[str]) -> set[str]:
     return set(connection.execute(_ZONE, {"cells": cells}).scalars())
 
 
-def _customers(connection: Connection, held: Contents) -> dict[str, float]:
-    return dict(held.customers)
-
-
-def _areas(connection: Connection, held: Contents) -> dict[str, float]:
-    return {cell: len(areas) for cell, areas in held.transformer_areas.items()}
+def _figures(connection: Connection, held: Contents) -> dict[str, dict[str, float]]:
+    return {"customers": dict(held.customers),
+            "transformer_areas": {cell: len(areas) for cell, areas in held.transformer_areas.items()}}
 
 
 def register() -> None:
@@ -193,8 +190,8 @@ def register() -> None:
     register_contents(contents)
     register_territory(network_hull)
     register_zone(feeders_in_cells)
-    register_figure(Figure("customers", _("customers"), _customers))
-    register_figure(Figure("transformer_areas", _("transformer areas"), _areas))
+    register_figures("topology", (Figure("customers", _("customers")),
+                                  Figure("transformer_areas", _("transformer areas"))), _figures)
     demo.register("cells", add_demo_cells)
 
 
