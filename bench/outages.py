@@ -122,6 +122,21 @@ def make_storm(topology: Topology, faults: list[int], accounts: dict[str, str], 
     return storm, shape
 
 
+def the_storm(engine, size: int, calls: int, events: int) -> tuple[Topology, list[int], list[tuple], dict]:
+    """The network, the faults and the storm's requests for the city in ``engine`` (seeded by its size,
+    so that bench/settling.py replays the same storm)."""
+    with engine.connect() as connection:
+        data, version = read_network(connection)
+        topology = Topology(data, version=version)
+        accounts = dict(connection.execute(text(
+            "SELECT code, account_number FROM service_points WHERE in_service AND account_number IS NOT NULL")).all())
+    rng = np.random.default_rng(size)
+    faults, _loners = pick_faults(topology, rng, Rules(), FAULTS, loners=0)
+    storm, shape = make_storm(topology, faults, accounts, rng, calls, events,
+                              datetime.now(timezone.utc) - timedelta(seconds=STORM_SECONDS))
+    return topology, faults, storm, shape
+
+
 # -- HTTP ----------------------------------------------------------------------------------------------
 class Client:
     """One kept-alive connection with its headers; answers (status, JSON, seconds)."""
@@ -437,17 +452,10 @@ def bench(size: int, reuse: bool, threads: int, pollers: int, calls: int, events
     url = bench_database(f"gridatlas_bench_outages_{size}", size, reuse=reuse)
     engine = make_engine(url, pool_size=2)
     reset(engine)
-    with engine.connect() as connection:
-        data, version = read_network(connection)
-        topology = Topology(data, version=version)
-        accounts = dict(connection.execute(text(
-            "SELECT code, account_number FROM service_points WHERE in_service AND account_number IS NOT NULL")).all())
-    rng = np.random.default_rng(size)
     started = time.perf_counter()
-    faults, _loners = pick_faults(topology, rng, Rules(), FAULTS, loners=0)
+    topology, faults, storm, shape = the_storm(engine, size, calls, events)
+    data = topology.data
     fault_codes = {str(data.edge_code[f]): data.kind_of(f) for f in faults}
-    storm, shape = make_storm(topology, faults, accounts, rng, calls, events,
-                              datetime.now(timezone.utc) - timedelta(seconds=STORM_SECONDS))
     say(f"  {len(faults)} faults picked in {time.perf_counter() - started:.1f} s: "
         + ", ".join(f"{sum(k == kind for k in [data.kind_of(f) for f in faults])} {kind}" for kind in
                     ("breaker", "recloser", "fuse", "transformer"))
