@@ -12,7 +12,8 @@ settler's does when it keeps up. For each round: the wall time, this thread's CP
 PostgreSQL backend's CPU (from /proc) and the statements sent. The storm's figures on a busy
 server depend on the machine's load; these depend mostly on the code, so two versions of the
 settling can be told apart on a machine that is doing something else. ``--against`` (default
-HEAD) loads ``outages/settle.py`` of that commit as the baseline, run on the same storm.
+ef04fa1, the settling before a round's feeders shared one transaction) loads ``outages/settle.py``
+of that commit as the baseline, run on the same storm.
 """
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ def show(label: str, figures: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("size", nargs="?", type=int, default=100_000)
-    parser.add_argument("--against", default="HEAD", help="the commit whose outages/settle.py is the baseline")
+    parser.add_argument("--against", default="ef04fa1",
+                        help="the commit whose outages/settle.py is the baseline (default: before rounds were batched)")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--events", type=int, default=20000)
     args = parser.parse_args()
