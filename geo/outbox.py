@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, func, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.db import Base
 
-__all__ = ["OUTBOX_STATUSES", "CHANNELS", "NotificationOutbox", "Message", "enqueue", "cancel_pending"]
+__all__ = ["OUTBOX_STATUSES", "CHANNELS", "NotificationOutbox", "Message", "enqueue", "cancel_pending",
+           "Periodic", "register_periodic", "periodic_jobs"]
 
 OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
 CHANNELS = ("sms", "email", "webhook")
@@ -31,6 +33,9 @@ class NotificationOutbox(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in OUTBOX_STATUSES)})", name="outbox_status_known"),
         Index("ix_notification_outbox_due", "due_at", postgresql_where=text("status = 'pending'")),
+        # One message per dedup key: an outage's "restored" to one subscriber is written once, however
+        # many times the change that announces it is replayed.
+        Index("ux_notification_outbox_dedup", "dedup_key", unique=True, postgresql_where=text("dedup_key IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -41,6 +46,7 @@ class NotificationOutbox(Base):
     body: Mapped[str] = mapped_column(Text)
     # What the message is about, e.g. ``booking:42``: lets its sender or a later change find it.
     reference: Mapped[str | None] = mapped_column(String(120), index=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(200))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(12), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -63,6 +69,9 @@ class Message:
     reference: str | None = None
     channel: str = "sms"
     subject: str | None = None
+    # Names the message itself (e.g. ``outage:OUT-12:restored:sub:7``): a second enqueue with the
+    # same key writes nothing, and senders hand it to the receiver to drop a repeated delivery.
+    dedup_key: str | None = None
 
     def __post_init__(self):
         if self.channel not in CHANNELS:
@@ -70,11 +79,14 @@ class Message:
 
 
 def enqueue(connection: Connection, messages: Iterable[Message]) -> int:
-    """Write ``messages`` to the outbox in the caller's transaction; return how many."""
+    """Write ``messages`` to the outbox in the caller's transaction, each dedup key once (the
+    database decides, so two writers racing on one key leave one message); return how many were written."""
     rows = [asdict(message) for message in messages]
-    if rows:
-        connection.execute(_outbox.insert(), rows)
-    return len(rows)
+    if not rows:
+        return 0
+    statement = insert(_outbox).on_conflict_do_nothing(index_elements=["dedup_key"],
+                                                       index_where=text("dedup_key IS NOT NULL"))
+    return len(connection.execute(statement.returning(_outbox.c.id), rows).all())
 
 
 def cancel_pending(connection: Connection, reference: str, kind: str) -> int:
@@ -83,3 +95,26 @@ def cancel_pending(connection: Connection, reference: str, kind: str) -> int:
     return connection.execute(update(_outbox).where(
         _outbox.c.reference == reference, _outbox.c.kind == kind, _outbox.c.status == "pending",
     ).values(status="cancelled")).rowcount
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job that writes messages on a schedule (an outage's progress update every two hours, a
+    booking's reminder): ``job(connection, now)`` enqueues what is due and returns how many."""
+
+    name: str
+    job: Callable[[Connection, datetime], int]
+    every_seconds: float
+
+
+_PERIODIC: dict[str, Periodic] = {}
+
+
+def register_periodic(name: str, job: Callable[[Connection, datetime], int], every_seconds: float) -> None:
+    """Have the sender (``flask notify run``) run ``job`` every ``every_seconds``: a registry, so that
+    geo stays below the packages that know what is due."""
+    _PERIODIC[name] = Periodic(name, job, every_seconds)
+
+
+def periodic_jobs() -> tuple[Periodic, ...]:
+    return tuple(_PERIODIC.values())
