@@ -13,12 +13,14 @@ outage at once (``confirmed_outage_of``) and is never settled again.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from geo.live import note_change
 from outages import lifecycle
@@ -27,6 +29,8 @@ from outages.settings import OutageSettings
 from topology.index import Radial, Topology
 
 __all__ = ["section_keys", "settle_pending", "confirmed_outages", "confirmed_outage_of", "PREDICTION_ACTOR"]
+
+log = logging.getLogger(__name__)
 
 PREDICTION_ACTOR = "prediction"
 UNFED = "unfed"
@@ -283,18 +287,38 @@ def settle_pending(session, cache, keys: list[str], settings: OutageSettings,
     changed: list[str] = []
     keys = sorted(set(keys))
     while keys:
-        with session.begin():
-            connection = session.connection()
-            claimed = connection.execute(_CLAIM, {"keys": keys}).all()
-            if claimed:
-                now = _settle_claimed(connection, topology or cache.get(connection), claimed, settings)
-                if now:
-                    note_change(connection, "outage", now)
-                    changed.extend(now)
-        # Again for the keys settled now (reports committed while their locks were held); a key
-        # locked by another or with nothing waiting is done.
-        keys = [row.key for row in claimed]
+        try:
+            keys, now = _round(session, cache, keys, settings, topology)
+            changed += now
+        except OperationalError:
+            raise  # the database is away: the caller keeps the keys and tries again
+        except Exception:  # noqa: BLE001 - one feeder's reports must not hold up the others'
+            if len(keys) == 1:
+                raise
+            for key in keys:
+                try:
+                    changed += settle_pending(session, cache, [key], settings, topology)
+                except OperationalError:
+                    raise
+                except Exception:  # noqa: BLE001 - left waiting: the settler's sweep tries it again
+                    log.exception("settling the reports of %s failed", key)
+            break
     return sorted(set(changed))
+
+
+def _round(session, cache, keys: list[str], settings: OutageSettings,
+           topology: Topology | None) -> tuple[list[str], list[str]]:
+    """One transaction settling every key it could lock: the keys to look at again (those settled
+    now: reports may have been committed while their locks were held), and the outages changed."""
+    now: list[str] = []
+    with session.begin():
+        connection = session.connection()
+        claimed = connection.execute(_CLAIM, {"keys": keys}).all()
+        if claimed:
+            now = _settle_claimed(connection, topology or cache.get(connection), claimed, settings)
+            if now:
+                note_change(connection, "outage", now)
+    return [row.key for row in claimed], now  # a key locked by another or with nothing waiting is done
 
 
 def _settle_claimed(connection: Connection, topology: Topology, claimed, settings: OutageSettings) -> list[str]:

@@ -113,3 +113,32 @@ def test_a_settler_that_cannot_reach_the_database_keeps_the_keys_and_settles_the
         assert _predicted(committed_engine) == [("C1", 1)]
     finally:
         worker.stop()
+
+
+def test_one_feeder_whose_reports_cannot_be_settled_holds_up_no_other(committed_app, committed_engine, monkeypatch):
+    from outages import settle
+    from tests.networks import feeder_with_tie
+
+    with committed_engine.begin() as connection:
+        load_network(connection, feeder_with_tie())
+    make_session = sessionmaker(bind=committed_engine, expire_on_commit=False)
+    cache = TopologyCache()
+    for account in ("A-C3", "A-C6"):  # one call on each feeder: keys B1 and B2
+        _file_unnotified(make_session, cache, account)
+    settle_one = settle._settle_one
+
+    def broken_on_b1(connection, topology, key, *args):
+        if key == "B1":
+            raise ValueError("a report the prediction cannot take")
+        return settle_one(connection, topology, key, *args)
+
+    monkeypatch.setattr(settle, "_settle_one", broken_on_b1)
+    session = make_session()
+    try:
+        settle.settle_pending(session, cache, ["B1", "B2"], OutageSettings())
+    finally:
+        session.close()
+    with committed_engine.connect() as connection:
+        waiting = connection.execute(text("SELECT section_key FROM trouble_calls WHERE settled_at IS NULL")).scalars().all()
+    assert waiting == ["B1"]  # B2's call was settled; B1's waits for the sweep
+    assert _predicted(committed_engine) == [("B2", 1)]
