@@ -642,5 +642,17 @@
     }
   }
 
-  window.OutletFinder = {start: start, state: state, search: search, select: select};
+  /* The circle markers on the map as {kind: "origin" | "outlet", lat, lon} (the map draws on a canvas). */
+  function drawn() {
+    var found = [];
+    map.eachLayer(function (layer) {
+      if (layer instanceof L.CircleMarker) {
+        var at = layer.getLatLng();
+        found.push({kind: layer.options.fillColor === COLOURS.origin ? "origin" : "outlet", lat: at.lat, lon: at.lng});
+      }
+    });
+    return found;
+  }
+
+  window.OutletFinder = {start: start, state: state, search: search, select: select, drawn: drawn};
 })();
