@@ -360,7 +360,7 @@ def test_the_search_box_comes_first_in_the_tab_order(town, browser, size):
 @pytest.mark.parametrize("locale, phone_text, code_text", [
     ("en-US", "Please check your phone number and give it with its area code.",
      "No booking has this confirmation code. Please check the code and try again."),
-    ("zh-CN", "请检查您的电话号码,并填写区号。", "没有与此确认码对应的预约。请核对确认码后再试。"),
+    ("zh-CN", "请检查您的电话号码，并填写区号。", "没有与此确认码对应的预约。请核对确认码后再试。"),
 ])
 def test_customers_read_friendly_texts_not_the_apis(town, browser, locale, phone_text, code_text):
     context = _context(browser, viewport={"width": 1400, "height": 900}, locale=locale)
