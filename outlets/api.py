@@ -153,14 +153,19 @@ def outlet_detail(code: str):
 @allow(PUBLIC)
 @contract(query=c.SlotsQuery, responses={200: c.DaySlots}, errors=(400, 404, 422))
 def slots(code: str):
-    """The slots of one outlet on ``date`` (default: its today), per service, with places left."""
+    """The slots of one outlet on ``date`` (default: its today), per service, with places left;
+    ``by=shift``: the slots of the openings that start on that date, overnight ones whole."""
     current = now()
     day = _date(request.args.get("date"))
+    by = request.args.get("by") or None
+    if by not in (None, "shift"):
+        raise Invalid(_("by must be shift (or left out)"), field="by")
 
     def day_slots(connection: Connection) -> booking.DaySlots:
         """The slots of ``day``, or of the outlet's today."""
         when = day or store.load_outlet(connection, code).schedule.local_date(current)
-        return booking.day_slots(connection, code, when, request.args.get("service") or None, current)
+        return booking.day_slots(connection, code, when, request.args.get("service") or None, current,
+                                 by_shift=by == "shift")
 
     return jsonify(read(day_slots).as_dict())
 

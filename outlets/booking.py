@@ -208,10 +208,15 @@ class SlotPlaces:
     service: str
     capacity: int
     remaining: int
+    # With ``by=shift``: the opening it belongs to, as {"date": its start day, "hours": "18:00-02:00"}.
+    shift: dict | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "service": self.service,
-                "capacity": self.capacity, "remaining": self.remaining}
+        answer = {"start": self.start.isoformat(), "end": self.end.isoformat(), "service": self.service,
+                  "capacity": self.capacity, "remaining": self.remaining}
+        if self.shift is not None:
+            answer["shift"] = self.shift
+        return answer
 
 
 @dataclass(frozen=True)
@@ -242,19 +247,33 @@ def _no_slots_note(schedule: Schedule, day: date, now: datetime) -> str | None:
     return None
 
 
-def day_slots(connection: Connection, code: str, day: date, service: str | None, now: datetime) -> DaySlots:
-    """The bookable slots of outlet ``code`` starting on local ``day``, with the places left."""
+def _shift_slots(schedule: Schedule, day: date, minutes: int, now: datetime) -> list[tuple[Slot, dict]]:
+    """The slots of the openings that start on ``day``, each with its opening; on the outlet's
+    today also the rest of last night's opening, which is still running."""
+    days = [day - timedelta(days=1), day] if day == schedule.local_date(now) else [day]
+    return [(slot, {"date": start.isoformat(), "hours": str(interval)})
+            for start in days for interval, slots in schedule.shift_slots(start, minutes) for slot in slots]
+
+
+def day_slots(connection: Connection, code: str, day: date, service: str | None, now: datetime,
+              by_shift: bool = False) -> DaySlots:
+    """The bookable slots of outlet ``code`` starting on local ``day`` (``by_shift``: those of the
+    openings that start on it, each slot naming its opening), with the places left."""
     outlet = load_outlet(connection, code)
     wanted = list(outlet.services) if service is None else [service]
     if service is not None:
         _check_service(outlet, service)
     schedule = outlet.schedule
     note = _no_slots_note(schedule, day, now)
-    slots = [s for s in schedule.slots(day, outlet.slot_minutes) if s.start > now] if note is None else []
-    booked = _booked(connection, outlet.id, slots[0].start, slots[-1].start) if slots else {}
+    if by_shift:
+        found = _shift_slots(schedule, day, outlet.slot_minutes, now) if note is None else []
+    else:
+        found = [(s, None) for s in schedule.slots(day, outlet.slot_minutes)] if note is None else []
+    found = [(slot, shift) for slot, shift in found if slot.start > now]
+    booked = _booked(connection, outlet.id, found[0][0].start, found[-1][0].start) if found else {}
     places = [SlotPlaces(schedule.local(slot.start), schedule.local(slot.end), name, outlet.services[name],
-                         max(0, outlet.services[name] - booked.get((slot.start, name), 0)))
-              for slot in slots for name in wanted]
+                         max(0, outlet.services[name] - booked.get((slot.start, name), 0)), shift)
+              for slot, shift in found for name in wanted]
     return DaySlots(outlet, day, schedule.day_hours(day), places, note)
 
 
@@ -507,7 +526,7 @@ def cancel_booking(session: Session, code: str, now: datetime) -> BookingView:
         if row["status"] == "cancelled":
             return BookingView.of(row, outlet)
         if row["slot_start"] <= now:
-            raise Conflict(_("this visit has already begun or passed; it can no longer be cancelled"))
+            raise Conflict(_("this visit has already begun or passed; it can no longer be cancelled"), reason="visit_begun")
         row.update(status="cancelled", sequence=row["sequence"] + 1)
         connection.execute(update(bookings).where(bookings.c.id == row["id"]).values(
             status="cancelled", cancelled_at=now, updated_at=now, sequence=row["sequence"]))
@@ -526,9 +545,9 @@ def reschedule_booking(session: Session, code: str, changes: Any, now: datetime)
         connection = session.connection()
         row = _locked_booking(connection, code)
         if row["status"] == "cancelled":
-            raise Conflict(_("this booking is cancelled; book a new visit instead"))
+            raise Conflict(_("this booking is cancelled; book a new visit instead"), reason="booking_cancelled")
         if row["slot_start"] <= now:
-            raise Conflict(_("this visit has already begun or passed; it can no longer be moved"))
+            raise Conflict(_("this visit has already begun or passed; it can no longer be moved"), reason="visit_begun")
         outlet = load_outlet(connection, row["outlet_code"])
         service = _clean_text(changes.get("service", row["service"]), "service", 40)
         start = parse_start(_clean_text(changes["start"], "start", 40), outlet)

@@ -43,6 +43,8 @@ class BboxQuery(BaseModel):
 class SlotsQuery(BaseModel):
     date: Day | None = Field(None, description="YYYY-MM-DD (default: the outlet's today)")
     service: str | None = Field(None, description="only this service's slots")
+    by: Literal["shift"] | None = Field(None, description="shift: the slots of the openings that start on the date "
+                                                          "(overnight ones whole), each naming its opening")
 
 
 class ExceptionPath(BaseModel):
@@ -185,12 +187,18 @@ class OutletDetail(OutletSummary):
     next_opening: str | None
 
 
+class SlotShift(BaseModel):
+    date: str = Field(description="the local date the opening starts on")
+    hours: str = Field(description="the opening, e.g. 18:00-02:00")
+
+
 class Slot(BaseModel):
     start: str
     end: str
     service: str
     capacity: int
     remaining: int
+    shift: SlotShift | None = None
 
 
 class DaySlots(BaseModel):

@@ -545,6 +545,29 @@ class Schedule:
         self._kept["opening"] = (now, until, opening)
         return opening
 
+    def shift_slots(self, day: date, minutes: int) -> list[tuple[Interval, list[Slot]]]:
+        """The openings that start on local date ``day``, each with its slots of ``minutes``,
+        those after midnight included: a customer reads ``18:00-02:00`` as one evening's shift.
+
+        >>> from zoneinfo import ZoneInfo
+        >>> night = Schedule(parse_weekly("Mo-Fr 18:00-02:00"), ZoneInfo("Europe/Berlin"))
+        >>> [(str(shift), [night.local(s.start).strftime("%a %H:%M") for s in slots])
+        ...  for shift, slots in night.shift_slots(date(2026, 11, 30), 120)]
+        [('18:00-02:00', ['Mon 18:00', 'Mon 20:00', 'Mon 22:00', 'Tue 00:00'])]
+        >>> night.shift_slots(date(2026, 12, 5), 120)  # Saturday: Friday's tail is Friday's
+        []
+        """
+        step = timedelta(minutes=minutes)
+        shifts = []
+        for interval in self.intervals_starting(day):
+            opens, closes = _instant(self.tz, day, interval.start, False), _instant(self.tz, day, interval.end, True)
+            starts = []
+            while opens + step <= closes:
+                starts.append(opens)
+                opens += step
+            shifts.append((interval, [Slot(start, start + step) for start in starts]))
+        return shifts
+
     def slots(self, day: date, minutes: int) -> list[Slot]:
         """The slots of ``minutes`` whose start falls on local date ``day`` (overnight tails included)."""
         step = timedelta(minutes=minutes)

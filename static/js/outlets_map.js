@@ -4,11 +4,15 @@
  * form that books through the API and shows the confirmation code.
  *
  * The page calls OutletFinder.start(map, config) once folium has built the Leaflet map.
- * OutletFinder.state holds {searches, outlets, origin, selected, booking, slotLoads, staleSlotLoads, busy};
- * searches and slotLoads count completed loads (tests wait on them). Only the newest slots request
+ * OutletFinder.state holds {searches, outlets, origin, selected, booking, slotLoads, staleSlotLoads, moveLoads, busy};
+ * searches, slotLoads and moveLoads count completed loads (tests wait on them). Until the customer
+ * gives a place (an address or "Locate me") the outlets around the map centre are listed without
+ * distances and without a "you are here" dot. Only the newest slots request
  * is drawn: an older one still under way is aborted, and an answer that comes late anyway is
  * dropped and counted in staleSlotLoads.
- * Everything the server sends is put on the page as text, never as HTML.
+ * Everything the server sends is put on the page as text, never as HTML. A failed request is told
+ * in the customer's words (friendly()), from the problem's status, field and reason; the API's own
+ * detail is written for developers and is not shown.
  * Texts come from the page's catalog through _() and ngettext() (static/js/i18n.js); dates and
  * times are written the page language's way (Intl with <html lang>).
  */
@@ -24,10 +28,9 @@
   });
   var RESULTS = 8;
 
-  var state = {searches: 0, outlets: [], origin: null, selected: null, booking: null, slotLoads: 0, staleSlotLoads: 0, busy: false};
+  var state = {searches: 0, outlets: [], origin: null, selected: null, booking: null, slotLoads: 0, staleSlotLoads: 0, moveLoads: 0, busy: false};
   var map, config, markers, originMarker, chosenSlot = null, bookingKey = null, suggestTimer = null;
-  var slotRequest = 0, slotAbort = null;  // the newest slots request: its number and its AbortController
-
+  
   function $(id) { return document.getElementById(id); }
 
   var el = GridAtlasDom.el, clear = GridAtlasDom.clear;
@@ -44,7 +47,34 @@
           }
           return {status: response.status, body: body};
         });
-      }, function () { throw {status: 0, detail: _("The server cannot be reached; check your connection.")}; });
+      }, function (failure) {
+        if (failure && failure.name === "AbortError") { throw {status: 0, aborted: true}; }
+        throw {status: 0};
+      });
+  }
+
+  /* A failed request in the customer's words. ``what``: "search", "outlet", "slots", "book",
+     "booking" (a look-up by code), "move" or "cancel". */
+  function friendly(error, what) {
+    var body = error.body || {}, status = error.status, byCode = ["booking", "move", "cancel"].indexOf(what) >= 0;
+    if (!status) { return _("The server cannot be reached; check your connection."); }
+    if (status === 429) { return _("Too many tries in a short time. Please wait a minute and try again."); }
+    if (status >= 500) { return _("Something went wrong on our side. Please try again in a moment."); }
+    if (body.field === "phone") { return _("Please check your phone number and give it with its area code."); }
+    if (body.field === "name") { return _("Please give your name (up to 120 characters)."); }
+    if (body.reason === "slot_full") { return _("Someone has just taken the last place at this time. Please choose another time."); }
+    if (body.reason === "booking_cancelled") { return _("This booking is cancelled. Please book a new visit instead."); }
+    if (body.reason === "visit_begun") { return _("This visit has begun or is over, so it can no longer be changed."); }
+    if (what === "search") {
+      return status === 404 ? _("We do not know this address. Try a street name and house number, or use Locate me.")
+        : _("Please type a street and house number, or use Locate me.");
+    }
+    if (byCode && status === 404) { return _("No booking has this confirmation code. Please check the code and try again."); }
+    if (byCode && status === 400) { return _("This is not a confirmation code. It has 12 letters and digits, e.g. QKWM-YEJ9-CA4N."); }
+    if (status === 404) { return _("This outlet is no longer listed. Please search again."); }
+    if (what === "book" || what === "move") { return _("This time can no longer be booked. Please choose another time."); }
+    if (what === "slots") { return _("The times of this day cannot be shown. Please choose another day."); }
+    return _("Something went wrong. Please try again.");
   }
 
   function status(text, isError) {
@@ -68,15 +98,12 @@
     catch (e) { return iso.slice(withDate ? 0 : 11, 16).replace("T", " "); }
   }
 
-  function localDate(zone, date) {
-    return new Intl.DateTimeFormat("en-CA", {timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit"})
-      .format(date || new Date());
-  }
+  var localDate = GridAtlasDays.localDate, addDays = GridAtlasDays.addDays;
 
-  function addDays(isoDate, days) {
-    var d = new Date(isoDate + "T12:00:00Z");
-    d.setUTCDate(d.getUTCDate() + days);
-    return d.toISOString().slice(0, 10);
+  /* A local date (YYYY-MM-DD) as a short weekday, day and month in the page's language. */
+  function formatDay(isoDate, withDate) {
+    var options = withDate ? {weekday: "short", day: "numeric", month: "short", timeZone: "UTC"} : {weekday: "short", timeZone: "UTC"};
+    return new Date(isoDate + "T12:00:00Z").toLocaleDateString(LOCALE, options);
   }
 
   function distance(metres) {
@@ -85,15 +112,22 @@
     return _("%(distance)s km", {distance: GridAtlasI18n.formatNumber(metres / 1000, {minimumFractionDigits: digits, maximumFractionDigits: digits})});
   }
 
+  /* Today and tomorrow by the outlet's own calendar say so; a later day keeps its weekday and date. */
   function openState(outlet) {
+    var zone = outlet.timezone;
     if (!outlet.hours_known) { return {key: "unknown", text: _("Hours unknown")}; }
     if (outlet.open_now) {
       if (!outlet.closes_at) { return {key: "open", text: _("Open around the clock")}; }
-      var later = outlet.closes_at.slice(0, 10) !== localDate(outlet.timezone);
-      return {key: "open", text: _("Open until %(time)s", {time: formatTime(outlet.closes_at, outlet.timezone, later)})};
+      var closes = {time: formatTime(outlet.closes_at, zone)}, closing = GridAtlasDays.dayWord(outlet.closes_at, zone);
+      return {key: "open", text: closing === "today" ? _("Open until %(time)s", closes)
+        : closing === "tomorrow" ? _("Open until tomorrow %(time)s", closes)
+        : _("Open until %(time)s", {time: formatTime(outlet.closes_at, zone, true)})};
     }
-    return {key: "closed", text: outlet.next_opening
-      ? _("Closed · opens %(time)s", {time: formatTime(outlet.next_opening, outlet.timezone, true)}) : _("Closed")};
+    if (!outlet.next_opening) { return {key: "closed", text: _("Closed")}; }
+    var opens = {time: formatTime(outlet.next_opening, zone)}, opening = GridAtlasDays.dayWord(outlet.next_opening, zone);
+    return {key: "closed", text: opening === "today" ? _("Closed · opens today %(time)s", opens)
+      : opening === "tomorrow" ? _("Closed · opens tomorrow %(time)s", opens)
+      : _("Closed · opens %(time)s", {time: formatTime(outlet.next_opening, zone, true)})};
   }
 
   function todayText(outlet) {
@@ -107,6 +141,8 @@
   function serviceLabel(code) { return config.services[code] || code; }
 
   // ---- searching -------------------------------------------------------------------------------
+  /* The outlets nearest to ``params`` (lon/lat or an address q); ``label`` names the place. Without
+     a place (``label`` null, the map centre on opening) the outlets are listed as they are. */
   function search(params, label) {
     var query = new URLSearchParams(params);
     query.set("n", RESULTS);
@@ -127,6 +163,10 @@
           }, [match.address])]));
         });
         showResults([], null);
+      } else if (label === null) {
+        showResults(body.outlets, null);
+        status(body.outlets.length ? _("Search an address or use your location to see the outlets nearest to you.")
+          : noOutletText(null));
       } else {
         var origin = body.origin;
         var where = label || origin.address || _("your location");
@@ -139,12 +179,16 @@
     }).catch(function (error) {
       state.busy = false;
       state.searches += 1;
-      status(error.detail, true);
+      status(friendly(error, "search"), true);
     });
   }
 
   function noOutletText(where) {
     var service = $("of-service").value, params = {place: where, service: serviceLabel(service)};
+    if (where === null) {
+      return service ? _("No outlet offers %(service)s here. Search an address or use your location.", params)
+        : _("No outlet is shown here. Search an address or use your location.");
+    }
     if ($("of-open-now").checked) {
       return service ? _("No outlet is open now near %(place)s offers %(service)s", params) : _("No outlet is open now near %(place)s", params);
     }
@@ -186,13 +230,14 @@
       }, [
         el("span", {className: "of-result-head"}, [
           el("strong", {}, [outlet.name]),
-          el("span", {className: "of-distance"}, [distance(outlet.distance_m)]),
+          origin ? el("span", {className: "of-distance"}, [distance(outlet.distance_m)]) : null,
         ]),
         el("span", {className: "of-badge of-" + open.key}, [open.text]),
         el("span", {className: "of-muted"}, [outlet.address]),
         el("span", {className: "of-muted"}, [todayText(outlet)]),
-        el("span", {className: "of-muted"}, [_("Walk %(walk)s min · drive %(drive)s min · %(services)s", {
-          walk: outlet.travel.walking_min, drive: outlet.travel.driving_min, services: outlet.services.map(serviceLabel).join(_(", "))})]),
+        el("span", {className: "of-muted"}, [origin ? _("Walk %(walk)s min · drive %(drive)s min · %(services)s", {
+          walk: outlet.travel.walking_min, drive: outlet.travel.driving_min, services: outlet.services.map(serviceLabel).join(_(", "))})
+          : outlet.services.map(serviceLabel).join(_(", "))]),
       ])]));
     });
     var bounds = markers.getLayers().length ? markers.getBounds() : null;
@@ -256,6 +301,7 @@
     status("");
     return api(fill(config.outlet, code)).then(function (answer) {
       var outlet = Object.assign({}, listed || {}, answer.body);
+      if (!state.origin) { delete outlet.distance_m; }  // measured from the map centre, not from the customer
       state.selected = outlet;
       renderDetail(outlet);
       showView(true);
@@ -268,7 +314,7 @@
       var target = map.containerPointToLatLng(map.latLngToContainerPoint([outlet.lat, outlet.lon])
         .add(L.point(size.x / 2 - x, size.y / 2 - y)));
       map.panTo(target);
-    }).catch(function (error) { status(error.detail, true); });
+    }).catch(function (error) { status(friendly(error, "outlet"), true); });
   }
 
   function renderDetail(outlet) {
@@ -332,66 +378,91 @@
   function chooseSlot(slot, button) {
     chosenSlot = slot;
     bookingKey = randomKey();  // one key per chosen time: a retried submission cannot book twice
-    Array.prototype.forEach.call($("of-slots").querySelectorAll("button"), function (b) {
-      b.setAttribute("aria-pressed", b === button ? "true" : "false");
-    });
+    pressed($("of-slots"), button);
     $("of-book-submit").disabled = false;
     $("of-book-submit").textContent = _("Book %(time)s", {time: formatTime(slot.start, state.selected.timezone, true)});
   }
 
+  function pressed(box, button) {
+    Array.prototype.forEach.call(box.querySelectorAll(".of-slot"), function (b) {
+      b.setAttribute("aria-pressed", b === button ? "true" : "false");
+    });
+  }
+
+  /* A picker of free times: one outlet, service and date at a time; only the newest request is
+     drawn (an older one still under way is aborted, an answer that comes late anyway is dropped).
+     ``options``: box, dateInput, code(), service(), choose(slot, button), loaded(), stale(). */
+  function slotPicker(options) {
+    var latest = 0, abort = null;
+    function load() {
+      var box = clear(options.box);
+      box.appendChild(el("p", {className: "of-muted"}, [_("Loading times…")]));
+      var query = new URLSearchParams({date: options.dateInput.value, service: options.service(), by: "shift"});
+      var request = ++latest;
+      if (abort) { abort.abort(); }
+      abort = window.AbortController ? new AbortController() : null;
+      function stale() {
+        if (request === latest) { abort = null; return false; }
+        options.stale();
+        return true;
+      }
+      return api(fill(config.slots, options.code()) + "?" + query, abort ? {signal: abort.signal} : {}).then(function (answer) {
+        if (stale()) { return; }
+        drawSlots(clear(box), answer.body, options);
+        options.loaded();
+      }).catch(function (error) {
+        if (stale()) { return; }
+        clear(box).appendChild(el("p", {className: "of-error"}, [friendly(error, "slots")]));
+        options.loaded();
+      });
+    }
+    return {load: load};
+  }
+
+  /* The times of each opening under the day it starts ("Mon 18:00–02:00": 00:00 and 01:00 are
+     that Monday night's, not Tuesday evening's), full ones struck through. */
+  function drawSlots(box, body, options) {
+    var free = body.slots.filter(function (s) { return s.remaining > 0; });
+    if (!free.length) {
+      var why = body.note ? _("%(note)s.", {note: body.note})
+        : body.hours.closed ? (body.hours.note ? _("Closed on this day (%(note)s).", {note: body.hours.note}) : _("Closed on this day."))
+        : body.slots.length ? _("Every time on this day is booked.") : _("No times left on this day.");
+      box.appendChild(el("p", {className: "of-muted"}, [why + " "]));
+      box.appendChild(el("button", {type: "button", className: "of-button", onclick: function () {
+        options.dateInput.value = addDays(options.dateInput.value, 1);
+        options.dateInput.dispatchEvent(new Event("change"));
+      }}, [_("Next day →")]));
+    }
+    // On the night the clocks go back a time occurs twice: show its offset to tell them apart.
+    var labels = body.slots.map(function (s) { return s.start.slice(11, 16); });
+    var group = null, shiftKey = null;
+    body.slots.forEach(function (slot, index) {
+      var shift = slot.shift || {date: body.date, hours: ""};
+      if (shift.date + shift.hours !== shiftKey) {
+        shiftKey = shift.date + shift.hours;
+        box.appendChild(el("p", {className: "of-shift"}, [_("%(day)s %(hours)s", {
+          day: formatDay(shift.date, shift.date !== body.date), hours: shift.hours.replace("00:00-24:00", _("24 hours")).replace(/-/g, "–")})]));
+        group = box.appendChild(el("div", {className: "of-shift-slots", dataset: {shift: shift.date}}));
+      }
+      var label = labels[index];
+      if (labels.indexOf(label) !== labels.lastIndexOf(label)) { label += " (UTC" + slot.start.slice(19) + ")"; }
+      var button = el("button", {
+        type: "button", className: "of-slot", disabled: slot.remaining <= 0, dataset: {start: slot.start},
+        "aria-pressed": "false",
+        title: slot.remaining > 0 ? ngettext("%(num)s place left", "%(num)s places left", slot.remaining) : _("Fully booked"),
+      }, [label]);
+      button.addEventListener("click", function () { options.choose(slot, button); });
+      group.appendChild(button);
+    });
+  }
+
+  var bookingPicker;  // the booking form's picker (made by start)
+
   function loadSlots() {
-    var outlet = state.selected;
-    var box = clear($("of-slots"));
     chosenSlot = null;
     $("of-book-submit").disabled = true;
     $("of-book-submit").textContent = _("Book this time");
-    box.appendChild(el("p", {className: "of-muted"}, [_("Loading times…")]));
-    var query = new URLSearchParams({date: $("of-book-date").value, service: $("of-book-service").value});
-    // The last date or service chosen wins: abort the request before it, and drop any answer that
-    // is not the newest request's (it may arrive after the newer one's and would be drawn over it).
-    var request = ++slotRequest;
-    if (slotAbort) { slotAbort.abort(); }
-    slotAbort = window.AbortController ? new AbortController() : null;
-    var options = slotAbort ? {signal: slotAbort.signal} : {};
-    function stale() {
-      if (request === slotRequest) { slotAbort = null; return false; }
-      state.staleSlotLoads += 1;
-      return true;
-    }
-    return api(fill(config.slots, outlet.code) + "?" + query, options).then(function (answer) {
-      if (stale()) { return; }
-      var body = answer.body;
-      clear(box);
-      var free = body.slots.filter(function (s) { return s.remaining > 0; });
-      if (!body.slots.length || !free.length) {
-        var why = body.note ? _("%(note)s.", {note: body.note})
-          : body.hours.closed ? (body.hours.note ? _("Closed on this day (%(note)s).", {note: body.hours.note}) : _("Closed on this day."))
-          : body.slots.length ? _("Every time on this day is booked.") : _("No times left on this day.");
-        box.appendChild(el("p", {className: "of-muted"}, [why + " "]));
-        box.appendChild(el("button", {type: "button", className: "of-button", onclick: function () {
-          $("of-book-date").value = addDays($("of-book-date").value, 1);
-          loadSlots();
-        }}, [_("Next day →")]));
-      }
-      // On the night the clocks go back a time occurs twice: show its offset to tell them apart.
-      var labels = body.slots.map(function (s) { return s.start.slice(11, 16); });
-      body.slots.forEach(function (slot, index) {
-        var label = labels[index];
-        if (labels.indexOf(label) !== labels.lastIndexOf(label)) { label += " (UTC" + slot.start.slice(19) + ")"; }
-        var button = el("button", {
-          type: "button", className: "of-slot", disabled: slot.remaining <= 0, dataset: {start: slot.start},
-          "aria-pressed": "false",
-          title: slot.remaining > 0 ? ngettext("%(num)s place left", "%(num)s places left", slot.remaining) : _("Fully booked"),
-        }, [label]);
-        button.addEventListener("click", function () { chooseSlot(slot, button); });
-        box.appendChild(button);
-      });
-      state.slotLoads += 1;
-    }).catch(function (error) {
-      if (stale()) { return; }
-      clear(box).appendChild(el("p", {className: "of-error"}, [error.detail]));
-      state.slotLoads += 1;
-    });
+    return bookingPicker.load();
   }
 
   function book(event) {
@@ -416,20 +487,22 @@
       showConfirmation($("of-confirmation"), answer.body);
     }).catch(function (failure) {
       submit.disabled = false;
-      error.textContent = failure.detail;
+      error.textContent = friendly(failure, "book");
+      if (failure.body && failure.body.field === "phone") { $("of-book-phone").focus(); }
       if (failure.status === 409) { loadSlots(); }
     });
   }
 
-  function showConfirmation(box, booking) {
+  function showConfirmation(box, booking, note) {
     var zone = booking.outlet.timezone;
     clear(box).hidden = false;
     var cancelled = booking.status === "cancelled";
     box.appendChild(el("h3", {}, [cancelled ? _("Booking cancelled") : _("You are booked")]));
+    if (note) { box.appendChild(el("p", {className: "of-done", role: "status"}, [note])); }
     box.appendChild(el("p", {className: "of-code-label"}, [_("Confirmation code")]));
     box.appendChild(el("p", {className: "of-code", id: box.id + "-code"}, [booking.code]));
     box.appendChild(el("p", {}, [_("%(service)s at %(outlet)s", {service: serviceLabel(booking.service), outlet: booking.outlet.name})]));
-    box.appendChild(el("p", {}, [_("%(start)s–%(end)s (%(zone)s)", {
+    box.appendChild(el("p", {className: "of-when"}, [_("%(start)s–%(end)s (%(zone)s)", {
       start: formatTime(booking.start, zone, true), end: formatTime(booking.end, zone), zone: zone})]));
     box.appendChild(el("p", {className: "of-muted"}, [booking.outlet.address]));
     if (!cancelled) {
@@ -437,10 +510,18 @@
         {phone: booking.phone_display || booking.phone})]));
       box.appendChild(el("p", {className: "of-actions"}, [
         el("a", {href: booking.ics_url, className: "of-button", download: ""}, [_("Add to calendar")]),
+        el("button", {type: "button", className: "of-button of-move", onclick: function () { startMove(box, booking); }},
+          [_("Move to another time")]),
         el("button", {type: "button", className: "of-button of-danger", onclick: function () { cancel(box, booking); }},
           [_("Cancel booking")]),
       ]));
     }
+  }
+
+  function failed(box, text) {
+    var old = box.querySelector(".of-error");
+    if (old) { old.remove(); }
+    box.appendChild(el("p", {className: "of-error", role: "alert"}, [text]));
   }
 
   function cancel(box, booking) {
@@ -449,18 +530,74 @@
       state.booking = answer.body;
       showConfirmation(box, answer.body);
       if (state.selected && box.id === "of-confirmation") { $("of-book").hidden = false; loadSlots(); }
-    }).catch(function (error) { box.appendChild(el("p", {className: "of-error"}, [error.detail])); });
+    }).catch(function (error) { failed(box, friendly(error, "cancel")); });
+  }
+
+  /* Moving a booking: the free times of its outlet and service, on a date the customer chooses;
+     the API takes the new place before it gives the old one back, so a refusal changes nothing. */
+  function startMove(box, booking) {
+    var zone = booking.outlet.timezone, today = localDate(zone), chosen = null;
+    var old = box.querySelector(".of-mover");
+    if (old) { old.remove(); }
+    var dateInput = el("input", {type: "date", className: "of-move-date", min: today, max: addDays(today, config.horizonDays),
+                                 value: booking.start.slice(0, 10)});
+    var times = el("div", {className: "of-slots of-move-slots", role: "group", "aria-label": _("Times")});
+    var submit = el("button", {type: "button", className: "of-button of-primary of-wide of-move-submit", disabled: true},
+                    [_("Choose a new time")]);
+    var mover = el("div", {className: "of-mover"}, [
+      el("h3", {}, [_("Move to another time")]),
+      el("label", {className: "of-field"}, [_("Date"), " ", dateInput]),
+      times, submit,
+    ]);
+    box.appendChild(mover);
+    var picker = slotPicker({
+      box: times, dateInput: dateInput,
+      code: function () { return booking.outlet.code; },
+      service: function () { return booking.service; },
+      choose: function (slot, button) {
+        chosen = slot;
+        pressed(times, button);
+        submit.disabled = false;
+        submit.textContent = _("Move to %(time)s", {time: formatTime(slot.start, zone, true)});
+      },
+      loaded: function () {
+        // The booking's own time is not a new time to move to.
+        var own = times.querySelector('.of-slot[data-start="' + booking.start + '"]');
+        if (own) { own.disabled = true; own.title = _("Your booking"); own.classList.add("of-own"); }
+        state.moveLoads += 1;
+      },
+      stale: function () {},
+    });
+    dateInput.addEventListener("change", function () { chosen = null; submit.disabled = true; picker.load(); });
+    submit.addEventListener("click", function () {
+      if (!chosen) { return; }
+      submit.disabled = true;
+      api(fill(config.booking, booking.code), {
+        method: "PATCH",
+        headers: {"Content-Type": "application/json", "Accept": "application/json"},
+        body: JSON.stringify({start: chosen.start, service: booking.service}),
+      }).then(function (answer) {
+        state.booking = answer.body;
+        showConfirmation(box, answer.body, _("Your visit is moved to %(time)s. Your confirmation code stays the same.",
+          {time: formatTime(answer.body.start, zone, true)}));
+      }).catch(function (error) {
+        failed(mover, friendly(error, "move"));
+        if (error.status === 409 && error.body && error.body.reason === "slot_full") { picker.load(); }
+        else { submit.disabled = false; }
+      });
+    });
+    picker.load();
+    dateInput.focus();
   }
 
   function manage(event) {
     event.preventDefault();
     var box = $("of-manage-result");
     var code = $("of-manage-code").value.trim();
-    if (!code) { return; }
+    if (!code) { clear(box).appendChild(el("p", {className: "of-error"}, [_("Type the confirmation code of your booking.")])); return; }
     api(fill(config.booking, code)).then(function (answer) {
-      box.id = "of-manage-result";
       showConfirmation(box, answer.body);
-    }).catch(function (error) { clear(box).appendChild(el("p", {className: "of-error"}, [error.detail])); });
+    }).catch(function (error) { clear(box).appendChild(el("p", {className: "of-error", role: "alert"}, [friendly(error, "booking")])); });
   }
 
   // ---- start -----------------------------------------------------------------------------------
@@ -469,6 +606,14 @@
     config = pageConfig;
     L.control.zoom({position: "topright"}).addTo(map);
     markers = L.featureGroup().addTo(map);
+    bookingPicker = slotPicker({
+      box: $("of-slots"), dateInput: $("of-book-date"),
+      code: function () { return state.selected.code; },
+      service: function () { return $("of-book-service").value; },
+      choose: chooseSlot,
+      loaded: function () { state.slotLoads += 1; },
+      stale: function () { state.staleSlotLoads += 1; },
+    });
     $("of-search").addEventListener("submit", function (event) {
       event.preventDefault();
       var q = $("of-q").value.trim();
@@ -484,15 +629,30 @@
     $("of-book").addEventListener("submit", book);
     $("of-manage-form").addEventListener("submit", manage);
     ["of-service", "of-open-now"].forEach(function (id) {
-      $(id).addEventListener("change", function () { if (state.origin) { search({lon: state.origin.lon, lat: state.origin.lat}, state.origin.address || _("your location")); } });
+      $(id).addEventListener("change", function () {
+        if (state.origin) { search({lon: state.origin.lon, lat: state.origin.lat}, state.origin.address || _("your location")); }
+        else if (config.hasOutlets) { search({lon: config.centre[0].toFixed(6), lat: config.centre[1].toFixed(6)}, null); }
+      });
     });
     if (config.hasOutlets) {
-      search({lon: config.centre[0].toFixed(6), lat: config.centre[1].toFixed(6)}, _("the map centre"));
+      search({lon: config.centre[0].toFixed(6), lat: config.centre[1].toFixed(6)}, null);
     } else {
       status(_("No outlets have been set up yet."));
       state.searches += 1;
     }
   }
 
-  window.OutletFinder = {start: start, state: state, search: search, select: select};
+  /* The circle markers on the map as {kind: "origin" | "outlet", lat, lon} (the map draws on a canvas). */
+  function drawn() {
+    var found = [];
+    map.eachLayer(function (layer) {
+      if (layer instanceof L.CircleMarker) {
+        var at = layer.getLatLng();
+        found.push({kind: layer.options.fillColor === COLOURS.origin ? "origin" : "outlet", lat: at.lat, lon: at.lng});
+      }
+    });
+    return found;
+  }
+
+  window.OutletFinder = {start: start, state: state, search: search, select: select, drawn: drawn};
 })();

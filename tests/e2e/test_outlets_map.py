@@ -5,7 +5,9 @@ Screenshots (tests/e2e/screenshots/outlets_*.png) show the desk and the phone la
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,7 +37,7 @@ def town(live_server):
 
 def _context(browser, **options):
     """A browser context whose pages fail the test on a JavaScript error (as the ``page`` fixture)."""
-    context = browser.new_context(**TEST_CONTEXT, **options)
+    context = browser.new_context(**{**TEST_CONTEXT, **options})
     context.errors = []
     context.seen = []
     context.on("page", lambda page: (page.on("pageerror", lambda e: context.errors.append(str(e))),
@@ -198,5 +200,225 @@ def test_the_last_date_chosen_wins_when_an_earlier_answer_comes_late(town, brows
     assert page.input_value("#of-book-date") == second
     assert page.locator("#of-slots").inner_text().count("Loading") == 0
     save_screenshot(page, "outlets_last_date_wins")
+    assert not context.errors
+    context.close()
+
+
+# -- issue 13: moving a booking, no place before one is given, the tab order, customers' texts ---------
+SHOTS = Path("/work/notes/shots-finder")
+
+
+def _shot(page, name: str) -> None:
+    """A screenshot under tests/e2e/screenshots/ and in the notes folder the issue's review reads."""
+    path = save_screenshot(page, name)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHOTS / path.name)
+
+
+def _booked(town, service: str = "meter", hours: int = 1, key: str = "move-1") -> tuple[str, datetime]:
+    """A booking at DESK-24 (open around the clock) the next day at this hour plus ``hours``."""
+    start = datetime.now(timezone.utc).astimezone(BERLIN).replace(minute=0, second=0, microsecond=0) + timedelta(days=1, hours=hours)
+    answer = requests.post(town.url("/api/bookings"), json={
+        "outlet": "DESK-24", "service": service, "start": start.isoformat(), "name": "Erika Mustermann",
+        "phone": "0721 1234567", "idempotency_key": key})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["code"], start
+
+
+def _origin_dots(page) -> int:
+    """How many "you are here" dots are on the map, beside the outlets' markers (it draws on a canvas)."""
+    drawn = page.evaluate("OutletFinder.drawn()")
+    assert sum(1 for marker in drawn if marker["kind"] == "outlet") == page.locator(".of-result").count()
+    return sum(1 for marker in drawn if marker["kind"] == "origin")
+
+
+@pytest.mark.parametrize("size", ["desk", "phone"])
+def test_move_a_booking_by_its_code_to_another_free_time(town, browser, size):
+    code, start = _booked(town, key=f"move-{size}")
+    options = PHONE if size == "phone" else {"viewport": {"width": 1400, "height": 900}}
+    context = _context(browser, **options)
+    page = context.new_page()
+    page.goto(town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    page.click("#of-manage summary")
+    page.fill("#of-manage-code", code)
+    page.click("#of-manage-form button")
+    page.wait_for_selector("#of-manage-result .of-move")
+    page.click("#of-manage-result .of-move")
+    page.wait_for_function("OutletFinder.state.moveLoads > 0")
+    # The booking's own time is shown but cannot be chosen again.
+    own = page.locator(f"#of-manage-result .of-slot[data-start='{start.isoformat()}']")
+    assert own.count() == 1 and own.is_disabled()
+    submit = page.locator("#of-manage-result .of-move-submit")
+    assert submit.is_disabled()
+    target = page.locator("#of-manage-result .of-slot:not([disabled])").nth(2)
+    new_start = target.get_attribute("data-start")
+    target.click()
+    assert "Move to" in submit.inner_text()
+    page.locator("#of-manage-result .of-mover").scroll_into_view_if_needed()
+    _shot(page, f"finder_{size}_move_choose")
+    submit.click()
+    page.wait_for_selector("#of-manage-result .of-done")
+    assert "Your visit is moved to" in page.inner_text("#of-manage-result .of-done")
+    assert page.inner_text("#of-manage-result-code") == code
+    booking = requests.get(town.url(f"/api/bookings/{code}")).json()
+    assert booking["start"] == new_start and booking["status"] == "confirmed" and booking["sequence"] == 1
+    page.locator("#of-manage-result").scroll_into_view_if_needed()
+    _shot(page, f"finder_{size}_moved")
+    # ... and cancel it from the same place.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#of-manage-result .of-danger")
+    page.wait_for_function("document.querySelector('#of-manage-result h3').textContent.includes('cancelled')")
+    assert requests.get(town.url(f"/api/bookings/{code}")).json()["status"] == "cancelled"
+    assert page.evaluate("document.documentElement.scrollWidth") <= options["viewport"]["width"]
+    assert not context.errors
+    context.close()
+
+
+def test_a_move_into_a_time_just_taken_says_so_and_keeps_the_booking(town, browser):
+    code, start = _booked(town, key="move-full-1")
+    context = _context(browser, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    page.click("#of-manage summary")
+    page.fill("#of-manage-code", code)
+    page.click("#of-manage-form button")
+    page.click("#of-manage-result .of-move")
+    page.wait_for_function("OutletFinder.state.moveLoads > 0")
+    target = page.locator("#of-manage-result .of-slot:not([disabled])").first
+    taken = target.get_attribute("data-start")
+    target.click()
+    # Someone else takes that time (meter: one place) before the customer confirms.
+    assert requests.post(town.url("/api/bookings"), json={
+        "outlet": "DESK-24", "service": "meter", "start": taken, "name": "Max Mustermann",
+        "phone": "0721 7654321", "idempotency_key": "move-full-2"}).status_code == 201
+    loads = page.evaluate("OutletFinder.state.moveLoads")
+    page.click("#of-manage-result .of-move-submit")
+    page.wait_for_function(f"OutletFinder.state.moveLoads > {loads}")  # the times are loaded again
+    error = page.inner_text("#of-manage-result .of-mover .of-error")
+    assert error == "Someone has just taken the last place at this time. Please choose another time."
+    assert page.locator(f"#of-manage-result .of-slot[data-start='{taken}']").is_disabled()
+    assert requests.get(town.url(f"/api/bookings/{code}")).json()["start"] == start.isoformat()
+    assert not context.errors
+    context.close()
+
+
+@pytest.mark.parametrize("size", ["desk", "phone"])
+def test_no_you_are_here_dot_before_a_place_is_given(town, browser, size):
+    options = PHONE if size == "phone" else {"viewport": {"width": 1400, "height": 900}}
+    context = _context(browser, **options)
+    page = context.new_page()
+    page.goto(town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    assert page.inner_text("#of-status") == "Search an address or use your location to see the outlets nearest to you."
+    assert not re.search(r"\d outlets? nearest", page.inner_text("#of-status"))
+    assert _origin_dots(page) == 0
+    assert page.locator(".of-result").count() == 3 and page.locator(".of-distance").count() == 0
+    _shot(page, f"finder_{size}_start")
+    # A filter changed before a place keeps the neutral prompt.
+    page.select_option("#of-service", "meter")
+    page.wait_for_function("OutletFinder.state.searches > 1")
+    assert _origin_dots(page) == 0 and "Search an address" in page.inner_text("#of-status")
+    page.fill("#of-q", "Kaiserstraße 12")
+    page.press("#of-q", "Enter")
+    page.wait_for_function("OutletFinder.state.searches > 2")
+    assert "nearest to Kaiserstraße 12" in page.inner_text("#of-status")
+    assert _origin_dots(page) == 1 and page.locator(".of-distance").count() > 0
+    _shot(page, f"finder_{size}_after_search")
+    assert not context.errors
+    context.close()
+
+
+@pytest.mark.parametrize("size", ["desk", "phone"])
+def test_the_search_box_comes_first_in_the_tab_order(town, browser, size):
+    options = PHONE if size == "phone" else {"viewport": {"width": 1400, "height": 900}}
+    context = _context(browser, **options)
+    page = context.new_page()
+    page.goto(town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    assert page.evaluate("document.activeElement === document.body")
+    order = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
+    assert order[:5] == ["of-q", "Search", "of-locate", "of-service", "of-open-now"], order
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "of-q"
+    page.keyboard.type("Kaiserstr. 12")
+    page.keyboard.press("Enter")
+    page.wait_for_function("OutletFinder.state.searches > 1")
+    assert "nearest to Kaiserstraße 12" in page.inner_text("#of-status")
+    assert not context.errors
+    context.close()
+
+
+@pytest.mark.parametrize("locale, phone_text, code_text", [
+    ("en-US", "Please check your phone number and give it with its area code.",
+     "No booking has this confirmation code. Please check the code and try again."),
+    ("zh-CN", "请检查您的电话号码，并填写区号。", "没有与此确认码对应的预约。请核对确认码后再试。"),
+])
+def test_customers_read_friendly_texts_not_the_apis(town, browser, locale, phone_text, code_text):
+    context = _context(browser, viewport={"width": 1400, "height": 900}, locale=locale)
+    page = context.new_page()
+    page.goto(town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    page.locator(".of-result").first.click()
+    page.wait_for_selector("#of-detail-view:not([hidden])")
+    page.wait_for_function("OutletFinder.state.slotLoads > 0")
+    loads = page.evaluate("OutletFinder.state.slotLoads")
+    page.fill("#of-book-date", (datetime.now(timezone.utc).astimezone(BERLIN) + timedelta(days=1)).date().isoformat())
+    page.wait_for_function(f"OutletFinder.state.slotLoads > {loads}")
+    page.locator(".of-slot:not([disabled])").first.click()
+    page.fill("#of-book-name", "Erika Mustermann")
+    page.fill("#of-book-phone", "12345")
+    page.click("#of-book-submit")
+    page.wait_for_function("document.querySelector('#of-book-error').textContent.length > 0")
+    shown = page.inner_text("#of-book-error")
+    assert shown == phone_text
+    assert "12345" not in shown and "valid" not in shown
+    assert page.evaluate("document.activeElement.id") == "of-book-phone"
+    lang = "en" if locale == "en-US" else "zh"
+    _shot(page, f"finder_{lang}_phone_error")
+    page.click("#of-back")
+    page.click("#of-manage summary")
+    page.fill("#of-manage-code", "AAAA-BBBB-CCCC")
+    page.click("#of-manage-form button")
+    page.wait_for_selector("#of-manage-result .of-error")
+    assert page.inner_text("#of-manage-result .of-error") == code_text
+    page.fill("#of-q", "Qwertzuiopgasse 99")
+    page.press("#of-q", "Enter")
+    page.wait_for_function("OutletFinder.state.searches > 1")
+    assert "Qwertzuiopgasse" not in page.inner_text("#of-status") and "no address like" not in page.inner_text("#of-status")
+    _shot(page, f"finder_{lang}_unknown_code")
+    assert not context.errors
+    context.close()
+
+
+def test_an_overnight_opening_is_shown_under_the_day_it_starts(town, browser):
+    with town.engine.begin() as connection:
+        add_outlet(connection, "DESK-NIGHT", name="Night Desk Durlacher Tor", hours="Mo-Fr 18:00-02:00",
+                   address="Durlacher Tor 1, 76131 Karlsruhe", lon=CENTRE[0] + 0.01, lat=CENTRE[1],
+                   services={"billing": 1}, slot_minutes=60)
+    today = datetime.now(timezone.utc).astimezone(BERLIN).date()
+    monday = today + timedelta(days=7 - today.weekday())
+    context = _context(browser, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(town.url("/map/outlets"))
+    page.wait_for_function("OutletFinder.state.searches > 0")
+    page.locator(".of-result", has_text="Night Desk").click()
+    page.wait_for_function("OutletFinder.state.slotLoads > 0")
+    loads = page.evaluate("OutletFinder.state.slotLoads")
+    page.fill("#of-book-date", (monday + timedelta(days=1)).isoformat())  # Tuesday
+    page.wait_for_function(f"OutletFinder.state.slotLoads > {loads}")
+    assert page.locator(".of-shift").all_inner_texts() == ["Tue 18:00–02:00"]
+    labels = page.locator(".of-slot").all_inner_texts()
+    assert labels[0] == "18:00" and labels[-2:] == ["00:00", "01:00"], labels
+    page.locator("#of-slots").scroll_into_view_if_needed()
+    _shot(page, "finder_desk_overnight_shift")
     assert not context.errors
     context.close()

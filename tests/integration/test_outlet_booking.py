@@ -92,6 +92,30 @@ def test_slots_on_a_dst_night_and_across_midnight(connection, session):
     assert booking["start"] == "2027-03-28T03:00:00+02:00" and booking["end"] == "2027-03-28T04:00:00+02:00"
 
 
+def test_slots_by_shift_keep_an_overnight_opening_under_the_day_it_starts(client, connection):
+    add_outlet(connection, "EVENING", hours="Mo-Fr 18:00-02:00", services={"billing": 1}, slot_minutes=60)
+    slots = "/api/outlets/EVENING/slots"
+    # Tuesday 1 December 2026: by date, Monday night's 00:00 and 01:00 come first; by shift they are Monday's.
+    with time_machine.travel(datetime(2026, 11, 25, 12, tzinfo=UTC), tick=False):
+        by_date = client.get(slots, query_string={"date": "2026-12-01"}).json
+        by_shift = client.get(slots, query_string={"date": "2026-12-01", "by": "shift"}).json
+        monday = client.get(slots, query_string={"date": "2026-11-30", "by": "shift"}).json
+    assert [s["start"][11:16] for s in by_date["slots"]][:3] == ["00:00", "01:00", "18:00"]
+    assert "shift" not in by_date["slots"][0]
+    assert [s["start"][5:16] for s in by_shift["slots"]] == [
+        "12-01T18:00", "12-01T19:00", "12-01T20:00", "12-01T21:00", "12-01T22:00", "12-01T23:00", "12-02T00:00", "12-02T01:00"]
+    assert {(s["shift"]["date"], s["shift"]["hours"]) for s in by_shift["slots"]} == {("2026-12-01", "18:00-02:00")}
+    assert monday["slots"][-1]["start"] == "2026-12-01T01:00:00+01:00"
+    # Just after midnight on the outlet's today, last night's opening still running comes first, as its own day's.
+    with time_machine.travel(datetime(2026, 12, 1, 23, 30, tzinfo=UTC), tick=False):  # Wed 2 Dec, 00:30 in Berlin
+        tonight = client.get(slots, query_string={"by": "shift"}).json
+        today = client.get(slots, query_string={"date": "2026-12-02", "by": "shift"}).json
+    assert [(s["start"][5:16], s["shift"]["date"]) for s in tonight["slots"]][:2] == [
+        ("12-02T01:00", "2026-12-01"), ("12-02T18:00", "2026-12-02")]
+    assert today["slots"] == tonight["slots"]
+    assert client.get(slots, query_string={"by": "day"}).status_code == 400
+
+
 def _parsed(start: str, **changes) -> BookingRequest:
     values = _request(start, **changes)
     return BookingRequest(**values)
@@ -205,7 +229,8 @@ def test_cancel_frees_the_place_and_is_harmless_twice(client, outlet, tomorrow, 
     assert _counter(connection, local(tomorrow, 14)) == 0
     assert client.delete(f"/api/bookings/{code}").json["status"] == "cancelled"
     assert _counter(connection, local(tomorrow, 14)) == 0
-    assert client.patch(f"/api/bookings/{code}", json={"start": local(tomorrow, 15).isoformat()}).status_code == 409
+    refused = client.patch(f"/api/bookings/{code}", json={"start": local(tomorrow, 15).isoformat()})
+    assert refused.status_code == 409 and refused.json["reason"] == "booking_cancelled"
 
 
 def test_reschedule_moves_the_booking_atomically(client, outlet, tomorrow, connection):

@@ -337,3 +337,20 @@ def test_a_misspelt_street_offers_the_houses_of_the_streets_it_is_close_to(clien
     body = client.get("/api/outlets/nearest", query_string={"q": q}).json
     offered = [m["address"] for m in body["did_you_mean"]] if body["origin"] is None else [body["origin"]["address"]]
     assert ADDRESSES[code] in offered[:3], offered
+
+
+@pytest.mark.parametrize("kaiser_numbers", [(10, 12, 14, 120), (2, 4, 10, 14, 30)])
+def test_the_street_typed_ranks_before_a_street_that_only_rhymes(client, connection, addresses, kaiser_numbers):
+    """"Kaiserstraße 12" (the demo city's main street) suggests Kaiserstraße first, never Ackerstraße 12."""
+    for number in kaiser_numbers:
+        add_outlet(connection, f"KS{number}", address=f"Kaiserstraße {number}, 76133 Karlsruhe")
+    for number in (11, 12, 13):
+        add_outlet(connection, f"AS{number}", address=f"Ackerstraße {number}, 76133 Karlsruhe")
+    for q in ("Kaiserstraße 12", "kaiserstr. 12", "Kaiserstrasse 12"):
+        found = [m["address"] for m in client.get("/api/outlets/addresses", query_string={"q": q}).json["addresses"]]
+        assert found and found[0].startswith("Kaiserstraße "), (q, found)
+        assert all(not a.startswith("Ackerstraße") for a in found[:len(kaiser_numbers)]), (q, found)
+    if 12 in kaiser_numbers:
+        assert found[0] == "Kaiserstraße 12, 76133 Karlsruhe"
+        body = client.get("/api/outlets/nearest", query_string={"q": "Kaiserstraße 12"}).json
+        assert body["origin"]["address"] == "Kaiserstraße 12, 76133 Karlsruhe"
