@@ -431,6 +431,23 @@ def _name_streets(city: City, streets: dict[str, np.ndarray], seed: int) -> None
     streets["postcode"] = np.array([p[1] for p in PLACES], dtype=object)[place]
     streets["town"] = np.array([p[2] for p in PLACES], dtype=object)[place]
     streets["quarter"] = np.array([p[0] for p in PLACES], dtype=object)[place]
+    _main_street(streets)
+
+
+MAIN_STREET = "Kaiserstraße"
+
+
+def _main_street(streets: dict[str, np.ndarray]) -> None:
+    """The east-west street through the centre is Kaiserstraße, as in Karlsruhe, whose places the
+    demo city borrows: the street a visitor types first must be there. A street of its town that
+    drew that name takes the centre street's name instead, so names stay unique in each town."""
+    crossing = np.flatnonzero(streets["ew"] & (streets["x0"] <= 0) & (streets["x1"] >= 0))
+    if not len(crossing):
+        return
+    main = crossing[np.argmin(np.abs(streets["y0"][crossing]))]
+    namesake = (streets["town"] == streets["town"][main]) & (streets["name"] == MAIN_STREET)
+    streets["name"][namesake] = streets["name"][main]
+    streets["name"][main] = MAIN_STREET
 
 
 # -- the generator ---------------------------------------------------------------------------------

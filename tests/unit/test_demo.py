@@ -272,3 +272,15 @@ def test_the_meshed_city_closes_every_tie_and_doubles_each_feeder_exit(network):
     sections = [s for s in topology.sections if s is not None]
     assert sections and all(isinstance(s, Meshed) and len(s.source_edges) >= 2 for s in sections)
     assert topology.energised[data.sp_node].all()
+
+
+@pytest.mark.parametrize("customers", [CUSTOMERS, 20_000])
+def test_the_main_street_through_the_centre_is_kaiserstrasse_once_per_town(customers, frames):
+    city = frames if customers == CUSTOMERS else generate_city(customers, seed=1)
+    parts = city.service_points["address"].str.extract(r"^(?P<street>.+) (?P<number>\d+), \d{5} (?P<town>.+)$")
+    on_it = (parts["street"] == "Kaiserstraße").to_numpy()
+    assert on_it.any(), "the street a visitor types first is in the demo city"
+    assert set(parts["town"][on_it]) == {"Karlsruhe"}
+    # Its houses line one east-west street (within a block's depth north or south of it).
+    latitudes = shapely.get_y(city.service_points.geometry.to_numpy()[on_it])
+    assert latitudes.max() - latitudes.min() < 0.003
