@@ -3,10 +3,11 @@
 and file calls with ``POST /api/calls``."""
 from __future__ import annotations
 
+from folium.elements import JSCSSMixin
 from flask import Blueprint, render_template, url_for
+from folium.plugins import MarkerCluster
 
 from geo.auth import PUBLIC, allow
-from geo.basemap import page_config
 from geo.db import get_session
 from geo.maps import base_map, render_map
 from geo.openapi import HTML, Answer, contract
@@ -17,6 +18,13 @@ bp = Blueprint("outages_public_views", __name__)
 # How often the public map asks whether the feed changed: a change shows within about this long
 # (plus one load of the layers), well inside the 10 s promised.
 VERSION_POLL_MS = 3000
+
+
+class _ClusterAssets(JSCSSMixin):
+    """Leaflet.markercluster's script and styles for the page's own cluster group of grid cells."""
+
+    default_js = MarkerCluster.default_js
+    default_css = MarkerCluster.default_css
 
 
 def _api() -> dict:
@@ -48,8 +56,8 @@ def outage_map():
     extent, _summary = network_overview(get_session().connection())
     centre = ((extent.south + extent.north) / 2, (extent.west + extent.east) / 2) if extent else (20.0, 0.0)
     fmap = base_map(centre, zoom_start=13 if extent else 2, maxZoom=18, zoom_control=False)
+    _ClusterAssets().add_to(fmap)
     if extent:
         fmap.fit_bounds([[extent.south, extent.west], [extent.north, extent.east]], max_zoom=15)
-    config = {"api": _api(), "pollMs": VERSION_POLL_MS, "status": url_for("outages_public_views.status_page"),
-              "basemap": page_config()}
+    config = {"api": _api(), "pollMs": VERSION_POLL_MS}
     return render_map(fmap, "outages_map.html", config=config)
