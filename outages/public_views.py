@@ -4,13 +4,14 @@ and file calls with ``POST /api/calls``."""
 from __future__ import annotations
 
 from folium.elements import JSCSSMixin
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, current_app, render_template, url_for
 from folium.plugins import MarkerCluster
 
 from geo.auth import PUBLIC, allow
 from geo.db import get_session
 from geo.maps import base_map, render_map
 from geo.openapi import HTML, Answer, contract
+from outages.public import public_settings
 from topology.layers import network_overview
 
 bp = Blueprint("outages_public_views", __name__)
@@ -60,4 +61,4 @@ def outage_map():
     if extent:
         fmap.fit_bounds([[extent.south, extent.west], [extent.north, extent.east]], max_zoom=15)
     config = {"api": _api(), "pollMs": VERSION_POLL_MS}
-    return render_map(fmap, "outages_map.html", config=config)
+    return render_map(fmap, "outages_map.html", config=config, rule=public_settings(current_app.config))
