@@ -27,6 +27,7 @@ from geo.cells import CELL_POLYGONS, contents, revision
 from geo.errors import NotFound
 from geo.i18n import _
 from outages.cells import cells_of_open_outages
+from outages.settings import number_setting
 
 __all__ = ["PublicSettings", "public_settings", "feed_version", "current_outages", "public_outage", "cell_totals",
            "closed_outages", "MAX_HISTORY_DAYS"]
@@ -45,11 +46,13 @@ class PublicSettings:
 
 
 def public_settings(config: Mapping) -> PublicSettings:
-    """``PUBLIC_AREA_MIN_CUSTOMERS``, ``PUBLIC_AREA_GRID_M`` and ``PUBLIC_AREA_BUFFER_M`` from ``config``."""
+    """``PUBLIC_AREA_MIN_CUSTOMERS``, ``PUBLIC_AREA_GRID_M`` and ``PUBLIC_AREA_BUFFER_M`` from
+    ``config`` (else the environment; else the defaults). The grid and the threshold never go
+    below 50 m and 2 customers: a setting cannot publish where one customer lives."""
     default = PublicSettings()
-    return PublicSettings(int(config.get("PUBLIC_AREA_MIN_CUSTOMERS", default.min_customers)),
-                          float(config.get("PUBLIC_AREA_GRID_M", default.grid_m)),
-                          float(config.get("PUBLIC_AREA_BUFFER_M", default.buffer_m)))
+    return PublicSettings(max(2, number_setting(config, "PUBLIC_AREA_MIN_CUSTOMERS", default.min_customers, int)),
+                          max(50.0, number_setting(config, "PUBLIC_AREA_GRID_M", default.grid_m)),
+                          max(0.0, number_setting(config, "PUBLIC_AREA_BUFFER_M", default.buffer_m)))
 
 
 # What the feed shows of an open outage changes only with these columns (every change to an

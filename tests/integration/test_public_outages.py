@@ -113,6 +113,7 @@ def _feature_of(collection: dict, code: str) -> dict:
 
 def test_the_feed_publishes_coarse_areas_and_nothing_personal(app, connection, public, monkeypatch):
     load_network(connection, protected_feeder())
+    connection.execute(text("UPDATE service_points SET phone = '+49 781 9' || lpad(id::text, 5, '0')"))
     code = _outage(app, "B1", cause="weather")  # five customers out: C1-C5
     small = _outage(app, "SW2")  # nested below it; C5 alone
     answer = public.get("/api/public/outages")
@@ -129,8 +130,9 @@ def test_the_feed_publishes_coarse_areas_and_nothing_personal(app, connection, p
     assert _feature_of(answer.json, small)["geometry"] is None  # one customer: no area of its own
     body = answer.get_data(as_text=True)
     customers = connection.execute(text("SELECT code, account_number, name, address, phone FROM service_points")).all()
+    assert all(row.phone for row in customers)
     for row in customers:
-        for value in filter(None, (row.account_number, row.name, row.address, row.phone)):
+        for value in (row.code, row.account_number, row.name, row.address, row.phone):
             assert value not in body
     # The outline's corners lie on the grid, none on or near a customer (10 m).
     corners = [Point(c) for ring in [area.exterior] for c in ring.coords] if area.geom_type == "Polygon" else \
