@@ -45,13 +45,24 @@ def _cached(body: dict, etag: str, cache: str, mimetype: str = "application/json
     return response
 
 
+# The latest body of each versioned answer, by (database, answer, version): every open map asks
+# again when the version changes, and in a storm the version changes every few seconds; one
+# worker builds each version once, however many maps and feed readers ask.
+_BUILT: dict[tuple, dict] = {}
+
+
 def _versioned(build) -> Response:
     """An answer that follows the feed's version: 304 before anything is built when it is unchanged."""
     connection = get_session().connection()
     version, _changed = public.feed_version(connection, _settings())
     if version in request.if_none_match:
         return _cached({}, version, CURRENT_CACHE, GEOJSON)
-    return _cached(build(connection), version, CURRENT_CACHE, GEOJSON)
+    key = (str(connection.engine.url), request.endpoint, version)
+    if key not in _BUILT:
+        for old in [k for k in _BUILT if k[:2] == key[:2]]:
+            del _BUILT[old]
+        _BUILT[key] = build(connection)
+    return _cached(_BUILT[key], version, CURRENT_CACHE, GEOJSON)
 
 
 @bp.get("/status")

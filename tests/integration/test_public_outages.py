@@ -187,3 +187,23 @@ def test_history_gives_closed_outages_with_customer_minutes(app, areas, public, 
     assert public.get("/api/public/outages/history", query_string={"from": start},
                       headers={"If-None-Match": answer.headers["ETag"]}).status_code == 304
     assert code not in [f["id"] for f in public.get("/api/public/outages").json["features"]]
+
+
+def test_status_look_ups_are_limited_per_address(app, areas, monkeypatch):
+    from geo.limits import limiter
+
+    monkeypatch.setitem(app.config, "PUBLIC_LOOKUP_RATE_LIMIT", "2 per minute")
+    limiter.reset()
+    try:
+        client = app.test_client()
+        statuses = [_status(client, account=f"A-C{n}").status_code for n in (1, 2, 3)]
+        assert statuses == [200, 200, 429]
+        refused = _status(client, account="A-C1")
+        assert refused.content_type == PROBLEM and int(refused.headers["Retry-After"]) > 0
+        other = app.test_client()
+        other.environ_base["REMOTE_ADDR"] = "10.0.0.9"
+        assert _status(other, account="A-C1").status_code == 200
+        # The open feed is cacheable and not limited: a news site's poller is not refused.
+        assert all(client.get("/api/public/outages/version").status_code == 200 for _ in range(3))
+    finally:
+        limiter.reset()
