@@ -96,6 +96,17 @@
       : _("No outages right now");
   }
 
+  /* On the first load, show the outages beside the panel (left of it on a desktop, above it on a
+     phone); later loads leave the view where the reader put it. */
+  function frame() {
+    var bounds = L.latLngBounds([]);
+    [areas, cells].forEach(function (layer) { if (layer.getLayers().length) { bounds.extend(layer.getBounds()); } });
+    if (!bounds.isValid()) { return; }
+    var panel = $("om-panel").getBoundingClientRect(), phone = window.innerWidth <= 700;
+    map.fitBounds(bounds, {maxZoom: 15, paddingTopLeft: [phone ? 20 : panel.right + 20, 20],
+                           paddingBottomRight: [20, phone ? panel.height + 20 : 20]});
+  }
+
   function stamp(at) {
     state.updated = at;
     $("om-updated").textContent = _("Last updated %(time)s", {
@@ -110,6 +121,7 @@
       .then(function (answers) {
         drawAreas(answers[0]);
         drawCells(answers[1]);
+        if (state.loads === 0) { frame(); }
         state.version = version;
         state.loads += 1;
       }, function (error) { $("om-updated").textContent = error.detail; })
