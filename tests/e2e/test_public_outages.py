@@ -120,6 +120,7 @@ def test_the_outage_map_shows_a_change_within_ten_seconds(browser, city):
     assert page.locator("#om-totals").inner_text() == "4 customers out in 1 outage"
     assert page.locator(".om-count").first.inner_text() == "4"
     page.locator(".om-count").first.click()
+    page.wait_for_timeout(400)  # the popup fades in
     popup = page.locator(".om-popup").inner_text()
     assert "West" in popup and "weather" in popup and "4 customers out" in popup
     _shot(page, "map-desktop-outage")
