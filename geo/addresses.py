@@ -30,7 +30,7 @@ from geo.i18n import _
 
 __all__ = [
     "AddressEntry", "AddressPlace", "AddressStreet", "AddressMatch", "spelled_sql", "address_query",
-    "suggest_addresses", "resolve_address", "nearest_address",
+    "suggest_addresses", "resolve_address", "nearest_address", "sources_at",
 ]
 
 
@@ -395,3 +395,14 @@ def nearest_address(connection: Connection, lon: float, lat: float, source: str 
     row = connection.execute(_NEAREST, {"lon": lon, "lat": lat, "source": source,
                                         "excluding": list(excluding)}).first()
     return _found([row])[0] if row is not None else None
+
+
+# The prefix index's expression finds the address; the plain comparison keeps its exact spelling.
+_AT = text(f"SELECT source_id FROM addresses WHERE {_PREFIX} = lower({spelled_sql(':address')}) "
+           "AND lower(address) = lower(:address) AND source = :source ORDER BY source_id LIMIT :limit")
+
+
+def sources_at(connection: Connection, address: str, source: str = "service_point", limit: int = 1000) -> list[int]:
+    """The ids of ``source``'s rows (service points, outlets) at exactly ``address`` (ignoring case):
+    the flats of a house share one address."""
+    return list(connection.execute(_AT, {"source": source, "address": address, "limit": limit}).scalars())

@@ -36,6 +36,7 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour"),
         "PUBLIC_WRITE_RATE_LIMIT": env.get("PUBLIC_WRITE_RATE_LIMIT", "20 per minute;200 per day"),
+        "PUBLIC_LOOKUP_RATE_LIMIT": env.get("PUBLIC_LOOKUP_RATE_LIMIT", "30 per minute;500 per day"),
         # Set when a reverse proxy terminates HTTPS: its X-Forwarded-For/-Proto are believed (one hop).
         "TRUST_PROXY": env.get("TRUST_PROXY", "") not in ("", "0", "false", "no"),
         # The voltages (pu) a restoration plan's power flow must keep every bus within (?verify=powerflow).

@@ -3,7 +3,8 @@ client address and per phone number.
 
 The counters live in memory by default, which is right for one process; with several workers or
 machines set ``RATELIMIT_STORAGE_URI`` (``redis://host:6379/0``) so they share one count. The
-limits themselves are settings (``LOGIN_RATE_LIMIT``, ``PUBLIC_WRITE_RATE_LIMIT``), read per
+limits themselves are settings (``LOGIN_RATE_LIMIT``, ``PUBLIC_WRITE_RATE_LIMIT``,
+``PUBLIC_LOOKUP_RATE_LIMIT``), read per
 request, so a deployment and the tests can change them. A refused request answers 429
 problem+json with Retry-After.
 """
@@ -14,7 +15,7 @@ from typing import Callable
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
-__all__ = ["limiter", "login_limits", "public_write_limits", "client_address", "init_app"]
+__all__ = ["limiter", "login_limits", "public_write_limits", "public_lookup_limits", "client_address", "init_app"]
 
 
 def client_address() -> str:
@@ -70,6 +71,12 @@ def public_write_limits(view):
                          methods=["POST", "PUT", "PATCH", "DELETE"])(view)
     return limiter.limit(_setting("PUBLIC_WRITE_RATE_LIMIT"), key_func=_phone, scope="write-phone",
                          methods=["POST", "PUT", "PATCH"])(view)
+
+
+def public_lookup_limits(view):
+    """Public look-ups that answer about one customer (the outage status by account or address):
+    per client address, so that account numbers cannot be tried in bulk."""
+    return limiter.limit(_setting("PUBLIC_LOOKUP_RATE_LIMIT"), key_func=client_address, scope="lookup-address")(view)
 
 
 def init_app(app: Flask) -> None:

@@ -9,7 +9,7 @@ def init_app(app: Flask) -> None:
     from geo import demo
     from geo.health import register_counted
     from geo.server import register_companion
-    from outages import api, cells, cli, views
+    from outages import api, cells, cli, public_api, public_views, views
     from outages.demo import add_demo_crews
 
     register_counted("outages", "trouble_calls", "crews")
@@ -17,6 +17,8 @@ def init_app(app: Flask) -> None:
     cells.register()
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(public_api.bp)
+    app.register_blueprint(public_views.bp)
     cli.init_app(app)
     # Trouble calls and meter events are settled after their answer by a process of its own.
     register_companion("outage settler", ("outages", "settle"))

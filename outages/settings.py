@@ -11,7 +11,7 @@ from typing import Mapping
 
 from outages.prediction import Rules
 
-__all__ = ["OutageSettings", "settings_from", "DEFAULT_ETR_HOURS"]
+__all__ = ["OutageSettings", "settings_from", "number_setting", "DEFAULT_ETR_HOURS"]
 
 # When history has no restored outage of a kind yet: hours to restore, by the predicted device's kind.
 DEFAULT_ETR_HOURS = {"service": 2.0, "transformer": 3.0, "fuse": 2.5, "recloser": 3.0, "breaker": 4.0}
@@ -40,3 +40,8 @@ def settings_from(config: Mapping) -> OutageSettings:
                   siblings=_number(config, "OUTAGE_SIBLINGS", defaults.siblings, int),
                   window_minutes=_number(config, "OUTAGE_WINDOW_MINUTES", defaults.window_minutes))
     return OutageSettings(rules, momentary_minutes=_number(config, "OUTAGE_MOMENTARY_MINUTES", 5.0))
+
+
+def number_setting(config: Mapping, name: str, default: float, cast=float):
+    """The setting ``name`` from ``config``, else the environment, else ``default``, as ``cast``."""
+    return _number(config, name, default, cast)

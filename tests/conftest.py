@@ -28,6 +28,7 @@ from tests.accounts import add_role_accounts
 # take these; tests/integration/test_access.py checks the limits themselves with low ones.
 os.environ.setdefault("LOGIN_RATE_LIMIT", "100000 per minute")
 os.environ.setdefault("PUBLIC_WRITE_RATE_LIMIT", "100000 per minute")
+os.environ.setdefault("PUBLIC_LOOKUP_RATE_LIMIT", "100000 per minute")
 
 # Tables ``empty_tables`` keeps: the migration marker, PostGIS's catalogue, single-row state tables.
 KEPT_TABLES = {"alembic_version", "spatial_ref_sys", "topology_state", "grid_cell_revision"}

@@ -33,7 +33,8 @@ from topology.loader import load_network
 
 ANONYMOUS = "anonymous"
 # High enough that no fuzzer meets a 429; the contract documents 429 on the limited routes.
-UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000 per minute", "PUBLIC_WRITE_RATE_LIMIT": "1000000 per minute"}
+UNLIMITED = {"LOGIN_RATE_LIMIT": "1000000 per minute", "PUBLIC_WRITE_RATE_LIMIT": "1000000 per minute",
+             "PUBLIC_LOOKUP_RATE_LIMIT": "1000000 per minute"}
 
 
 @dataclass

@@ -31,7 +31,7 @@ from geo.cells import (AREA_ASSIGNMENTS, AREA_MANAGER, CELL_POLYGONS, MANAGER, C
 from geo.demo import DemoContext
 from geo.i18n import _
 
-__all__ = ["contents", "customer_cells", "network_hull", "register", "add_demo_cells", 
+__all__ = ["contents", "customer_cells", "customer_homes", "network_hull", "register", "add_demo_cells", 
            "OUTSIDE_POINTS"]
 
 # How many customers outside every cell are listed by place (all are counted).
@@ -142,10 +142,15 @@ def _contents(connection: Connection) -> Contents:
 def customer_cells(connection: Connection, service_points, held: Contents) -> dict[int, str | None]:
     """The cell each of ``service_points`` (ids) belongs to by the same rule (None: none), given
     the cells' contents ``held`` (for their areas' cells)."""
+    return {sp: cell for sp, (_area, cell) in customer_homes(connection, service_points, held).items()}
+
+
+def customer_homes(connection: Connection, service_points, held: Contents) -> dict[int, tuple[str | None, str | None]]:
+    """(transformer area code, cell) of each of ``service_points`` (ids), by the rule above."""
     ids = [int(i) for i in service_points]
     if not ids:
         return {}
-    return {row.id: held.area_homes.get(row.area, row.lies_in) if row.area is not None else row.lies_in
+    return {row.id: (row.area, held.area_homes.get(row.area, row.lies_in) if row.area is not None else row.lies_in)
             for row in connection.execute(_LIE_IN, {"ids": ids})}
 
 

@@ -11,7 +11,9 @@ from tests.outlet_data import CENTRE, add_outlet
 
 # Polled with page.evaluate: Playwright's wait_for_function would need 'unsafe-eval'.
 READY = {"/map/network": "window.GridAtlas && GridAtlas.state.loads > 0 && GridAtlas.state.loading === 0",
-         "/map/outlets": "window.OutletFinder && OutletFinder.state.searches > 0"}
+         "/map/outlets": "window.OutletFinder && OutletFinder.state.searches > 0",
+         "/map/outages": "window.OutageMap && OutageMap.state.loads > 0",
+         "/status": "window.OutageStatus && document.getElementById('os-form') !== null"}
 INJECTED = """() => {
   const script = document.createElement('script');
   script.textContent = 'window.injected = true';

@@ -66,6 +66,10 @@ EXPECTED = {
     "outages_api.my_crew": {CREW}, "outages_api.crew_positions": {CREW}, "outages_api.crew_note": {CREW},
     "outages_api.live": {DISPATCHER, PLANNER, CREW},
     "outages_views.dispatch_map": {DISPATCHER}, "outages_views.crew_page": {CREW},
+    # "Is my power out?", the public outage map and the open feed: nothing personal (docs/open-feed.md).
+    **{f"outages_public.{name}": {PUBLIC} for name in (
+        "service_status", "current_outages", "cell_totals", "feed_version", "history", "outage_feature")},
+    "outages_public_views.status_page": {PUBLIC}, "outages_public_views.outage_map": {PUBLIC},
     **{f"cells_api.{name}": {PLANNER, DISPATCHER} for name in (
         "cell_layer", "cell_detail", "coverage", "cell_versions", "cell_version", "export")},
     **{f"cells_api.{name}": {PLANNER} for name in (
