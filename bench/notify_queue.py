@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from common import bench_database, load_note
-from sqlalchemy import text
+# The project before bench/ itself (bench/outages.py would hide the package).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from geo.db import make_engine
-from outages import lifecycle, notices
-from outages.settings import OutageSettings
+from sqlalchemy import text  # noqa: E402
+
+from common import bench_database, load_note  # noqa: E402
+from geo.db import make_engine  # noqa: E402
+from outages import lifecycle, notices  # noqa: E402
+from outages.settings import OutageSettings  # noqa: E402
 
 TARGET_SECONDS = 10.0
 
