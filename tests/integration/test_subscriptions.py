@@ -6,6 +6,8 @@ by grid cell, in English and Chinese."""
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -296,3 +298,37 @@ def test_texts_in_both_languages():
             chinese = notices.in_language(notices._body(kind, target, outage, str), "zh")
             assert "OUT-000001" in english and "OUT-000001" in chinese and english != chinese
             assert re.search(r"[\u4e00-\u9fff]", chinese)
+
+
+# -- races -------------------------------------------------------------------------------------------
+def test_racing_writers_leave_one_subscription_and_one_message_each(committed_app, committed_engine):
+    """Real parallel requests and jobs on committed data: the database decides."""
+    with committed_engine.begin() as connection:
+        load_network(connection, protected_feeder())
+    barrier = threading.Barrier(4)
+
+    def subscribe(_n):
+        client = committed_app.test_client()
+        barrier.wait()
+        return client.post("/api/subscriptions", json={"channel": "sms", "address": PHONE, "account": "A-C1"})
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(subscribe, range(4)))
+    assert {answer.status_code for answer in answers} == {201}
+    assert len({answer.json["reference"] for answer in answers}) == 1
+    with committed_engine.begin() as connection:
+        assert connection.execute(text("SELECT count(*) FROM outage_subscriptions")).scalar_one() == 1
+        connection.execute(text("UPDATE outage_subscriptions SET confirmed_at = now()"))
+    assert client_as(committed_app, "dispatcher").post("/api/outages", json={"device": "T1"}).status_code == 201
+    job, later = notices.periodic_job(OutageSettings()), datetime.now(timezone.utc) + timedelta(hours=2, minutes=5)
+
+    def run(_n):
+        with committed_engine.begin() as connection:
+            barrier.wait()
+            return job(connection, later)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sum(pool.map(run, range(4))) == 1
+    with committed_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM notification_outbox WHERE kind = 'outage_progress'")
+                                  ).scalar_one() == 1
