@@ -15,7 +15,7 @@ from typing import Callable
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
-__all__ = ["limiter", "login_limits", "public_write_limits", "public_lookup_limits", "client_address", "init_app"]
+__all__ = ["limiter", "login_limits", "public_write_limits", "public_lookup_limits", "public_contact_limits", "client_address", "init_app"]
 
 
 def client_address() -> str:
@@ -77,6 +77,24 @@ def public_lookup_limits(view):
     """Public look-ups that answer about one customer (the outage status by account or address):
     per client address, so that account numbers cannot be tried in bulk."""
     return limiter.limit(_setting("PUBLIC_LOOKUP_RATE_LIMIT"), key_func=client_address, scope="lookup-address")(view)
+
+
+def _contact_address() -> str:
+    """The address a public write sends to (a subscription's SMS number, e-mail or webhook),
+    lower-cased; the client's address when there is none."""
+    address = _json_object().get("address")
+    if not isinstance(address, str) or not address.strip():
+        return f"contact-none:{client_address()}"
+    return "contact:" + "".join(address.lower().split())[:200]
+
+
+def public_contact_limits(view):
+    """Public writes that send a message to an address they name (a subscription's code): per
+    client address and per that address, so that nobody floods someone else's phone with codes."""
+    view = limiter.limit(_setting("PUBLIC_WRITE_RATE_LIMIT"), key_func=client_address, scope="write-address",
+                         methods=["POST"])(view)
+    return limiter.limit(_setting("PUBLIC_WRITE_RATE_LIMIT"), key_func=_contact_address, scope="write-contact",
+                         methods=["POST"])(view)
 
 
 def init_app(app: Flask) -> None:

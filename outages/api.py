@@ -16,12 +16,12 @@ from geo.errors import Forbidden, Invalid
 from geo.geojson import geojson_response, parse_bbox, parse_limit
 from geo.i18n import _, locale_code
 from geo.jsonprovider import iso_times
-from geo.limits import public_write_limits
+from geo.limits import public_contact_limits, public_write_limits
 from geo.live import changes_since
 from geo.openapi import JSON, Answer, FeatureCollection, contract
 from geo.requests import allow_body, instant, json_body, json_object
 from outages import contracts as c
-from outages import crews, intake, lifecycle, read as reading
+from outages import crews, intake, lifecycle, read as reading, subscriptions
 from outages.settings import settings_from
 from outages.settler import notify
 from topology.cache import current_topology, topology_cache
@@ -135,6 +135,57 @@ def meter_events():
                                               _settler()).as_dict())
 
 
+# -- subscriptions -----------------------------------------------------------------------------------
+@bp.post("/subscriptions")
+@allow(PUBLIC)
+@contract(body=c.SubscriptionBody, errors=(404, 429),
+          responses={201: Answer(JSON, c.SubscriptionModel, headers={"Location": "where to confirm it"})})
+@public_contact_limits
+def subscription_create():
+    """Subscribe an SMS number, e-mail address or webhook to an account's or a grid cell's outage
+    messages; a code goes to the address, to be sent back to ``/confirm``. The answer shows the
+    address masked."""
+    wanted = subscriptions.parse_subscription(json_object(subscriptions.FIELDS), locale_code())
+    view = subscriptions.subscribe(get_session(), wanted)
+    return _answer(view.as_dict(), 201, {"Location": url_for("outages_api.subscription_detail",
+                                                             reference=view.reference)})
+
+
+@bp.get("/subscriptions/<reference>")
+@allow(PUBLIC)
+@contract(responses={200: c.SubscriptionModel}, errors=(404,))
+def subscription_detail(reference: str):
+    """Whether the subscription is confirmed (the address masked)."""
+    return _answer(read(subscriptions.status, reference.strip().upper()).as_dict())
+
+
+@bp.post("/subscriptions/<reference>/confirm")
+@allow(PUBLIC)
+@contract(body=c.ConfirmBody, responses={200: c.SubscriptionModel}, errors=(404, 409, 422, 429))
+@public_write_limits
+def subscription_confirm(reference: str):
+    """Confirm with the six-digit code sent to the address; a few wrong codes, then subscribe again."""
+    body = json_object({"code"})
+    return _answer(subscriptions.confirm(get_session(), reference.strip().upper(), body.get("code")).as_dict())
+
+
+@bp.get("/unsubscribe/<token>")
+@allow(PUBLIC)
+@contract(responses={200: c.SubscriptionModel}, errors=(404,))
+def unsubscribe_detail(token: str):
+    """What the unsubscribe link of a message names (masked); opening it changes nothing."""
+    return _answer(read(subscriptions.by_token, token).as_dict())
+
+
+@bp.post("/unsubscribe/<token>")
+@allow(PUBLIC)
+@contract(responses={200: c.SubscriptionModel}, errors=(404, 429))
+@public_write_limits
+def unsubscribe(token: str):
+    """End the subscription the link names; again: nothing changes."""
+    return _answer(subscriptions.unsubscribe(get_session(), token).as_dict())
+
+
 # -- outages -----------------------------------------------------------------------------------------
 @bp.get("/outages")
 @allow(*OUTAGE_ROLES)
@@ -165,7 +216,8 @@ def outage_create():
         if read(lambda connection: outside_zone(topology_cache().get(connection), [device], zone)):
             raise Forbidden(_("%(device)s is outside your control zone", device=device))
     change = lifecycle.create_outage(get_session(), topology_cache(), device, _actor(), _text(body, "cause"),
-                                     _text(body, "note"), (start, end) if start else None, _when(body, "etr"))
+                                     _text(body, "note"), (start, end) if start else None, _when(body, "etr"),
+                                     _settings())
     return _changed(change, 201)
 
 
@@ -205,7 +257,7 @@ def outage_move(code: str):
     """Place the outage at another device; its customers are traced and frozen again."""
     body = json_object({"device", "note"})
     return _changed(lifecycle.move_outage(get_session(), topology_cache(), code, _code(body, "device"), _actor(),
-                                          _text(body, "note"), control_feeders()))
+                                          _text(body, "note"), control_feeders(), _settings()))
 
 
 @bp.post("/outages/<code>/etr")

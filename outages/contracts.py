@@ -17,6 +17,7 @@ from outages.intake import CallReceipt, CallStatus, MeterReceipt
 from outages.lifecycle import OutageView
 from outages.models import CAUSES
 from outages.read import Found
+from outages.subscriptions import SubscriptionView
 
 Outage = model_of(OutageView)
 CallReceiptModel = model_of(CallReceipt)
@@ -26,6 +27,7 @@ Crew = model_of(CrewView)
 NearCrewModel = model_of(NearCrew)
 FoundModel = model_of(Found)
 ChangesModel = model_of(Changes)
+SubscriptionModel = model_of(SubscriptionView)
 
 
 class _Open(BaseModel):
@@ -55,6 +57,22 @@ class MeterEvent(BaseModel):
 
 class MeterEventsBody(BaseModel):
     events: list[MeterEvent] = Field(min_length=1, max_length=10_000)
+
+
+class SubscriptionBody(BaseModel):
+    """Where to (``channel`` and ``address``) and about what: exactly one of ``account`` or ``cell``."""
+
+    channel: Literal["sms", "email", "webhook"]
+    address: str = Field(max_length=200, description="an SMS number, an e-mail address or an https URL",
+                         examples=["+49 30 23125123"])
+    account: str | None = Field(None, description="the account number on the bill", examples=["1234567897"])
+    cell: str | None = Field(None, description="a grid cell's code: outages touching any customer in it",
+                             examples=["GC-01"])
+    language: Literal["en", "zh"] | None = Field(None, description="the messages' language (default: the request's)")
+
+
+class ConfirmBody(BaseModel):
+    code: str = Field(pattern=r"^[0-9]{6}$", description="the six digits sent to the address")
 
 
 class TransitionBody(BaseModel):

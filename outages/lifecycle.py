@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from geo.errors import Conflict, Forbidden, Invalid, NotFound, Unprocessable
 from geo.i18n import _
 from geo.live import note_change
+from outages import notices
 from outages.models import CAUSES, OPEN_STATES
 from outages.prediction import CANDIDATE_KINDS
 from outages.settings import DEFAULT_ETR_HOURS, OutageSettings
@@ -225,6 +226,8 @@ def _finish(connection: Connection, row, to_state: str, actor: str, note: str | 
                             {"momentary": bool(momentary)})
         if len(remaining):
             _insert_step(connection, row.id, "restored", remaining, actor, note)
+        if row.state != "predicted":  # nobody was told of a prediction: nobody is told it ended
+            notices.on_restored(connection, row.id, remaining, True, settings)
     else:
         event = _move_state(connection, row, "cancelled", actor, note, ", customers_out = 0")
     from outages.crews import release_crew_of  # crews depend on the lifecycle, not the reverse
@@ -258,8 +261,18 @@ def transition(session: Session, code: str, to_state: str, actor: str, note: str
                 connection.execute(text("UPDATE crews SET status = :s, status_at = now() WHERE code = :c"),
                                    {"s": to_state, "c": row.crew})
                 note_change(connection, "crew", row.crew)
+            _tell(connection, row.id, to_state, settings)
         note_change(connection, "outage", code)
         return OutageChange(outage_view(connection, row.id), event)
+
+
+def _tell(connection: Connection, outage_id: int, to_state: str, settings: OutageSettings) -> None:
+    """The subscribers' messages of a move to ``to_state``: confirmed (a prediction: the
+    acknowledgement) or a crew on site."""
+    if to_state == "confirmed":
+        notices.on_confirmed(connection, outage_id, customers_out(connection, outage_id), settings)
+    elif to_state == "on_site":
+        notices.on_site(connection, outage_id, customers_out(connection, outage_id), settings)
 
 
 # -- customers ---------------------------------------------------------------------------------------
@@ -402,11 +415,13 @@ def _check_cause(cause) -> str:
 
 def create_outage(session: Session, cache: TopologyCache, device: str, actor: str, cause: str | None = None,
                   note: str | None = None, planned: tuple[datetime, datetime] | None = None,
-                  etr: datetime | None = None) -> OutageChange:
+                  etr: datetime | None = None, settings: OutageSettings | None = None) -> OutageChange:
     """An outage a dispatcher creates at a device (confirmed at once), or a planned one with its window.
 
-    The customers are those the device cuts off in the live state, frozen now.
+    The customers are those the device cuts off in the live state, frozen now. Their subscribers
+    hear of it at once (a planned one: when its start is nearer than the lead time).
     """
+    settings = OutageSettings() if settings is None else settings
     cause = "planned" if planned and cause is None else _check_cause(cause)
     note = _check_note(note)
     if planned is not None and planned[1] <= planned[0]:
@@ -421,13 +436,21 @@ def create_outage(session: Session, cache: TopologyCache, device: str, actor: st
                           {"device": device, "origin": "planned" if planned else "manual"})
         if etr is not None:
             write_etr(connection, outage_id, etr, "dispatcher", None, actor, None)
+        out = customers_out(connection, outage_id)
+        if planned:
+            notices.on_planned(connection, outage_id, out, settings, connection.execute(text("SELECT now()")).scalar_one())
+        else:
+            notices.on_confirmed(connection, outage_id, out, settings)
         note_change(connection, "outage", code)
         return OutageChange(outage_view(connection, outage_id), event)
 
 
 def move_outage(session: Session, cache: TopologyCache, code: str, device: str, actor: str,
-                note: str | None = None, zone: frozenset[str] | None = None) -> OutageChange:
-    """Place an open outage at another device: its customers are traced and frozen again."""
+                note: str | None = None, zone: frozenset[str] | None = None,
+                settings: OutageSettings | None = None) -> OutageChange:
+    """Place an open outage at another device: its customers are traced and frozen again (the
+    subscribers of those newly out of a confirmed outage get its acknowledgement)."""
+    settings = OutageSettings() if settings is None else settings
     note = _check_note(note)
     with session.begin():
         connection = session.connection()
@@ -441,6 +464,8 @@ def move_outage(session: Session, cache: TopologyCache, code: str, device: str, 
         count = freeze(connection, topology, row.id, device, actor, note)
         event = add_event(connection, row.id, "moved", actor, note, row.state, row.state,
                           {"from": row.device, "to": device, "customers": count})
+        if row.state != "predicted" and row.origin != "planned":
+            notices.on_confirmed(connection, row.id, customers_out(connection, row.id), settings)
         note_change(connection, "outage", code)
         return OutageChange(outage_view(connection, row.id), event)
 
@@ -512,6 +537,7 @@ def set_etr(session: Session, code: str, etr: datetime | None, actor: str, note:
             if etr <= now - timedelta(minutes=1):
                 raise Unprocessable(_("the ETR must not lie in the past"), field="etr")
             event = write_etr(connection, row.id, etr, "dispatcher", None, actor, note)
+        notices.on_etr(connection, row.id, customers_out(connection, row.id), event["data"]["before"] is None, settings)
         note_change(connection, "outage", code)
         return OutageChange(outage_view(connection, row.id), event)
 
@@ -561,6 +587,7 @@ def restore_step(session: Session, cache: TopologyCache, code: str, actor: str, 
             event = add_event(connection, row.id, "step", actor, note, row.state, row.state,
                               {"step": number, "restored": len(back), "still_out": len(out) - len(back),
                                "device": device})
+            notices.on_restored(connection, row.id, back, False, settings)
         note_change(connection, "outage", code)
         return OutageChange(outage_view(connection, row.id), event)
 

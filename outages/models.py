@@ -23,7 +23,7 @@ from geo.db import Base
 __all__ = [
     "STATES", "OPEN_STATES", "ORIGINS", "CAUSES", "CREW_STATUSES", "CALL_WAYS", "METER_EVENT_KINDS",
     "Outage", "OutageEvent", "OutageStep", "TroubleCall", "MeterEvent", "Crew", "CrewMember",
-    "CrewPosition", "CrewAssignment",
+    "CrewPosition", "CrewAssignment", "SUBSCRIPTION_CHANNELS", "SUBSCRIPTION_LANGUAGES", "Subscription",
 ]
 
 # The lifecycle (outages/lifecycle.py holds the allowed transitions).
@@ -34,6 +34,8 @@ CAUSES = ("unknown", "weather", "equipment", "vegetation", "animal", "third_part
 CREW_STATUSES = ("available", "assigned", "en_route", "on_site", "off_duty")
 CALL_WAYS = ("account", "phone", "point")
 METER_EVENT_KINDS = ("last_gasp", "power_restored")
+SUBSCRIPTION_CHANNELS = ("sms", "email", "webhook")
+SUBSCRIPTION_LANGUAGES = ("en", "zh")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -241,3 +243,47 @@ class CrewAssignment(Base):
     assigned_by: Mapped[str | None] = mapped_column(String(120))
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     released_by: Mapped[str | None] = mapped_column(String(120))
+
+
+class Subscription(Base):
+    """A customer's request for outage messages by SMS, e-mail or webhook, for one account (service
+    point) or one grid cell, in a language; used only once the code sent to the address is confirmed.
+
+    ``reference`` is what the subscriber gets back to confirm with; ``token`` travels only in the
+    messages sent to the address (its unsubscribe link). At most one live subscription per address
+    and target (a unique index on expressions, migration 0015): subscribing again sends a new code.
+    """
+
+    __tablename__ = "outage_subscriptions"
+    __table_args__ = (
+        CheckConstraint(_one_of("channel", SUBSCRIPTION_CHANNELS), name="subscription_channel_known"),
+        CheckConstraint(_one_of("language", SUBSCRIPTION_LANGUAGES), name="subscription_language_known"),
+        CheckConstraint("(service_point_id IS NULL) <> (cell_code IS NULL)", name="subscription_one_target"),
+        Index("ix_subscriptions_service_point", "service_point_id",
+              postgresql_where=text("confirmed_at IS NOT NULL AND unsubscribed_at IS NULL")),
+        Index("ix_subscriptions_cell", "cell_code",
+              postgresql_where=text("confirmed_at IS NOT NULL AND unsubscribed_at IS NULL")),
+        Index("ux_subscriptions_live", "channel", "address", text("coalesce(service_point_id, 0)"),
+              text("coalesce(cell_code, '')"), unique=True, postgresql_where=text("unsubscribed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    address: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5), default="en", server_default="en")
+    service_point_id: Mapped[int | None] = mapped_column(ForeignKey("service_points.id", ondelete="CASCADE"))
+    # The account number as given (shown masked): the subscriber's own words, read without topology.
+    account_number: Mapped[str | None] = mapped_column(String(40))
+    # A grid cell's code (geo's polygons; no foreign key: a cell may be redrawn or retired).
+    cell_code: Mapped[str | None] = mapped_column(String(40))
+    # sha256 of the code sent to the address; the code itself is never stored.
+    code_hash: Mapped[str] = mapped_column(String(64))
+    codes_sent: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Wrong codes tried against the latest code: a few, then a new code must be asked for.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    code_sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

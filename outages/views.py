@@ -1,13 +1,16 @@
-"""Map pages of outages: the dispatcher's live map (``/map/dispatch``) and the crew's phone page (``/crew``)."""
+"""Pages of outages: the dispatcher's live map (``/map/dispatch``), the crew's phone page (``/crew``)
+and the page of an outage message's unsubscribe link (``/unsubscribe/<token>``)."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, url_for
 
-from geo.auth import CREW, DISPATCHER, allow, current_principal
+from geo.auth import CREW, DISPATCHER, PUBLIC, allow, current_principal
 from geo.db import get_session
 from geo.basemap import page_config
 from geo.maps import base_map, render_map
 from geo.openapi import HTML, Answer, contract
+from geo.db import read
+from outages import subscriptions
 from outages.crews import crew_of_account
 from topology.layers import network_overview
 from topology.trace_api import SWITCHING_ROLES
@@ -50,3 +53,21 @@ def crew_page():
     config = {"api": url_for("outages_api.my_crew").rsplit("/", 2)[0], "crew": crew.code if crew else None,
               "pollMs": LIVE_POLL_MS * 5, "basemap": page_config()}
     return render_template("crew.html", crew=crew, config=config)
+
+
+@bp.get("/unsubscribe/<token>")
+@allow(PUBLIC)
+@contract(responses={200: Answer(HTML)}, errors=(404,))
+def unsubscribe_page(token: str):
+    """What the link unsubscribes (masked), with the button that does it: opening it changes nothing."""
+    found = read(subscriptions.by_token, token)
+    return render_template("unsubscribe.html", subscription=found, token=token), 200, {"Cache-Control": "no-store"}
+
+
+@bp.post("/unsubscribe/<token>")
+@allow(PUBLIC)
+@contract(responses={200: Answer(HTML)}, errors=(404,))
+def unsubscribe(token: str):
+    """Unsubscribe (the page's button); again: nothing changes."""
+    done = subscriptions.unsubscribe(get_session(), token)
+    return render_template("unsubscribe.html", subscription=done, token=token), 200, {"Cache-Control": "no-store"}

@@ -58,6 +58,9 @@ EXPECTED = {
         "admin_create", "admin_replace", "admin_retire", "admin_set_exception", "admin_delete_exception",
         "admin_import", "admin_export")},
     "outages_api.file_call": {PUBLIC}, "outages_api.call_detail": {PUBLIC},
+    **{f"outages_api.{name}": {PUBLIC} for name in (
+        "subscription_create", "subscription_detail", "subscription_confirm", "unsubscribe_detail", "unsubscribe")},
+    "outages_views.unsubscribe_page": {PUBLIC}, "outages_views.unsubscribe": {PUBLIC},
     "outages_api.meter_events": {INTEGRATION},
     **{f"outages_api.{name}": {DISPATCHER} for name in (
         "calls_layer", "outage_list", "outage_create", "outage_detail", "outage_transition", "outage_move",
@@ -77,7 +80,7 @@ EXPECTED = {
     "cells_api.territory": {PUBLIC}, "cells_api.territory_import": {ADMIN},
 }
 # Sample values for a rule's variables: any value reaches the guard, which runs before the view.
-SAMPLES = {"layer": "segments", "code": "X1", "reference": "RAAAAAAAAA", "day": "2030-01-02", "name": "nobody", "token_id": "1",
+SAMPLES = {"layer": "segments", "code": "X1", "reference": "RAAAAAAAAA", "token": "nothing", "day": "2030-01-02", "name": "nobody", "token_id": "1",
            "number": "1", "filename": "css/gridatlas.css", "z": "0", "x": "0", "y": "0"}
 
 
