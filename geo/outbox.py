@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Callable, Iterable
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, func, text, update
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.db import Base
 
 __all__ = ["OUTBOX_STATUSES", "CHANNELS", "NotificationOutbox", "Message", "enqueue", "cancel_pending",
-           "Periodic", "register_periodic", "periodic_jobs"]
+           "enqueue_query", "QUERY_COLUMNS", "cancel_pending_to", "Periodic", "register_periodic", "periodic_jobs"]
 
 OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
 CHANNELS = ("sms", "email", "webhook")
@@ -87,6 +87,27 @@ def enqueue(connection: Connection, messages: Iterable[Message]) -> int:
     statement = insert(_outbox).on_conflict_do_nothing(index_elements=["dedup_key"],
                                                        index_where=text("dedup_key IS NOT NULL"))
     return len(connection.execute(statement.returning(_outbox.c.id), rows).all())
+
+
+# The columns a query handed to ``enqueue_query`` yields, in this order.
+QUERY_COLUMNS = ("kind", "channel", "recipient", "subject", "body", "reference", "dedup_key", "due_at")
+
+
+def enqueue_query(connection: Connection, rows) -> int:
+    """Write the messages a query yields (a selectable with ``QUERY_COLUMNS``) in one statement,
+    each dedup key once; return how many were written. For a package that writes a message per
+    row of its own tables (100,000 subscribers of one outage) without a Python object per message."""
+    written = insert(_outbox).from_select(list(QUERY_COLUMNS), rows).on_conflict_do_nothing(
+        index_elements=["dedup_key"], index_where=text("dedup_key IS NOT NULL")).returning(_outbox.c.id).cte("written")
+    return connection.execute(select(func.count()).select_from(written)).scalar_one()
+
+
+def cancel_pending_to(connection: Connection, key_suffix: str) -> int:
+    """Cancel the messages not sent yet whose dedup key ends with ``key_suffix`` (everything still
+    queued for a subscriber who left); return how many."""
+    return connection.execute(update(_outbox).where(
+        _outbox.c.status == "pending", _outbox.c.dedup_key.endswith(key_suffix, autoescape=True),
+    ).values(status="cancelled")).rowcount
 
 
 def cancel_pending(connection: Connection, reference: str, kind: str) -> int:

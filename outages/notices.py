@@ -26,13 +26,12 @@ import numpy as np
 from babel import Locale
 from babel.dates import format_datetime
 from babel.support import NullTranslations, Translations
-from sqlalchemy import column, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import column, select, text
 from sqlalchemy.engine import Connection
 
 from geo import cells as geo_cells
 from geo.i18n import Message, _
-from geo.outbox import NotificationOutbox
+from geo import outbox
 from outages.models import SUBSCRIPTION_LANGUAGES
 from outages.settings import OutageSettings
 from topology.cells import customer_cells
@@ -44,7 +43,6 @@ KINDS = ("outage_ack", "outage_etr", "outage_etr_changed", "outage_on_site", "ou
          "outage_still_out", "outage_planned")
 TARGETS = ("account", "area")
 _ROOT = Path(__file__).resolve().parent.parent
-_OUTBOX = NotificationOutbox.__table__
 _OPEN_CONFIRMED = ("confirmed", "crew_assigned", "en_route", "on_site")
 
 
@@ -198,10 +196,7 @@ def enqueue_for_outage(connection: Connection, outage: OutageFacts, kind: str, n
     rows = _RECIPIENTS.bindparams(
         kind=kind, reference=f"outage:{outage.code}", key=f"outage:{outage.code}:{topic or kind}:{n}:sub:", due=due,
         customers=[int(c) for c in customers], cells=cells, texts=_texts(kind, outage, settings)).subquery()
-    names = ["kind", "channel", "recipient", "subject", "body", "reference", "dedup_key", "due_at"]
-    written = insert(_OUTBOX).from_select(names, rows.select()).on_conflict_do_nothing(
-        index_elements=["dedup_key"], index_where=text("dedup_key IS NOT NULL")).returning(_OUTBOX.c.id).cte("written")
-    return connection.execute(select(func.count()).select_from(written)).scalar_one()
+    return outbox.enqueue_query(connection, select(*(rows.c[name] for name in outbox.QUERY_COLUMNS)))
 
 
 # -- the lifecycle's transitions ---------------------------------------------------------------------

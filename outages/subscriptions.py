@@ -276,6 +276,8 @@ def unsubscribe(session: Session, token: str) -> SubscriptionView:
     """End the subscription the link names; again: nothing changes."""
     with session.begin():
         connection = session.connection()
-        connection.execute(text("UPDATE outage_subscriptions SET unsubscribed_at = now() "
-                                "WHERE token = :t AND unsubscribed_at IS NULL"), {"t": token})
+        left = connection.execute(text("UPDATE outage_subscriptions SET unsubscribed_at = now() "
+                                       "WHERE token = :t AND unsubscribed_at IS NULL RETURNING id"), {"t": token}).scalar()
+        if left is not None:  # nothing more reaches them, not even what was queued before they left
+            outbox.cancel_pending_to(connection, f":sub:{left}")
         return _view(connection, "s.token = :t", {"t": token})

@@ -165,6 +165,8 @@ def test_the_link_shows_then_unsubscribes(app, network, connection, dispatcher):
     assert done.status_code == 200 and b'data-state="unsubscribed"' in done.data
     assert app.test_client().post("/api" + link).json["state"] == "unsubscribed"  # again: the same
     assert client.get("/api/unsubscribe/not-a-token").status_code == 404
+    # What was queued before they left is not sent either.
+    assert connection.execute(text("SELECT status FROM notification_outbox WHERE kind = 'outage_ack'")).scalar() == "cancelled"
     code = ack.reference.split(":")[1]
     dispatcher.post(f"/api/outages/{code}/transitions", json={"to": "restored"})
     assert _outbox(connection, "outage_restored") == []
