@@ -69,6 +69,12 @@ def _notify(env) -> dict[str, Any]:
         # its claim unless its sender renewed it: longer than one delivery's timeout.
         "NOTIFY_LEASE_SECONDS": float(env.get("NOTIFY_LEASE_SECONDS", "120")),
         "NOTIFY_POLL_SECONDS": float(env.get("NOTIFY_POLL_SECONDS", "1")),
+        # Outcomes are recorded in one statement per this many deliveries, or once the oldest is
+        # this old: what a killed sender may leave delivered but unrecorded (sent again with its key).
+        "NOTIFY_RECORD_EVERY": int(env.get("NOTIFY_RECORD_EVERY", "20")),
+        "NOTIFY_RECORD_SECONDS": float(env.get("NOTIFY_RECORD_SECONDS", "0.05")),
+        # Deliveries under way at once in one sender (threads, each with its own connections).
+        "NOTIFY_CONCURRENCY": int(env.get("NOTIFY_CONCURRENCY", "4")),
     }
 
 

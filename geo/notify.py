@@ -18,6 +18,8 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -29,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from geo.notify_backends import Backend, Delivery, Outgoing
 from geo.outbox import Periodic, periodic_jobs
 
-__all__ = ["SenderSettings", "Sender", "Totals", "backoff", "message_key", "claim", "record", "release"]
+__all__ = ["SenderSettings", "Sender", "Totals", "backoff", "message_key", "claim", "record", "release", "Attempt", "outcome_of"]
 
 logger = logging.getLogger("gridatlas.notify")
 
@@ -44,14 +46,22 @@ class SenderSettings:
     backoff_seconds: float = 30.0
     backoff_max_seconds: float = 3600.0
     poll_seconds: float = 1.0
+    # Outcomes are recorded in one statement per this many attempts, or sooner once the oldest
+    # is this old: the bound on what a killed sender leaves delivered but unrecorded.
+    record_every: int = 20
+    record_seconds: float = 0.05
+    # Deliveries under way at once (each in a thread with its own connections to the receivers).
+    concurrency: int = 4
 
     @classmethod
-    def of(cls, config: Mapping[str, Any], batch: int | None = None) -> "SenderSettings":
-        """The settings in ``config``; ``batch`` as given on the command line."""
-        return cls(batch=batch or cls.batch, lease_seconds=config["NOTIFY_LEASE_SECONDS"],
+    def of(cls, config: Mapping[str, Any], batch: int | None = None,
+           concurrency: int | None = None) -> "SenderSettings":
+        """The settings in ``config``; ``batch`` and ``concurrency`` as given on the command line."""
+        return cls(batch=batch or cls.batch, concurrency=concurrency or config["NOTIFY_CONCURRENCY"], lease_seconds=config["NOTIFY_LEASE_SECONDS"],
                    max_attempts=config["NOTIFY_MAX_ATTEMPTS"], backoff_seconds=config["NOTIFY_BACKOFF_SECONDS"],
                    backoff_max_seconds=config["NOTIFY_BACKOFF_MAX_SECONDS"],
-                   poll_seconds=config["NOTIFY_POLL_SECONDS"])
+                   poll_seconds=config["NOTIFY_POLL_SECONDS"], record_every=config["NOTIFY_RECORD_EVERY"],
+                   record_seconds=config["NOTIFY_RECORD_SECONDS"])
 
 
 def backoff(attempt: int, base: float, most: float) -> float:
@@ -138,37 +148,63 @@ def claim(connection: Connection, me: str, settings: SenderSettings) -> tuple[li
     return sorted(messages, key=lambda message: message.id), lost
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One finished attempt, to record: the message, what its backend answered, and when."""
+
+    message: Outgoing
+    delivery: Delivery
+    backend: str
+    started: datetime
+    finished: datetime
+
+
 _RECORD = text("""
-WITH attempt AS (
+WITH done AS (
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]), CAST(:backends AS text[]),
+                         CAST(:started AS timestamptz[]), CAST(:finished AS timestamptz[]), CAST(:outcomes AS text[]),
+                         CAST(:errors AS text[]), CAST(:codes AS integer[]), CAST(:statuses AS text[]),
+                         CAST(:due AS timestamptz[]))
+        AS d(id, attempt, backend, started, finished, outcome, error, code, status, due_at)
+), attempt AS (
     INSERT INTO notification_attempts (message_id, attempt, sender, backend, started_at, finished_at, outcome,
                                        error, response_code)
-    VALUES (:id, :attempt, :me, :backend, :started, :finished, :outcome, :error, :code)
+    SELECT id, attempt, :me, backend, started, finished, outcome, error, code FROM done
 )
-UPDATE notification_outbox SET status = :status, sent_at = CAST(:sent_at AS timestamptz),
-    due_at = coalesce(CAST(:due_at AS timestamptz), due_at), last_error = coalesce(CAST(:error AS text), last_error),
+UPDATE notification_outbox o SET status = d.status, sent_at = CASE WHEN d.status = 'sent' THEN d.finished END,
+    due_at = coalesce(d.due_at, o.due_at), last_error = coalesce(d.error, o.last_error),
     lease_until = NULL, claimed_by = NULL
-WHERE id = :id AND claimed_by = :me AND status = 'sending'
+FROM done d WHERE o.id = d.id AND o.claimed_by = :me AND o.status = 'sending'
+RETURNING o.id
 """)
 
 
-def record(connection: Connection, me: str, message: Outgoing, delivery: Delivery, backend: str,
-           started: datetime, finished: datetime, settings: SenderSettings) -> bool:
-    """Record the attempt and the message's new state in one statement: sent, due again after the
-    backoff, or failed (``failed`` too once ``max_attempts`` are spent). False when the message
-    was no longer this sender's (its lease had ended and another sender took it)."""
-    outcome, status, due_at = delivery.outcome, delivery.outcome, None
-    if outcome == "retry":
-        if message.attempt >= settings.max_attempts:
-            outcome = status = "failed"
-        else:
-            status = "pending"
-            due_at = finished + timedelta(seconds=backoff(message.attempt, settings.backoff_seconds,
-                                                          settings.backoff_max_seconds))
-    return connection.execute(_RECORD, {
-        "id": message.id, "attempt": message.attempt, "me": me, "backend": backend, "started": started,
-        "finished": finished, "outcome": outcome, "error": delivery.error, "code": delivery.code,
-        "status": status, "sent_at": finished if status == "sent" else None, "due_at": due_at,
-    }).rowcount == 1
+def outcome_of(attempt: Attempt, settings: SenderSettings) -> tuple[str, str, datetime | None]:
+    """The attempt's recorded outcome, the message's new status and, to try again, when: a
+    ``retry`` is due again after the backoff, or ``failed`` once ``max_attempts`` are spent."""
+    outcome, number = attempt.delivery.outcome, attempt.message.attempt
+    if outcome != "retry":
+        return outcome, outcome, None
+    if number >= settings.max_attempts:
+        return "failed", "failed", None
+    wait = backoff(number, settings.backoff_seconds, settings.backoff_max_seconds)
+    return "retry", "pending", attempt.finished + timedelta(seconds=wait)
+
+
+def record(connection: Connection, me: str, attempts: list[Attempt], settings: SenderSettings) -> set[int]:
+    """Record ``attempts`` and their messages' new states in one statement; return the ids that
+    were still this sender's (a message whose lease had ended and passed to another sender keeps
+    that sender's state; its attempt is recorded all the same)."""
+    if not attempts:
+        return set()
+    fates = [outcome_of(attempt, settings) for attempt in attempts]
+    return set(connection.execute(_RECORD, {
+        "me": me, "ids": [a.message.id for a in attempts], "attempts": [a.message.attempt for a in attempts],
+        "backends": [a.backend for a in attempts], "started": [a.started for a in attempts],
+        "finished": [a.finished for a in attempts], "outcomes": [fate[0] for fate in fates],
+        "errors": [a.delivery.error for a in attempts], "codes": [a.delivery.code for a in attempts],
+        "statuses": [fate[1] for fate in fates], "due": [fate[2] for fate in fates],
+    }).scalars())
 
 
 def release(connection: Connection, me: str, ids: list[int]) -> int:
@@ -194,6 +230,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _age(attempt: Attempt) -> float:
+    """Seconds since ``attempt`` finished."""
+    return (_now() - attempt.finished).total_seconds()
+
+
 _TRY_JOB_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('gridatlas.notify.periodic'), hashtext(:name))")
 _LAST_RUN = text("SELECT started_at, now() FROM notification_periodic_runs WHERE name = :name")
 _NOTE_RUN = text("""
@@ -217,6 +258,7 @@ class Sender:
         self._stop = threading.Event()
         self._connection: Connection | None = None
         self._job_checks: dict[str, float] = {}
+        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="notify")
 
     def ask_to_stop(self) -> None:
         self._stop.set()
@@ -265,43 +307,58 @@ class Sender:
             return 0
 
     def send_batch(self) -> int:
-        """Claim one batch and deliver it; return how many messages were claimed."""
+        """Claim one batch and deliver it, ``concurrency`` messages at a time; return how many
+        messages were claimed. Once asked to stop, the deliveries under way finish and are
+        recorded, and the messages not tried yet are given back."""
         messages, lost = claim(self.connection, self.name, self.settings)
         self.totals.lost += lost
-        claimed = len(messages)
+        waiting, flying, done = deque(messages), {}, []
         held_since = time.monotonic()
-        while messages:
-            if self._stop.is_set():
-                release(self.connection, self.name, [message.id for message in messages])
+        while waiting or flying:
+            while waiting and len(flying) < self.settings.concurrency and not self._stop.is_set():
+                message = waiting.popleft()
+                flying[self._pool.submit(self._attempt, message)] = message
+            if not flying:
                 break
+            finished, _ = wait(flying, timeout=self.settings.record_seconds, return_when=FIRST_COMPLETED)
+            done.extend(future.result() for future in finished if flying.pop(future))
+            if done and (len(done) >= self.settings.record_every or _age(done[0]) >= self.settings.record_seconds):
+                self._record(done)
             if time.monotonic() - held_since > self.settings.lease_seconds / 2:
-                kept = renew(self.connection, self.name, [message.id for message in messages],
+                kept = renew(self.connection, self.name, [m.id for m in (*waiting, *flying.values())],
                              self.settings.lease_seconds)
-                messages = [message for message in messages if message.id in kept]
+                waiting = deque(message for message in waiting if message.id in kept)
                 held_since = time.monotonic()
-                continue
-            self._deliver(messages.pop(0))
-        return claimed
+        self._record(done)
+        release(self.connection, self.name, [message.id for message in waiting])
+        return len(messages)
 
-    def _deliver(self, message: Outgoing) -> None:
-        """One attempt, recorded at once: the window in which a killed sender leaves a delivered
-        message unrecorded is this one statement's round trip."""
+    def _attempt(self, message: Outgoing) -> Attempt:
+        """Deliver ``message`` once through its channel's backend."""
         backend = self.backends[message.channel]
         started = _now()
         try:
             delivery = backend.deliver(message)
         except Exception as error:  # a transport error of any backend: try again later
             delivery = Delivery("retry", None, f"{type(error).__name__}: {error}"[:1000])
-        finished = _now()
-        if not record(self.connection, self.name, message, delivery, backend.name, started, finished, self.settings):
-            logger.warning("sender %s: message %d had passed to another sender before its outcome was recorded",
-                           self.name, message.id)
-        counted = "failed" if delivery.outcome == "retry" and message.attempt >= self.settings.max_attempts \
-            else delivery.outcome
-        setattr(self.totals, counted, getattr(self.totals, counted) + 1)
-        if delivery.outcome != "sent":
-            logger.info("message %d (%s to %s), attempt %d: %s %s", message.id, message.channel, message.recipient,
-                        message.attempt, counted, delivery.error)
+        return Attempt(message, delivery, backend.name, started, _now())
+
+    def _record(self, done: list[Attempt]) -> None:
+        """Record the attempts made since the last record (and empty ``done``): until then, a
+        killed sender's deliveries are unrecorded, so ``record_every`` and ``record_seconds``
+        bound how many messages may go a second time (with their keys)."""
+        kept = record(self.connection, self.name, done, self.settings)
+        for attempt in done:
+            outcome = outcome_of(attempt, self.settings)[0]
+            setattr(self.totals, outcome, getattr(self.totals, outcome) + 1)
+            message = attempt.message
+            if message.id not in kept:
+                logger.warning("sender %s: message %d had passed to another sender before its outcome was recorded",
+                               self.name, message.id)
+            if outcome != "sent":
+                logger.info("message %d (%s to %s), attempt %d: %s %s", message.id, message.channel,
+                            message.recipient, message.attempt, outcome, attempt.delivery.error)
+        done.clear()
 
     def run_periodic(self) -> int:
         """Run each registered job whose period has passed since it last started on any sender;
@@ -340,6 +397,7 @@ class Sender:
 
     def close(self) -> None:
         """Close the connection and every backend's."""
+        self._pool.shutdown()
         for backend in {id(b): b for b in self.backends.values()}.values():
             backend.close()
         if self._connection is not None:

@@ -14,6 +14,8 @@ import http.client
 import json
 import logging
 import smtplib
+import socket
+import threading
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -93,12 +95,30 @@ def http_outcome(status: int) -> str:
     return "failed"
 
 
+class _Connection(http.client.HTTPConnection):
+    """No Nagle delay: http.client writes the headers and the body apart, and the body would wait
+    for the headers' acknowledgement (a millisecond or more a message)."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _TlsConnection(http.client.HTTPSConnection):
+    """The same over TLS."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class _HttpClient:
-    """Kept-alive HTTP connections, one per origin, so that a batch costs one handshake."""
+    """Kept-alive HTTP connections, one per origin and sending thread, so that a batch costs one
+    handshake per thread."""
 
     def __init__(self, timeout: float):
         self._timeout = timeout
-        self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self._connections: dict[tuple[int, str, str], http.client.HTTPConnection] = {}
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
         """POST ``body`` to ``url``; once more on a fresh connection when a kept one had been
@@ -106,7 +126,7 @@ class _HttpClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
-        origin = (parts.scheme, parts.netloc)
+        origin = (threading.get_ident(), parts.scheme, parts.netloc)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         reused = origin in self._connections
         try:
@@ -123,8 +143,8 @@ class _HttpClient:
     def _post(self, origin, path, body, headers) -> tuple[int, bytes]:
         connection = self._connections.get(origin)
         if connection is None:
-            kind = http.client.HTTPSConnection if origin[0] == "https" else http.client.HTTPConnection
-            connection = self._connections[origin] = kind(origin[1], timeout=self._timeout)
+            kind = _TlsConnection if origin[1] == "https" else _Connection
+            connection = self._connections[origin] = kind(origin[2], timeout=self._timeout)
         connection.request("POST", path, body=body, headers={"Content-Length": str(len(body)), **headers})
         response = connection.getresponse()
         return response.status, response.read()
@@ -228,10 +248,10 @@ class SmtpBackend:
             raise ValueError(f"NOTIFY_SMTP_TLS must be starttls, ssl or none; got {tls!r}")
         self._host, self._port, self._sender, self._tls = host, port, sender, tls
         self._user, self._password, self._timeout = user, password, timeout
-        self._smtp: smtplib.SMTP | None = None
+        self._open: dict[int, smtplib.SMTP] = {}  # one connection per sending thread
 
     def _connection(self) -> smtplib.SMTP:
-        if self._smtp is None:
+        if threading.get_ident() not in self._open:
             context = ssl.create_default_context()
             if self._tls == "ssl":
                 smtp = smtplib.SMTP_SSL(self._host, self._port or 465, timeout=self._timeout, context=context)
@@ -242,8 +262,8 @@ class SmtpBackend:
                     smtp.starttls(context=context)
             if self._user:
                 smtp.login(self._user, self._password or "")
-            self._smtp = smtp
-        return self._smtp
+            self._open[threading.get_ident()] = smtp
+        return self._open[threading.get_ident()]
 
     def _email(self, message: Outgoing) -> EmailMessage:
         email = EmailMessage()
@@ -259,25 +279,29 @@ class SmtpBackend:
         try:
             self._connection().send_message(self._email(message))
         except smtplib.SMTPResponseException as error:
-            self.close()
+            self._drop()
             outcome = "failed" if 500 <= error.smtp_code < 600 else "retry"
             return Delivery(outcome, error.smtp_code, f"SMTP {error.smtp_code}: {error.smtp_error!r}")
         except smtplib.SMTPRecipientsRefused as error:
-            self.close()
+            self._drop()
             code = next(iter(error.recipients.values()))[0]
             return Delivery("failed" if 500 <= code < 600 else "retry", code, f"SMTP {code}: recipient refused")
         except (smtplib.SMTPException, OSError):
-            self.close()
+            self._drop()
             raise
         return Delivery("sent", 250)
 
-    def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
+    def _drop(self, thread: int | None = None) -> None:
+        smtp = self._open.pop(threading.get_ident() if thread is None else thread, None)
         if smtp is not None:
             try:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
+
+    def close(self) -> None:
+        for thread in list(self._open):
+            self._drop(thread)
 
 
 def backends_from_config(config: Mapping[str, Any]) -> dict[str, Backend]:
