@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from geo.errors import database_unavailable
 from geo.notify_backends import Backend, Delivery, Outgoing
 from geo.outbox import Periodic, periodic_jobs
 
@@ -258,7 +259,7 @@ class Sender:
         self._stop = threading.Event()
         self._connection: Connection | None = None
         self._job_checks: dict[str, float] = {}
-        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="notify")
+        self._pool: ThreadPoolExecutor | None = None  # the delivering threads, while running
 
     def ask_to_stop(self) -> None:
         self._stop.set()
@@ -299,9 +300,11 @@ class Sender:
             self.run_periodic()
             return self.send_batch()
         except DBAPIError as error:
-            if once or not error.connection_invalidated and "connection" not in str(error).lower():
+            if once or not database_unavailable(error):
                 raise
             logger.warning("sender %s: the database is unreachable (%s); trying again", self.name, error.orig)
+            if self._connection is not None:
+                self._connection.invalidate()
             self._connection = None
             self._stop.wait(self.settings.poll_seconds)
             return 0
@@ -317,7 +320,7 @@ class Sender:
         while waiting or flying:
             while waiting and len(flying) < self.settings.concurrency and not self._stop.is_set():
                 message = waiting.popleft()
-                flying[self._pool.submit(self._attempt, message)] = message
+                flying[self._submit(message)] = message
             if not flying:
                 break
             finished, _ = wait(flying, timeout=self.settings.record_seconds, return_when=FIRST_COMPLETED)
@@ -332,6 +335,11 @@ class Sender:
         self._record(done)
         release(self.connection, self.name, [message.id for message in waiting])
         return len(messages)
+
+    def _submit(self, message: Outgoing) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="notify")
+        return self._pool.submit(self._attempt, message)
 
     def _attempt(self, message: Outgoing) -> Attempt:
         """Deliver ``message`` once through its channel's backend."""
@@ -397,7 +405,9 @@ class Sender:
 
     def close(self) -> None:
         """Close the connection and every backend's."""
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         for backend in {id(b): b for b in self.backends.values()}.values():
             backend.close()
         if self._connection is not None:

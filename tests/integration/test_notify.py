@@ -4,6 +4,7 @@ gateway. (tests/integration/test_notify_processes.py runs it as ``flask notify r
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -182,3 +183,19 @@ def test_a_periodic_job_runs_on_one_sender_once_per_period(db, monkeypatch):
         connection.execute(text("UPDATE notification_periodic_runs SET started_at = started_at - interval '2 hours'"))
     second._job_checks.clear()
     assert second.run_periodic() == 1 and len(runs) == 2
+
+
+def test_a_sender_renews_its_lease_so_that_a_slow_batch_is_not_taken_over(db):
+    settings = SenderSettings(batch=6, lease_seconds=0.4, concurrency=1, poll_seconds=0.05)
+    with WebhookReceiver(SECRET, delay=0.1) as receiver:
+        _enqueue(db, "webhook", receiver.url, [f"k-slow-{n}" for n in range(6)])
+        slow = _sender(db, settings, webhook=WebhookBackend(SECRET, 5))
+        thread = threading.Thread(target=slow.run, kwargs={"once": True})
+        thread.start()
+        other = _sender(db, settings, webhook=WebhookBackend(SECRET, 5))
+        while thread.is_alive():  # another sender keeps looking for messages whose lease ended
+            other.send_batch()
+            time.sleep(0.05)
+        other.close()
+    assert receiver.received == {f"k-slow-{n}": 1 for n in range(6)} and other.totals.lost == 0
+    assert _rows(db, "SELECT DISTINCT status, attempts FROM notification_outbox") == [("sent", 1)]
