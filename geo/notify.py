@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -159,6 +159,9 @@ class Attempt:
     started: datetime
     finished: datetime
 
+
+# How often the sender's main thread looks at the outcomes the delivering threads left.
+_TICK = 0.005
 
 _RECORD = text("""
 WITH done AS (
@@ -310,36 +313,54 @@ class Sender:
             return 0
 
     def send_batch(self) -> int:
-        """Claim one batch and deliver it, ``concurrency`` messages at a time; return how many
-        messages were claimed. Once asked to stop, the deliveries under way finish and are
-        recorded, and the messages not tried yet are given back."""
+        """Claim one batch and deliver it with ``concurrency`` threads taking its messages in turn;
+        record the outcomes as they come; return how many messages were claimed. Once asked to
+        stop, the deliveries under way finish and are recorded, and the untried rest is given back."""
         messages, lost = claim(self.connection, self.name, self.settings)
         self.totals.lost += lost
-        waiting, flying, done = deque(messages), {}, []
+        waiting, results, done = deque(messages), deque(), []
+        workers = [self._workers().submit(self._work, waiting, results)
+                   for _ in range(min(self.settings.concurrency, len(messages)))]
         held_since = time.monotonic()
-        while waiting or flying:
-            while waiting and len(flying) < self.settings.concurrency and not self._stop.is_set():
-                message = waiting.popleft()
-                flying[self._submit(message)] = message
-            if not flying:
-                break
-            finished, _ = wait(flying, timeout=self.settings.record_seconds, return_when=FIRST_COMPLETED)
-            done.extend(future.result() for future in finished if flying.pop(future))
+        while results or not all(worker.done() for worker in workers):
+            wait(workers, timeout=_TICK)
+            while results:
+                done.append(results.popleft())
             if done and (len(done) >= self.settings.record_every or _age(done[0]) >= self.settings.record_seconds):
                 self._record(done)
             if time.monotonic() - held_since > self.settings.lease_seconds / 2:
-                kept = renew(self.connection, self.name, [m.id for m in (*waiting, *flying.values())],
-                             self.settings.lease_seconds)
-                waiting = deque(message for message in waiting if message.id in kept)
+                self._renew(messages, waiting)
                 held_since = time.monotonic()
+        for worker in workers:
+            worker.result()  # a worker's own failure (not a delivery's) is the sender's
         self._record(done)
         release(self.connection, self.name, [message.id for message in waiting])
         return len(messages)
 
-    def _submit(self, message: Outgoing) -> Future:
+    def _workers(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="notify")
-        return self._pool.submit(self._attempt, message)
+        return self._pool
+
+    def _work(self, waiting: deque, results: deque) -> None:
+        """A delivering thread: take the next waiting message until none is left or a stop is asked."""
+        while not self._stop.is_set():
+            try:
+                message = waiting.popleft()
+            except IndexError:
+                return
+            results.append(self._attempt(message))
+
+    def _renew(self, messages: list[Outgoing], waiting: deque) -> None:
+        """Renew the lease on the batch's messages not recorded yet; drop from ``waiting`` those
+        this sender no longer holds (another sender took them over)."""
+        # Recorded messages are no longer claimed: the statement passes them by.
+        kept = renew(self.connection, self.name, [message.id for message in messages], self.settings.lease_seconds)
+        for message in [message for message in waiting if message.id not in kept]:
+            try:
+                waiting.remove(message)
+            except ValueError:  # a thread took it meanwhile
+                pass
 
     def _attempt(self, message: Outgoing) -> Attempt:
         """Deliver ``message`` once through its channel's backend."""
