@@ -21,6 +21,7 @@ import geo.limits
 import geo.jsonprovider
 import geo.maps
 import geo.migrate
+import geo.notify_cli
 import geo.openapi
 import geo.requests
 import geo.security
@@ -68,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.audit.init_app(app)
     geo.limits.init_app(app)
     geo.users_cli.init_app(app)
+    geo.notify_cli.init_app(app)
     app.register_blueprint(geo.signin.bp)
     app.register_blueprint(geo.signin.api_bp)
     app.register_blueprint(geo.openapi.bp)

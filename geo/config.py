@@ -41,6 +41,41 @@ def from_environment(environ: os._Environ | dict | None = None) -> dict[str, Any
         "TRUST_PROXY": env.get("TRUST_PROXY", "") not in ("", "0", "false", "no"),
         # The voltages (pu) a restoration plan's power flow must keep every bus within (?verify=powerflow).
         "RESTORATION_VOLTAGE_BAND": voltage_band(env.get("RESTORATION_VOLTAGE_BAND", "0.95,1.05")),
+        **_notify(env),
+    }
+
+
+def _notify(env) -> dict[str, Any]:
+    """The notification sender's settings (geo/notify.py, docs/notifications.md)."""
+    port = env.get("NOTIFY_SMTP_PORT")
+    return {
+        # The backend of each channel; "log" writes the message to the sender's log (the demo).
+        "NOTIFY_SMS": env.get("NOTIFY_SMS", "log"),
+        "NOTIFY_EMAIL": env.get("NOTIFY_EMAIL", "log"),
+        "NOTIFY_WEBHOOK": env.get("NOTIFY_WEBHOOK", "log"),
+        "NOTIFY_SMTP_HOST": env.get("NOTIFY_SMTP_HOST", "localhost"),
+        "NOTIFY_SMTP_PORT": int(port) if port else None,
+        "NOTIFY_SMTP_FROM": env.get("NOTIFY_SMTP_FROM") or None,
+        "NOTIFY_SMTP_TLS": env.get("NOTIFY_SMTP_TLS", "starttls"),
+        "NOTIFY_SMTP_USER": env.get("NOTIFY_SMTP_USER") or None,
+        "NOTIFY_SMTP_PASSWORD": env.get("NOTIFY_SMTP_PASSWORD") or None,
+        "NOTIFY_WEBHOOK_SECRET": env.get("NOTIFY_WEBHOOK_SECRET") or None,
+        "NOTIFY_SMS_URL": env.get("NOTIFY_SMS_URL") or None,
+        "NOTIFY_SMS_TOKEN": env.get("NOTIFY_SMS_TOKEN") or None,
+        "NOTIFY_TIMEOUT_SECONDS": float(env.get("NOTIFY_TIMEOUT_SECONDS", "10")),
+        "NOTIFY_MAX_ATTEMPTS": int(env.get("NOTIFY_MAX_ATTEMPTS", "8")),
+        "NOTIFY_BACKOFF_SECONDS": float(env.get("NOTIFY_BACKOFF_SECONDS", "30")),
+        "NOTIFY_BACKOFF_MAX_SECONDS": float(env.get("NOTIFY_BACKOFF_MAX_SECONDS", "3600")),
+        # A claimed message is another sender's to send again (with the same key) this long after
+        # its claim unless its sender renewed it: longer than one delivery's timeout.
+        "NOTIFY_LEASE_SECONDS": float(env.get("NOTIFY_LEASE_SECONDS", "120")),
+        "NOTIFY_POLL_SECONDS": float(env.get("NOTIFY_POLL_SECONDS", "1")),
+        # Outcomes are recorded in one statement per this many deliveries, or once the oldest is
+        # this old: what a killed sender may leave delivered but unrecorded (sent again with its key).
+        "NOTIFY_RECORD_EVERY": int(env.get("NOTIFY_RECORD_EVERY", "20")),
+        "NOTIFY_RECORD_SECONDS": float(env.get("NOTIFY_RECORD_SECONDS", "0.05")),
+        # Deliveries under way at once in one sender (threads, each with its own connections).
+        "NOTIFY_CONCURRENCY": int(env.get("NOTIFY_CONCURRENCY", "4")),
     }
 
 

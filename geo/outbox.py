@@ -3,8 +3,8 @@ they announce, and delivered later by a sender.
 
 Writing a message is part of the change itself: a booking that rolls back leaves no
 confirmation behind, and one that commits cannot lose its message. Every package that tells
-customers something (bookings, outages) enqueues here; the sender comes with the customer
-information work and reads ``pending`` rows whose ``due_at`` has come.
+customers something (bookings, outages) enqueues here; the sender (geo/notify.py, ``flask notify
+run``) claims ``pending`` rows whose ``due_at`` has come and records every attempt.
 """
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Callable, Iterable
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, func, select, text, update
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.db import Base
 
-__all__ = ["OUTBOX_STATUSES", "CHANNELS", "NotificationOutbox", "Message", "enqueue", "cancel_pending",
-           "enqueue_query", "QUERY_COLUMNS", "cancel_pending_to", "Periodic", "register_periodic", "periodic_jobs"]
+__all__ = ["OUTBOX_STATUSES", "ATTEMPT_OUTCOMES", "CHANNELS", "NotificationOutbox", "NotificationAttempt",
+           "NotificationPeriodicRun", "Message", "enqueue", "enqueue_query", "QUERY_COLUMNS", "cancel_pending",
+           "cancel_pending_to", "Periodic", "register_periodic", "periodic_jobs"]
 
-OUTBOX_STATUSES = ("pending", "sent", "failed", "cancelled")
+# ``sending``: a sender has claimed the message and holds it until ``lease_until`` (geo/notify.py).
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
+ATTEMPT_OUTCOMES = ("sent", "retry", "failed", "lost")
 CHANNELS = ("sms", "email", "webhook")
 
 
@@ -33,6 +36,8 @@ class NotificationOutbox(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in OUTBOX_STATUSES)})", name="outbox_status_known"),
         Index("ix_notification_outbox_due", "due_at", postgresql_where=text("status = 'pending'")),
+        # Claimed messages whose sender may have died: a sender takes them again once the lease ends.
+        Index("ix_notification_outbox_lease", "lease_until", postgresql_where=text("status = 'sending'")),
         # One message per dedup key: an outage's "restored" to one subscriber is written once, however
         # many times the change that announces it is replayed.
         Index("ux_notification_outbox_dedup", "dedup_key", unique=True, postgresql_where=text("dedup_key IS NOT NULL")),
@@ -53,6 +58,43 @@ class NotificationOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # While ``sending``: the claim's end (after it another sender may take the message again,
+    # carrying the same key to the receiver) and who holds it (host:pid:token).
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+
+
+class NotificationAttempt(Base):
+    """One delivery attempt of a message: who tried it through which backend, and what came of it
+    (``lost``: the sender's lease ended before it recorded anything, delivered or not)."""
+
+    __tablename__ = "notification_attempts"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({', '.join(repr(s) for s in ATTEMPT_OUTCOMES)})", name="attempt_outcome_known"),
+        Index("ix_notification_attempts_message", "message_id", "attempt"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("notification_outbox.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(80))
+    backend: Mapped[str] = mapped_column(String(20))
+    # None for a ``lost`` attempt: its sender died before it said when it began.
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(Text)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class NotificationPeriodicRun(Base):
+    """When a periodic job last started (on any sender) and how many messages it wrote."""
+
+    __tablename__ = "notification_periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    written: Mapped[int] = mapped_column(Integer)
 
 
 _outbox = NotificationOutbox.__table__

@@ -4,14 +4,14 @@ A subscription is used once the code sent to its address is confirmed; its token
 messages sent to the address) unsubscribes it. One live subscription per address and target.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-06 10:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0015'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
