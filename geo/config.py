@@ -50,6 +50,7 @@ def _notify(env) -> dict[str, Any]:
     port = env.get("NOTIFY_SMTP_PORT")
     return {
         # The backend of each channel; "log" writes the message to the sender's log (the demo).
+        "NOTIFY_WITH_SERVE": env.get("NOTIFY_WITH_SERVE", "1").lower() not in ("0", "false", "no", "off"),
         "NOTIFY_SMS": env.get("NOTIFY_SMS", "log"),
         "NOTIFY_EMAIL": env.get("NOTIFY_EMAIL", "log"),
         "NOTIFY_WEBHOOK": env.get("NOTIFY_WEBHOOK", "log"),

@@ -42,5 +42,11 @@ def run_command(once: bool, batch: int, concurrency: int | None, report_every: f
 
 
 def init_app(app: Flask) -> None:
-    """Register ``flask notify``."""
+    """Register ``flask notify``; ``flask serve`` runs a sender beside the web workers unless
+    ``NOTIFY_WITH_SERVE`` is off (senders run elsewhere), so that the demo's codes, reminders and
+    outage messages go out (to the log by default) without a second command."""
+    from geo.server import register_companion
+
     app.cli.add_command(notify)
+    if app.config.get("NOTIFY_WITH_SERVE", True):
+        register_companion("notification sender", ("notify", "run"))
