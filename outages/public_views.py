@@ -38,6 +38,8 @@ def _api() -> dict:
         "outage": url_for("outages_public.outage_feature", code="__code__"),
         "calls": url_for("outages_api.file_call"),
         "call": url_for("outages_api.call_detail", reference="__reference__"),
+        "subscribe": url_for("outages_api.subscription_create"),
+        "confirm": url_for("outages_api.subscription_confirm", reference="__reference__"),
     }
 
 

@@ -2,7 +2,9 @@
  * GridAtlas "is my power out?" (templates/_outage_status.html), on /status and on the public
  * outage map: looks up an address or an account number (GET /api/status), shows the outage with
  * its cause, ETR, crew status and reference, who answers locally, and, when we know of no outage
- * there, a report form that files a call (POST /api/calls) and shows its reference.
+ * there, a report form that files a call (POST /api/calls) and shows its reference; and a form to
+ * follow the account (or, looked up by address, its grid cell) by text message or e-mail
+ * (POST /api/subscriptions, then the code sent to that address to .../confirm).
  *
  * OutageStatus.start(config, onFound) wires the form; onFound(answer) is told of every answer
  * (the map flies to answer.near). OutageStatus.state counts {lookups, reports} (tests wait on them).
@@ -13,8 +15,8 @@
 
   var _ = GridAtlasI18n._, LOCALE = GridAtlasI18n.locale;
   var el = GridAtlasDom.el, clear = GridAtlasDom.clear;
-  var state = {lookups: 0, reports: 0, answer: null};
-  var config, onFound, lookedUpAccount = null;
+  var state = {lookups: 0, reports: 0, subscriptions: 0, answer: null};
+  var config, onFound, lookedUpAccount = null, following = null, pending = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -105,6 +107,64 @@
     // We do not know of it yet (or only from reports): the customer can tell us.
     $("os-report").hidden = !(answer.status === "on" || answer.status === "investigating");
     $("os-report-account").value = lookedUpAccount || "";
+    showFollow(answer);
+  }
+
+  /* What the customer can follow: the account looked up, else the grid cell of the address. */
+  function showFollow(answer) {
+    following = lookedUpAccount ? {account: lookedUpAccount} : (answer.cell ? {cell: answer.cell.code} : null);
+    $("os-follow").hidden = !following;
+    if (!following) { return; }
+    $("os-follow-what").textContent = following.account
+      ? _("We tell you when we confirm an outage on this account, when power should be back, when a crew is on site, how the repair goes every two hours, and when power is back.")
+      : _("We tell you about outages in grid cell %(name)s: when we confirm one, when power should be back, how the repair goes, and when power is back.", {name: answer.cell.name});
+    $("os-follow-form").hidden = false;
+    $("os-confirm-form").hidden = true;
+    $("os-follow-done").hidden = true;
+    $("os-follow-error").textContent = "";
+  }
+
+  function channel() { return document.querySelector('#os-follow-form input[name="channel"]:checked').value; }
+
+  function post(url, body) {
+    return api(url, {method: "POST", headers: {"Content-Type": "application/json", "Accept": "application/json"},
+                     body: JSON.stringify(body)});
+  }
+
+  function subscribe(event) {
+    event.preventDefault();
+    var address = $("os-follow-address").value.trim(), error = $("os-follow-error");
+    error.textContent = "";
+    if (!address) {
+      error.textContent = channel() === "sms" ? _("Type your mobile number.") : _("Type your e-mail address.");
+      return;
+    }
+    var body = Object.assign({channel: channel(), address: address, language: LOCALE.indexOf("zh") === 0 ? "zh" : "en"},
+                             following);
+    $("os-follow-submit").disabled = true;
+    post(config.api.subscribe, body).then(function (made) {
+      pending = made.reference;
+      $("os-follow-form").hidden = true;
+      $("os-confirm-form").hidden = false;
+      $("os-confirm-sent").textContent = _("We sent a 6-digit code to %(address)s. Type it here to start the updates.",
+                                           {address: made.address});
+      $("os-confirm-code").focus();
+    }, function (problem) { error.textContent = problem.detail; })
+      .then(function () { $("os-follow-submit").disabled = false; });
+  }
+
+  function confirmCode(event) {
+    event.preventDefault();
+    var error = $("os-confirm-error");
+    error.textContent = "";
+    post(config.api.confirm.replace("__reference__", encodeURIComponent(pending)), {code: $("os-confirm-code").value.trim()})
+      .then(function () {
+        $("os-confirm-form").hidden = true;
+        var done = $("os-follow-done");
+        done.hidden = false;
+        done.textContent = _("Done: the updates will come. Every message has a link to stop them.");
+        state.subscriptions += 1;
+      }, function (problem) { error.textContent = problem.detail; });
   }
 
   function showChoices(choices) {
@@ -132,6 +192,7 @@
     $("os-choices").hidden = true;
     $("os-answer").hidden = true;
     $("os-report").hidden = true;
+    $("os-follow").hidden = true;
     message(_("Checking…"));
     var url = config.api.status + "?" + new URLSearchParams([[kind, value]]).toString();
     lookedUpAccount = kind === "account" ? value : null;
@@ -179,6 +240,16 @@
       });
     });
     $("os-report-form").addEventListener("submit", report);
+    $("os-follow-form").addEventListener("submit", subscribe);
+    $("os-confirm-form").addEventListener("submit", confirmCode);
+    Array.prototype.forEach.call(document.querySelectorAll('#os-follow-form input[name="channel"]'), function (radio) {
+      radio.addEventListener("change", function () {
+        var input = $("os-follow-address"), sms = channel() === "sms";
+        input.placeholder = input.dataset[sms ? "placeholderSms" : "placeholderEmail"];
+        input.type = sms ? "tel" : "email";
+        input.autocomplete = sms ? "tel" : "email";
+      });
+    });
   }
 
   window.OutageStatus = {start: start, state: state, causeText: causeText, crewText: crewText, when: when, api: api};

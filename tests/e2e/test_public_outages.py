@@ -156,3 +156,46 @@ def test_the_outage_map_on_a_phone(browser, city):
     _shot(page, "map-phone-open")
     context.close()
     assert not errors, errors
+
+
+def _sent_code(server, recipient: str) -> str:
+    """The code the subscription's message carries (the outbox holds it until a sender sends it)."""
+    import re
+
+    from sqlalchemy import text
+
+    with server.engine.connect() as connection:
+        body = connection.execute(text("SELECT body FROM notification_outbox WHERE kind = 'subscription_code' "
+                                       "AND recipient = :r ORDER BY id DESC LIMIT 1"), {"r": recipient}).scalar_one()
+    return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+@pytest.mark.parametrize("locale, done", [("en-US", "Done"), ("zh-CN", "完成")])
+def test_a_customer_subscribes_from_the_status_page_and_hears_of_the_outage(browser, city, locale, done):
+    code = _dispatch(city, "/api/outages", {"device": "T1", "cause": "weather"})["outage"]["code"]
+    context, page, errors = _opened(browser, PHONE, locale)
+    page.goto(city.url("/status"))
+    _look_up(page, "A-C1", 1)
+    assert page.locator("#os-follow").is_visible()
+    page.fill("#os-follow-address", "+49 170 1234567")
+    page.click("#os-follow-submit")
+    page.wait_for_selector("#os-confirm-form:not([hidden])")
+    assert "1234567" not in page.locator("#os-confirm-sent").inner_text()  # the number is shown masked
+    page.fill("#os-confirm-code", "000000" if _sent_code(city, "+491701234567") != "000000" else "111111")
+    page.click("#os-confirm-form button[type=submit]")
+    page.wait_for_function("document.getElementById('os-confirm-error').textContent.length > 0")
+    page.fill("#os-confirm-code", _sent_code(city, "+491701234567"))
+    page.click("#os-confirm-form button[type=submit]")
+    page.wait_for_function("OutageStatus.state.subscriptions >= 1")
+    assert done in page.locator("#os-follow-done").inner_text()
+    _shot(page, f"status-phone-subscribed-{locale}")
+    context.close()
+    assert not errors, errors
+    # The next change of that outage reaches the new subscriber through the outbox.
+    _dispatch(city, f"/api/outages/{code}/etr", {"etr": "2030-01-01T18:00:00+00:00"})
+    from sqlalchemy import text
+
+    with city.engine.connect() as connection:
+        kinds = connection.execute(text("SELECT kind FROM notification_outbox WHERE recipient = '+491701234567' "
+                                        "AND kind <> 'subscription_code'")).scalars().all()
+    assert kinds, "the subscriber is told of the new ETR"
