@@ -66,6 +66,8 @@ EXPECTED = {
     "outages_api.my_crew": {CREW}, "outages_api.crew_positions": {CREW}, "outages_api.crew_note": {CREW},
     "outages_api.live": {DISPATCHER, PLANNER, CREW},
     "outages_views.dispatch_map": {DISPATCHER}, "outages_views.crew_page": {CREW},
+    **{f"reliability.{name}": {DISPATCHER, PLANNER, ADMIN} for name in (
+        "reliability_json", "reliability_csv", "reliability_page")},
     **{f"cells_api.{name}": {PLANNER, DISPATCHER} for name in (
         "cell_layer", "cell_detail", "coverage", "cell_versions", "cell_version", "export")},
     **{f"cells_api.{name}": {PLANNER} for name in (
