@@ -58,15 +58,18 @@ def template_texts() -> list[str]:
 # Every page, as the roles that see it differently (the network map shows dispatchers more).
 PAGES = [("/login", None), ("/map/network", None), ("/map/network", "dispatcher"), ("/map/outlets", None),
          ("/admin/audit", "admin"), ("/admin/audit", "planner"), ("/docs", None),  # a planner: "not allowed"
-         ("/map/dispatch", "dispatcher"), ("/crew", "crew"), ("/map/cells", "planner"), ("/map/cells", "dispatcher")]
+         ("/map/dispatch", "dispatcher"), ("/crew", "crew"), ("/map/cells", "planner"), ("/map/cells", "dispatcher"),
+         ("/reliability", "planner")]
 
 
 def test_the_pages_are_the_sign_in_page_the_maps_the_audit_log_and_the_api_docs(app):
     assert html_pages(app) == ["/docs", "/login", "/map/network", "/map/outlets"]
-    assert html_pages(app, "admin") == ["/admin/audit", "/docs", "/login", "/map/network", "/map/outlets"]
+    assert html_pages(app, "admin") == ["/admin/audit", "/docs", "/login", "/map/network", "/map/outlets",
+                                        "/reliability"]
     assert html_pages(app, "dispatcher") == ["/docs", "/login", "/map/cells", "/map/dispatch", "/map/network",
-                                             "/map/outlets"]
-    assert html_pages(app, "planner") == ["/docs", "/login", "/map/cells", "/map/network", "/map/outlets"]
+                                             "/map/outlets", "/reliability"]
+    assert html_pages(app, "planner") == ["/docs", "/login", "/map/cells", "/map/network", "/map/outlets",
+                                          "/reliability"]
     assert html_pages(app, "crew") == ["/crew", "/docs", "/login", "/map/network", "/map/outlets"]
     assert {path for path, _ in PAGES} == set(html_pages(app, "admin")) | {"/map/dispatch", "/crew", "/map/cells"}
 
@@ -99,7 +102,7 @@ def test_an_english_browser_gets_every_page_in_english(app, path, role):
     assert {"/login": "Sign in", "/map/outlets": "Outlet finder", "/map/network": "Network",
             "/admin/audit": "Audit log" if role == "admin" else "Not allowed",
             "/docs": "every route with its parameters", "/map/dispatch": "Dispatch", "/crew": "Crew",
-            "/map/cells": "Grid cells"}[path] in text
+            "/map/cells": "Grid cells", "/reliability": "Month by month"}[path] in text
 
 
 def test_the_network_totals_count_in_each_language(client):
