@@ -66,7 +66,7 @@
   }
 
   function describeMed(report) {
-    var med = report.med, node = clear(document.getElementById("rl-med"));
+    var med = report.med, node = clear(document.getElementById("rl-med-days"));
     if (!med.available) {
       node.appendChild(document.createTextNode(_("No major event days: they need a year of outage history.")));
       return;

@@ -37,7 +37,7 @@ def test_the_reliability_page_charts_a_year_by_month(live_server, page, requests
     bars = page.locator("#rl-svg rect.rl-bar")
     assert bars.count() in (12, 13)
     assert 1 <= page.locator("#rl-svg rect.rl-bar-med").count() <= 4  # the storms' months
-    assert "major event day" in page.inner_text("#rl-med")
+    assert "major event day" in page.inner_text("#rl-med-days")
     assert page.locator("#rl-table tbody tr").count() == 1 and "System" in page.inner_text("#rl-table")
     assert "SAIDI without MEDs" in page.inner_text("#rl-table thead")
     _shot(page, screenshot, "reliability-system")
@@ -62,7 +62,7 @@ def test_the_reliability_page_charts_a_year_by_month(live_server, page, requests
     zh = chinese.new_page()
     live_server.sign_in(zh, "planner", then="/reliability")
     zh.wait_for_selector("body[data-loaded=true]")
-    assert "供电可靠性" in zh.inner_text("h1") and "重大事件日" in zh.inner_text("#rl-med")
+    assert "供电可靠性" in zh.inner_text("h1") and "重大事件日" in zh.inner_text("#rl-med-days")
     assert "全系统" in zh.inner_text("#rl-table")
     _shot(zh, screenshot, "reliability-zh")
     chinese.close()
