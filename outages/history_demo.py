@@ -22,6 +22,7 @@ from geo.demo import DemoContext
 from outages.prediction import CANDIDATE_KINDS, downstream_customers
 from topology import places
 from topology.index import Topology
+from topology.network import EDGE_KINDS
 from topology.read import read_network
 
 __all__ = ["add_outage_history", "HISTORY_DAYS", "History", "plan_history"]
@@ -56,14 +57,10 @@ class History:
 
 
 def _devices(topology: Topology) -> dict[str, np.ndarray]:
-    """The candidate devices with customers below them in the normal state, by kind (edge positions)."""
+    """The candidate devices by kind (edge positions); whether one has customers is asked when it is drawn."""
     data = topology.data
-    by_kind: dict[str, list[int]] = {kind: [] for kind in CANDIDATE_KINDS}
-    for edge in range(data.edge_count):
-        kind = data.kind_of(edge)
-        if kind in by_kind:
-            by_kind[kind].append(edge)
-    return {kind: np.array(edges, dtype=np.int64) for kind, edges in by_kind.items() if edges}
+    return {kind: found for kind in CANDIDATE_KINDS
+            if len(found := np.flatnonzero(data.edge_kind == EDGE_KINDS.index(kind)).astype(np.int64))}
 
 
 def _fault(topology: Topology, devices: dict, rng: np.random.Generator, kind: str) -> tuple[str, str, np.ndarray]:
