@@ -45,7 +45,8 @@ JS_KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, 
                "ngettext_html": (1, 2)}
 JS_FILES = ("static/js/i18n.js", "static/js/network_map.js", "static/js/trace_tool.js",
             "static/js/outlets_map.js", "static/js/crew.js", "static/js/dispatch_map.js", "static/js/basemap.js",
-            "static/js/cells_map.js", "static/js/outage_status.js", "static/js/outages_map.js")
+            "static/js/cells_map.js", "static/js/outage_status.js", "static/js/outages_map.js",
+            "static/js/reliability.js")
 
 
 class Message(str):

@@ -1,4 +1,5 @@
-"""Outages: trouble calls, meter events, prediction, the outage lifecycle, crews, the dispatcher's map."""
+"""Outages: trouble calls, meter events, prediction, the outage lifecycle, crews, the dispatcher's map,
+reliability indices."""
 from __future__ import annotations
 
 from flask import Flask
@@ -13,17 +14,19 @@ def init_app(app: Flask) -> None:
     from geo.health import register_counted
     from geo.outbox import register_periodic
     from geo.server import register_companion
-    from outages import api, cells, cli, notices, public_api, public_views, views
+    from outages import api, cells, cli, history_demo, notices, public_api, public_views, reliability_api, views
     from outages.demo import add_demo_crews
     from outages.settings import settings_from
 
     register_counted("outages", "trouble_calls", "crews")
     demo.register("outages", add_demo_crews)
+    demo.register("outage history", history_demo.add_outage_history)
     cells.register()
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(public_api.bp)
     app.register_blueprint(public_views.bp)
+    app.register_blueprint(reliability_api.bp)
     cli.init_app(app)
     # Trouble calls and meter events are settled after their answer by a process of its own.
     register_companion("outage settler", ("outages", "settle"))

@@ -73,6 +73,8 @@ EXPECTED = {
     **{f"outages_public.{name}": {PUBLIC} for name in (
         "service_status", "current_outages", "cell_totals", "feed_version", "history", "outage_feature")},
     "outages_public_views.status_page": {PUBLIC}, "outages_public_views.outage_map": {PUBLIC},
+    **{f"reliability.{name}": {DISPATCHER, PLANNER, ADMIN} for name in (
+        "reliability_json", "reliability_csv", "reliability_page")},
     **{f"cells_api.{name}": {PLANNER, DISPATCHER} for name in (
         "cell_layer", "cell_detail", "coverage", "cell_versions", "cell_version", "export")},
     **{f"cells_api.{name}": {PLANNER} for name in (

@@ -59,15 +59,16 @@ def template_texts() -> list[str]:
 PAGES = [("/login", None), ("/map/network", None), ("/map/network", "dispatcher"), ("/map/outlets", None),
          ("/map/outages", None), ("/status", None),
          ("/admin/audit", "admin"), ("/admin/audit", "planner"), ("/docs", None),  # a planner: "not allowed"
-         ("/map/dispatch", "dispatcher"), ("/crew", "crew"), ("/map/cells", "planner"), ("/map/cells", "dispatcher")]
+         ("/map/dispatch", "dispatcher"), ("/crew", "crew"), ("/map/cells", "planner"), ("/map/cells", "dispatcher"),
+         ("/reliability", "planner")]
 
 
 def test_the_pages_are_the_sign_in_page_the_maps_the_audit_log_and_the_api_docs(app):
     public = ["/map/network", "/map/outages", "/map/outlets", "/status"]
     assert html_pages(app) == ["/docs", "/login", *public]
-    assert html_pages(app, "admin") == ["/admin/audit", "/docs", "/login", *public]
-    assert html_pages(app, "dispatcher") == ["/docs", "/login", "/map/cells", "/map/dispatch", *public]
-    assert html_pages(app, "planner") == ["/docs", "/login", "/map/cells", *public]
+    assert html_pages(app, "admin") == ["/admin/audit", "/docs", "/login", *public, "/reliability"]
+    assert html_pages(app, "dispatcher") == ["/docs", "/login", "/map/cells", "/map/dispatch", *public, "/reliability"]
+    assert html_pages(app, "planner") == ["/docs", "/login", "/map/cells", *public, "/reliability"]
     assert html_pages(app, "crew") == ["/crew", "/docs", "/login", *public]
     assert {path for path, _ in PAGES} == set(html_pages(app, "admin")) | {"/map/dispatch", "/crew", "/map/cells"}
 
@@ -100,7 +101,8 @@ def test_an_english_browser_gets_every_page_in_english(app, path, role):
     assert {"/login": "Sign in", "/map/outlets": "Outlet finder", "/map/network": "Network",
             "/admin/audit": "Audit log" if role == "admin" else "Not allowed",
             "/docs": "every route with its parameters", "/map/dispatch": "Dispatch", "/crew": "Crew",
-            "/map/cells": "Grid cells", "/map/outages": "Outage map", "/status": "Is my power out?"}[path] in text
+            "/map/cells": "Grid cells", "/map/outages": "Outage map", "/status": "Is my power out?",
+            "/reliability": "Month by month"}[path] in text
 
 
 def test_the_network_totals_count_in_each_language(client):
