@@ -10,7 +10,7 @@ Who hears of an outage: the confirmed, live subscriptions of the customers it co
 service point), and those of the grid cells holding any of those customers (topology.cells'
 rule: a customer belongs to exactly one cell). One ``INSERT ... SELECT`` per message kind writes
 a message to every one of them, each in its subscriber's language, so that an outage of 100,000
-subscribed customers is queued in one statement (bench/notify_queue.py).
+subscribed customers is queued in one statement (bench/notify.py).
 """
 from __future__ import annotations
 

@@ -64,12 +64,13 @@ PAGES = [("/login", None), ("/map/network", None), ("/map/network", "dispatcher"
 
 
 def test_the_pages_are_the_sign_in_page_the_maps_the_audit_log_and_the_api_docs(app):
-    public = ["/map/network", "/map/outages", "/map/outlets", "/status"]
-    assert html_pages(app) == ["/docs", "/login", *public]
-    assert html_pages(app, "admin") == ["/admin/audit", "/docs", "/login", *public, "/reliability"]
-    assert html_pages(app, "dispatcher") == ["/docs", "/login", "/map/cells", "/map/dispatch", *public, "/reliability"]
-    assert html_pages(app, "planner") == ["/docs", "/login", "/map/cells", *public, "/reliability"]
-    assert html_pages(app, "crew") == ["/crew", "/docs", "/login", *public]
+    public = ["/map/network", "/map/outages", "/map/outlets"]
+    assert html_pages(app) == ["/docs", "/login", *public, "/status"]
+    assert html_pages(app, "admin") == ["/admin/audit", "/docs", "/login", *public, "/reliability", "/status"]
+    assert html_pages(app, "dispatcher") == ["/docs", "/login", "/map/cells", "/map/dispatch", *public,
+                                             "/reliability", "/status"]
+    assert html_pages(app, "planner") == ["/docs", "/login", "/map/cells", *public, "/reliability", "/status"]
+    assert html_pages(app, "crew") == ["/crew", "/docs", "/login", *public, "/status"]
     assert {path for path, _ in PAGES} == set(html_pages(app, "admin")) | {"/map/dispatch", "/crew", "/map/cells"}
 
 
