@@ -276,3 +276,19 @@ def test_the_page_runs_under_its_real_policy(live_server, storm_network, browser
         assert live_server.only_local(seen), [url for url in seen if "127.0.0.1" not in url]
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (768, 1024)])
+def test_the_public_title_bar_fits_with_its_links_to_the_outage_pages(live_server, browser, width, height):
+    live_server.reset()
+    live_server.load(protected_feeder())
+    context = browser.new_context(viewport={"width": width, "height": height}, **TEST_CONTEXT)
+    try:
+        page = context.new_page()
+        page.goto(live_server.url("/map/network"))
+        page.wait_for_function("() => window.GridAtlas && GridAtlas.state.loads > 0 && GridAtlas.state.loading === 0")
+        links = page.locator(".ga-titlebar a.ga-titlelink")
+        assert [links.nth(n).get_attribute("href") for n in range(links.count())] == ["/map/outages", "/status"]
+        assert page.evaluate(FITS, [".ga-titlebar", ".ga-status"])
+    finally:
+        context.close()
