@@ -20,6 +20,7 @@ to granian's main process once its workers run stopped it in 0.24 s every time.
 from __future__ import annotations
 
 import ctypes
+import _thread
 import os
 import selectors
 import signal
@@ -192,7 +193,12 @@ def relay_stop_signals() -> None:
             for signum in os.read(read_end, 64):
                 handler = signal.getsignal(signum) if signum in (signal.SIGINT, signal.SIGTERM) else None
                 if callable(handler):
-                    handler(signum, None)
+                    try:
+                        handler(signum, None)
+                    except BaseException:  # noqa: BLE001 - Python's default SIGINT handler raises
+                        # KeyboardInterrupt: in this thread it would end the relay and the next
+                        # stop signal would find nobody to act on it; the main thread gets it instead.
+                        _thread.interrupt_main(signum)
 
     threading.Thread(target=relay, name="gridatlas-signal-relay", daemon=True).start()
 

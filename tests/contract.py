@@ -14,6 +14,7 @@ import json
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import hypothesis
 import schemathesis
@@ -51,10 +52,13 @@ class Seeded:
 def seed(engine: Engine, app) -> Seeded:
     """Commit protected_feeder, an outlet with a booking, the tests' account and token of each role
     (tests/accounts.py), and a spare account and token that the admin's fuzzing may change and revoke."""
+    # Every date from one "today": read again later, midnight in Berlin could fall between (a seed at
+    # 23:56 UTC closed the day it then booked).
+    today = days_ahead(0)
     with engine.begin() as connection:
         add_role_accounts(connection)
         load_network(connection, protected_feeder())
-        add_outlet(connection, "OUT-T1", **_OUTLET)
+        add_outlet(connection, "OUT-T1", **_outlet(today))
     with Session(engine) as session, session.begin():
         accounts.create_account(session, "spare-account", "crew", "a long enough password")
         spare_token = accounts.issue_token(session, "spare-account").id
@@ -62,8 +66,9 @@ def seed(engine: Engine, app) -> Seeded:
         create_crew(connection, "CR-T", "Test crew", depot_point=CENTRE, account=account_name("crew"))
         create_crew(connection, "CR-U", "Spare crew", depot_point=CENTRE)
     outage, call = _outage(app)
-    booking, cancelled = (_book(app, local(days_ahead(2), hour), f"contract-seed-{hour}") for hour in (10, 12))
-    day = days_ahead(3).isoformat()
+    booking, cancelled = (_book(app, local(today + timedelta(days=2), hour), f"contract-seed-{hour}")
+                         for hour in (10, 12))
+    day = (today + timedelta(days=3)).isoformat()
     known = {
         "/api/outlets/{code}": {"code": "OUT-T1"}, "/api/outlets/{code}/slots": {"code": "OUT-T1"},
         "/api/bookings/{code}": [{"code": booking}, {"code": f"{booking}.ics"}],
@@ -83,12 +88,13 @@ def seed(engine: Engine, app) -> Seeded:
         known[f"/api/trace/{trace}/{{code}}"] = {"code": "SW2"}
     queries = {"GET /api/outlets/nearest": [{"lon": CENTRE[0], "lat": CENTRE[1]}, {"q": "Kaiserstraße 12"}],
                "POST /api/admin/outlets/import": [{"format": "geojson"}]}
-    return Seeded(dict(TOKENS), known, _good_bodies(), queries)
+    return Seeded(dict(TOKENS), known, _good_bodies(today), queries)
 
 
 # OUT-T1 as seeded and as the admin's fuzzing replaces it: an exception for DELETE to remove.
-_OUTLET = {"hours": "Mo-Su 08:00-20:00", "services": {"billing": 50, "meter": 50},
-           "exceptions": [{"date": days_ahead(3).isoformat(), "hours": "off"}]}
+def _outlet(today) -> dict:
+    return {"hours": "Mo-Su 08:00-20:00", "services": {"billing": 50, "meter": 50},
+            "exceptions": [{"date": (today + timedelta(days=3)).isoformat(), "hours": "off"}]}
 
 
 def _outage(app) -> tuple[str, str]:
@@ -109,9 +115,9 @@ def _book(app, start, key: str) -> str:
     return answer.get_json()["code"]
 
 
-def _good_bodies() -> dict[str, list]:
+def _good_bodies(today) -> dict[str, list]:
     """Bodies the rules take, so that positive cases reach past the parsing to the answers."""
-    later = local(days_ahead(4), 11).isoformat()
+    later = local(today + timedelta(days=4), 11).isoformat()
     switch = [{"operations": [{"device": "SW2", "action": action}], "reason": "fuzzing"} for action in ("open", "close")]
     return {
         "POST /api/bookings": [{"outlet": "OUT-T1", "service": "meter", "start": later, "name": "Grace Hopper",
@@ -120,7 +126,7 @@ def _good_bodies() -> dict[str, list]:
         "POST /api/trace/affected": [{"open": ["SW2"], "out_of_service": ["s1"]}],
         "POST /api/switching": switch,
         "POST /api/admin/outlets": [outlet_values("OUT-F2")],
-        "PUT /api/admin/outlets/{code}": [outlet_values("OUT-T1", **_OUTLET)],
+        "PUT /api/admin/outlets/{code}": [outlet_values("OUT-T1", **_outlet(today))],
         "PUT /api/admin/outlets/{code}/exceptions/{day}": [{"hours": "08:00-12:00", "note": "fuzzing"}, {"hours": "off"}],
         "POST /api/admin/accounts": [{"name": "fuzz-made", "role": "planner", "password": "a long enough password"}],
         "PATCH /api/admin/accounts/{name}": [{"disabled": False, "control_feeders": ["F1"]}],
