@@ -281,11 +281,15 @@ class Sender:
         """Send until asked to stop (``once``: until nothing is due); log progress every ``report_seconds``."""
         logger.info("sender %s: batches of %d, lease %.0f s, backends %s", self.name, self.settings.batch,
                     self.settings.lease_seconds, {c: b.name for c, b in self.backends.items()})
-        reported = time.monotonic()
+        counts = lambda: (self.totals.sent, self.totals.retry, self.totals.failed, self.totals.lost)  # noqa: E731
+        reported, last = time.monotonic(), counts()
         try:
             while not self._stop.is_set():
                 claimed = self._round(once)
-                if time.monotonic() - reported >= report_seconds:
+                # A line when something happened since the last one (an idle sender beside the
+                # demo's server said "sent 0" every ten seconds).
+                if time.monotonic() - reported >= report_seconds and counts() != last:
+                    last = counts()
                     logger.info("sender %s: %s", self.name, self.totals.line())
                     reported = time.monotonic()
                 if claimed < self.settings.batch:
