@@ -28,6 +28,8 @@ __all__ = [
 
 # The lifecycle (outages/lifecycle.py holds the allowed transitions).
 STATES = ("predicted", "confirmed", "crew_assigned", "en_route", "on_site", "restored", "cancelled")
+# An outage a dispatcher has confirmed and not yet ended.
+CONFIRMED_STATES = STATES[1:5]
 OPEN_STATES = STATES[:5]
 ORIGINS = ("predicted", "manual", "planned")
 CAUSES = ("unknown", "weather", "equipment", "vegetation", "animal", "third_party", "overload", "planned")

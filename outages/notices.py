@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from geo import cells as geo_cells
 from geo.i18n import Message, _
 from geo import outbox
-from outages.models import SUBSCRIPTION_LANGUAGES
+from outages.models import CONFIRMED_STATES, SUBSCRIPTION_LANGUAGES
 from outages.settings import OutageSettings
 from topology.cells import customer_cells
 
@@ -43,7 +43,6 @@ KINDS = ("outage_ack", "outage_etr", "outage_etr_changed", "outage_on_site", "ou
          "outage_still_out", "outage_planned")
 TARGETS = ("account", "area")
 _ROOT = Path(__file__).resolve().parent.parent
-_OPEN_CONFIRMED = ("confirmed", "crew_assigned", "en_route", "on_site")
 
 
 @dataclass(frozen=True)
@@ -219,7 +218,7 @@ def on_etr(connection: Connection, outage_id: int, customers: np.ndarray, first:
     """A new ETR of a confirmed outage: the first one, or a change (a predicted outage's ETR is
     told with its acknowledgement)."""
     outage = facts_of(connection, outage_id)
-    if outage.state not in _OPEN_CONFIRMED or outage.etr is None:
+    if outage.state not in CONFIRMED_STATES or outage.etr is None:
         return 0
     kind = "outage_etr" if first else "outage_etr_changed"
     return enqueue_for_outage(connection, outage, kind, _etr_key(outage.etr), settings, customers, topic="etr")
