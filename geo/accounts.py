@@ -17,12 +17,12 @@ from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, func,
-                        select, update)
+from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, delete,
+                        func, or_, select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from geo.auth import ROLES, Principal
+from geo.auth import ROLES, SESSION_LIFETIME, Principal
 from geo.db import Base, get_session, read
 from geo.errors import Conflict, Invalid, NotFound, Unauthorized
 from geo.i18n import _
@@ -31,7 +31,7 @@ __all__ = [
     "Account", "ApiToken", "AccountView", "IssuedToken", "TokenView", "NAME_PATTERN", "MIN_PASSWORD",
     "create_account", "change_account", "set_password", "set_disabled", "set_control_feeders", "set_control_cells", "authenticate", "list_accounts",
     "issue_token", "revoke_token", "list_tokens", "principal_for_token", "principal_for_session",
-    "account_id_of", "account_names",
+    "account_id_of", "account_names", "SignInSession", "start_session", "end_session",
 ]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
@@ -82,8 +82,24 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class SignInSession(Base):
+    """A signed-in browser session. The cookie carries ``<id>_<secret>``; the row keeps the secret's
+    SHA-256, and signing out ends the row, so that no copy of the cookie signs anyone back in."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 _accounts = Account.__table__
 _tokens = ApiToken.__table__
+_sessions = SignInSession.__table__
+_SESSION = re.compile(r"^([0-9]{1,18})_([A-Za-z0-9_-]{20,100})$")
 
 
 @dataclass(frozen=True)
@@ -291,11 +307,40 @@ def authenticate(session: Session, name: str, password: str) -> tuple[Principal,
     return _principal(row), row.stamp
 
 
-def principal_for_session(account_id: int, stamp: str | None) -> Principal | None:
-    """The account a session cookie names, if it still exists, is enabled, and its stamp holds."""
-    row = read(lambda connection: connection.execute(select(_accounts).where(_accounts.c.id == account_id)).first())
+def start_session(session: Session, account_id: int) -> str:
+    """A new server-side session of the account, lasting ``SESSION_LIFETIME`` from now; returns
+    what its cookie carries. The account's ended and expired sessions are pruned on the way."""
+    session.execute(delete(_sessions).where(_sessions.c.account_id == account_id,
+                                            or_(_sessions.c.ended_at.is_not(None), _sessions.c.expires_at < func.now())))
+    secret = secrets.token_urlsafe(32)
+    session_id = session.execute(_sessions.insert().values(
+        account_id=account_id, secret_sha256=_digest(secret), expires_at=datetime.now(timezone.utc) + SESSION_LIFETIME,
+    ).returning(_sessions.c.id)).scalar_one()
+    return f"{session_id}_{secret}"
+
+
+def end_session(session: Session, value: str | None) -> None:
+    """End the session a cookie carries (signing out); an unknown or malformed one is ignored."""
+    parsed = _SESSION.match(value) if isinstance(value, str) else None
+    if parsed is not None:
+        session.execute(update(_sessions).where(_sessions.c.id == int(parsed[1]), _sessions.c.ended_at.is_(None),
+                                                _sessions.c.secret_sha256 == _digest(parsed[2])).values(ended_at=func.now()))
+
+
+def principal_for_session(account_id: int, stamp: str | None, value: str | None) -> Principal | None:
+    """The account a session cookie names, if it still exists, is enabled, its stamp holds, and
+    the server-side session the cookie carries is neither ended nor expired."""
+    parsed = _SESSION.match(value) if isinstance(value, str) else None
+    if parsed is None or stamp is None:
+        return None
+    query = (select(_accounts, _sessions.c.secret_sha256.label("session_sha256"))
+             .join(_sessions, _sessions.c.account_id == _accounts.c.id)
+             .where(_accounts.c.id == account_id, _sessions.c.id == int(parsed[1]), _sessions.c.ended_at.is_(None),
+                    _sessions.c.expires_at > func.now()))
+    row = read(lambda connection: connection.execute(query).first())
     _end_read()
-    if row is None or row.disabled or stamp is None or not hmac.compare_digest(row.stamp, stamp):
+    if row is None or row.disabled or not hmac.compare_digest(row.stamp, stamp) \
+            or not hmac.compare_digest(row.session_sha256, _digest(parsed[2])):
         return None
     return _principal(row)
 

@@ -45,6 +45,9 @@ NETWORK_READERS = frozenset({DISPATCHER, PLANNER})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+# A control-room session is a working day (Flask's default cookie lasts 31 days); the server-side
+# session (geo/accounts.py) ends as many hours after the sign-in, whatever the cookie says.
+SESSION_LIFETIME = timedelta(hours=12)
 # The sign-in form checks its token even without a session: another site must not sign a
 # visitor in to an account of its choosing (login CSRF). The form page sets the token.
 _ALWAYS_CSRF = frozenset({"accounts.login"})
@@ -127,7 +130,7 @@ def _principal_from_request() -> Principal | None:
     account_id = session.get("account_id")
     if account_id is None:
         return None
-    principal = accounts.principal_for_session(account_id, session.get("stamp"))
+    principal = accounts.principal_for_session(account_id, session.get("stamp"), session.get("sid"))
     if principal is None:
         session.clear()  # disabled, deleted or its password changed since: signed out
     return principal
@@ -190,18 +193,27 @@ def _check_csrf() -> None:
         raise Forbidden(_("the CSRF token is missing or wrong: send the page's token as %(header)s", header=CSRF_HEADER))
 
 
-def sign_in(principal: Principal, stamp: str) -> None:
-    """Start a session for ``principal``; a new CSRF token, so one fixed before sign-in is useless."""
+def sign_in(principal: Principal, stamp: str, sid: str) -> None:
+    """Start a session for ``principal`` (``sid``: its server-side session, accounts.start_session);
+    a new CSRF token, so one fixed before sign-in is useless."""
     session.clear()
     session["account_id"] = principal.account_id
     session["stamp"] = stamp
+    session["sid"] = sid
     session[CSRF_FIELD] = secrets.token_urlsafe(24)
     session.permanent = True
     g.principal = principal
 
 
 def sign_out() -> None:
-    """End the session."""
+    """End the session on the server, then forget the cookie. The server side is what counts: a
+    request still running when the page signed out (a long poll of /api/live) answers with the old
+    cookie and the browser keeps it, but the session it names has ended."""
+    from geo import accounts
+    from geo.db import get_session
+
+    accounts.end_session(get_session(), session.get("sid"))
+    get_session().commit()
     session.clear()
     g.principal = None
 
@@ -240,7 +252,7 @@ def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     # Flask's defaults are SameSite unset and 31 days: a control-room session is a working day.
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_NAME="gridatlas_session", PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
+                      SESSION_COOKIE_NAME="gridatlas_session", PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
     declare("static", PUBLIC)
     app.before_request(_guard)
     app.context_processor(lambda: {"principal": current_principal(), "csrf_token": csrf_token,

@@ -30,8 +30,9 @@ def _authenticate(name, password):
     note_audit(account=name if isinstance(name, str) else None, event="sign-in")
     session = get_session()
     principal, stamp = accounts.authenticate(session, name, password)
+    sid = accounts.start_session(session, principal.account_id)
     session.commit()
-    sign_in(principal, stamp)
+    sign_in(principal, stamp, sid)
     return principal
 
 

@@ -276,6 +276,21 @@ def test_sign_out_ends_the_session(client, dispatcher_with_password):
     assert client.get("/api/network/supply").status_code == 401
 
 
+def test_a_copy_of_a_signed_out_cookie_signs_nobody_in_and_other_sessions_go_on(app, dispatcher_with_password):
+    # A request still running at sign-out (the map's long poll of /api/live) answers with the
+    # old cookie, and the browser keeps it: the session it names must have ended on the server.
+    browser, other_device = app.test_client(), app.test_client()
+    _sign_in(browser, "d.wang", PASSWORD)
+    _sign_in(other_device, "d.wang", PASSWORD)
+    copy = browser.get_cookie("gridatlas_session").value
+    token = browser.get("/api/session").get_json()["csrf_token"]
+    assert browser.post("/logout", data={"csrf_token": token}).status_code == 303
+    browser.set_cookie("gridatlas_session", copy)
+    assert browser.get("/api/session").get_json()["principal"] is None
+    assert browser.get("/api/network/supply").status_code == 401
+    assert other_device.get("/api/network/supply").status_code == 200  # signed out here only
+
+
 def test_disabling_or_a_new_password_signs_every_session_out(client, connection, dispatcher_with_password):
     _sign_in(client, "d.wang", PASSWORD)
     assert client.get("/api/network/supply").status_code == 200
