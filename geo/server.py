@@ -179,11 +179,12 @@ def relay_stop_signals() -> None:
     grace period ends: one stop in seven or so (CI saw it; a SIGTERM sent to a worker's
     tokio-rt-worker thread hangs it every time). Python's C-level handler, on whichever thread it
     runs, writes the signal's number to the wakeup fd: a thread of ours reads it and calls the
-    handler installed for it (granian's sets a flag and the worker stops). The main thread may
-    call it too when it does get the signal: setting the flag twice is harmless.
+    handler installed for it (granian's tells the worker to stop). The main thread calls it too
+    when it does get the signal, and granian's handler must not run twice: ``_stop_once``.
     """
     if threading.current_thread() is not threading.main_thread() or "granian" not in sys.modules:
         return  # not a granian worker loading the app: any other server stops its own way
+    _stop_once()
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
@@ -201,6 +202,41 @@ def relay_stop_signals() -> None:
                         _thread.interrupt_main(signum)
 
     threading.Thread(target=relay, name="gridatlas-signal-relay", daemon=True).start()
+
+
+def _stop_once() -> None:
+    """Have the stop handlers that granian installs in this worker act once, whoever calls them.
+
+    granian's handler calls ``WorkerSignal.set()``, which sends on a channel of one slot and, on a
+    second call before the worker took the first, blocks holding the GIL; the worker then never
+    takes it. With the relay, one signal can call the handler twice (the relay thread and the main
+    thread), and a busy machine hung 2 stops in 24 that way until the kill 20 s later (py-spy: the
+    relay, or the main thread, inside the handler in a futex). granian makes the handler in the
+    worker's main thread after loading the app (``granian._signals.set_sync_signals``): wrapped
+    here, it installs it behind a lock that lets one call through, SIGINT and SIGTERM alike."""
+    from granian import _signals
+
+    make = getattr(_signals, "set_sync_signals", None)
+    if make is None or getattr(make, "acts_once", False):
+        return
+    first = threading.Lock()
+
+    def once(handler):
+        def handle(signum, frame):
+            if first.acquire(blocking=False):
+                handler(signum, frame)
+        return handle
+
+    def set_sync_signals(*args, **kwargs):
+        made = make(*args, **kwargs)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if callable(handler):
+                signal.signal(sig, once(handler))
+        return made
+
+    set_sync_signals.acts_once = True
+    _signals.set_sync_signals = set_sync_signals
 
 
 def init_app(app: Flask) -> None:
