@@ -33,8 +33,11 @@ run: install assets
 	@echo "GridAtlas: http://$(HOST):$(PORT)/map/network  (sign in at /login: a first run prints the demo accounts; Ctrl-C stops the server)"
 	$(BIN)/flask --app app serve --host $(HOST) --port $(PORT)
 
+# Two processes: many tests wait (on a browser, a server starting, PostgreSQL), so two keep both
+# cores busy. Each file runs whole in one of them (its module fixtures are made once).
+TEST_WORKERS ?= 2
 test: install assets browser redis
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Schemathesis over every operation of /openapi.json, anonymous and as each role (bench/fuzz.py):
 # about 4,500 cases, a minute or two; FUZZ_ARGS="--examples 40 --seed 7" for more or others.

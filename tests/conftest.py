@@ -10,7 +10,11 @@ connection of its own and really commits; its data tables are emptied before eac
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -42,13 +46,25 @@ def _test_database_url(url_variable: str = "TEST_DATABASE_URL", suffix: str = ""
     from geo.cluster import default_cluster
 
     cluster = default_cluster()
-    cluster.ensure()
-    # Several checkouts may share one cluster; TEST_DB_NAME keeps their test databases apart.
+    # Several checkouts may share one cluster; TEST_DB_NAME keeps their test databases apart, and
+    # the worker's name those of the parallel workers of one run (make test: pytest -n).
     name = os.environ.get("TEST_DB_NAME", "gridatlas_test") + suffix
     if os.environ.get("PYTEST_XDIST_WORKER"):
         name += "_" + os.environ["PYTEST_XDIST_WORKER"]
-    cluster.create_database(name, drop_first=True)
+    with _one_at_a_time():
+        cluster.ensure()
+        cluster.create_database(name, drop_first=True)
     return cluster.url(name)
+
+
+@contextlib.contextmanager
+def _one_at_a_time():
+    """Parallel workers start together: one at a time may create and start the cluster (two would
+    both run initdb) and create a database (CREATE DATABASE copies template1, and refuses while
+    another backend is connected to it, as a second CREATE DATABASE is)."""
+    with open(Path(tempfile.gettempdir()) / f"gridatlas-tests-{os.getuid()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -337,7 +337,7 @@ def test_reports_are_settled_by_the_settler_beside_the_workers_which_stops_with_
     with engine.begin() as connection:
         add_role_accounts(connection)
         load_network(connection, protected_feeder())
-    process, port = _start(url, sender=True, start_new_session=True)
+    process, port = _start(url, start_new_session=True)
     try:
         settlers = [pid for pid, words in _children(process.pid).items() if words[-3:-1] == [b"outages", b"settle"]]
         assert len(settlers) == 1, _children(process.pid)
