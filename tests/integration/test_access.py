@@ -4,6 +4,7 @@ rate limits, control zones and the pages' controls."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -289,6 +290,16 @@ def test_a_copy_of_a_signed_out_cookie_signs_nobody_in_and_other_sessions_go_on(
     assert browser.get("/api/session").get_json()["principal"] is None
     assert browser.get("/api/network/supply").status_code == 401
     assert other_device.get("/api/network/supply").status_code == 200  # signed out here only
+
+
+def test_a_session_ends_twelve_hours_after_its_sign_in_whatever_its_cookie_says(client, connection,
+                                                                               dispatcher_with_password):
+    _sign_in(client, "d.wang", PASSWORD)
+    expires = connection.execute(text("SELECT expires_at - created_at FROM sign_in_sessions")).scalar_one()
+    assert abs(expires - timedelta(hours=12)) < timedelta(minutes=1)  # its now() is the test's transaction start
+    assert client.get("/api/network/supply").status_code == 200
+    connection.execute(text("UPDATE sign_in_sessions SET expires_at = now() - interval '1 second'"))
+    assert client.get("/api/network/supply").status_code == 401
 
 
 def test_disabling_or_a_new_password_signs_every_session_out(client, connection, dispatcher_with_password):
