@@ -321,26 +321,26 @@ def start_session(session: Session, account_id: int) -> str:
 
 def end_session(session: Session, value: str | None) -> None:
     """End the session a cookie carries (signing out); an unknown or malformed one is ignored."""
-    parsed = _SESSION.match(value) if isinstance(value, str) else None
+    parsed = _id_and_digest(_SESSION, value)
     if parsed is not None:
-        session.execute(update(_sessions).where(_sessions.c.id == int(parsed[1]), _sessions.c.ended_at.is_(None),
-                                                _sessions.c.secret_sha256 == _digest(parsed[2])).values(ended_at=func.now()))
+        session.execute(update(_sessions).where(_sessions.c.id == parsed[0], _sessions.c.ended_at.is_(None),
+                                                _sessions.c.secret_sha256 == parsed[1]).values(ended_at=func.now()))
 
 
 def principal_for_session(account_id: int, stamp: str | None, value: str | None) -> Principal | None:
     """The account a session cookie names, if it still exists, is enabled, its stamp holds, and
     the server-side session the cookie carries is neither ended nor expired."""
-    parsed = _SESSION.match(value) if isinstance(value, str) else None
+    parsed = _id_and_digest(_SESSION, value)
     if parsed is None or stamp is None:
         return None
     query = (select(_accounts, _sessions.c.secret_sha256.label("session_sha256"))
              .join(_sessions, _sessions.c.account_id == _accounts.c.id)
-             .where(_accounts.c.id == account_id, _sessions.c.id == int(parsed[1]), _sessions.c.ended_at.is_(None),
+             .where(_accounts.c.id == account_id, _sessions.c.id == parsed[0], _sessions.c.ended_at.is_(None),
                     _sessions.c.expires_at > func.now()))
     row = read(lambda connection: connection.execute(query).first())
     _end_read()
     if row is None or row.disabled or not hmac.compare_digest(row.stamp, stamp) \
-            or not hmac.compare_digest(row.session_sha256, _digest(parsed[2])):
+            or not hmac.compare_digest(row.session_sha256, parsed[1]):
         return None
     return _principal(row)
 
@@ -348,6 +348,13 @@ def principal_for_session(account_id: int, stamp: str | None, value: str | None)
 # -- tokens ----------------------------------------------------------------------------------------
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _id_and_digest(pattern: re.Pattern, value: str | None) -> tuple[int, str] | None:
+    """The row id and the secret's SHA-256 of a credential made as ``<id>_<secret>`` (a token, a
+    session cookie's value), or None when ``value`` is not one."""
+    match = pattern.match(value) if isinstance(value, str) else None
+    return (int(match.group(1)), _digest(match.group(2))) if match is not None else None
 
 
 def issue_token(session: Session, name: str, expires_days: int = DEFAULT_TOKEN_DAYS,
@@ -387,16 +394,16 @@ def list_tokens(session: Session, name: str | None = None) -> list[TokenView]:
 
 def principal_for_token(token: str) -> Principal | None:
     """The account of a live token (known, unexpired, unrevoked, of an enabled account), else None."""
-    match = _TOKEN.match(token)
-    if match is None:
+    parsed = _id_and_digest(_TOKEN, token)
+    if parsed is None:
         return None
-    token_id, secret = int(match.group(1)), match.group(2)
+    token_id, secret_sha256 = parsed
     row = read(lambda connection: connection.execute(
         select(_accounts, _tokens.c.secret_sha256, _tokens.c.last_used_at)
         .join(_tokens, _tokens.c.account_id == _accounts.c.id)
         .where(_tokens.c.id == token_id, _tokens.c.revoked_at.is_(None), _tokens.c.expires_at > func.now())
     ).first())
-    good = row is not None and not row.disabled and hmac.compare_digest(row.secret_sha256, _digest(secret))
+    good = row is not None and not row.disabled and hmac.compare_digest(row.secret_sha256, secret_sha256)
     # Its use is recorded at most once a minute: a crew phone polling every few seconds should not
     # write a row each time.
     if good and (row.last_used_at is None or datetime.now(timezone.utc) - row.last_used_at > timedelta(minutes=1)):
